@@ -1,0 +1,66 @@
+# xbnserve - see README.md. `make` builds build/xbnserve; `make test` runs every test.
+CC      ?= gcc
+PY      := /usr/bin/python3
+BUILD   := build
+PKGS    := libmicrohttpd libcjson libjpeg libpng openblas
+# x86-64-v3 = AVX2 + FMA: what any server of the last decade runs; no -march=native so a
+# container built here runs elsewhere.
+ARCHFLAGS ?= -march=x86-64-v3
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(ARCHFLAGS) -Wall -Wextra -Werror -pthread \
+           -Iengine -Iserver $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
+
+LIB_SRC := $(wildcard engine/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+MODELS  := $(BUILD)/models
+
+.PHONY: all deps run test unit pytest asan format lint clean models
+all: $(BUILD)/xbnserve
+
+deps:
+	@scripts/deps.sh all
+
+$(BUILD)/%.o: %.c $(wildcard engine/*.h server/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/xbnserve: $(BUILD)/server/main.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) -o $@ $(LDLIBS) -lcmocka
+
+# Deterministic untrained test models (tools/xbnweights.py init); see docs/model-format.md.
+models: $(MODELS)/.stamp
+$(MODELS)/.stamp: tools/xbnweights.py tools/xbnmodels.py
+	@mkdir -p $(MODELS)
+	$(PY) tools/xbnweights.py testset -o $(MODELS)
+	@touch $@
+
+# `make run`: install what is missing, build, make a default model if none, serve.
+run: deps all
+	@scripts/default-models.sh
+	$(BUILD)/xbnserve serve --config config/xbnserve.json
+
+unit: $(BUILD)/xbnserve $(TESTS) models
+	@set -e; for t in $(TESTS); do echo "== $$t"; XBN_MODELS=$(MODELS) $$t; done
+
+pytest: $(BUILD)/xbnserve models
+	XBN_BIN=$(BUILD)/xbnserve XBN_MODELS=$(MODELS) $(PY) -m pytest -q tests
+
+test: deps unit pytest
+
+asan:
+	$(MAKE) BUILD=build-asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit
+
+format:
+	clang-format -i engine/*.[ch] server/*.[ch] tests/*.[ch]
+
+lint:
+	clang-format --dry-run --Werror engine/*.[ch] server/*.[ch] tests/*.[ch]
+
+clean:
+	rm -rf $(BUILD) build-asan

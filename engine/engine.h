@@ -1,0 +1,91 @@
+/* engine.h - the xbnserve inference engine: load a model file, run batched forward passes.
+ *
+ * A `model` owns the mapped weights file, the parsed metadata and one allocation holding
+ * every folded weight (BatchNorm folded into its convolution at load time). It is
+ * read-only after model_load and may be shared by any number of threads.
+ *
+ * A `session` is one worker's view of a model at one input size: the flat op plan with
+ * shapes, and an activation arena sized at creation for `max_batch` samples. Nothing is
+ * allocated inside session_run. A session is used by one thread at a time.
+ *
+ * Every sample's logits depend only on that sample: they are bit-for-bit identical whatever
+ * the batch size and the sample's position in the batch (tests/test_batch_invariance.c).
+ *
+ * Functions that can fail return 0 on success and a negative status otherwise, and write a
+ * one-line message naming the problem into `err` (at most `errlen` bytes, NUL-terminated).
+ */
+#ifndef XBN_ENGINE_H
+#define XBN_ENGINE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum {
+    XBN_OK = 0,
+    XBN_EIO = -1,     /* could not open, stat or map the file */
+    XBN_EFORMAT = -2, /* the file is not a valid model file: see the message */
+    XBN_ENOMEM = -3,  /* an allocation failed */
+    XBN_EINVAL = -4,  /* bad argument: size, batch, shape */
+};
+
+typedef enum { ARCH_RESNET50, ARCH_MOBILENETV2 } model_arch;
+typedef enum { FLAVOUR_TORCH, FLAVOUR_KERAS } model_flavour;
+typedef enum { RESIZE_SHORTER_CROP, RESIZE_DIRECT } resize_mode;
+
+/* How an image becomes the input tensor (docs/model-format.md, "preprocess"). The engine only
+ * parses and carries it; the server's image code applies it. x = (p/255 - mean[c]) / std[c]. */
+typedef struct {
+    resize_mode mode;
+    int resize;    /* shorter side target for RESIZE_SHORTER_CROP */
+    int crop;      /* output side S */
+    int bgr;       /* 1: planes are B,G,R; 0: R,G,B */
+    float mean[3]; /* per output plane, [0,1] scale */
+    float std[3];
+    int exif_orient; /* apply the EXIF orientation tag */
+} preprocess_spec;
+
+typedef struct {
+    model_arch arch;
+    model_flavour flavour;
+    float width;     /* MobileNetV2 width multiplier */
+    int classes;     /* logits per sample */
+    int gn_groups;   /* G in min(G, channels) */
+    int input_size;  /* S: the daemon feeds [N,3,S,S] */
+    int untrained;   /* generated weights, not a real model */
+    preprocess_spec pre;
+    const char *const *labels; /* `classes` names, or NULL; owned by the model */
+    const char *source;        /* free text from the file, "" if none */
+} model_info;
+
+typedef struct model model;
+typedef struct session session;
+
+/* Map `path`, validate header, metadata and every tensor against the architecture, fold BN
+ * and build the weights. On success *out owns everything; free with model_free. */
+int model_load(const char *path, model **out, char *err, size_t errlen);
+void model_free(model *m); /* accepts NULL */
+const model_info *model_get_info(const model *m);
+const char *arch_name(model_arch a);
+const char *flavour_name(model_flavour f);
+
+/* Plan the network for [*, 3, h, w] inputs and allocate an arena for up to max_batch samples.
+ * The session borrows `m`, which must outlive it. */
+int session_new(const model *m, int h, int w, int max_batch, session **out, char *err,
+                size_t errlen);
+void session_free(session *s); /* accepts NULL */
+
+/* Forward n samples (1 <= n <= max_batch): input [n,3,h,w] NCHW float32, logits [n,classes]
+ * (pre-softmax). Returns XBN_EINVAL for a bad n; never allocates. */
+int session_run(session *s, const float *input, int n, float *logits);
+
+/* Bytes of the activation arena; plan totals. */
+size_t session_arena_bytes(const session *s);
+/* Print one line per op (kind, output shape, params, MFLOPs per sample) and totals. */
+void session_print_plan(const session *s, FILE *f);
+/* Multiply-accumulates x2 per sample, for GFLOP/s figures. */
+double session_flops_per_sample(const session *s);
+
+/* Softmax of one logits row, computed in a numerically stable way (max subtracted). */
+void softmax(const float *logits, int n, float *probs);
+
+#endif

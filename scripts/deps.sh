@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian packages xbnserve needs to build, test and run.
+# Usage: scripts/deps.sh [build|test|all]   (default: all)
+# Installs only what is missing. As root it runs apt-get; otherwise it prints the
+# command to run and fails, so a build never half-works for lack of a package.
+set -euo pipefail
+
+build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
+    libopenblas-dev python3 python3-torch python3-numpy)
+test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-h5py
+    python3-yaml curl clang libclang-rt-14-dev)
+
+want=("${build_pkgs[@]}")
+case "${1:-all}" in
+build) ;;
+test | all) want+=("${test_pkgs[@]}") ;;
+*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing packages: ${missing[*]}" >&2
+    echo "deps.sh: run as root: apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,12 @@
+/* cli.h - the subcommands of build/xbnserve. Each takes the arguments after its own name
+ * (argv[0] is the subcommand) and returns the process exit code: 0 ok, 1 failure, 2 usage. */
+#ifndef XBN_CLI_H
+#define XBN_CLI_H
+
+int cmd_serve(int argc, char **argv);      /* server/serve.c: the daemon */
+int cmd_predict(int argc, char **argv);    /* server/cmd_predict.c: offline classification */
+int cmd_inspect(int argc, char **argv);    /* server/cmd_predict.c: print the op plan */
+int cmd_preprocess(int argc, char **argv); /* server/cmd_preprocess.c: image -> .npy */
+int cmd_bench(int argc, char **argv);      /* server/cmd_bench.c: engine throughput */
+
+#endif
