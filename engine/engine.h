@@ -47,11 +47,11 @@ typedef struct {
 typedef struct {
     model_arch arch;
     model_flavour flavour;
-    float width;     /* MobileNetV2 width multiplier */
-    int classes;     /* logits per sample */
-    int gn_groups;   /* G in min(G, channels) */
-    int input_size;  /* S: the daemon feeds [N,3,S,S] */
-    int untrained;   /* generated weights, not a real model */
+    double width;   /* MobileNetV2 width multiplier (double: channel rounding must match Python) */
+    int classes;    /* logits per sample */
+    int gn_groups;  /* G in min(G, channels) */
+    int input_size; /* S: the daemon feeds [N,3,S,S] */
+    int untrained;  /* generated weights, not a real model */
     preprocess_spec pre;
     const char *const *labels; /* `classes` names, or NULL; owned by the model */
     const char *source;        /* free text from the file, "" if none */
@@ -72,6 +72,10 @@ const char *flavour_name(model_flavour f);
  * The session borrows `m`, which must outlive it. */
 int session_new(const model *m, int h, int w, int max_batch, session **out, char *err,
                 size_t errlen);
+/* The same with a team of `threads` threads (the caller counts as one) that split every op of
+ * session_run. Results are bit-identical across batch sizes for a given thread count. */
+int session_new_threads(const model *m, int h, int w, int max_batch, int threads, session **out,
+                        char *err, size_t errlen);
 void session_free(session *s); /* accepts NULL */
 
 /* Forward n samples (1 <= n <= max_batch): input [n,3,h,w] NCHW float32, logits [n,classes]

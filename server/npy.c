@@ -64,8 +64,10 @@ int npy_parse_f32(const unsigned char *buf, size_t len, float **data, int *ndim,
         count *= (size_t)v;
         sh = end;
         while (*sh == ' ') sh++;
-        if (*sh == ',') sh++;
-        else if (*sh != ')') return bad(err, errlen, "bad shape");
+        if (*sh == ',')
+            sh++;
+        else if (*sh != ')')
+            return bad(err, errlen, "bad shape");
     }
     if (len - off - hl != count * 4) return bad(err, errlen, "data size does not match the shape");
     if (!(*data = malloc(count * 4 + 1))) return bad(err, errlen, "out of memory");
@@ -116,13 +118,13 @@ int npy_write_f32(const char *path, const float *data, int ndim, const long *sha
         count *= (size_t)shape[i];
     }
     if (ndim > 1) dims[strlen(dims) - 1] = 0; /* (a, b) but (a,) for one dimension */
-    int n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }",
-                     dims);
+    int n =
+        snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
     int total = (10 + n + 1 + 63) / 64 * 64; /* header padded with spaces to 64, ends in \n */
     while (10 + n < total - 1) h[n++] = ' ';
     h[n++] = '\n';
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff),
-                             (unsigned char)(n >> 8)};
+    unsigned char pre[10] = {
+        0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff), (unsigned char)(n >> 8)};
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(pre, 1, 10, f) != 10 || fwrite(h, 1, (size_t)n, f) != (size_t)n ||
         fwrite(data, 4, count, f) != count) {

@@ -1,0 +1,170 @@
+/* kernels.c - see kernels.h. Plain loops over NHWC; the channel loop is innermost so the
+ * compiler vectorises it. cblas.h is included here and nowhere else. */
+#include "kernels.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+void kernels_init(void)
+{
+    openblas_set_num_threads(1);
+}
+
+void im2col_rows(const float *in, const conv_geom *g, int k, int stride, int lo, int hi, float *col)
+{
+    size_t cc = (size_t)g->c;
+    for (int r = lo; r < hi; r++) {
+        int oy = r / g->ow, ox = r % g->ow;
+        float *row = col + (size_t)(r - lo) * k * k * cc;
+        for (int ky = 0; ky < k; ky++) {
+            int iy = oy * stride - g->pt + ky;
+            for (int kx = 0; kx < k; kx++, row += cc) {
+                int ix = ox * stride - g->pl + kx;
+                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                    memset(row, 0, cc * sizeof *row);
+                else
+                    memcpy(row, in + ((size_t)iy * g->w + ix) * cc, cc * sizeof *row);
+            }
+        }
+    }
+}
+
+void gemm(const float *a, const float *b, float *out, int m, int n, int k)
+{
+    /* Row-major out = a.b is column-major out^T = b^T.a^T. Called column-major because
+     * OpenBLAS's row-major "direct" small-GEMM path (SkylakeX) sums in another order, and a
+     * kernel choice that changes with m would break batch invariance. */
+    cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, m, k, 1.0f, b, n, a, k, 0.0f, out, n);
+}
+
+static inline float act_apply(float v, act_kind act)
+{
+    if (act == ACT_NONE) return v;
+    v = v > 0.0f ? v : 0.0f;
+    return act == ACT_RELU6 && v > 6.0f ? 6.0f : v;
+}
+
+void bias_act(float *out, const float *bias, const float *res, int rows, int c, act_kind act,
+              res_mode mode)
+{
+    for (int r = 0; r < rows; r++) {
+        float *o = out + (size_t)r * c;
+        const float *s = res ? res + (size_t)r * c : NULL;
+        for (int i = 0; i < c; i++) {
+            float v = o[i];
+            if (bias) v += bias[i];
+            if (s && mode == RES_ADD_THEN_ACT) v += s[i];
+            v = act_apply(v, act);
+            if (s && mode == RES_ACT_THEN_ADD) v += s[i];
+            o[i] = v;
+        }
+    }
+}
+
+void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, float *out)
+{
+    int c = g->c;
+    for (int oy = 0; oy < g->oh; oy++)
+        for (int ox = 0; ox < g->ow; ox++) {
+            float *o = out + ((size_t)oy * g->ow + ox) * c;
+            memset(o, 0, (size_t)c * sizeof *o);
+            for (int ky = 0; ky < 3; ky++) {
+                int iy = oy * stride - g->pt + ky;
+                if (iy < 0 || iy >= g->h) continue;
+                for (int kx = 0; kx < 3; kx++) {
+                    int ix = ox * stride - g->pl + kx;
+                    if (ix < 0 || ix >= g->w) continue;
+                    const float *x = in + ((size_t)iy * g->w + ix) * c;
+                    const float *wt = w + (size_t)(ky * 3 + kx) * c;
+                    for (int i = 0; i < c; i++) o[i] += x[i] * wt[i];
+                }
+            }
+        }
+}
+
+void gn_forward_groups(float *x, int hw, int c, int cpg, int g_lo, int g_hi, float eps,
+                       const float *gamma, const float *beta, act_kind act)
+{
+    double n = (double)hw * cpg;
+    int c_lo = g_lo * cpg, c_hi = g_hi * cpg;
+    float scale[c], shift[c]; /* c <= MODEL_MAX_CHANNELS: checked at load */
+    for (int g = g_lo; g < g_hi; g++) {
+        /* Two passes in double: exact enough that the order of summation does not matter. */
+        double sum = 0, sq = 0;
+        for (int p = 0; p < hw; p++) {
+            const float *v = x + (size_t)p * c + g * cpg;
+            for (int i = 0; i < cpg; i++) sum += v[i];
+        }
+        double mean = sum / n;
+        for (int p = 0; p < hw; p++) {
+            const float *v = x + (size_t)p * c + g * cpg;
+            for (int i = 0; i < cpg; i++) sq += (v[i] - mean) * (v[i] - mean);
+        }
+        double rstd = 1.0 / sqrt(sq / n + eps);
+        for (int i = g * cpg; i < (g + 1) * cpg; i++) {
+            scale[i] = (float)(rstd * gamma[i]);
+            shift[i] = (float)(beta[i] - mean * rstd * gamma[i]);
+        }
+    }
+    for (int p = 0; p < hw; p++) {
+        float *v = x + (size_t)p * c;
+        for (int i = c_lo; i < c_hi; i++) v[i] = act_apply(v[i] * scale[i] + shift[i], act);
+    }
+}
+
+void maxpool(const float *in, const conv_geom *g, int k, int stride, float *out)
+{
+    int c = g->c;
+    for (int oy = 0; oy < g->oh; oy++)
+        for (int ox = 0; ox < g->ow; ox++) {
+            float *o = out + ((size_t)oy * g->ow + ox) * c;
+            for (int i = 0; i < c; i++) o[i] = -FLT_MAX;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * stride - g->pt + ky;
+                if (iy < 0 || iy >= g->h) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    int ix = ox * stride - g->pl + kx;
+                    if (ix < 0 || ix >= g->w) continue;
+                    const float *v = in + ((size_t)iy * g->w + ix) * c;
+                    for (int i = 0; i < c; i++) o[i] = v[i] > o[i] ? v[i] : o[i];
+                }
+            }
+        }
+}
+
+void gap_forward(const float *in, int hw, int c, float *out)
+{
+    double acc[c];
+    memset(acc, 0, sizeof acc);
+    for (int p = 0; p < hw; p++)
+        for (int i = 0; i < c; i++) acc[i] += in[(size_t)p * c + i];
+    for (int i = 0; i < c; i++) out[i] = (float)(acc[i] / hw);
+}
+
+void dense_forward(const float *in, const float *w, const float *b, int cin, int cout, float *out)
+{
+    for (int j = 0; j < cout; j++) {
+        const float *wr = w + (size_t)j * cin;
+        double acc = b ? b[j] : 0.0;
+        for (int i = 0; i < cin; i++) acc += (double)wr[i] * in[i];
+        out[j] = (float)acc;
+    }
+}
+
+void nchw_to_nhwc_rows(const float *in, int c, int h, int w, int y_lo, int y_hi, float *out)
+{
+    size_t hw = (size_t)h * w;
+    for (size_t p = (size_t)y_lo * w; p < (size_t)y_hi * w; p++)
+        for (int i = 0; i < c; i++) out[p * c + i] = in[(size_t)i * hw + p];
+}
+
+void softmax(const float *logits, int n, float *probs)
+{
+    float mx = logits[0];
+    for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
+    for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / sum);
+}

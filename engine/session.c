@@ -1,0 +1,459 @@
+/* session.c - plan a model's op list for one input size, place its tensors in an arena and
+ * run it on a batch with a small team of threads.
+ *
+ * Plan: shapes flow from the input through every op (Keras "correct_pad" depends on each
+ * feature map's parity, so padding is resolved here). Tensors are then packed into arena
+ * slots by lifetime: a slot is reused once the last reader of its tensor has run; each slot
+ * is as large as the largest tensor it ever holds, times max_batch.
+ *
+ * Threads: the caller plus (threads - 1) team members run every op together. Each op splits
+ * its work the same way for every sample (rows of a GEMM, rows of a feature map, GroupNorm
+ * groups), and every kernel call sees one sample, so the arithmetic a sample gets never
+ * depends on the batch: that is the batch-invariance guarantee. The team sleeps on a condvar
+ * between runs and meets at a spinning barrier between ops (an op is microseconds to
+ * milliseconds; a condvar handoff per op would cost more than small ops take).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "kernels.h"
+#include "net.h"
+
+#define SESSION_MAX_THREADS 64
+
+typedef struct {
+    int h, w, c; /* per-sample shape */
+    int slot;    /* arena slot, -1 for the dense output (written to the caller's logits) */
+    size_t size; /* h*w*c floats */
+} tensor_plan;
+
+typedef struct {
+    conv_geom g; /* geometry for spatial ops */
+} op_plan;
+
+struct session {
+    const model *m;
+    const net *net;
+    int h, w, max_batch;
+    tensor_plan *t;
+    op_plan *p;
+    float **slot_base;
+    int n_slots;
+    float *arena;
+    size_t arena_floats;
+    float *scratch; /* im2col, per thread: threads * scratch_per_thread */
+    size_t scratch_per_thread;
+
+    /* current run */
+    const float *input;
+    float *logits;
+    int n;
+
+    /* thread team */
+    int threads;
+    pthread_t tid[SESSION_MAX_THREADS];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned generation; /* bumped per run, under mu */
+    int quit;
+    atomic_int arrived;
+    atomic_uint phase;
+};
+
+static int serr(char *err, size_t errlen, int code, const char *msg, const char *name)
+{
+    snprintf(err, errlen, "%s%s%s", name ? name : "", name ? ": " : "", msg);
+    return code;
+}
+
+static float *tensor_ptr(const session *s, int id, int sample)
+{
+    return s->slot_base[s->t[id].slot] + (size_t)sample * s->t[id].size;
+}
+
+/* ---- planning ---- */
+
+static int plan_shapes(session *s, char *err, size_t errlen)
+{
+    const net *nt = s->net;
+    s->t[0] = (tensor_plan){s->h, s->w, 3, 0, (size_t)s->h * s->w * 3};
+    for (int i = 0; i < nt->n_ops; i++) {
+        const op *o = &nt->ops[i];
+        const tensor_plan *in = &s->t[o->in];
+        tensor_plan *out = &s->t[o->out];
+        conv_geom *g = &s->p[i].g;
+        *g = (conv_geom){.h = in->h, .w = in->w, .c = in->c};
+        switch (o->kind) {
+        case OP_CONV:
+        case OP_DWCONV:
+        case OP_MAXPOOL: {
+            int pb = o->pad, pr = o->pad;
+            g->pt = g->pl = o->pad;
+            if (o->padm == PAD_SAME_TF) g->pt = in->h % 2, g->pl = in->w % 2, pb = pr = 1;
+            g->oh = (in->h + g->pt + pb - o->k) / o->stride + 1;
+            g->ow = (in->w + g->pl + pr - o->k) / o->stride + 1;
+            if (in->h + g->pt + pb < o->k || in->w + g->pl + pr < o->k)
+                return serr(err, errlen, XBN_EINVAL, "input too small for this network", o->name);
+            *out = (tensor_plan){g->oh, g->ow, o->cout, 0, 0};
+            break;
+        }
+        case OP_GN:
+            break; /* in place */
+        case OP_GAP:
+        case OP_DENSE:
+            *out = (tensor_plan){1, 1, o->cout, 0, 0};
+            break;
+        }
+        out->size = (size_t)out->h * out->w * out->c;
+        if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1)) {
+            size_t need = (size_t)g->oh * g->ow * o->k * o->k * o->cin;
+            size_t per = (need + 15) & ~(size_t)15; /* per thread: its share of rows, rounded */
+            if (per > s->scratch_per_thread) s->scratch_per_thread = per;
+        }
+    }
+    return 0;
+}
+
+/* Assign slots by lifetime: a tensor's slot frees after the last op that reads it. */
+static int plan_slots(session *s, char *err, size_t errlen)
+{
+    const net *nt = s->net;
+    int nt_ = nt->n_tensors;
+    int *last = malloc((size_t)nt_ * sizeof *last), *holder = NULL;
+    size_t *slot_size = NULL;
+    int rc = XBN_ENOMEM;
+    if (!last) goto done;
+    for (int i = 0; i < nt_; i++) last[i] = -1;
+    for (int i = 0; i < nt->n_ops; i++) {
+        const op *o = &nt->ops[i];
+        last[o->in] = i;
+        if (o->res >= 0) last[o->res] = i;
+        if (o->out != o->in && last[o->out] < i) last[o->out] = i; /* live at least while written */
+    }
+    holder = malloc((size_t)nt_ * sizeof *holder); /* holder[slot] = tensor, -1 if free */
+    slot_size = calloc((size_t)nt_, sizeof *slot_size);
+    if (!holder || !slot_size) goto done;
+    int n_slots = 0;
+    holder[n_slots] = 0, slot_size[n_slots] = s->t[0].size, s->t[0].slot = n_slots++;
+    for (int i = 0; i < nt->n_ops; i++) {
+        const op *o = &nt->ops[i];
+        if (o->out == o->in) continue;
+        if (o->kind == OP_DENSE) {
+            s->t[o->out].slot = -1;
+            continue;
+        }
+        int pick = -1;
+        for (int k = 0; k < n_slots && pick < 0; k++)
+            if (holder[k] < 0 || last[holder[k]] < i) pick = k;
+        if (pick < 0) pick = n_slots++, slot_size[pick] = 0;
+        holder[pick] = o->out;
+        s->t[o->out].slot = pick;
+        if (s->t[o->out].size > slot_size[pick]) slot_size[pick] = s->t[o->out].size;
+    }
+    s->n_slots = n_slots;
+    s->slot_base = calloc((size_t)n_slots, sizeof *s->slot_base);
+    size_t total = 0;
+    for (int k = 0; k < n_slots; k++) total += ((slot_size[k] * s->max_batch) + 15) & ~(size_t)15;
+    total += s->scratch_per_thread * s->threads;
+    s->arena_floats = total;
+    if (!s->slot_base ||
+        !(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
+        goto done;
+    float *at = s->arena;
+    for (int k = 0; k < n_slots; k++) {
+        s->slot_base[k] = at;
+        at += ((slot_size[k] * s->max_batch) + 15) & ~(size_t)15;
+    }
+    s->scratch = at;
+    rc = 0;
+done:
+    if (rc) serr(err, errlen, rc, "out of memory planning the arena", NULL);
+    free(last);
+    free(holder);
+    free(slot_size);
+    return rc;
+}
+
+/* ---- execution: thread `t` of `nt` does its share of op i for every sample ---- */
+
+static void split(int total, int t, int nt, int *lo, int *hi)
+{
+    *lo = (int)((long)total * t / nt);
+    *hi = (int)((long)total * (t + 1) / nt);
+}
+
+static void run_conv(session *s, const op *o, const conv_geom *g, int t, int nt)
+{
+    int rows = g->oh * g->ow, lo, hi;
+    split(rows, t, nt, &lo, &hi);
+    if (lo == hi) return;
+    int direct = o->k == 1 && o->stride == 1;
+    size_t kk = (size_t)o->k * o->k * o->cin;
+    float *col = s->scratch + s->scratch_per_thread * t;
+    for (int n = 0; n < s->n; n++) {
+        const float *in = tensor_ptr(s, o->in, n);
+        float *out = tensor_ptr(s, o->out, n) + (size_t)lo * o->cout;
+        const float *a = in + (size_t)lo * o->cin;
+        if (!direct) {
+            /* im2col of rows [lo, hi) only: a sub-geometry starting at output row lo */
+            im2col_rows(in, g, o->k, o->stride, lo, hi, col);
+            a = col;
+        }
+        gemm(a, o->w, out, hi - lo, o->cout, (int)kk);
+        bias_act(out, o->b, o->res >= 0 ? tensor_ptr(s, o->res, n) + (size_t)lo * o->cout : NULL,
+                 hi - lo, o->cout, o->act, o->resm);
+    }
+}
+
+static void run_op(session *s, int i, int t, int nt)
+{
+    const op *o = &s->net->ops[i];
+    const conv_geom *g = &s->p[i].g;
+    int lo, hi;
+    switch (o->kind) {
+    case OP_CONV:
+        run_conv(s, o, g, t, nt);
+        break;
+    case OP_DWCONV:
+    case OP_MAXPOOL:
+        split(g->oh, t, nt, &lo, &hi);
+        for (int n = 0; n < s->n && lo < hi; n++) {
+            conv_geom sub = *g;
+            sub.oh = hi - lo;
+            sub.pt = g->pt - lo * o->stride; /* rows [lo, hi) as their own output */
+            const float *in = tensor_ptr(s, o->in, n);
+            float *out = tensor_ptr(s, o->out, n) + (size_t)lo * g->ow * o->cout;
+            if (o->kind == OP_DWCONV)
+                dwconv3x3(in, &sub, o->stride, o->w, out);
+            else
+                maxpool(in, &sub, o->k, o->stride, out);
+        }
+        break;
+    case OP_GN: {
+        split(o->groups, t, nt, &lo, &hi);
+        int cpg = o->cin / o->groups, hw = g->h * g->w;
+        for (int n = 0; n < s->n && lo < hi; n++)
+            gn_forward_groups(tensor_ptr(s, o->in, n), hw, o->cin, cpg, lo, hi, o->eps, o->w, o->b,
+                              o->act);
+        break;
+    }
+    case OP_GAP:
+        split(s->n, t, nt, &lo, &hi);
+        for (int n = lo; n < hi; n++)
+            gap_forward(tensor_ptr(s, o->in, n), g->h * g->w, o->cin, tensor_ptr(s, o->out, n));
+        break;
+    case OP_DENSE:
+        split(o->cout, t, nt, &lo, &hi);
+        for (int n = 0; n < s->n && lo < hi; n++)
+            dense_forward(tensor_ptr(s, o->in, n), o->w + (size_t)lo * o->cin, o->b + lo, o->cin,
+                          hi - lo, s->logits + (size_t)n * o->cout + lo);
+        break;
+    }
+}
+
+static void barrier(session *s, int nt, unsigned *local_phase)
+{
+    unsigned ph = ++*local_phase;
+    if (atomic_fetch_add(&s->arrived, 1) == nt - 1) {
+        atomic_store(&s->arrived, 0);
+        atomic_store(&s->phase, ph);
+    } else {
+        while (atomic_load(&s->phase) != ph) __builtin_ia32_pause();
+    }
+}
+
+static void run_all(session *s, int t, unsigned *local_phase)
+{
+    int nt = s->threads, lo, hi;
+    split(s->h, t, nt, &lo, &hi);
+    for (int n = 0; n < s->n; n++)
+        nchw_to_nhwc_rows(s->input + (size_t)n * 3 * s->h * s->w, 3, s->h, s->w, lo, hi,
+                          tensor_ptr(s, 0, n));
+    barrier(s, nt, local_phase);
+    for (int i = 0; i < s->net->n_ops; i++) {
+        run_op(s, i, t, nt);
+        barrier(s, nt, local_phase);
+    }
+}
+
+typedef struct {
+    session *s;
+    int t;
+} member_arg;
+
+static void *member_main(void *arg)
+{
+    session *s = ((member_arg *)arg)->s;
+    int t = ((member_arg *)arg)->t;
+    free(arg);
+    unsigned seen = 0, local_phase = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (s->generation == seen && !s->quit) pthread_cond_wait(&s->cv, &s->mu);
+        int quit = s->quit;
+        seen = s->generation;
+        pthread_mutex_unlock(&s->mu);
+        if (quit) break;
+        run_all(s, t, &local_phase);
+    }
+    return NULL;
+}
+
+int session_run(session *s, const float *input, int n, float *logits)
+{
+    if (n < 1 || n > s->max_batch) return XBN_EINVAL;
+    s->input = input, s->logits = logits, s->n = n;
+    unsigned local_phase = atomic_load(&s->phase);
+    if (s->threads > 1) {
+        pthread_mutex_lock(&s->mu);
+        s->generation++;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    run_all(s, 0, &local_phase);
+    return 0;
+}
+
+/* ---- lifecycle ---- */
+
+static void stop_team(session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->quit = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int t = 1; t < s->threads; t++) pthread_join(s->tid[t], NULL);
+    s->threads = 1;
+}
+
+int session_new(const model *m, int h, int w, int max_batch, session **out, char *err,
+                size_t errlen)
+{
+    return session_new_threads(m, h, w, max_batch, 1, out, err, errlen);
+}
+
+int session_new_threads(const model *m, int h, int w, int max_batch, int threads, session **out,
+                        char *err, size_t errlen)
+{
+    *out = NULL;
+    if (h < 1 || w < 1 || h > 8192 || w > 8192 || max_batch < 1 || max_batch > 4096 ||
+        threads < 1 || threads > SESSION_MAX_THREADS)
+        return serr(err, errlen, XBN_EINVAL, "bad session size, batch or thread count", NULL);
+    session *s = calloc(1, sizeof *s);
+    if (!s) return serr(err, errlen, XBN_ENOMEM, "out of memory", NULL);
+    s->m = m, s->net = model_get_net(m), s->h = h, s->w = w, s->max_batch = max_batch;
+    s->threads = threads;
+    kernels_init();
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    int rc = XBN_ENOMEM;
+    s->t = calloc((size_t)s->net->n_tensors, sizeof *s->t);
+    s->p = calloc((size_t)s->net->n_ops, sizeof *s->p);
+    if (!s->t || !s->p) {
+        serr(err, errlen, rc, "out of memory", NULL);
+        goto fail;
+    }
+    if ((rc = plan_shapes(s, err, errlen)) || (rc = plan_slots(s, err, errlen))) goto fail;
+    int started = 1;
+    for (int t = 1; t < threads; t++, started++) {
+        member_arg *a = malloc(sizeof *a);
+        if (!a || pthread_create(&s->tid[t], NULL, member_main, a)) {
+            free(a);
+            s->threads = started;
+            rc = serr(err, errlen, XBN_ENOMEM, "cannot start engine threads", NULL);
+            goto fail;
+        }
+        *a = (member_arg){s, t};
+    }
+    *out = s;
+    return 0;
+fail:
+    session_free(s);
+    return rc;
+}
+
+void session_free(session *s)
+{
+    if (!s) return;
+    stop_team(s);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->arena);
+    free(s->slot_base);
+    free(s->t);
+    free(s->p);
+    free(s);
+}
+
+size_t session_arena_bytes(const session *s)
+{
+    return s->arena_floats * sizeof(float);
+}
+
+static double op_macs(const session *s, int i, size_t *params)
+{
+    const op *o = &s->net->ops[i];
+    const tensor_plan *out = &s->t[o->out];
+    const conv_geom *g = &s->p[i].g;
+    *params = 0;
+    switch (o->kind) {
+    case OP_CONV:
+        *params = (size_t)o->k * o->k * o->cin * o->cout + (o->b ? o->cout : 0);
+        return (double)out->h * out->w * o->cout * o->k * o->k * o->cin;
+    case OP_DWCONV:
+        *params = (size_t)9 * o->cin;
+        return (double)out->h * out->w * o->cin * 9;
+    case OP_GN:
+        *params = 2 * (size_t)o->cin;
+        return (double)g->h * g->w * o->cin * 2;
+    case OP_MAXPOOL:
+        return (double)out->h * out->w * o->cin * 9 / 2;
+    case OP_GAP:
+        return (double)g->h * g->w * o->cin / 2;
+    case OP_DENSE:
+        *params = (size_t)o->cin * o->cout + o->cout;
+        return (double)o->cin * o->cout;
+    }
+    return 0;
+}
+
+double session_flops_per_sample(const session *s)
+{
+    double f = 0;
+    size_t p;
+    for (int i = 0; i < s->net->n_ops; i++) f += 2 * op_macs(s, i, &p);
+    return f;
+}
+
+void session_print_plan(const session *s, FILE *f)
+{
+    static const char *kinds[] = {"conv", "dwconv", "groupnorm", "maxpool", "avgpool", "dense"};
+    static const char *acts[] = {"", "+relu", "+relu6"};
+    double total = 0;
+    size_t total_params = 0, p;
+    fprintf(f, "%-4s %-20s %-30s %-16s %10s %9s\n", "#", "op", "name", "output (HxWxC)", "params",
+            "MFLOPs");
+    for (int i = 0; i < s->net->n_ops; i++) {
+        const op *o = &s->net->ops[i];
+        const tensor_plan *t = &s->t[o->out];
+        double fl = 2 * op_macs(s, i, &p) / 1e6;
+        char kind[32], shape[32];
+        snprintf(kind, sizeof kind, "%s%s%s", kinds[o->kind], o->res >= 0 ? "+add" : "",
+                 acts[o->act]);
+        if (o->kind == OP_CONV || o->kind == OP_DWCONV)
+            snprintf(kind, sizeof kind, "%s%dx%d/%d%s%s", o->kind == OP_CONV ? "conv" : "dw", o->k,
+                     o->k, o->stride, o->res >= 0 ? "+add" : "", acts[o->act]);
+        snprintf(shape, sizeof shape, "%dx%dx%d", t->h, t->w, t->c);
+        fprintf(f, "%-4d %-20s %-30s %-16s %10zu %9.2f\n", i, kind, o->name, shape, p, fl);
+        total += fl;
+        total_params += p;
+    }
+    fprintf(f,
+            "total: %d ops, %zu params (%.1f MB folded), %.1f MFLOPs per sample, arena %.1f MB "
+            "for batch %d\n",
+            s->net->n_ops, total_params, total_params * 4 / 1e6, total,
+            s->n_slots ? session_arena_bytes(s) / 1e6 : 0.0, s->max_batch);
+}
