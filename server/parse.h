@@ -1,0 +1,39 @@
+/* parse.h - what the request-body parsers (multipart.c, v1.c, v2.c, b64.c) share.
+ *
+ * Every parser is a pure function over (bytes, len): no I/O, no globals, bounded
+ * allocation, so a libFuzzer driver can call it directly. They return PARSE_OK (0) or a
+ * negative status and write a one-line reason into `err`. The HTTP layer maps the status:
+ * PARSE_EINVAL -> 400, PARSE_ETOOMANY -> 413, PARSE_ENOMEM -> 500.
+ *
+ * A `blob` is one encoded image found in a body. `data` points either into the request
+ * body (borrowed: multipart parts) or into `own` (decoded base64, owned by the blob and
+ * released by blobs_free).
+ */
+#ifndef XBN_PARSE_H
+#define XBN_PARSE_H
+
+#include <stddef.h>
+#include <stdlib.h>
+
+enum {
+    PARSE_OK = 0,
+    PARSE_EINVAL = -1,   /* malformed body (HTTP 400) */
+    PARSE_ETOOMANY = -2, /* more images than max_images_per_request (HTTP 413) */
+    PARSE_ENOMEM = -3,   /* allocation failed (HTTP 500) */
+};
+
+typedef struct {
+    const unsigned char *data;
+    size_t len;
+    unsigned char *own; /* NULL when `data` is borrowed */
+} blob;
+
+/* Free the owned bytes of n blobs and the array itself; accepts NULL. */
+static inline void blobs_free(blob *b, int n)
+{
+    if (!b) return;
+    for (int i = 0; i < n; i++) free(b[i].own);
+    free(b);
+}
+
+#endif

@@ -1,0 +1,230 @@
+/* v2.c - see v2.h. */
+#include "v2.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "b64.h"
+
+typedef struct {
+    float *dst;
+    size_t want, got;
+} flat;
+
+/* Copy the numbers of a (possibly nested) array into f; -1 on a non-number or too many. */
+static int flatten(const cJSON *a, flat *f, int depth)
+{
+    if (depth > 8) return -1;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, a)
+    {
+        if (cJSON_IsArray(it)) {
+            if (flatten(it, f, depth + 1)) return -1;
+        } else if (cJSON_IsNumber(it)) {
+            if (f->got == f->want) return -1;
+            f->dst[f->got++] = (float)it->valuedouble;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int get_shape(const cJSON *shape, long dims[4], int *nd)
+{
+    if (!cJSON_IsArray(shape)) return -1;
+    int k = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, shape)
+    {
+        if (k == 4 || !cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 1e9 ||
+            it->valuedouble != (double)(long)it->valuedouble)
+            return -1;
+        dims[k++] = (long)it->valuedouble;
+    }
+    *nd = k;
+    return 0;
+}
+
+int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer *out,
+                   char *err, size_t errlen)
+{
+    int st = PARSE_EINVAL;
+    memset(out, 0, sizeof *out);
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (!cJSON_IsObject(root)) {
+        snprintf(err, errlen, "body is not a JSON object");
+        goto fail;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    if (id) {
+        if (!cJSON_IsString(id) || strlen(id->valuestring) >= sizeof out->id) {
+            snprintf(err, errlen, "\"id\" must be a string of at most %zu bytes",
+                     sizeof out->id - 1);
+            goto fail;
+        }
+        strcpy(out->id, id->valuestring);
+    }
+    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outputs"), *it;
+    if (outs) {
+        if (!cJSON_IsArray(outs)) {
+            snprintf(err, errlen, "\"outputs\" must be an array");
+            goto fail;
+        }
+        cJSON_ArrayForEach(it, outs)
+        {
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+            if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "probabilities"))
+                out->want_probs = 1;
+            else if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "logits"))
+                out->want_logits = 1;
+            else {
+                snprintf(err, errlen, "unknown output (known: probabilities, logits)");
+                goto fail;
+            }
+        }
+    }
+    if (!out->want_probs && !out->want_logits) out->want_probs = 1;
+    const cJSON *ins = cJSON_GetObjectItemCaseSensitive(root, "inputs");
+    if (!cJSON_IsArray(ins) || cJSON_GetArraySize(ins) != 1) {
+        snprintf(err, errlen, "\"inputs\" must be an array of exactly one tensor");
+        goto fail;
+    }
+    const cJSON *in = ins->child;
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
+    long d[4];
+    int nd;
+    if (get_shape(cJSON_GetObjectItemCaseSensitive(in, "shape"), d, &nd)) {
+        snprintf(err, errlen, "input \"shape\" must be an array of non-negative integers");
+        goto fail;
+    }
+    if (!cJSON_IsString(dt) || !cJSON_IsArray(data)) {
+        snprintf(err, errlen, "input needs a \"datatype\" string and a \"data\" array");
+        goto fail;
+    }
+    if (nd < 1 || d[0] < 1) {
+        snprintf(err, errlen, "input shape must start with a batch size >= 1");
+        goto fail;
+    }
+    if (d[0] > max_images) {
+        st = PARSE_ETOOMANY;
+        snprintf(err, errlen, "more than %d images in one request", max_images);
+        goto fail;
+    }
+    out->n = (int)d[0];
+    if (!strcmp(dt->valuestring, "FP32")) {
+        out->kind = V2_FP32;
+        if (nd != 4 || d[1] != 3 || d[2] != S || d[3] != S) {
+            snprintf(err, errlen, "FP32 input shape must be [N,3,%d,%d]", S, S);
+            goto fail;
+        }
+        flat f = {NULL, (size_t)out->n * 3 * (size_t)S * (size_t)S, 0};
+        f.dst = out->fp32 = malloc(f.want * sizeof(float));
+        if (!f.dst) goto nomem;
+        if (flatten(data, &f, 0) || f.got != f.want) {
+            snprintf(err, errlen, "FP32 data must hold exactly %zu numbers", f.want);
+            goto fail;
+        }
+    } else if (!strcmp(dt->valuestring, "BYTES")) {
+        out->kind = V2_BYTES;
+        if (!(nd == 1 || (nd == 2 && d[1] == 1)) || cJSON_GetArraySize(data) != out->n) {
+            snprintf(err, errlen, "BYTES input must have shape [N] and N data elements");
+            goto fail;
+        }
+        out->imgs = calloc((size_t)out->n, sizeof *out->imgs);
+        if (!out->imgs) goto nomem;
+        int i = 0;
+        cJSON_ArrayForEach(it, data)
+        {
+            const cJSON *s = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "b64")
+                                                : it;
+            if (!cJSON_IsString(s)) {
+                snprintf(err, errlen, "BYTES element %d must be a base64 string", i);
+                goto fail;
+            }
+            blob *b = &out->imgs[i];
+            int r = b64_decode_alloc(s->valuestring, strlen(s->valuestring), &b->own, &b->len);
+            if (r == -3) goto nomem;
+            if (r) {
+                snprintf(err, errlen, "BYTES element %d is not valid base64", i);
+                goto fail;
+            }
+            b->data = b->own;
+            i++;
+        }
+    } else {
+        snprintf(err, errlen, "datatype must be FP32 or BYTES");
+        goto fail;
+    }
+    cJSON_Delete(root);
+    return PARSE_OK;
+nomem:
+    st = PARSE_ENOMEM;
+    snprintf(err, errlen, "out of memory");
+fail:
+    cJSON_Delete(root);
+    v2_infer_free(out);
+    return st;
+}
+
+void v2_infer_free(v2_infer *r)
+{
+    if (!r) return;
+    free(r->fp32);
+    blobs_free(r->imgs, r->kind == V2_BYTES ? r->n : 0);
+    r->fp32 = NULL;
+    r->imgs = NULL;
+}
+
+static void tensor(sbuf *b, const char *name, const float *x, int n, int classes)
+{
+    sbuf_puts(b, "{\"name\":");
+    sbuf_json_str(b, name);
+    sbuf_printf(b, ",\"datatype\":\"FP32\",\"shape\":[%d,%d],\"data\":[", n, classes);
+    size_t total = (size_t)n * (size_t)classes;
+    for (size_t i = 0; i < total; i++) {
+        if (i) sbuf_add(b, ",", 1);
+        sbuf_float(b, x[i]);
+    }
+    sbuf_puts(b, "]}");
+}
+
+int v2_format_infer(sbuf *b, const char *model, const v2_infer *r, const float *logits,
+                    const float *probs, int classes)
+{
+    sbuf_puts(b, "{\"model_name\":");
+    sbuf_json_str(b, model);
+    sbuf_puts(b, ",\"model_version\":\"1\"");
+    if (r->id[0]) {
+        sbuf_puts(b, ",\"id\":");
+        sbuf_json_str(b, r->id);
+    }
+    sbuf_puts(b, ",\"outputs\":[");
+    if (r->want_probs) tensor(b, "probabilities", probs, r->n, classes);
+    if (r->want_probs && r->want_logits) sbuf_add(b, ",", 1);
+    if (r->want_logits) tensor(b, "logits", logits, r->n, classes);
+    sbuf_puts(b, "]}\n");
+    return b->err;
+}
+
+int v2_format_model(sbuf *b, const char *model, int S, int classes, const char *arch,
+                    const char *flavour, int untrained)
+{
+    sbuf_puts(b, "{\"name\":");
+    sbuf_json_str(b, model);
+    sbuf_puts(b, ",\"versions\":[\"1\"],\"platform\":\"xbnserve\",\"parameters\":{\"arch\":");
+    sbuf_json_str(b, arch);
+    sbuf_puts(b, ",\"flavour\":");
+    sbuf_json_str(b, flavour);
+    sbuf_printf(b, ",\"untrained\":%s},", untrained ? "true" : "false");
+    sbuf_printf(b,
+                "\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[-1,3,%d,%d]},"
+                "{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[-1]}],"
+                "\"outputs\":[{\"name\":\"probabilities\",\"datatype\":\"FP32\",\"shape\":[-1,%d]},"
+                "{\"name\":\"logits\",\"datatype\":\"FP32\",\"shape\":[-1,%d]}]}\n",
+                S, S, classes, classes);
+    return b->err;
+}
