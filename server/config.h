@@ -1,0 +1,110 @@
+/* config.h - every setting of `xbnserve serve`, its default, its limits, and where it comes
+ * from. This header is the place where all limits live (docs/api.md lists them too).
+ *
+ * Sources, highest precedence first: CLI flag (`--max-body-bytes 1048576` or
+ * `--max-body-bytes=1048576`), environment (`XBNSERVE_MAX_BODY_BYTES`), the JSON config file
+ * (`--config PATH` or `XBNSERVE_CONFIG`; config/xbnserve.json documents every key), built-in
+ * default. Unknown keys, flags and XBNSERVE_* variables and out-of-range values are errors
+ * naming the key: the daemon never starts on a setting it does not understand.
+ *
+ * Models: the file's "models" array; or `--model NAME=PATH` (repeatable) /
+ * `XBNSERVE_MODELS=NAME=PATH,NAME=PATH`, which replace the list of the lower source.
+ * Per-model keys given as plain flags / env (`--max-batch-size 8`, XBNSERVE_MAX_BATCH_SIZE)
+ * apply to every model; `--model-set NAME.KEY=VALUE` sets one model's key.
+ *
+ * config_load is the only function that reads files or the environment; config_parse_json
+ * and config_apply are pure functions over their inputs (fuzz them directly).
+ */
+#ifndef XBN_CONFIG_H
+#define XBN_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define CFG_MAX_MODELS 16           /* models one daemon serves */
+#define CFG_NAME_MAX 64             /* model name, [A-Za-z0-9._-], used in URLs */
+#define CFG_PATH_MAX 1024           /* model / labels file path */
+#define CFG_FILE_MAX (1 << 20)      /* config file size */
+#define CFG_MAX_BATCH 256           /* max_batch_size upper bound */
+#define CFG_MAX_THREADS 256         /* any thread count */
+
+enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum { LOGFMT_TEXT, LOGFMT_JSON };
+
+/* A partial preprocess spec: only the fields whose has_* is set override the model's. */
+typedef struct {
+    int has_mode, mode; /* resize_mode: 0 shorter_crop, 1 direct */
+    int has_resize, resize;
+    int has_crop, crop;
+    int has_bgr, bgr;
+    int has_mean, has_std;
+    float mean[3], std[3];
+    int has_exif, exif;
+} cfg_preprocess;
+
+typedef struct {
+    char name[CFG_NAME_MAX];
+    char path[CFG_PATH_MAX];   /* model file (.safetensors), relative to the working dir */
+    char labels[CFG_PATH_MAX]; /* optional labels file, one per line, overrides the model's */
+    cfg_preprocess pre;
+    long long max_batch_size;     /* images per engine call */
+    long long max_queue_delay_us; /* longest wait for a batch to fill */
+    long long max_queue_size;     /* images waiting; more is 503 */
+    long long request_timeout_ms; /* deadline from arrival; expired before compute = 504 */
+    long long workers;            /* compute threads, each with its own session */
+    long long threads_per_worker; /* BLAS threads; 0 = auto (see serve.c) */
+} model_cfg;
+
+typedef struct {
+    char listen_address[64];
+    long long port;
+    long long http_threads;         /* 0 = auto: CPUs the process may use */
+    long long max_connections;      /* concurrent connections; more are refused */
+    long long connection_timeout_s; /* idle connection timeout */
+    long long max_body_bytes;       /* request body; more is 413 before buffering */
+    long long max_image_pixels;     /* width*height of one image, checked before decoding */
+    long long max_images_per_request;
+    long long max_header_bytes; /* request line + headers (MHD memory limit) */
+    long long max_url_bytes;    /* URL incl. query; more is 414 */
+    long long drain_timeout_ms; /* SIGTERM: longest wait for in-flight requests */
+    long long log_level;        /* LOG_* */
+    long long log_format;       /* LOGFMT_* */
+    long long metrics;          /* serve /metrics */
+    model_cfg models[CFG_MAX_MODELS];
+    int nmodels;
+} config;
+
+/* Flags that are actions, not settings. */
+typedef struct {
+    char config_path[CFG_PATH_MAX];
+    int check_only; /* --check-config */
+    int help;       /* --help */
+} config_opts;
+
+void config_defaults(config *c);
+void model_cfg_defaults(model_cfg *m);
+
+/* Parse a JSON config file's bytes into c (on top of what c holds). Returns 0, or -1 with
+ * the offending key in err. */
+int config_parse_json(const char *bytes, size_t len, config *c, char *err, size_t errlen);
+
+/* Set `key` (file spelling, e.g. "max_body_bytes") to the text `value`: a server key, or a
+ * per-model key applied to every model (model < 0) or to models[model]. Returns 0 or -1. */
+int config_set(config *c, int model, const char *key, const char *value, char *err,
+               size_t errlen);
+
+/* Check cross-field rules (at least one model, unique valid names, ...). 0 or -1. */
+int config_validate(const config *c, char *err, size_t errlen);
+
+/* Defaults, then file, then envp (NULL-terminated "K=V" strings), then argv (the words after
+ * `serve`). Errors name the source and the key. Returns 0, or -1. */
+int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, char *err,
+                size_t errlen);
+
+/* Print every flag, its env variable and its default. */
+void config_usage(FILE *f);
+
+/* Write the effective configuration as JSON (for --check-config and the startup log). */
+void config_print(const config *c, FILE *f);
+
+#endif
