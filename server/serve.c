@@ -1,0 +1,351 @@
+/* serve.c - `xbnserve serve`: the daemon's life cycle.
+ *
+ *   1. Configuration (config.c): flags > XBNSERVE_* > file > defaults; --check-config stops
+ *      here. Thread counts default to the CPUs the process may really use (cpus.c).
+ *   2. SIGTERM/SIGINT/SIGPIPE are blocked in every thread (the mask is inherited), so the
+ *      main thread alone receives SIGTERM/SIGINT with sigwaitinfo: no signal handler, no
+ *      global flag.
+ *   3. The HTTP daemon starts first, so /healthz answers and /readyz says 503 while models
+ *      load. Each model is loaded, its preprocessing/labels overridden from the config, and
+ *      its batcher started: one engine session per worker, each running a warm-up batch.
+ *      Only then is the model marked ready. Any failure stops the start (exit 1).
+ *   4. On SIGTERM/SIGINT: readiness turns 503 at once, the listening socket is closed
+ *      (MHD_quiesce_daemon), and the main thread waits up to drain_timeout_ms for every
+ *      accepted request to be answered. Past that bound, queued images are cancelled (503)
+ *      and, after at most DRAIN_GRACE_MS more, the daemon stops. Exit 0.
+ *
+ * BLAS threads: OpenBLAS's thread count is process-wide (openblas_set_num_threads), so a
+ * per-model threads_per_worker cannot be honoured separately. The daemon sets the largest
+ * configured (or automatic) value once, and logs a warning when models ask for different
+ * ones. Automatic: usable CPUs / total workers, at least 1.
+ */
+#include <cblas.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "cpus.h"
+#include "http.h"
+#include "server.h"
+
+#define DRAIN_GRACE_MS 2000   /* after drain_timeout_ms: time for cancelled answers to go out */
+#define LABELS_MAX (8u << 20) /* labels file size */
+
+extern char **environ;
+
+/* ---- batcher callbacks: one engine session per worker ---- */
+
+static int worker_init(void *arg, int w, void **ctx)
+{
+    srv_model *m = arg;
+    char err[256];
+    session *s = NULL;
+    if (session_new(m->m, m->S, m->S, (int)m->cfg->max_batch_size, &s, err, sizeof err)) {
+        log_msg(m->log, LOG_ERROR, "model %s worker %d: %s", m->cfg->name, w, err);
+        return -1;
+    }
+    *ctx = s;
+    return 0;
+}
+
+static int worker_run(void *ctx, const float *in, int n, float *out)
+{
+    return session_run(ctx, in, n, out);
+}
+
+static void worker_fini(void *ctx)
+{
+    session_free(ctx);
+}
+
+static void worker_stats(void *arg, int n, double compute_s, const double *waits)
+{
+    srv_model *m = arg;
+    metrics_batch(m->met, m->idx, n, compute_s, waits);
+}
+
+/* ---- model loading ---- */
+
+static int load_labels(srv_model *m, char *err, size_t errlen)
+{
+    FILE *f = fopen(m->cfg->labels, "rb");
+    if (!f) {
+        snprintf(err, errlen, "labels file %.200s: cannot open", m->cfg->labels);
+        return -1;
+    }
+    char *buf = malloc(LABELS_MAX + 1);
+    size_t n = buf ? fread(buf, 1, LABELS_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > LABELS_MAX) {
+        free(buf);
+        snprintf(err, errlen, "labels file %.200s: unreadable or too large", m->cfg->labels);
+        return -1;
+    }
+    buf[n] = 0;
+    m->labels_blob = buf;
+    m->labels_own = calloc((size_t)m->classes, sizeof(char *));
+    if (!m->labels_own) return -1;
+    int k = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        line[strcspn(line, "\r")] = 0;
+        if (k == m->classes) {
+            k++;
+            break;
+        }
+        m->labels_own[k++] = line;
+    }
+    if (k != m->classes) {
+        snprintf(err, errlen, "labels file %.200s: %s lines than the model's %d classes",
+                 m->cfg->labels, k > m->classes ? "more" : "fewer", m->classes);
+        return -1;
+    }
+    m->info.labels = (const char *const *)m->labels_own;
+    return 0;
+}
+
+static void apply_preprocess(preprocess_spec *p, const cfg_preprocess *o)
+{
+    if (o->has_mode) p->mode = o->mode ? RESIZE_DIRECT : RESIZE_SHORTER_CROP;
+    if (o->has_resize) p->resize = o->resize;
+    if (o->has_crop) p->crop = o->crop;
+    if (o->has_bgr) p->bgr = o->bgr;
+    if (o->has_exif) p->exif_orient = o->exif;
+    for (int c = 0; c < 3; c++) {
+        if (o->has_mean) p->mean[c] = o->mean[c];
+        if (o->has_std) p->std[c] = o->std[c];
+    }
+}
+
+static int load_model(server *s, srv_model *m, char *err, size_t errlen)
+{
+    long long t0 = batcher_now_ns();
+    char e[400];
+    if (model_load(m->cfg->path, &m->m, e, sizeof e)) {
+        snprintf(err, errlen, "model %s (%.200s): %.300s", m->cfg->name, m->cfg->path, e);
+        return -1;
+    }
+    m->info = *model_get_info(m->m);
+    apply_preprocess(&m->info.pre, &m->cfg->pre);
+    m->S = m->info.pre.crop;
+    m->classes = m->info.classes;
+    m->in_elems = 3 * (size_t)m->S * (size_t)m->S;
+    if (m->cfg->labels[0] && load_labels(m, e, sizeof e)) {
+        snprintf(err, errlen, "model %s: %s", m->cfg->name, e);
+        return -1;
+    }
+    batcher_cfg bc = {.max_batch = (int)m->cfg->max_batch_size,
+                      .workers = (int)m->cfg->workers,
+                      .max_queue = (int)m->cfg->max_queue_size,
+                      .max_delay_us = m->cfg->max_queue_delay_us,
+                      .in_elems = m->in_elems,
+                      .out_elems = (size_t)m->classes,
+                      .arg = m,
+                      .init = worker_init,
+                      .run = worker_run,
+                      .fini = worker_fini,
+                      .on_batch = worker_stats};
+    int st = batcher_new(&bc, &m->b);
+    if (st) {
+        snprintf(err, errlen, "model %s: cannot start its workers (%s)", m->cfg->name,
+                 st == BATCH_ENOMEM ? "out of memory" : "session or warm-up failed, see above");
+        return -1;
+    }
+    m->load_s = (double)(batcher_now_ns() - t0) * 1e-9;
+    metrics_model_loaded(s->met, m->idx, m->load_s);
+    log_msg(&s->log, LOG_INFO,
+            "model %s loaded in %.2fs: %s %s%s classes=%d input=%dx%d max_batch_size=%lld "
+            "workers=%lld%s",
+            m->cfg->name, m->load_s, arch_name(m->info.arch), flavour_name(m->info.flavour),
+            m->info.arch == ARCH_MOBILENETV2 ? "" : "", m->classes, m->S, m->S,
+            m->cfg->max_batch_size, m->cfg->workers,
+            m->info.untrained ? " UNTRAINED (generated weights: scores are meaningless)" : "");
+    atomic_store_explicit(&m->ready, 1, memory_order_release);
+    return 0;
+}
+
+/* ---- drain ---- */
+
+/* Wait until no request is in flight or `until_ns` (CLOCK_MONOTONIC) passes. 1 if idle. */
+static int wait_idle(server *s, long long until_ns)
+{
+    struct timespec ts = {(time_t)(until_ns / 1000000000LL), (long)(until_ns % 1000000000LL)};
+    pthread_mutex_lock(&s->mu);
+    while (atomic_load(&s->inflight) > 0)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
+    int idle = atomic_load(&s->inflight) == 0;
+    pthread_mutex_unlock(&s->mu);
+    return idle;
+}
+
+static void drain(server *s)
+{
+    long long t0 = batcher_now_ns();
+    atomic_store(&s->draining, 1);
+    http_quiesce(s);
+    log_msg(&s->log, LOG_INFO, "draining: %ld requests in flight, waiting up to %lld ms",
+            atomic_load(&s->inflight), s->cfg.drain_timeout_ms);
+    long long until = t0 + s->cfg.drain_timeout_ms * 1000000LL;
+    if (!wait_idle(s, until)) {
+        log_msg(&s->log, LOG_WARN, "drain timeout: cancelling queued images (503)");
+        for (int i = 0; i < s->nmodels; i++) batcher_cancel(s->models[i].b);
+        wait_idle(s, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
+    }
+    for (int i = 0; i < s->nmodels; i++) {
+        batcher_free(s->models[i].b); /* joins workers: every job is done after this */
+        s->models[i].b = NULL;
+    }
+    wait_idle(s, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
+    long left = atomic_load(&s->inflight);
+    http_stop(s);
+    log_msg(&s->log, left ? LOG_WARN : LOG_INFO, "stopped after %.3fs (%ld requests cut off)",
+            (double)(batcher_now_ns() - t0) * 1e-9, left);
+}
+
+/* ---- thread sizing ---- */
+
+static void size_threads(server *s, int cpus)
+{
+    config *c = &s->cfg;
+    s->http_threads = c->http_threads ? (int)c->http_threads : cpus;
+    long long workers = 0, want = 0, first = -1;
+    int differ = 0;
+    for (int i = 0; i < c->nmodels; i++) workers += c->models[i].workers;
+    for (int i = 0; i < c->nmodels; i++) {
+        long long t = c->models[i].threads_per_worker;
+        if (t == 0) t = cpus / workers > 0 ? cpus / workers : 1;
+        c->models[i].threads_per_worker = t;
+        if (first >= 0 && t != first) differ = 1;
+        if (first < 0) first = t;
+        if (t > want) want = t;
+    }
+    s->blas_threads = (int)want;
+    if (differ)
+        log_msg(&s->log, LOG_WARN,
+                "threads_per_worker differs between models, but OpenBLAS's thread count is "
+                "process-wide: using %d for all",
+                s->blas_threads);
+}
+
+static void server_free(server *s)
+{
+    if (!s) return;
+    for (int i = 0; s->models && i < s->nmodels; i++) {
+        srv_model *m = &s->models[i];
+        batcher_free(m->b);
+        model_free(m->m);
+        free(m->labels_own);
+        free(m->labels_blob);
+    }
+    free(s->models);
+    metrics_free(s->met);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    char err[600];
+    config_opts o;
+    int rc = 1;
+    server *s = calloc(1, sizeof *s);
+    if (!s) return 1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (config_load(argc, argv, environ, &s->cfg, &o, err, sizeof err)) {
+        fprintf(stderr, "xbnserve serve: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    if (o.help) {
+        config_usage(stdout);
+        rc = 0;
+        goto out;
+    }
+    s->log = (logger){(int)s->cfg.log_level, s->cfg.log_format == LOGFMT_JSON, stderr};
+    int cpus = cpus_usable();
+    size_threads(s, cpus);
+    if (o.check_only) {
+        for (int i = 0; i < s->cfg.nmodels; i++) {
+            const model_cfg *m = &s->cfg.models[i];
+            if (access(m->path, R_OK) || (m->labels[0] && access(m->labels, R_OK))) {
+                fprintf(stderr, "xbnserve serve: models[%d] (%s): cannot read %s\n", i, m->name,
+                        access(m->path, R_OK) ? m->path : m->labels);
+                goto out;
+            }
+        }
+        config_print(&s->cfg, stdout);
+        fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d, blas threads %d)\n",
+                s->cfg.nmodels, cpus, s->http_threads, s->blas_threads);
+        rc = 0;
+        goto out;
+    }
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    sigdelset(&sigs, SIGPIPE);
+
+    const char *names[CFG_MAX_MODELS];
+    s->nmodels = s->cfg.nmodels;
+    s->models = calloc((size_t)s->nmodels, sizeof *s->models);
+    for (int i = 0; i < s->nmodels; i++) names[i] = s->cfg.models[i].name;
+    s->met = metrics_new(s->nmodels, names);
+    if (!s->models || !s->met) {
+        fprintf(stderr, "xbnserve serve: out of memory\n");
+        goto out;
+    }
+    for (int i = 0; i < s->nmodels; i++) {
+        s->models[i].idx = i;
+        s->models[i].cfg = &s->cfg.models[i];
+        s->models[i].met = s->met;
+        s->models[i].log = &s->log;
+    }
+    s->img.max_bytes = (size_t)s->cfg.max_body_bytes;
+    s->img.max_pixels = (long)s->cfg.max_image_pixels;
+    openblas_set_num_threads(s->blas_threads);
+    if (http_start(s, err, sizeof err)) {
+        log_msg(&s->log, LOG_ERROR, "%s", err);
+        goto out;
+    }
+    log_msg(&s->log, LOG_INFO,
+            "listening on %s:%d (usable CPUs %d, http_threads %d, blas threads %d, %d models)",
+            s->cfg.listen_address, s->port, cpus, s->http_threads, s->blas_threads, s->nmodels);
+    for (int i = 0; i < s->nmodels; i++) {
+        if (load_model(s, &s->models[i], err, sizeof err)) {
+            log_msg(&s->log, LOG_ERROR, "%s", err);
+            s->cfg.drain_timeout_ms = 0; /* answer nothing more: stop at once */
+            drain(s);
+            goto out;
+        }
+        struct timespec zero = {0, 0};
+        if (sigtimedwait(&sigs, NULL, &zero) > 0) {
+            log_msg(&s->log, LOG_INFO, "signal during start-up");
+            drain(s);
+            rc = 0;
+            goto out;
+        }
+    }
+    log_msg(&s->log, LOG_INFO, "ready");
+    int sig;
+    while ((sig = sigwaitinfo(&sigs, NULL)) < 0 && errno == EINTR) {}
+    log_msg(&s->log, LOG_INFO, "got %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    drain(s);
+    rc = 0;
+out:
+    server_free(s);
+    return rc;
+}
