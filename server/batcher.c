@@ -54,7 +54,8 @@ static void finish(batch_job *j, int status, int batch)
         atomic_compare_exchange_strong(&j->status, &ok, status);
     }
     int m = atomic_load(&j->max_batch);
-    while (batch > m && !atomic_compare_exchange_weak(&j->max_batch, &m, batch)) {}
+    while (batch > m && !atomic_compare_exchange_weak(&j->max_batch, &m, batch)) {
+    }
     if (atomic_fetch_sub(&j->remaining, 1) == 1) j->done(j);
 }
 
@@ -102,8 +103,8 @@ static void run_batch(worker *w, int k)
     for (int i = 0; i < n; i++) {
         item it = w->take[i];
         if (r == 0)
-            memcpy(it.job->out + (size_t)it.idx * c->out_elems,
-                   w->out + (size_t)i * c->out_elems, c->out_elems * sizeof(float));
+            memcpy(it.job->out + (size_t)it.idx * c->out_elems, w->out + (size_t)i * c->out_elems,
+                   c->out_elems * sizeof(float));
         finish(it.job, r == 0 ? BATCH_OK : BATCH_ERUN, n);
     }
 }
@@ -127,8 +128,7 @@ static void *worker_main(void *arg)
         while (b->count == 0 && !b->stop) pthread_cond_wait(&b->cv, &b->mu);
         if (b->stop) break;
         long long until = b->q[b->head].t_enq + c->max_delay_us * 1000LL;
-        while (b->count > 0 && b->count < c->max_batch && !b->stop &&
-               batcher_now_ns() < until)
+        while (b->count > 0 && b->count < c->max_batch && !b->stop && batcher_now_ns() < until)
             timed_wait(b, until);
         if (b->stop) break;
         if (b->count == 0) continue;
@@ -157,8 +157,8 @@ static void stop_workers(batcher *b)
 int batcher_new(const batcher_cfg *cfg, batcher **out)
 {
     *out = NULL;
-    if (cfg->max_batch < 1 || cfg->workers < 1 || cfg->max_queue < cfg->max_batch ||
-        !cfg->init || !cfg->run)
+    if (cfg->max_batch < 1 || cfg->workers < 1 || cfg->max_queue < cfg->max_batch || !cfg->init ||
+        !cfg->run)
         return BATCH_EINVAL;
     batcher *b = calloc(1, sizeof *b);
     if (!b) return BATCH_ENOMEM;

@@ -41,9 +41,9 @@ typedef struct batch_job batch_job;
 struct batch_job {
     /* Set by the caller before batcher_submit. */
     int n;
-    const float *in;        /* [n, in_elems] */
-    float *out;             /* [n, out_elems] */
-    long long deadline_ns;  /* CLOCK_MONOTONIC nanoseconds; 0 = none */
+    const float *in;       /* [n, in_elems] */
+    float *out;            /* [n, out_elems] */
+    long long deadline_ns; /* CLOCK_MONOTONIC nanoseconds; 0 = none */
     void (*done)(batch_job *job);
     void *user;
     /* Results, valid in done(). */

@@ -28,12 +28,18 @@ typedef struct {
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 
-#define S_INT(k, lo, hi, h) {#k, K_INT, offsetof(config, k), 0, lo, hi, NULL, h}
-#define M_INT(k, lo, hi, h) {#k, K_INT, offsetof(model_cfg, k), 0, lo, hi, NULL, h}
+#define S_INT(k, lo, hi, h)                                                                        \
+    {                                                                                              \
+#k, K_INT, offsetof(config, k), 0, lo, hi, NULL, h                                         \
+    }
+#define M_INT(k, lo, hi, h)                                                                        \
+    {                                                                                              \
+#k, K_INT, offsetof(model_cfg, k), 0, lo, hi, NULL, h                                      \
+    }
 
 static const setting server_keys[] = {
-    {"listen_address", K_STR, offsetof(config, listen_address),
-     sizeof((config *)0)->listen_address, 0, 0, NULL, "IPv4 address to listen on"},
+    {"listen_address", K_STR, offsetof(config, listen_address), sizeof((config *)0)->listen_address,
+     0, 0, NULL, "IPv4 address to listen on"},
     S_INT(port, 0, 65535, "TCP port (0: any free port, printed in the log)"),
     S_INT(http_threads, 0, CFG_MAX_THREADS, "HTTP/decode threads (0: usable CPUs)"),
     S_INT(max_connections, 1, 100000, "concurrent connections"),
@@ -108,8 +114,8 @@ static void range_err(const setting *s, const char *where, const char *got, char
                       size_t errlen)
 {
     if (s->type == K_INT)
-        snprintf(err, errlen, "%s: expected an integer in [%lld, %lld], got '%.40s'", where,
-                 s->min, s->max, got);
+        snprintf(err, errlen, "%s: expected an integer in [%lld, %lld], got '%.40s'", where, s->min,
+                 s->max, got);
     else if (s->type == K_BOOL)
         snprintf(err, errlen, "%s: expected true or false, got '%.40s'", where, got);
     else if (s->type == K_ENUM) {
@@ -120,8 +126,7 @@ static void range_err(const setting *s, const char *where, const char *got, char
         }
         snprintf(err, errlen, "%s: expected one of %s, got '%.40s'", where, list, got);
     } else
-        snprintf(err, errlen, "%s: expected a string of at most %zu bytes", where,
-                 s->size - 1);
+        snprintf(err, errlen, "%s: expected a string of at most %zu bytes", where, s->size - 1);
 }
 
 /* Set one field from text. `where` names the source for the message. */
@@ -148,7 +153,8 @@ static int set_text(const setting *s, void *base, const char *v, const char *whe
         else
             goto bad;
     } else {
-        for (x = 0; s->names[x] && strcmp(s->names[x], v); x++) {}
+        for (x = 0; s->names[x] && strcmp(s->names[x], v); x++) {
+        }
         if (!s->names[x]) goto bad;
     }
     memcpy(p, &x, sizeof x);
@@ -165,8 +171,7 @@ static int set_json(const setting *s, void *base, const cJSON *v, const char *wh
     char tmp[32];
     if (s->type == K_INT) {
         if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble) {
-            snprintf(err, errlen, "%s: expected an integer in [%lld, %lld]", where, s->min,
-                     s->max);
+            snprintf(err, errlen, "%s: expected an integer in [%lld, %lld]", where, s->min, s->max);
             return -1;
         }
         snprintf(tmp, sizeof tmp, "%lld", (long long)v->valuedouble);
@@ -235,8 +240,7 @@ static int parse_preprocess(const cJSON *o, cfg_preprocess *p, const char *where
             if (float3(it, p->mean)) goto bad;
             p->has_mean = 1;
         } else if (!strcmp(k, "std")) {
-            if (float3(it, p->std) || !(p->std[0] > 0 && p->std[1] > 0 && p->std[2] > 0))
-                goto bad;
+            if (float3(it, p->std) || !(p->std[0] > 0 && p->std[1] > 0 && p->std[2] > 0)) goto bad;
             p->has_std = 1;
         } else if (!strcmp(k, "exif_orient")) {
             if (!cJSON_IsBool(it)) goto bad;
@@ -248,8 +252,7 @@ static int parse_preprocess(const cJSON *o, cfg_preprocess *p, const char *where
         }
         continue;
     bad:
-        snprintf(err, errlen, "%s.%s: bad value (see docs/model-format.md, preprocess)", where,
-                 k);
+        snprintf(err, errlen, "%s.%s: bad value (see docs/model-format.md, preprocess)", where, k);
         return -1;
     }
     return 0;
@@ -325,8 +328,7 @@ out:
     return st;
 }
 
-int config_set(config *c, int model, const char *key, const char *value, char *err,
-               size_t errlen)
+int config_set(config *c, int model, const char *key, const char *value, char *err, size_t errlen)
 {
     const setting *s = find(server_keys, NSERVER, key);
     if (s) {
@@ -367,8 +369,9 @@ static int valid_name(const char *s)
 int config_validate(const config *c, char *err, size_t errlen)
 {
     if (c->nmodels == 0) {
-        snprintf(err, errlen, "models: no model configured (config file \"models\", --model "
-                              "NAME=PATH or XBNSERVE_MODELS)");
+        snprintf(err, errlen,
+                 "models: no model configured (config file \"models\", --model "
+                 "NAME=PATH or XBNSERVE_MODELS)");
         return -1;
     }
     for (int i = 0; i < c->nmodels; i++) {
@@ -605,8 +608,9 @@ int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, c
                     m = j;
         }
         if (m < 0 || (size_t)(eq - dot - 1) >= sizeof key) {
-            snprintf(err, errlen, "flag --model-set: expected NAME.KEY=VALUE for a configured "
-                                  "model, got '%.60s'",
+            snprintf(err, errlen,
+                     "flag --model-set: expected NAME.KEY=VALUE for a configured "
+                     "model, got '%.60s'",
                      v);
             goto out;
         }
@@ -703,8 +707,7 @@ void config_print(const config *c, FILE *f)
         fprintf(f, "      \"preprocess_overrides\": %s\n    }",
                 (c->models[i].pre.has_mode || c->models[i].pre.has_resize ||
                  c->models[i].pre.has_crop || c->models[i].pre.has_bgr ||
-                 c->models[i].pre.has_mean || c->models[i].pre.has_std ||
-                 c->models[i].pre.has_exif)
+                 c->models[i].pre.has_mean || c->models[i].pre.has_std || c->models[i].pre.has_exif)
                     ? "true"
                     : "false");
     }

@@ -21,12 +21,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define CFG_MAX_MODELS 16           /* models one daemon serves */
-#define CFG_NAME_MAX 64             /* model name, [A-Za-z0-9._-], used in URLs */
-#define CFG_PATH_MAX 1024           /* model / labels file path */
-#define CFG_FILE_MAX (1 << 20)      /* config file size */
-#define CFG_MAX_BATCH 256           /* max_batch_size upper bound */
-#define CFG_MAX_THREADS 256         /* any thread count */
+#define CFG_MAX_MODELS 16      /* models one daemon serves */
+#define CFG_NAME_MAX 64        /* model name, [A-Za-z0-9._-], used in URLs */
+#define CFG_PATH_MAX 1024      /* model / labels file path */
+#define CFG_FILE_MAX (1 << 20) /* config file size */
+#define CFG_MAX_BATCH 256      /* max_batch_size upper bound */
+#define CFG_MAX_THREADS 256    /* any thread count */
 
 enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 enum { LOGFMT_TEXT, LOGFMT_JSON };
@@ -90,8 +90,7 @@ int config_parse_json(const char *bytes, size_t len, config *c, char *err, size_
 
 /* Set `key` (file spelling, e.g. "max_body_bytes") to the text `value`: a server key, or a
  * per-model key applied to every model (model < 0) or to models[model]. Returns 0 or -1. */
-int config_set(config *c, int model, const char *key, const char *value, char *err,
-               size_t errlen);
+int config_set(config *c, int model, const char *key, const char *value, char *err, size_t errlen);
 
 /* Check cross-field rules (at least one model, unique valid names, ...). 0 or -1. */
 int config_validate(const config *c, char *err, size_t errlen);

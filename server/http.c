@@ -93,8 +93,8 @@ static int model_index(server *s, const char *name, size_t n)
 }
 
 /* Map URL to a route, its method, its metric label and its model. 0 = no such path. */
-static route route_of(server *s, const char *url, const char **need, const char **ep,
-                      int *model, int *unknown_model)
+static route route_of(server *s, const char *url, const char **need, const char **ep, int *model,
+                      int *unknown_model)
 {
     *model = -1;
     *unknown_model = 0;
@@ -103,10 +103,11 @@ static route route_of(server *s, const char *url, const char **need, const char 
         const char *path;
         route rt;
         const char *ep;
-    } fixed[] = {{"/healthz", RT_HEALTHZ, "healthz"},       {"/readyz", RT_READYZ, "readyz"},
-                 {"/metrics", RT_METRICS, "metrics"},       {"/v1/models", RT_V1_MODELS, "v1_models"},
-                 {"/v2", RT_V2_SERVER, "v2_server"},        {"/v2/health/live", RT_V2_LIVE, "v2_live"},
-                 {"/v2/health/ready", RT_V2_READY, "v2_ready"}};
+    } fixed[] = {
+        {"/healthz", RT_HEALTHZ, "healthz"},          {"/readyz", RT_READYZ, "readyz"},
+        {"/metrics", RT_METRICS, "metrics"},          {"/v1/models", RT_V1_MODELS, "v1_models"},
+        {"/v2", RT_V2_SERVER, "v2_server"},           {"/v2/health/live", RT_V2_LIVE, "v2_live"},
+        {"/v2/health/ready", RT_V2_READY, "v2_ready"}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (!strcmp(url, fixed[i].path)) {
             *ep = fixed[i].ep;
@@ -202,7 +203,7 @@ static enum MHD_Result send_error(req *r, int code, const char *msg)
     sbuf_puts(&b, "{\"error\":");
     sbuf_json_str(&b, msg);
     sbuf_puts(&b, "}\n");
-    snprintf(r->err, sizeof r->err, "%s", msg);
+    if (msg != r->err) snprintf(r->err, sizeof r->err, "%s", msg);
     return send_sbuf(r, code, &b, "application/json");
 }
 
@@ -225,12 +226,13 @@ static void model_json(sbuf *b, const srv_model *m)
     sbuf_json_str(b, m->cfg->name);
     sbuf_printf(b, ",\"status\":\"%s\"", ready ? "ready" : "loading");
     if (ready) {
-        sbuf_printf(b, ",\"arch\":\"%s\",\"flavour\":\"%s\",\"classes\":%d,\"input_size\":%d,"
-                       "\"untrained\":%s,\"max_batch_size\":%lld,\"workers\":%lld",
+        sbuf_printf(b,
+                    ",\"arch\":\"%s\",\"flavour\":\"%s\",\"classes\":%d,\"input_size\":%d,"
+                    "\"untrained\":%s,\"max_batch_size\":%lld,\"workers\":%lld",
                     arch_name(m->info.arch), flavour_name(m->info.flavour), m->classes, m->S,
-                    m->info.untrained ? "true" : "false", m->cfg->max_batch_size,
-                    m->cfg->workers);
-        if (m->info.arch == ARCH_MOBILENETV2) sbuf_printf(b, ",\"width\":%g", (double)m->info.width);
+                    m->info.untrained ? "true" : "false", m->cfg->max_batch_size, m->cfg->workers);
+        if (m->info.arch == ARCH_MOBILENETV2)
+            sbuf_printf(b, ",\"width\":%g", (double)m->info.width);
         sbuf_puts(b, ",\"source\":");
         sbuf_json_str(b, m->info.source ? m->info.source : "");
     }
@@ -254,7 +256,9 @@ static enum MHD_Result handle_get(req *r)
             sbuf_printf(&b, "{\"ready\":%s}\n", ready ? "true" : "false");
         else
             sbuf_printf(&b, "{\"status\":\"%s\"}\n",
-                        ready ? "ready" : atomic_load(&s->draining) ? "draining" : "starting");
+                        ready                       ? "ready"
+                        : atomic_load(&s->draining) ? "draining"
+                                                    : "starting");
         if (!ready) snprintf(r->err, sizeof r->err, "not ready");
         return send_json(r, ready ? 200 : 503, &b);
     case RT_METRICS: {
@@ -389,13 +393,12 @@ static int start_inference(req *r, enum MHD_Result *res)
         }
     } else {
         if (!strcmp(ct, "application/json")) {
-            st = v1_parse_json((const char *)r->body, r->len, max_img, &imgs, &nimg, &top_k,
-                               r->err, sizeof r->err);
+            st = v1_parse_json((const char *)r->body, r->len, max_img, &imgs, &nimg, &top_k, r->err,
+                               sizeof r->err);
         } else if (!strcmp(ct, "multipart/form-data")) {
-            st = multipart_parse(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                             "Content-Type"),
-                                 r->body, r->len, max_img, &imgs, &nimg, &top_k, r->err,
-                                 sizeof r->err);
+            st = multipart_parse(
+                MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type"), r->body,
+                r->len, max_img, &imgs, &nimg, &top_k, r->err, sizeof r->err);
         } else if (!ct[0] || !strcmp(ct, "image/jpeg") || !strcmp(ct, "image/png") ||
                    !strcmp(ct, "application/octet-stream")) {
             st = PARSE_OK;
@@ -436,8 +439,8 @@ static int start_inference(req *r, enum MHD_Result *res)
     }
     if (nimg > m->cfg->max_queue_size) {
         code = 413;
-        snprintf(r->err, sizeof r->err, "%d images exceed this model's max_queue_size %lld",
-                 nimg, m->cfg->max_queue_size);
+        snprintf(r->err, sizeof r->err, "%d images exceed this model's max_queue_size %lld", nimg,
+                 m->cfg->max_queue_size);
         goto fail;
     }
     r->nimg = nimg;
@@ -513,8 +516,8 @@ static enum MHD_Result finish_inference(req *r)
     if (r->is_v2)
         v2_format_infer(&b, m->cfg->name, &r->v2, r->out, probs, m->classes);
     else
-        v1_format(&b, m->cfg->name, m->info.untrained, m->info.labels, m->classes, probs,
-                  r->nimg, r->top_k);
+        v1_format(&b, m->cfg->name, m->info.untrained, m->info.labels, m->classes, probs, r->nimg,
+                  r->top_k);
     free(probs);
     return send_json(r, 200, &b);
 }
@@ -542,8 +545,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         int ok = rid && strlen(rid) > 0 && strlen(rid) < 64;
         for (const char *p = rid; ok && *p; p++)
-            ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
-                 (*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_' || *p == '.';
+            ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                 *p == '-' || *p == '_' || *p == '.';
         if (ok)
             snprintf(r->id, sizeof r->id, "%s", rid);
         else
@@ -558,9 +561,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             return send_error(r, 405, r->err);
         }
         if (unknown) return send_error(r, 404, "no such model");
-        if (!strcmp(need, "GET")) return handle_get(r);
-        /* POST: refuse at the door before reading any body. */
-        if (atomic_load(&s->draining)) return send_error(r, 503, "server is shutting down");
+        if (!strcmp(need, "GET")) {
+            /* Answered on the next call: a response queued before MHD has seen the (empty)
+             * body makes it close the connection, which would defeat keep-alive. */
+            r->state = ST_BODY;
+            return MHD_YES;
+        }
+        /* POST: refuse at the door before reading any body. While draining, requests on
+         * connections accepted earlier are still served (answered with Connection: close). */
         if (!atomic_load_explicit(&s->models[r->model].ready, memory_order_acquire))
             return send_error(r, 503, "model is loading");
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -608,6 +616,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         return MHD_YES;
     }
     if (r->state == ST_BODY) {
+        if (r->rt != RT_V1_PREDICT && r->rt != RT_V2_INFER) return handle_get(r);
         if (r->len == 0) return send_error(r, 400, "empty body");
         enum MHD_Result res = MHD_NO;
         if (start_inference(r, &res)) return finish_inference(r); /* done before suspend */
@@ -665,20 +674,19 @@ int http_start(server *s, char *err, size_t errlen)
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)s->cfg.port);
     if (inet_pton(AF_INET, s->cfg.listen_address, &sa.sin_addr) != 1) {
-        snprintf(err, errlen, "listen_address: '%s' is not an IPv4 address",
-                 s->cfg.listen_address);
+        snprintf(err, errlen, "listen_address: '%s' is not an IPv4 address", s->cfg.listen_address);
         return -1;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_AUTO |
-                     MHD_USE_ITC;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_AUTO | MHD_USE_ITC;
     size_t mem = (size_t)s->cfg.max_header_bytes + 4096;
-    s->mhd = MHD_start_daemon(
-        flags, (uint16_t)s->cfg.port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)s->cfg.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-        MHD_OPTION_END);
+    s->mhd =
+        MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
+                         &sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout_s,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_NOTIFY_COMPLETED,
+                         completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot listen on %s:%lld (in use, or not permitted)",
                  s->cfg.listen_address, s->cfg.port);

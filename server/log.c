@@ -65,8 +65,8 @@ void log_request(const logger *lg, const log_request_rec *r)
         sbuf_json_str(&b, r->path);
         sbuf_puts(&b, ",\"model\":");
         sbuf_json_str(&b, r->model);
-        sbuf_printf(&b, ",\"status\":%d,\"images\":%d,\"batch\":%d,\"latency_ms\":%.3f",
-                    r->status, r->images, r->batch, r->latency_ms);
+        sbuf_printf(&b, ",\"status\":%d,\"images\":%d,\"batch\":%d,\"latency_ms\":%.3f", r->status,
+                    r->images, r->batch, r->latency_ms);
         if (r->error && r->error[0]) {
             sbuf_puts(&b, ",\"error\":");
             sbuf_json_str(&b, r->error);
@@ -80,10 +80,11 @@ void log_request(const logger *lg, const log_request_rec *r)
             path[i] = (c < 0x21 || c == 0x7f) ? '?' : (char)c;
         }
         path[i] = 0;
-        sbuf_printf(&b, "%s info  request id=%s %s %s model=%s status=%d images=%d "
-                        "batch=%d latency_ms=%.3f",
-                    ts, r->id, r->method, path, r->model[0] ? r->model : "-", r->status,
-                    r->images, r->batch, r->latency_ms);
+        sbuf_printf(&b,
+                    "%s info  request id=%s %s %s model=%s status=%d images=%d "
+                    "batch=%d latency_ms=%.3f",
+                    ts, r->id, r->method, path, r->model[0] ? r->model : "-", r->status, r->images,
+                    r->batch, r->latency_ms);
         if (r->error && r->error[0]) {
             sbuf_puts(&b, " error=");
             sbuf_json_str(&b, r->error);

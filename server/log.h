@@ -10,8 +10,8 @@
 #include <stdio.h>
 
 typedef struct {
-    int level;  /* LOG_* from config.h: lines above it are dropped */
-    int json;   /* 1: one JSON object per line */
+    int level; /* LOG_* from config.h: lines above it are dropped */
+    int json;  /* 1: one JSON object per line */
     FILE *out;
 } logger;
 

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 static const double time_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                      0.1,    0.25,  0.5,    1,     2.5,   5,    10};
+                                      0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 static const double size_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 #define NTB (sizeof time_buckets / sizeof time_buckets[0])
 #define NSB (sizeof size_buckets / sizeof size_buckets[0])
@@ -172,14 +172,12 @@ void metrics_render(metrics *m, sbuf *b, const long *depth, const int *ready, lo
     head(b, "xbnserve_queue_wait_seconds", "histogram", "Per image: queued to batch start.");
     for (int i = 0; i < m->nmodels; i++) {
         snprintf(lab, sizeof lab, "model=\"%s\"", m->models[i].name);
-        render_hist(b, "xbnserve_queue_wait_seconds", lab, &m->models[i].wait, time_buckets,
-                    NTB);
+        render_hist(b, "xbnserve_queue_wait_seconds", lab, &m->models[i].wait, time_buckets, NTB);
     }
     head(b, "xbnserve_compute_seconds", "histogram", "Engine time per batch.");
     for (int i = 0; i < m->nmodels; i++) {
         snprintf(lab, sizeof lab, "model=\"%s\"", m->models[i].name);
-        render_hist(b, "xbnserve_compute_seconds", lab, &m->models[i].compute, time_buckets,
-                    NTB);
+        render_hist(b, "xbnserve_compute_seconds", lab, &m->models[i].compute, time_buckets, NTB);
     }
     head(b, "xbnserve_batch_size", "histogram", "Images per engine batch.");
     for (int i = 0; i < m->nmodels; i++) {

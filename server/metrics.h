@@ -33,7 +33,6 @@ void metrics_batch(metrics *m, int model, int n, double compute_s, const double 
 void metrics_model_loaded(metrics *m, int model, double seconds);
 
 /* Append the exposition text. queue_depth[nmodels], ready[nmodels]. */
-void metrics_render(metrics *m, sbuf *b, const long *queue_depth, const int *ready,
-                    long in_flight);
+void metrics_render(metrics *m, sbuf *b, const long *queue_depth, const int *ready, long in_flight);
 
 #endif

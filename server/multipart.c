@@ -63,8 +63,7 @@ static int disposition_name_is(const char *v, size_t n, const char *want)
 {
     size_t wn = strlen(want);
     for (size_t i = 0; i + 5 <= n; i++) {
-        if (strncasecmp(v + i, "name=", 5) || (i > 0 && isalnum((unsigned char)v[i - 1])))
-            continue;
+        if (strncasecmp(v + i, "name=", 5) || (i > 0 && isalnum((unsigned char)v[i - 1]))) continue;
         const char *s = v + i + 5;
         size_t rest = n - i - 5;
         if (rest && *s == '"') {
@@ -72,8 +71,7 @@ static int disposition_name_is(const char *v, size_t n, const char *want)
             rest--;
             return rest > wn && !memcmp(s, want, wn) && s[wn] == '"';
         }
-        return rest >= wn && !memcmp(s, want, wn) &&
-               (rest == wn || s[wn] == ';' || s[wn] == ' ');
+        return rest >= wn && !memcmp(s, want, wn) && (rest == wn || s[wn] == ';' || s[wn] == ' ');
     }
     return 0;
 }
@@ -92,9 +90,8 @@ static int parse_long(const unsigned char *p, size_t n, long *out)
     return 0;
 }
 
-int multipart_parse(const char *content_type, const unsigned char *body, size_t len,
-                    int max_parts, blob **parts, int *nparts, long *top_k, char *err,
-                    size_t errlen)
+int multipart_parse(const char *content_type, const unsigned char *body, size_t len, int max_parts,
+                    blob **parts, int *nparts, long *top_k, char *err, size_t errlen)
 {
     char bnd[MULTIPART_MAX_BOUNDARY + 1], delim[MULTIPART_MAX_BOUNDARY + 5];
     blob *out = NULL;

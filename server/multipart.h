@@ -22,8 +22,7 @@ int multipart_boundary(const char *content_type, char *out, size_t outlen);
 /* Split body into at most max_parts image parts. On success *parts is a malloc'd array of
  * *nparts blobs (free with blobs_free) and *top_k holds the form field or -1. More image
  * parts than max_parts is PARSE_ETOOMANY; zero image parts is PARSE_EINVAL. */
-int multipart_parse(const char *content_type, const unsigned char *body, size_t len,
-                    int max_parts, blob **parts, int *nparts, long *top_k, char *err,
-                    size_t errlen);
+int multipart_parse(const char *content_type, const unsigned char *body, size_t len, int max_parts,
+                    blob **parts, int *nparts, long *top_k, char *err, size_t errlen);
 
 #endif

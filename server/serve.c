@@ -2,9 +2,11 @@
  *
  *   1. Configuration (config.c): flags > XBNSERVE_* > file > defaults; --check-config stops
  *      here. Thread counts default to the CPUs the process may really use (cpus.c).
- *   2. SIGTERM/SIGINT/SIGPIPE are blocked in every thread (the mask is inherited), so the
- *      main thread alone receives SIGTERM/SIGINT with sigwaitinfo: no signal handler, no
- *      global flag.
+ *   2. SIGTERM/SIGINT/SIGPIPE are blocked before any thread of ours starts (the mask is
+ *      inherited), and the main thread takes SIGTERM/SIGINT with sigwaitinfo: no global
+ *      flag. Threads created before main (OpenBLAS's pool, started by its constructor) do
+ *      not block them, so a handler re-sends any signal such a thread catches to the main
+ *      thread (tgkill to tid == pid). A second signal during the drain is ignored.
  *   3. The HTTP daemon starts first, so /healthz answers and /readyz says 503 while models
  *      load. Each model is loaded, its preprocessing/labels overridden from the config, and
  *      its batcher started: one engine session per worker, each running a warm-up batch.
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +41,13 @@
 #define LABELS_MAX (8u << 20) /* labels file size */
 
 extern char **environ;
+
+/* Runs only on threads that do not block the signal: hand it to the main thread. */
+static void forward_to_main(int sig)
+{
+    pid_t pid = getpid();
+    if ((pid_t)syscall(SYS_gettid) != pid) syscall(SYS_tgkill, pid, pid, sig);
+}
 
 /* ---- batcher callbacks: one engine session per worker ---- */
 
@@ -298,6 +308,12 @@ int cmd_serve(int argc, char **argv)
     sigaddset(&sigs, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     sigdelset(&sigs, SIGPIPE);
+    struct sigaction sa = {0};
+    sa.sa_handler = forward_to_main;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 
     const char *names[CFG_MAX_MODELS];
     s->nmodels = s->cfg.nmodels;
@@ -341,7 +357,8 @@ int cmd_serve(int argc, char **argv)
     }
     log_msg(&s->log, LOG_INFO, "ready");
     int sig;
-    while ((sig = sigwaitinfo(&sigs, NULL)) < 0 && errno == EINTR) {}
+    while ((sig = sigwaitinfo(&sigs, NULL)) < 0 && errno == EINTR) {
+    }
     log_msg(&s->log, LOG_INFO, "got %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     drain(s);
     rc = 0;

@@ -24,17 +24,17 @@
 typedef struct {
     int idx;
     const model_cfg *cfg;
-    metrics *met;       /* the server's, for the batcher's on_batch */
+    metrics *met; /* the server's, for the batcher's on_batch */
     const logger *log;
     model *m;
-    model_info info;    /* the model's, with the config's preprocess and labels applied */
-    char **labels_own;  /* labels read from cfg->labels, or NULL */
-    char *labels_blob;  /* their storage */
+    model_info info;   /* the model's, with the config's preprocess and labels applied */
+    char **labels_own; /* labels read from cfg->labels, or NULL */
+    char *labels_blob; /* their storage */
     int S, classes;
-    size_t in_elems;    /* 3*S*S */
+    size_t in_elems; /* 3*S*S */
     batcher *b;
     double load_s;
-    atomic_int ready;   /* loaded and warmed up */
+    atomic_int ready; /* loaded and warmed up */
 } srv_model;
 
 typedef struct server {

@@ -13,14 +13,13 @@ static const cJSON *b64_field(const cJSON *inst)
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(inst, "b64");
     if (s) return s;
     /* {"image": {"b64": ...}}: a named input holding the encoded image. */
-    if (cJSON_IsObject(inst) && inst->child && !inst->child->next &&
-        cJSON_IsObject(inst->child))
+    if (cJSON_IsObject(inst) && inst->child && !inst->child->next && cJSON_IsObject(inst->child))
         return cJSON_GetObjectItemCaseSensitive(inst->child, "b64");
     return NULL;
 }
 
-int v1_parse_json(const char *body, size_t len, int max_images, blob **imgs, int *n,
-                  long *top_k, char *err, size_t errlen)
+int v1_parse_json(const char *body, size_t len, int max_images, blob **imgs, int *n, long *top_k,
+                  char *err, size_t errlen)
 {
     int st = PARSE_EINVAL, count = 0;
     blob *out = NULL;
@@ -108,8 +107,8 @@ int v1_top_k(const float *probs, int classes, long top_k, int *idx)
     return k;
 }
 
-int v1_format(sbuf *b, const char *model, int untrained, const char *const *labels,
-              int classes, const float *probs, int n, long top_k)
+int v1_format(sbuf *b, const char *model, int untrained, const char *const *labels, int classes,
+              const float *probs, int n, long top_k)
 {
     int *idx = malloc((size_t)classes * sizeof *idx);
     if (!idx) {

@@ -16,8 +16,8 @@
 /* Parse a JSON predict body. On success *imgs is a malloc'd array of *n blobs holding the
  * decoded images (free with blobs_free) and *top_k the JSON field or -1 if absent.
  * A pure function over (body, len). */
-int v1_parse_json(const char *body, size_t len, int max_images, blob **imgs, int *n,
-                  long *top_k, char *err, size_t errlen);
+int v1_parse_json(const char *body, size_t len, int max_images, blob **imgs, int *n, long *top_k,
+                  char *err, size_t errlen);
 
 /* Order the class indices of one probability row best first (ties: lower index first) and
  * return how many to report: top_k, or all when top_k is 0 or larger than classes.
@@ -26,7 +26,7 @@ int v1_top_k(const float *probs, int classes, long top_k, int *idx);
 
 /* Append the v1 response for n rows of probabilities [n, classes]. labels may be NULL
  * (the index is printed instead). Returns nonzero if out of memory (b->err). */
-int v1_format(sbuf *b, const char *model, int untrained, const char *const *labels,
-              int classes, const float *probs, int n, long top_k);
+int v1_format(sbuf *b, const char *model, int untrained, const char *const *labels, int classes,
+              const float *probs, int n, long top_k);
 
 #endif

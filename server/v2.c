@@ -48,8 +48,8 @@ static int get_shape(const cJSON *shape, long dims[4], int *nd)
     return 0;
 }
 
-int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer *out,
-                   char *err, size_t errlen)
+int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer *out, char *err,
+                   size_t errlen)
 {
     int st = PARSE_EINVAL;
     memset(out, 0, sizeof *out);
@@ -139,8 +139,7 @@ int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer
         int i = 0;
         cJSON_ArrayForEach(it, data)
         {
-            const cJSON *s = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "b64")
-                                                : it;
+            const cJSON *s = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "b64") : it;
             if (!cJSON_IsString(s)) {
                 snprintf(err, errlen, "BYTES element %d must be a base64 string", i);
                 goto fail;

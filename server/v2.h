@@ -32,8 +32,8 @@ typedef struct {
 
 /* Parse an infer body for a model with input side S. On success *out owns its buffers
  * (release with v2_infer_free). A pure function over (body, len). */
-int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer *out,
-                   char *err, size_t errlen);
+int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer *out, char *err,
+                   size_t errlen);
 void v2_infer_free(v2_infer *r); /* accepts NULL and a zeroed struct */
 
 /* Append the infer response; logits and probs are [n, classes]. */
