@@ -1,0 +1,201 @@
+/* resize.c - Pillow-exact bilinear resample + crop + normalise; see resize.h.
+ *
+ * Layout of the work: the crop selects output columns [x0, x1) and rows [y0, y1) of the
+ * resized image. Horizontal coefficients exist for those columns only, vertical ones for
+ * those rows only. Source rows are resampled horizontally on demand, in increasing order,
+ * into a ring of kv rows (kv = vertical taps): the window of source rows an output row needs
+ * only moves forward and is at most kv tall, so row r lives in slot r % kv for as long as
+ * any output row needs it.
+ */
+#include "resize.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PRECISION_BITS 22 /* Pillow's 8-bit path: 32 - 8 - 2 */
+
+static double bilinear(double x)
+{
+    if (x < 0.0) x = -x;
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+static int round_half_even_half(int d) /* Python round(d / 2) for d >= 0 */
+{
+    int q = d / 2;
+    if (d % 2 == 0) return q;
+    return q % 2 == 0 ? q : q + 1;
+}
+
+static void crop_offset(int n, int s, int *off)
+{
+    *off = s > n ? -((s - n) / 2) : round_half_even_half(n - s);
+}
+
+int resize_plan_make(const preprocess_spec *pre, int w, int h, resize_plan *p)
+{
+    if (w <= 0 || h <= 0 || pre->crop <= 0 || pre->crop > RESIZE_MAX_SIDE) return RESIZE_EINVAL;
+    p->crop = pre->crop;
+    if (pre->mode == RESIZE_DIRECT) {
+        p->out_w = p->out_h = pre->crop;
+    } else {
+        if (pre->resize <= 0 || pre->resize > RESIZE_MAX_SIDE) return RESIZE_EINVAL;
+        long long sh = w <= h ? w : h, lo = w <= h ? h : w;
+        /* torchvision: int(R * long / short), a correctly rounded double truncated */
+        double nl = (double)(pre->resize * lo) / (double)sh;
+        if (nl >= (double)(INT32_MAX / 4)) return RESIZE_ETOOBIG;
+        int new_long = (int)nl;
+        p->out_w = w <= h ? pre->resize : new_long;
+        p->out_h = w <= h ? new_long : pre->resize;
+    }
+    crop_offset(p->out_w, p->crop, &p->crop_x);
+    crop_offset(p->out_h, p->crop, &p->crop_y);
+    return RESIZE_OK;
+}
+
+void plane_map_make(const preprocess_spec *pre, int src_channels, plane_map *m)
+{
+    for (int p = 0; p < 3; p++) {
+        m->chan[p] = src_channels == 1 ? 0 : pre->bgr ? 2 - p : p;
+        for (int v = 0; v < 256; v++)
+            m->lut[p][v] = ((float)v / 255.0f - pre->mean[p]) / pre->std[p];
+    }
+}
+
+int resize_ksize(double in0, double in1, int out_size)
+{
+    double scale = (in1 - in0) / out_size;
+    double support = scale < 1.0 ? 1.0 : scale; /* bilinear support 1, widened */
+    return (int)ceil(support) * 2 + 1;
+}
+
+void resize_coeffs(int in_size, double in0, double in1, int out_size, int first, int count,
+                   int ksize, int *bounds, int32_t *k)
+{
+    double scale = (in1 - in0) / out_size;
+    double filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = filterscale, ss = 1.0 / filterscale;
+    double w[ksize];
+    for (int i = 0; i < count; i++) {
+        double center = in0 + (first + i + 0.5) * scale;
+        int xmin = (int)(center - support + 0.5);
+        if (xmin < 0) xmin = 0;
+        int xmax = (int)(center + support + 0.5);
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        if (xmax > ksize) xmax = ksize; /* cannot happen; keeps the writes in bounds */
+        if (xmax < 0) xmax = 0;
+        double ww = 0.0;
+        for (int x = 0; x < xmax; x++) {
+            w[x] = bilinear((x + xmin - center + 0.5) * ss);
+            ww += w[x];
+        }
+        int32_t *kr = k + (size_t)i * ksize;
+        for (int x = 0; x < ksize; x++) {
+            double v = x < xmax ? (ww != 0.0 ? w[x] / ww : w[x]) : 0.0;
+            kr[x] = (int32_t)(v < 0 ? -0.5 + v * (1 << PRECISION_BITS)
+                                    : 0.5 + v * (1 << PRECISION_BITS));
+        }
+        bounds[2 * i] = xmin;
+        bounds[2 * i + 1] = xmax;
+    }
+}
+
+static inline unsigned char clip8(int32_t ss)
+{
+    ss >>= PRECISION_BITS;
+    return ss < 0 ? 0 : ss > 255 ? 255 : (unsigned char)ss;
+}
+
+/* One source row y -> ncols pixels of nch channels. */
+static void hpass_row(const pixmap_view *src, int y, int ncols, int kh, const int *hb,
+                      const int32_t *hk, unsigned char *dst)
+{
+    const unsigned char *row = src->origin + (ptrdiff_t)y * src->sy;
+    ptrdiff_t sx = src->sx;
+    if (src->channels == 3) {
+        for (int j = 0; j < ncols; j++) {
+            const int32_t *k = hk + (size_t)j * kh;
+            const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
+            int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+            for (int t = 0; t < hb[2 * j + 1]; t++, s += sx) {
+                s0 += s[0] * k[t];
+                s1 += s[1] * k[t];
+                s2 += s[2] * k[t];
+            }
+            dst[3 * j] = clip8(s0);
+            dst[3 * j + 1] = clip8(s1);
+            dst[3 * j + 2] = clip8(s2);
+        }
+    } else {
+        for (int j = 0; j < ncols; j++) {
+            const int32_t *k = hk + (size_t)j * kh;
+            const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
+            int32_t s0 = 1 << (PRECISION_BITS - 1);
+            for (int t = 0; t < hb[2 * j + 1]; t++, s += sx) s0 += s[0] * k[t];
+            dst[j] = clip8(s0);
+        }
+    }
+}
+
+int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p,
+               const plane_map *m, float *out)
+{
+    int S = p->crop, nch = src->channels;
+    int x0 = p->crop_x > 0 ? p->crop_x : 0, y0 = p->crop_y > 0 ? p->crop_y : 0;
+    int x1 = p->crop_x + S < p->out_w ? p->crop_x + S : p->out_w;
+    int y1 = p->crop_y + S < p->out_h ? p->crop_y + S : p->out_h;
+    int ncols = x1 - x0, nrows = y1 - y0;
+    if (ncols <= 0 || nrows <= 0 || (nch != 1 && nch != 3)) return RESIZE_EINVAL;
+    if ((box[2] - box[0]) / p->out_w > RESIZE_MAX_FACTOR ||
+        (box[3] - box[1]) / p->out_h > RESIZE_MAX_FACTOR)
+        return RESIZE_ETOOBIG;
+    int kh = resize_ksize(box[0], box[2], p->out_w), kv = resize_ksize(box[1], box[3], p->out_h);
+    size_t rowb = (size_t)ncols * nch;
+    int rc = RESIZE_ENOMEM;
+    int *hb = malloc(sizeof *hb * 2 * (size_t)ncols), *vb = malloc(sizeof *vb * 2 * (size_t)nrows);
+    int32_t *hk = malloc(sizeof *hk * (size_t)kh * ncols),
+            *vk = malloc(sizeof *vk * (size_t)kv * nrows);
+    unsigned char *ring = malloc(rowb * (size_t)kv);
+    int32_t *acc = malloc(sizeof *acc * rowb);
+    if (!hb || !vb || !hk || !vk || !ring || !acc) goto fail;
+    resize_coeffs(src->w, box[0], box[2], p->out_w, x0, ncols, kh, hb, hk);
+    resize_coeffs(src->h, box[1], box[3], p->out_h, y0, nrows, kv, vb, vk);
+
+    size_t plane = (size_t)S * S;
+    if (ncols < S || nrows < S) /* zero padding: pixel value 0 */
+        for (int c = 0; c < 3; c++)
+            for (size_t i = 0; i < plane; i++) out[c * plane + i] = m->lut[c][0];
+
+    int next = 0; /* first source row not yet resampled horizontally */
+    for (int i = 0; i < nrows; i++) {
+        int ymin = vb[2 * i], ycnt = vb[2 * i + 1];
+        if (next < ymin) next = ymin;
+        for (; next < ymin + ycnt; next++)
+            hpass_row(src, next, ncols, kh, hb, hk, ring + (size_t)(next % kv) * rowb);
+        const int32_t *k = vk + (size_t)i * kv;
+        for (size_t j = 0; j < rowb; j++) acc[j] = 1 << (PRECISION_BITS - 1);
+        for (int t = 0; t < ycnt; t++) {
+            const unsigned char *r = ring + (size_t)((ymin + t) % kv) * rowb;
+            int32_t kt = k[t];
+            for (size_t j = 0; j < rowb; j++) acc[j] += r[j] * kt;
+        }
+        size_t orow = (size_t)(y0 - p->crop_y + i) * S + (size_t)(x0 - p->crop_x);
+        for (int c = 0; c < 3; c++) {
+            float *o = out + c * plane + orow;
+            const float *lut = m->lut[c];
+            int ch = m->chan[c];
+            for (int j = 0; j < ncols; j++) o[j] = lut[clip8(acc[(size_t)j * nch + ch])];
+        }
+    }
+    rc = RESIZE_OK;
+fail:
+    free(hb);
+    free(vb);
+    free(hk);
+    free(vk);
+    free(ring);
+    free(acc);
+    return rc;
+}
