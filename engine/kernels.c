@@ -89,7 +89,9 @@ void gn_forward_groups(float *x, int hw, int c, int cpg, int g_lo, int g_hi, flo
 {
     double n = (double)hw * cpg;
     int c_lo = g_lo * cpg, c_hi = g_hi * cpg;
-    float scale[c], shift[c]; /* c <= MODEL_MAX_CHANNELS: checked at load */
+    /* y = (x - mean) * (rstd * gamma) + beta: subtracting the mean first keeps precision when
+     * the mean is large against the spread (folding it into one shift would cancel badly). */
+    float mean_c[c], scale[c]; /* c <= MODEL_MAX_CHANNELS: checked at load */
     for (int g = g_lo; g < g_hi; g++) {
         /* Two passes in double: exact enough that the order of summation does not matter. */
         double sum = 0, sq = 0;
@@ -104,13 +106,14 @@ void gn_forward_groups(float *x, int hw, int c, int cpg, int g_lo, int g_hi, flo
         }
         double rstd = 1.0 / sqrt(sq / n + eps);
         for (int i = g * cpg; i < (g + 1) * cpg; i++) {
+            mean_c[i] = (float)mean;
             scale[i] = (float)(rstd * gamma[i]);
-            shift[i] = (float)(beta[i] - mean * rstd * gamma[i]);
         }
     }
     for (int p = 0; p < hw; p++) {
         float *v = x + (size_t)p * c;
-        for (int i = c_lo; i < c_hi; i++) v[i] = act_apply(v[i] * scale[i] + shift[i], act);
+        for (int i = c_lo; i < c_hi; i++)
+            v[i] = act_apply((v[i] - mean_c[i]) * scale[i] + beta[i], act);
     }
 }
 

@@ -1,0 +1,98 @@
+/* test_batch_invariance.c - the engine's guarantee: a sample's logits are bit-for-bit the
+ * same alone or in any batch, at any position, with 1 and with 2 threads.
+ *
+ * For each network: 16 random samples get their batch-1 logits; then for every batch size
+ * 1..16, two batches (two different placements of the samples) must reproduce each sample's
+ * batch-1 logits exactly (memcmp). Small odd input (67x67) keeps it quick and exercises the
+ * odd-size padding paths. Models come from `make models` ($XBN_MODELS).
+ */
+#include <string.h>
+
+#include "engine.h"
+#include "testutil.h"
+
+enum { POOL = 16, SIZE = 67 };
+
+static void check_model(const char *file, int threads)
+{
+    char path[512], err[512];
+    model *m = NULL;
+    session *s = NULL;
+    test_model_path(path, sizeof path, file);
+    if (model_load(path, &m, err, sizeof err)) fail_msg("%s", err);
+    if (session_new_threads(m, SIZE, SIZE, POOL, threads, &s, err, sizeof err)) fail_msg("%s", err);
+    int classes = model_get_info(m)->classes;
+    size_t in_sz = (size_t)3 * SIZE * SIZE;
+    float *pool = malloc(POOL * in_sz * sizeof *pool),
+          *batch = malloc(POOL * in_sz * sizeof *batch);
+    float *alone = malloc((size_t)POOL * classes * sizeof *alone);
+    float *got = malloc((size_t)POOL * classes * sizeof *got);
+    test_rng r = {1234};
+    rng_fill(&r, pool, POOL * in_sz, 2.0f);
+    for (int i = 0; i < POOL; i++)
+        assert_int_equal(session_run(s, pool + i * in_sz, 1, alone + (size_t)i * classes), 0);
+    /* The samples really differ, so equality below is not a coincidence of constant output. */
+    assert_true(memcmp(alone, alone + classes, classes * sizeof *alone) != 0);
+    int mismatches = 0;
+    for (int n = 1; n <= POOL; n++)
+        for (int rep = 0; rep < 2; rep++) {
+            int pick[POOL];
+            for (int p = 0; p < n; p++) pick[p] = (p * (rep ? 7 : 1) + n + rep * 3) % POOL;
+            for (int p = 0; p < n; p++)
+                memcpy(batch + p * in_sz, pool + pick[p] * in_sz, in_sz * sizeof *batch);
+            assert_int_equal(session_run(s, batch, n, got), 0);
+            for (int p = 0; p < n; p++)
+                if (memcmp(got + (size_t)p * classes, alone + (size_t)pick[p] * classes,
+                           classes * sizeof *got)) {
+                    if (!mismatches++)
+                        fprintf(stderr, "%s threads %d: batch %d position %d differs\n", file,
+                                threads, n, p);
+                }
+        }
+    assert_int_equal(mismatches, 0);
+    assert_int_equal(session_run(s, batch, 0, got), XBN_EINVAL);
+    assert_int_equal(session_run(s, batch, POOL + 1, got), XBN_EINVAL);
+    free(pool), free(batch), free(alone), free(got);
+    session_free(s);
+    model_free(m);
+}
+
+static void test_resnet50_torch(void **state)
+{
+    (void)state;
+    check_model("resnet50-torch.safetensors", 1);
+    check_model("resnet50-torch.safetensors", 2);
+}
+
+static void test_resnet50_keras(void **state)
+{
+    (void)state;
+    check_model("resnet50-keras.safetensors", 1);
+    check_model("resnet50-keras.safetensors", 2);
+}
+
+static void test_mobilenetv2_torch(void **state)
+{
+    (void)state;
+    check_model("mobilenetv2-torch.safetensors", 1);
+    check_model("mobilenetv2-torch.safetensors", 2);
+}
+
+static void test_mobilenetv2_keras(void **state)
+{
+    (void)state;
+    check_model("mobilenetv2-keras-035.safetensors", 1);
+    check_model("mobilenetv2-keras-035.safetensors", 2);
+    check_model("mobilenetv2-keras-100.safetensors", 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resnet50_torch),
+        cmocka_unit_test(test_resnet50_keras),
+        cmocka_unit_test(test_mobilenetv2_torch),
+        cmocka_unit_test(test_mobilenetv2_keras),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

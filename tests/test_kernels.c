@@ -1,0 +1,274 @@
+/* test_kernels.c - every engine kernel against a naive reference written here, on odd shapes:
+ * channels not a multiple of 8 or 16, 1x1 spatial, stride 2 on odd sizes, TF-style
+ * asymmetric padding. The references loop in the most obvious order, in double. */
+#include <string.h>
+
+#include "kernels.h"
+#include "testutil.h"
+
+/* Reference convolution, NHWC input, OIHW weights, padding (pt, pl) before, output oh x ow. */
+static void ref_conv(const float *in, int h, int w, int cin, const float *wt, int cout, int k,
+                     int stride, int pt, int pl, int oh, int ow, float *out)
+{
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+            for (int oc = 0; oc < cout; oc++) {
+                double acc = 0;
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            int iy = oy * stride - pt + ky, ix = ox * stride - pl + kx;
+                            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                            acc += (double)in[(iy * w + ix) * cin + ci] *
+                                   wt[((oc * cin + ci) * k + ky) * k + kx];
+                        }
+                out[(oy * ow + ox) * cout + oc] = (float)acc;
+            }
+}
+
+typedef struct {
+    int h, w, cin, cout, k, stride, pt, pl, pb, pr;
+} conv_case;
+
+static void conv_geom_for(const conv_case *c, conv_geom *g)
+{
+    *g = (conv_geom){.h = c->h, .w = c->w, .c = c->cin, .pt = c->pt, .pl = c->pl};
+    g->oh = (c->h + c->pt + c->pb - c->k) / c->stride + 1;
+    g->ow = (c->w + c->pl + c->pr - c->k) / c->stride + 1;
+}
+
+static void test_conv_im2col_gemm(void **state)
+{
+    (void)state;
+    static const conv_case cases[] = {
+        {9, 7, 3, 7, 3, 2, 1, 1, 1, 1},     {1, 1, 5, 9, 1, 1, 0, 0, 0, 0},
+        {13, 11, 17, 33, 3, 1, 1, 1, 1, 1}, {15, 15, 3, 16, 7, 2, 3, 3, 3, 3},
+        {7, 9, 12, 5, 3, 2, 1, 1, 1, 1},    {8, 6, 10, 12, 3, 2, 0, 0, 1, 1},  /* TF, even */
+        {7, 5, 10, 12, 3, 2, 1, 1, 1, 1},   {11, 9, 24, 20, 1, 2, 0, 0, 0, 0}, /* 1x1 / 2 */
+        {4, 4, 1, 1, 3, 1, 1, 1, 1, 1},
+    };
+    test_rng r = {42};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const conv_case *c = &cases[t];
+        conv_geom g;
+        conv_geom_for(c, &g);
+        int kk = c->k * c->k * c->cin, rows = g.oh * g.ow;
+        float *in = malloc(sizeof(float) * c->h * c->w * c->cin);
+        float *wt = malloc(sizeof(float) * kk * c->cout),
+              *wg = malloc(sizeof(float) * kk * c->cout);
+        float *col = malloc(sizeof(float) * rows * kk);
+        float *out = malloc(sizeof(float) * rows * c->cout),
+              *ref = malloc(sizeof(float) * rows * c->cout);
+        rng_fill(&r, in, (size_t)c->h * c->w * c->cin, 1.0f);
+        rng_fill(&r, wt, (size_t)kk * c->cout, 0.5f);
+        /* OIHW -> [(ky*k+kx)*cin+ci][oc], the layout model.c produces */
+        for (int oc = 0; oc < c->cout; oc++)
+            for (int ci = 0; ci < c->cin; ci++)
+                for (int ky = 0; ky < c->k; ky++)
+                    for (int kx = 0; kx < c->k; kx++)
+                        wg[((ky * c->k + kx) * c->cin + ci) * c->cout + oc] =
+                            wt[((oc * c->cin + ci) * c->k + ky) * c->k + kx];
+        ref_conv(in, c->h, c->w, c->cin, wt, c->cout, c->k, c->stride, c->pt, c->pl, g.oh, g.ow,
+                 ref);
+        /* whole output at once, then in two row ranges as the thread team splits it */
+        im2col_rows(in, &g, c->k, c->stride, 0, rows, col);
+        gemm(col, wg, out, rows, c->cout, kk);
+        expect_close(out, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv");
+        int mid = rows / 2;
+        memset(out, 0, sizeof(float) * rows * c->cout);
+        im2col_rows(in, &g, c->k, c->stride, 0, mid, col);
+        gemm(col, wg, out, mid, c->cout, kk);
+        im2col_rows(in, &g, c->k, c->stride, mid, rows, col);
+        gemm(col, wg, out + (size_t)mid * c->cout, rows - mid, c->cout, kk);
+        expect_close(out, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv split");
+        free(in), free(wt), free(wg), free(col), free(out), free(ref);
+    }
+}
+
+static void test_bias_act(void **state)
+{
+    (void)state;
+    test_rng r = {7};
+    enum { R = 5, C = 13 };
+    float x[R * C], b[C], res[R * C], got[R * C], want[R * C];
+    rng_fill(&r, x, R * C, 8.0f);
+    rng_fill(&r, b, C, 2.0f);
+    rng_fill(&r, res, R * C, 4.0f);
+    for (int act = ACT_NONE; act <= ACT_RELU6; act++)
+        for (int mode = RES_NONE; mode <= RES_ACT_THEN_ADD; mode++) {
+            for (int i = 0; i < R * C; i++) {
+                double v = x[i] + b[i % C];
+                if (mode == RES_ADD_THEN_ACT) v += res[i];
+                if (act != ACT_NONE) v = v < 0 ? 0 : v;
+                if (act == ACT_RELU6) v = v > 6 ? 6 : v;
+                if (mode == RES_ACT_THEN_ADD) v += res[i];
+                want[i] = (float)v;
+            }
+            memcpy(got, x, sizeof got);
+            bias_act(got, b, mode == RES_NONE ? NULL : res, R, C, (act_kind)act, (res_mode)mode);
+            expect_close(got, want, R * C, 1e-6, 1e-6, "bias_act");
+        }
+}
+
+static void test_dwconv(void **state)
+{
+    (void)state;
+    static const conv_case cases[] = {
+        {9, 7, 17, 17, 3, 2, 1, 1, 1, 1}, {8, 8, 24, 24, 3, 2, 0, 0, 1, 1}, /* TF even */
+        {7, 9, 5, 5, 3, 2, 1, 1, 1, 1},   {1, 1, 3, 3, 3, 1, 1, 1, 1, 1},
+        {6, 5, 40, 40, 3, 1, 1, 1, 1, 1},
+    };
+    test_rng r = {3};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const conv_case *c = &cases[t];
+        conv_geom g;
+        conv_geom_for(c, &g);
+        int C = c->cin, n_out = g.oh * g.ow * C;
+        float *in = malloc(sizeof(float) * c->h * c->w * C), w9[9 * 40], wt[40 * 9];
+        float *out = malloc(sizeof(float) * n_out), *ref = malloc(sizeof(float) * n_out);
+        rng_fill(&r, in, (size_t)c->h * c->w * C, 1.0f);
+        rng_fill(&r, wt, (size_t)C * 9, 1.0f); /* [c][3][3] as in the file */
+        for (int i = 0; i < C; i++)
+            for (int k = 0; k < 9; k++) w9[k * C + i] = wt[i * 9 + k];
+        for (int oy = 0; oy < g.oh; oy++)
+            for (int ox = 0; ox < g.ow; ox++)
+                for (int i = 0; i < C; i++) {
+                    double acc = 0;
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int iy = oy * c->stride - c->pt + ky, ix = ox * c->stride - c->pl + kx;
+                            if (iy < 0 || iy >= c->h || ix < 0 || ix >= c->w) continue;
+                            acc += (double)in[(iy * c->w + ix) * C + i] * wt[i * 9 + ky * 3 + kx];
+                        }
+                    ref[(oy * g.ow + ox) * C + i] = (float)acc;
+                }
+        dwconv3x3(in, &g, c->stride, w9, out);
+        expect_close(out, ref, (size_t)n_out, 1e-5, 1e-5, "dwconv3x3");
+        free(in), free(out), free(ref);
+    }
+}
+
+static void test_groupnorm(void **state)
+{
+    (void)state;
+    static const int cases[][3] = {
+        {7, 48, 16}, {1, 64, 64}, {25, 96, 32}, {3, 18, 6}, {49, 16, 16}};
+    test_rng r = {11};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        int hw = cases[t][0], c = cases[t][1], groups = cases[t][2], cpg = c / groups;
+        size_t n = (size_t)hw * c;
+        float *x = malloc(n * sizeof *x), *ref = malloc(n * sizeof *x), gm[96], bt[96];
+        rng_fill(&r, x, n, 3.0f);
+        for (size_t i = 0; i < n; i++) x[i] += 1.5f; /* a mean far from zero */
+        rng_fill(&r, gm, (size_t)c, 2.0f);
+        rng_fill(&r, bt, (size_t)c, 1.0f);
+        for (int act = ACT_NONE; act <= ACT_RELU6; act++) {
+            for (int g = 0; g < groups; g++) {
+                double s = 0, sq = 0, cnt = (double)hw * cpg;
+                for (int p = 0; p < hw; p++)
+                    for (int i = g * cpg; i < (g + 1) * cpg; i++) s += x[p * c + i];
+                double mean = s / cnt;
+                for (int p = 0; p < hw; p++)
+                    for (int i = g * cpg; i < (g + 1) * cpg; i++)
+                        sq += (x[p * c + i] - mean) * (x[p * c + i] - mean);
+                double rstd = 1 / sqrt(sq / cnt + 1e-5);
+                for (int p = 0; p < hw; p++)
+                    for (int i = g * cpg; i < (g + 1) * cpg; i++) {
+                        double v = (x[p * c + i] - mean) * rstd * gm[i] + bt[i];
+                        if (act != ACT_NONE) v = v < 0 ? 0 : v;
+                        if (act == ACT_RELU6) v = v > 6 ? 6 : v;
+                        ref[p * c + i] = (float)v;
+                    }
+            }
+            float *got = malloc(n * sizeof *got);
+            memcpy(got, x, n * sizeof *got);
+            /* in two group ranges, as the thread team splits it */
+            gn_forward_groups(got, hw, c, cpg, 0, groups / 2, 1e-5f, gm, bt, (act_kind)act);
+            gn_forward_groups(got, hw, c, cpg, groups / 2, groups, 1e-5f, gm, bt, (act_kind)act);
+            expect_close(got, ref, n, 1e-5, 1e-5, "groupnorm");
+            free(got);
+        }
+        free(x), free(ref);
+    }
+}
+
+static void test_maxpool_gap_dense(void **state)
+{
+    (void)state;
+    test_rng r = {5};
+    conv_case c = {9, 7, 6, 6, 3, 2, 1, 1, 1, 1};
+    conv_geom g;
+    conv_geom_for(&c, &g);
+    float in[9 * 7 * 6], out[5 * 4 * 6], ref[5 * 4 * 6];
+    rng_fill(&r, in, sizeof in / sizeof in[0], 5.0f);
+    for (int oy = 0; oy < g.oh; oy++)
+        for (int ox = 0; ox < g.ow; ox++)
+            for (int i = 0; i < 6; i++) {
+                float m = -INFINITY;
+                for (int ky = 0; ky < 3; ky++)
+                    for (int kx = 0; kx < 3; kx++) {
+                        int iy = oy * 2 - 1 + ky, ix = ox * 2 - 1 + kx;
+                        if (iy >= 0 && iy < 9 && ix >= 0 && ix < 7 && in[(iy * 7 + ix) * 6 + i] > m)
+                            m = in[(iy * 7 + ix) * 6 + i];
+                    }
+                ref[(oy * g.ow + ox) * 6 + i] = m;
+            }
+    assert_int_equal(g.oh * g.ow * 6, 5 * 4 * 6);
+    maxpool(in, &g, 3, 2, out);
+    expect_close(out, ref, 5 * 4 * 6, 0, 0, "maxpool");
+
+    float avg[6], avg_ref[6];
+    for (int i = 0; i < 6; i++) {
+        double s = 0;
+        for (int p = 0; p < 63; p++) s += in[p * 6 + i];
+        avg_ref[i] = (float)(s / 63);
+    }
+    gap_forward(in, 63, 6, avg);
+    expect_close(avg, avg_ref, 6, 1e-6, 1e-6, "gap");
+
+    enum { CIN = 37, COUT = 11 };
+    float x[CIN], w[COUT * CIN], b[COUT], y[COUT], yref[COUT];
+    rng_fill(&r, x, CIN, 1.0f);
+    rng_fill(&r, w, COUT * CIN, 1.0f);
+    rng_fill(&r, b, COUT, 1.0f);
+    for (int j = 0; j < COUT; j++) {
+        double s = b[j];
+        for (int i = 0; i < CIN; i++) s += (double)w[j * CIN + i] * x[i];
+        yref[j] = (float)s;
+    }
+    dense_forward(x, w, b, CIN, COUT, y);
+    expect_close(y, yref, COUT, 1e-6, 1e-6, "dense");
+}
+
+static void test_softmax_and_layout(void **state)
+{
+    (void)state;
+    float l[4] = {1000.0f, 1001.0f, -5.0f, 1000.5f}, p[4]; /* would overflow exp() naively */
+    softmax(l, 4, p);
+    double z = exp(-1.0) + 1 + exp(-1006.0) + exp(-0.5);
+    float want[4] = {(float)(exp(-1.0) / z), (float)(1 / z), (float)(exp(-1006.0) / z),
+                     (float)(exp(-0.5) / z)};
+    expect_close(p, want, 4, 1e-7, 1e-6, "softmax");
+
+    float nchw[2 * 3 * 5], nhwc[2 * 3 * 5];
+    for (int i = 0; i < 30; i++) nchw[i] = (float)i;
+    nchw_to_nhwc_rows(nchw, 2, 3, 5, 0, 1, nhwc);
+    nchw_to_nhwc_rows(nchw, 2, 3, 5, 1, 3, nhwc);
+    for (int y = 0; y < 3; y++)
+        for (int x = 0; x < 5; x++)
+            for (int c = 0; c < 2; c++)
+                assert_true(nhwc[(y * 5 + x) * 2 + c] == nchw[c * 15 + y * 5 + x]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_im2col_gemm),
+        cmocka_unit_test(test_bias_act),
+        cmocka_unit_test(test_dwconv),
+        cmocka_unit_test(test_groupnorm),
+        cmocka_unit_test(test_maxpool_gap_dense),
+        cmocka_unit_test(test_softmax_and_layout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
