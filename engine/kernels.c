@@ -12,6 +12,11 @@ void kernels_init(void)
     openblas_set_num_threads(1);
 }
 
+const char *blas_core_name(void)
+{
+    return openblas_get_corename();
+}
+
 void im2col_rows(const float *in, const conv_geom *g, int k, int stride, int lo, int hi, float *col)
 {
     size_t cc = (size_t)g->c;

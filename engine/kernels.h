@@ -24,6 +24,8 @@ void im2col_rows(const float *in, const conv_geom *g, int k, int stride, int lo,
 /* Tell BLAS to run single-threaded in the calling thread: the session's own team splits the
  * work, so the arithmetic of each call never depends on BLAS's thread heuristics. */
 void kernels_init(void);
+/* The BLAS kernel family in use (OpenBLAS core name, e.g. "Haswell", "SkylakeX"). */
+const char *blas_core_name(void);
 
 /* out[m][n] = sum_k a[m][k] * b[k][n], row-major, through sgemm. */
 void gemm(const float *a, const float *b, float *out, int m, int n, int k);
