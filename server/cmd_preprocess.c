@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cli.h"
 #include "engine.h"
@@ -26,7 +27,8 @@ static void usage(FILE *f)
             "  --mean a,b,c  --std a,b,c    per plane, [0,1] scale: x = (p/255 - mean)/std\n"
             "  --exif | --no-exif    apply the EXIF orientation tag or not\n"
             "  --max-bytes N  --max-pixels N   limits (defaults %u, %ld)\n"
-            "  --dct-margin F        DCT-scaling margin (default %g); --no-dct: full decode\n",
+            "  --dct-margin F        DCT-scaling margin (default %g); --no-dct: full decode\n"
+            "  --time N              also decode N more times and print ms per image\n",
             IMG_DEFAULT_MAX_BYTES, IMG_DEFAULT_MAX_PIXELS, IMG_DCT_MARGIN);
 }
 
@@ -100,7 +102,7 @@ int cmd_preprocess(int argc, char **argv)
     const char *model_path = NULL, *in = NULL, *outp = NULL;
     /* overrides, applied after the model's spec */
     int mode = -1, bgr = -1, exif = -1, has_mean = 0, has_std = 0;
-    long resize = 0, crop = 0, v;
+    long resize = 0, crop = 0, v, repeat = 0;
     float mean[3], stdv[3];
     char err[512];
     unsigned char *data = NULL;
@@ -149,6 +151,8 @@ int cmd_preprocess(int argc, char **argv)
             lim.max_bytes = (size_t)v;
         } else if (!strcmp(a, "--max-pixels")) {
             if (parse_long(val, 1, 1L << 40, &lim.max_pixels)) goto bad;
+        } else if (!strcmp(a, "--time")) {
+            if (parse_long(val, 1, 1000000, &repeat)) goto bad;
         } else if (!strcmp(a, "--dct-margin")) {
             if (parse_double(val, &margin) || margin == 0) goto bad;
         } else if (a[0] == '-' && a[1]) {
@@ -199,6 +203,15 @@ int cmd_preprocess(int argc, char **argv)
     if (image_to_tensor_ex(data, len, &pre, &lim, margin, x, err, sizeof err)) {
         fprintf(stderr, "preprocess: %s: %s\n", in, err);
         goto done;
+    }
+    if (repeat) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (long i = 0; i < repeat; i++)
+            if (image_to_tensor_ex(data, len, &pre, &lim, margin, x, err, sizeof err)) goto done;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ms = ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+        printf("%.3f ms per image (%ld runs)\n", ms / (double)repeat, repeat);
     }
     long shape[4] = {1, 3, pre.crop, pre.crop};
     if (npy_write_f32(outp, x, 4, shape, err, sizeof err)) {
