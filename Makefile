@@ -6,7 +6,7 @@ PKGS    := libmicrohttpd libcjson libjpeg libpng openblas
 # x86-64-v3 = AVX2 + FMA: what any server of the last decade runs; no -march=native so a
 # container built here runs elsewhere.
 ARCHFLAGS ?= -march=x86-64-v3
-CFLAGS  ?= -O2 -g
+CFLAGS  ?= -O3 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(ARCHFLAGS) -Wall -Wextra -Werror -pthread \
            -Iengine -Iserver $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread

@@ -44,27 +44,28 @@ void gemm(const float *a, const float *b, float *out, int m, int n, int k)
     cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, m, k, 1.0f, b, n, a, k, 0.0f, out, n);
 }
 
-static inline float act_apply(float v, act_kind act)
+/* The activation as a clamp to [lo, hi]: compiles to max/min instructions (fmaxf would be
+ * a libm call because of its NaN rules). */
+static inline float clamp(float v, float lo, float hi)
 {
-    if (act == ACT_NONE) return v;
-    v = v > 0.0f ? v : 0.0f;
-    return act == ACT_RELU6 && v > 6.0f ? 6.0f : v;
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
 }
 
 void bias_act(float *out, const float *bias, const float *res, int rows, int c, act_kind act,
               res_mode mode)
 {
+    /* One branch-free inner loop per case, so each vectorises. */
+    float lo = act == ACT_NONE ? -INFINITY : 0.0f, hi = act == ACT_RELU6 ? 6.0f : INFINITY;
     for (int r = 0; r < rows; r++) {
-        float *o = out + (size_t)r * c;
-        const float *s = res ? res + (size_t)r * c : NULL;
-        for (int i = 0; i < c; i++) {
-            float v = o[i];
-            if (bias) v += bias[i];
-            if (s && mode == RES_ADD_THEN_ACT) v += s[i];
-            v = act_apply(v, act);
-            if (s && mode == RES_ACT_THEN_ADD) v += s[i];
-            o[i] = v;
-        }
+        float *restrict o = out + (size_t)r * c;
+        const float *restrict s = res ? res + (size_t)r * c : NULL;
+        if (!s || mode == RES_NONE)
+            for (int i = 0; i < c; i++) o[i] = clamp(o[i] + bias[i], lo, hi);
+        else if (mode == RES_ADD_THEN_ACT)
+            for (int i = 0; i < c; i++) o[i] = clamp(o[i] + bias[i] + s[i], lo, hi);
+        else
+            for (int i = 0; i < c; i++) o[i] = clamp(o[i] + bias[i], lo, hi) + s[i];
     }
 }
 
@@ -92,33 +93,43 @@ void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, 
 void gn_forward_groups(float *x, int hw, int c, int cpg, int g_lo, int g_hi, float eps,
                        const float *gamma, const float *beta, act_kind act)
 {
+    int c_lo = g_lo * cpg, c_hi = g_hi * cpg, nc = c_hi - c_lo;
     double n = (double)hw * cpg;
-    int c_lo = g_lo * cpg, c_hi = g_hi * cpg;
-    /* y = (x - mean) * (rstd * gamma) + beta: subtracting the mean first keeps precision when
-     * the mean is large against the spread (folding it into one shift would cancel badly). */
-    float mean_c[c], scale[c]; /* c <= MODEL_MAX_CHANNELS: checked at load */
-    for (int g = g_lo; g < g_hi; g++) {
-        /* Two passes in double: exact enough that the order of summation does not matter. */
-        double sum = 0, sq = 0;
-        for (int p = 0; p < hw; p++) {
-            const float *v = x + (size_t)p * c + g * cpg;
-            for (int i = 0; i < cpg; i++) sum += v[i];
-        }
-        double mean = sum / n;
-        for (int p = 0; p < hw; p++) {
-            const float *v = x + (size_t)p * c + g * cpg;
-            for (int i = 0; i < cpg; i++) sq += (v[i] - mean) * (v[i] - mean);
-        }
-        double rstd = 1.0 / sqrt(sq / n + eps);
-        for (int i = g * cpg; i < (g + 1) * cpg; i++) {
-            mean_c[i] = (float)mean;
-            scale[i] = (float)(rstd * gamma[i]);
+    /* Per-channel sums in double (vectorised across channels), then per group. Two passes:
+     * the mean first, then squared deviations, so large means cost no precision. */
+    double acc[nc], mean_d[nc]; /* c <= MODEL_MAX_CHANNELS: checked at load */
+    float mean_c[nc], scale[nc];
+    for (int i = 0; i < nc; i++) acc[i] = 0;
+    for (int p = 0; p < hw; p++) {
+        const float *v = x + (size_t)p * c + c_lo;
+        for (int i = 0; i < nc; i++) acc[i] += v[i];
+    }
+    for (int g = 0; g < g_hi - g_lo; g++) {
+        double s = 0;
+        for (int i = g * cpg; i < (g + 1) * cpg; i++) s += acc[i];
+        for (int i = g * cpg; i < (g + 1) * cpg; i++) mean_d[i] = s / n, mean_c[i] = (float)(s / n);
+    }
+    for (int i = 0; i < nc; i++) acc[i] = 0;
+    for (int p = 0; p < hw; p++) {
+        const float *v = x + (size_t)p * c + c_lo;
+        for (int i = 0; i < nc; i++) {
+            double d = (double)v[i] - mean_d[i];
+            acc[i] += d * d;
         }
     }
+    for (int g = 0; g < g_hi - g_lo; g++) {
+        double s = 0;
+        for (int i = g * cpg; i < (g + 1) * cpg; i++) s += acc[i];
+        double rstd = 1.0 / sqrt(s / n + eps);
+        for (int i = g * cpg; i < (g + 1) * cpg; i++) scale[i] = (float)(rstd * gamma[c_lo + i]);
+    }
+    /* y = (x - mean) * (rstd * gamma) + beta: subtracting the mean first keeps precision when
+     * the mean is large against the spread (folding it into one shift would cancel badly). */
+    float lo = act == ACT_NONE ? -INFINITY : 0.0f, hi = act == ACT_RELU6 ? 6.0f : INFINITY;
+    const float *bt = beta + c_lo;
     for (int p = 0; p < hw; p++) {
-        float *v = x + (size_t)p * c;
-        for (int i = c_lo; i < c_hi; i++)
-            v[i] = act_apply((v[i] - mean_c[i]) * scale[i] + beta[i], act);
+        float *v = x + (size_t)p * c + c_lo;
+        for (int i = 0; i < nc; i++) v[i] = clamp((v[i] - mean_c[i]) * scale[i] + bt[i], lo, hi);
     }
 }
 

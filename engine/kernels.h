@@ -30,8 +30,8 @@ const char *blas_core_name(void);
 /* out[m][n] = sum_k a[m][k] * b[k][n], row-major, through sgemm. */
 void gemm(const float *a, const float *b, float *out, int m, int n, int k);
 
-/* out [rows][c] = act(out + bias) with the residual res [rows][c] (or NULL) added before or
- * after the activation as `mode` says. */
+/* out [rows][c] = act(out + bias) (bias [c], never NULL) with the residual res [rows][c] (or NULL)
+ * added before or after the activation as `mode` says. */
 void bias_act(float *out, const float *bias, const float *res, int rows, int c, act_kind act,
               res_mode mode);
 

@@ -19,7 +19,8 @@
 #include "safetensors.h"
 
 #define MODEL_MAX_CLASSES 100000
-#define MODEL_MAX_CHANNELS 8192 /* kernels keep per-channel arrays on the stack */
+#define MODEL_MAX_CHANNELS 8192         /* kernels keep per-channel arrays on the stack */
+#define MODEL_MAX_BIAS_FLOATS (1 << 20) /* zero biases of bias-free convs: ~30k in ResNet50 */
 
 struct model {
     model_info info;
@@ -155,8 +156,8 @@ static int add_conv(builder *b, int in, conv_spec s)
     int out = new_tensor(b, cout);
     op *o = new_op(b, OP_CONV, s.w);
     size_t kk = (size_t)k * k * cin;
-    float *w = take(b, kk * cout), *bias = (tb || s.bn) ? take(b, (size_t)cout) : NULL;
-    if (out < 0 || !o || !w || ((tb || s.bn) && !bias)) return berr(b, "out of memory"), -1;
+    float *w = take(b, kk * cout), *bias = take(b, (size_t)cout); /* zeros without bias or BN */
+    if (out < 0 || !o || !w || !bias) return berr(b, "out of memory"), -1;
     *o = (op){.kind = OP_CONV,
               .in = in,
               .out = out,
@@ -188,7 +189,7 @@ static int add_conv(builder *b, int in, conv_spec s)
             scale = gm / sqrt((double)vr + b->bn_eps);
             shift = bt - mn * scale;
         }
-        if (bias) bias[oc] = (float)(bv * scale + shift);
+        bias[oc] = (float)(bv * scale + shift);
         for (int ci = 0; ci < cin; ci++)
             for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++) {
@@ -598,8 +599,9 @@ int model_load(const char *path, model **out, char *err, size_t errlen)
         goto fail;
     }
     if ((rc = parse_meta(&b))) goto fail;
-    /* Folded weights never outnumber the file's floats: BN's four vectors become one bias. */
-    b.cap = f.total_floats;
+    /* Folded weights never outnumber the file's floats plus one bias per convolution (BN's
+     * four vectors become one bias; a conv without bias or BN gets zeros). */
+    b.cap = f.total_floats + (size_t)MODEL_MAX_BIAS_FLOATS;
     if (!(m->weights = malloc(b.cap * sizeof(float) + 1))) {
         rc = berr(&b, "out of memory");
         goto fail;
