@@ -16,12 +16,10 @@
  *      accepted request to be answered. Past that bound, queued images are cancelled (503)
  *      and, after at most DRAIN_GRACE_MS more, the daemon stops. Exit 0.
  *
- * BLAS threads: OpenBLAS's thread count is process-wide (openblas_set_num_threads), so a
- * per-model threads_per_worker cannot be honoured separately. The daemon sets the largest
- * configured (or automatic) value once, and logs a warning when models ask for different
- * ones. Automatic: usable CPUs / total workers, at least 1.
+ * Engine threads: each worker's session runs its own team of threads_per_worker threads
+ * (the engine keeps BLAS itself single-threaded). Automatic: usable CPUs / total workers,
+ * at least 1.
  */
-#include <cblas.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -56,7 +54,8 @@ static int worker_init(void *arg, int w, void **ctx)
     srv_model *m = arg;
     char err[256];
     session *s = NULL;
-    if (session_new(m->m, m->S, m->S, (int)m->cfg->max_batch_size, &s, err, sizeof err)) {
+    if (session_new_threads(m->m, m->S, m->S, (int)m->cfg->max_batch_size,
+                            (int)m->cfg->threads_per_worker, &s, err, sizeof err)) {
         log_msg(m->log, LOG_ERROR, "model %s worker %d: %s", m->cfg->name, w, err);
         return -1;
     }
@@ -224,23 +223,11 @@ static void size_threads(server *s, int cpus)
 {
     config *c = &s->cfg;
     s->http_threads = c->http_threads ? (int)c->http_threads : cpus;
-    long long workers = 0, want = 0, first = -1;
-    int differ = 0;
+    long long workers = 0;
     for (int i = 0; i < c->nmodels; i++) workers += c->models[i].workers;
-    for (int i = 0; i < c->nmodels; i++) {
-        long long t = c->models[i].threads_per_worker;
-        if (t == 0) t = cpus / workers > 0 ? cpus / workers : 1;
-        c->models[i].threads_per_worker = t;
-        if (first >= 0 && t != first) differ = 1;
-        if (first < 0) first = t;
-        if (t > want) want = t;
-    }
-    s->blas_threads = (int)want;
-    if (differ)
-        log_msg(&s->log, LOG_WARN,
-                "threads_per_worker differs between models, but OpenBLAS's thread count is "
-                "process-wide: using %d for all",
-                s->blas_threads);
+    for (int i = 0; i < c->nmodels; i++)
+        if (c->models[i].threads_per_worker == 0)
+            c->models[i].threads_per_worker = cpus / workers > 0 ? cpus / workers : 1;
 }
 
 static void server_free(server *s)
@@ -296,8 +283,8 @@ int cmd_serve(int argc, char **argv)
             }
         }
         config_print(&s->cfg, stdout);
-        fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d, blas threads %d)\n",
-                s->cfg.nmodels, cpus, s->http_threads, s->blas_threads);
+        fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d)\n",
+                s->cfg.nmodels, cpus, s->http_threads);
         rc = 0;
         goto out;
     }
@@ -332,14 +319,13 @@ int cmd_serve(int argc, char **argv)
     }
     s->img.max_bytes = (size_t)s->cfg.max_body_bytes;
     s->img.max_pixels = (long)s->cfg.max_image_pixels;
-    openblas_set_num_threads(s->blas_threads);
     if (http_start(s, err, sizeof err)) {
         log_msg(&s->log, LOG_ERROR, "%s", err);
         goto out;
     }
     log_msg(&s->log, LOG_INFO,
-            "listening on %s:%d (usable CPUs %d, http_threads %d, blas threads %d, %d models)",
-            s->cfg.listen_address, s->port, cpus, s->http_threads, s->blas_threads, s->nmodels);
+            "listening on %s:%d (usable CPUs %d, http_threads %d, %d models)",
+            s->cfg.listen_address, s->port, cpus, s->http_threads, s->nmodels);
     for (int i = 0; i < s->nmodels; i++) {
         if (load_model(s, &s->models[i], err, sizeof err)) {
             log_msg(&s->log, LOG_ERROR, "%s", err);

@@ -44,7 +44,6 @@ typedef struct server {
     srv_model *models;
     int nmodels;
     int http_threads;
-    int blas_threads;
     image_limits img;
     struct MHD_Daemon *mhd;
     int port; /* bound port */
