@@ -7,6 +7,7 @@ reference applies the behaviour docs/images.md documents where it deliberately d
 a bare `Image.open(f).convert("RGB")`: alpha composited on white, 16-bit gray reduced to
 its high byte, CMYK without an Adobe marker read as plain (non-inverted) ink.
 """
+import functools
 import json
 import os
 import subprocess
@@ -61,13 +62,20 @@ def to_rgb(im, cmyk_plain):
 
 
 def reference(path, ref, spec):
+    """PIL + torchvision tensor in [0, 1] units (cached: several tests share references)."""
+    return _reference(path, ref["exif"], ref["cmyk_plain"], spec["resize"], spec["crop"],
+                      spec["direct"]).copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _reference(path, exif, cmyk_plain, resize, crop, direct):
     im = Image.open(path)
     im.load()
-    if ref["exif"]:
+    if exif:
         im = ImageOps.exif_transpose(im)
-    im = to_rgb(im, ref["cmyk_plain"])
-    size = (spec["crop"], spec["crop"]) if spec["direct"] else spec["resize"]
-    tf = T.Compose([T.Resize(size), T.CenterCrop(spec["crop"]), T.ToTensor()])
+    im = to_rgb(im, cmyk_plain)
+    size = (crop, crop) if direct else resize
+    tf = T.Compose([T.Resize(size), T.CenterCrop(crop), T.ToTensor()])
     return tf(im).numpy()
 
 
@@ -136,3 +144,48 @@ def test_dct_scaling_used_and_close(tmp):
         _, b = run_c(c["file"], ["--no-dct"], tmp)
         assert not np.array_equal(a, b), "DCT scaling was not used"
         assert np.abs(a - b).max() <= MAX_TOL + 1e-6
+
+
+MODELS = os.environ.get("XBN_MODELS", os.path.join(ROOT, "build/models"))
+
+
+def model_spec(path):
+    """The preprocess metadata of a model file (safetensors header)."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        meta = json.loads(f.read(n))["__metadata__"]
+    return json.loads(meta["preprocess"])
+
+
+def predict_top1(model, inputs):
+    p = subprocess.run([BIN, "predict", "--model", model, "--top-k", "1", *inputs],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return [r["top"][0]["index"] for r in json.loads(p.stdout)["results"]]
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2-torch", "resnet50-keras"])
+def test_top1_agrees_with_reference(name, tmp):
+    """`predict IMAGE` (image_to_tensor) and `predict ref.npy` (PIL + torchvision tensor,
+    normalised per the model's metadata) pick the same class for every corpus image."""
+    model = os.path.join(MODELS, name + ".safetensors")
+    if not os.path.exists(model):
+        pytest.skip(f"{model} not built (make models)")
+    pre = model_spec(model)
+    spec = {"resize": pre.get("resize", 256), "crop": pre["crop"],
+            "direct": pre["resize_mode"] == "direct"}
+    cases = [c for c in REF if not c["args"]]
+    mean = np.float32(pre["mean"])[:, None, None]
+    std = np.float32(pre["std"])[:, None, None]
+    refs = []
+    for c in cases:
+        r = reference(c["ref"].get("file", c["file"]), c["ref"], spec)
+        if pre["channel_order"] == "BGR":
+            r = r[::-1]
+        refs.append((r - mean) / std)
+    npy = os.path.join(tmp, "refs.npy")
+    np.save(npy, np.stack(refs).astype(np.float32))
+    want = predict_top1(model, [npy])
+    got = predict_top1(model, [c["file"] for c in cases])
+    bad = [(c["name"], g, w) for c, g, w in zip(cases, got, want) if g != w]
+    assert not bad, bad
