@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian packages xbnserve needs to build, test and run.
-# Usage: scripts/deps.sh [build|test|all]   (default: all)
+# Usage: scripts/deps.sh [build|test|all|container]   (default: all)
+# `container` is only what `make container-test` needs (podman, runc, debootstrap).
 # Installs only what is missing. As root it runs apt-get; otherwise it prints the
 # command to run and fails, so a build never half-works for lack of a package.
 set -euo pipefail
@@ -10,12 +11,14 @@ build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcjson-dev libjpeg62-turbo-d
 test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-h5py
     python3-yaml curl clang libclang-rt-14-dev
     python-matplotlib-data lomiri-wallpapers-20.04 libjpeg-turbo-progs)
+container_pkgs=(podman runc debootstrap)
 
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
 build) ;;
 test | all) want+=("${test_pkgs[@]}") ;;
-*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+container) want=("${container_pkgs[@]}") ;;
+*) echo "usage: $0 [build|test|all|container]" >&2; exit 2 ;;
 esac
 
 missing=()
