@@ -69,25 +69,36 @@ void bias_act(float *out, const float *bias, const float *res, int rows, int c, 
     }
 }
 
+/* Accumulate the valid taps of one output pixel for channels [i, i+n) into registers. */
+static inline void dw_pixel(const float *in, int w, int c, const float *wt, int y0, int x0, int ky0,
+                            int ky1, int kx0, int kx1, int i, int n, float *o)
+{
+    float acc[8] = {0};
+    for (int ky = ky0; ky < ky1; ky++)
+        for (int kx = kx0; kx < kx1; kx++) {
+            const float *x = in + ((size_t)(y0 + ky) * w + x0 + kx) * c + i;
+            const float *k = wt + (size_t)(ky * 3 + kx) * c + i;
+            for (int j = 0; j < n; j++) acc[j] += x[j] * k[j];
+        }
+    for (int j = 0; j < n; j++) o[i + j] = acc[j];
+}
+
 void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, float *out)
 {
-    int c = g->c;
-    for (int oy = 0; oy < g->oh; oy++)
+    int c = g->c, c8 = c / 8 * 8;
+    for (int oy = 0; oy < g->oh; oy++) {
+        int y0 = oy * stride - g->pt;
+        int ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + 3 > g->h ? g->h - y0 : 3;
         for (int ox = 0; ox < g->ow; ox++) {
+            int x0 = ox * stride - g->pl;
+            int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + 3 > g->w ? g->w - x0 : 3;
             float *o = out + ((size_t)oy * g->ow + ox) * c;
-            memset(o, 0, (size_t)c * sizeof *o);
-            for (int ky = 0; ky < 3; ky++) {
-                int iy = oy * stride - g->pt + ky;
-                if (iy < 0 || iy >= g->h) continue;
-                for (int kx = 0; kx < 3; kx++) {
-                    int ix = ox * stride - g->pl + kx;
-                    if (ix < 0 || ix >= g->w) continue;
-                    const float *x = in + ((size_t)iy * g->w + ix) * c;
-                    const float *wt = w + (size_t)(ky * 3 + kx) * c;
-                    for (int i = 0; i < c; i++) o[i] += x[i] * wt[i];
-                }
-            }
+            /* Blocks of 8 channels with a constant trip count stay in one vector register. */
+            for (int i = 0; i < c8; i += 8)
+                dw_pixel(in, g->w, c, w, y0, x0, ky0, ky1, kx0, kx1, i, 8, o);
+            if (c8 < c) dw_pixel(in, g->w, c, w, y0, x0, ky0, ky1, kx0, kx1, c8, c - c8, o);
         }
+    }
 }
 
 void gn_forward_groups(float *x, int hw, int c, int cpg, int g_lo, int g_hi, float eps,
@@ -164,12 +175,8 @@ void gap_forward(const float *in, int hw, int c, float *out)
 
 void dense_forward(const float *in, const float *w, const float *b, int cin, int cout, float *out)
 {
-    for (int j = 0; j < cout; j++) {
-        const float *wr = w + (size_t)j * cin;
-        double acc = b ? b[j] : 0.0;
-        for (int i = 0; i < cin; i++) acc += (double)wr[i] * in[i];
-        out[j] = (float)acc;
-    }
+    memcpy(out, b, (size_t)cout * sizeof *out);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, cout, cin, 1.0f, w, cin, in, 1, 1.0f, out, 1);
 }
 
 void nchw_to_nhwc_rows(const float *in, int c, int h, int w, int y_lo, int y_hi, float *out)

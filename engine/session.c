@@ -360,13 +360,13 @@ int session_new_threads(const model *m, int h, int w, int max_batch, int threads
     int started = 1;
     for (int t = 1; t < threads; t++, started++) {
         member_arg *a = malloc(sizeof *a);
+        if (a) *a = (member_arg){s, t};
         if (!a || pthread_create(&s->tid[t], NULL, member_main, a)) {
             free(a);
             s->threads = started;
             rc = serr(err, errlen, XBN_ENOMEM, "cannot start engine threads", NULL);
             goto fail;
         }
-        *a = (member_arg){s, t};
     }
     *out = s;
     return 0;
