@@ -7,7 +7,8 @@ PKGS    := libmicrohttpd libcjson libjpeg libpng openblas
 # container built here runs elsewhere.
 ARCHFLAGS ?= -march=x86-64-v3
 CFLAGS  ?= -O3 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(ARCHFLAGS) -Wall -Wextra -Werror -pthread \
+# `override`: a CFLAGS given on the command line (make asan, make fuzz-build) keeps these.
+override CFLAGS += -std=c11 -D_GNU_SOURCE $(ARCHFLAGS) -Wall -Wextra -Werror -pthread \
            -Iengine -Iserver $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
@@ -16,7 +17,8 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 MODELS  := $(BUILD)/models
 
-.PHONY: all deps run test unit pytest asan format lint clean models
+.PHONY: all deps run test unit pytest asan asan-pytest format lint clean models fuzzers fuzz-build \
+        fuzz-smoke fuzz
 all: $(BUILD)/xbnserve
 
 deps:
@@ -56,6 +58,24 @@ test: deps unit pytest
 asan:
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit
 
+# ---- fuzzing: libFuzzer drivers in tests/fuzz/ (docs/reliability.md) ----
+# `make fuzz-smoke`: a few seconds per driver (CI); `make fuzz FUZZ_SECONDS=600`: the long
+# runs, corpus kept in build-fuzz/corpus/. The library is rebuilt with coverage + ASan/UBSan.
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 600
+FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(LIB_OBJ) -o $@ $(LDLIBS)
+fuzzers: $(FUZZERS)
+fuzz-build:
+	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="$(FUZZ_CFLAGS)" fuzzers
+fuzz-smoke: fuzz-build models
+	tests/fuzz/run.sh smoke 4
+fuzz: fuzz-build models
+	tests/fuzz/run.sh long $(FUZZ_SECONDS)
+
 format:
 	clang-format -i engine/*.[ch] server/*.[ch] tests/*.[ch]
 
@@ -63,4 +83,4 @@ lint:
 	clang-format --dry-run --Werror engine/*.[ch] server/*.[ch] tests/*.[ch]
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz
