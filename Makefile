@@ -18,7 +18,7 @@ TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 MODELS  := $(BUILD)/models
 
 .PHONY: all deps run test unit pytest asan asan-pytest format lint clean models fuzzers fuzz-build \
-        fuzz-smoke fuzz
+        fuzz-smoke fuzz container-test
 all: $(BUILD)/xbnserve
 
 deps:
@@ -75,6 +75,11 @@ fuzz-smoke: fuzz-build models
 	tests/fuzz/run.sh smoke 4
 fuzz: fuzz-build models
 	tests/fuzz/run.sh long $(FUZZ_SECONDS)
+
+# ---- container: build docker/Dockerfile with podman and run the image end to end ----
+# Root only (skips otherwise; docs/deploy.md). Each step has its own timeout; 30 min overall.
+container-test:
+	timeout -k 30 1800 tests/container/run.sh
 
 format:
 	clang-format -i engine/*.[ch] server/*.[ch] tests/*.[ch]
