@@ -180,6 +180,22 @@ class PointwiseConv(nn.Sequential):
                          nn.BatchNorm2d(cout, eps=eps), nn.ReLU6())
 
 
+def depthwise3x3(x, weight, stride, pad):
+    """Depthwise 3x3 conv (no bias) as nine shifted multiply-adds: the same result as
+    F.conv2d(x, weight, None, stride, pad, groups=C), much faster in float64."""
+    if pad:
+        x = F.pad(x, (pad, pad, pad, pad))
+    h, w = x.shape[-2:]
+    oh, ow = (h - 3) // stride + 1, (w - 3) // stride + 1
+    out = None
+    for i in range(3):
+        for j in range(3):
+            t = x[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
+            t = t * weight[:, 0, i, j].view(1, -1, 1, 1)
+            out = t if out is None else out + t
+    return out
+
+
 class InvertedResidual(nn.Module):
     """MobileNetV2 XBN block; the norm after the depthwise conv is GroupNorm.
 
@@ -210,8 +226,12 @@ class InvertedResidual(nn.Module):
     def forward(self, x):
         y = x
         for i, m in enumerate(self.conv):
-            if i == self.dw_index and self.keras and self.stride == 2:
-                y = tf_same_pad_stride2(y)
+            if i == self.dw_index:
+                if self.keras and self.stride == 2:
+                    y = tf_same_pad_stride2(y)
+                if y.dtype == torch.float64:  # torch's float64 depthwise conv is very slow
+                    y = depthwise3x3(y, m.weight, m.stride[0], m.padding[0])
+                    continue
             y = m(y)
         return x + y if self.use_res else y
 
