@@ -168,6 +168,19 @@ int st_open(const char *path, st_file *f, char *err, size_t errlen)
                       (size_t)(data + data_size - at));
         goto fail;
     }
+    /* NaN or Inf weights would load, warm up and answer NaN scores: refuse them here. */
+    for (int i = 0; i < f->n_tensors; i++) {
+        const st_tensor *t = &f->tensors[i];
+        for (size_t k = 0; k < t->count; k++) {
+            uint32_t u;
+            memcpy(&u, t->data + 4 * k, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) {
+                rc = fail_msg(err, errlen, XBN_EFORMAT, "%s: tensor '%s' holds %s at element %zu",
+                              path, t->name, u & 0x007fffffu ? "NaN" : "Inf", k);
+                goto fail;
+            }
+        }
+    }
     close(fd);
     return 0;
 fail:
