@@ -219,6 +219,25 @@ static int all_ready(server *s)
     return 1;
 }
 
+/* The model's batcher is used only under s->mu: the drain (serve.c) takes it away under
+ * the same lock before freeing it, so a request arriving on a kept-alive connection at the
+ * end of the drain gets a 503 instead of a freed batcher. Neither call blocks on compute. */
+static long queue_depth(server *s, srv_model *m)
+{
+    pthread_mutex_lock(&s->mu);
+    long n = m->b ? batcher_depth(m->b) : 0;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static int submit(server *s, srv_model *m, batch_job *job)
+{
+    pthread_mutex_lock(&s->mu);
+    int st = m->b ? batcher_submit(m->b, job) : BATCH_ESTOPPED;
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
 static void model_json(sbuf *b, const srv_model *m)
 {
     int ready = atomic_load_explicit(&m->ready, memory_order_acquire);
@@ -270,7 +289,7 @@ static enum MHD_Result handle_get(req *r)
         int rd[CFG_MAX_MODELS];
         for (int i = 0; i < s->nmodels; i++) {
             rd[i] = atomic_load_explicit(&s->models[i].ready, memory_order_acquire);
-            depth[i] = rd[i] ? batcher_depth(s->models[i].b) : 0;
+            depth[i] = rd[i] ? queue_depth(s, &s->models[i]) : 0;
         }
         metrics_render(s->met, &b, depth, rd, atomic_load(&s->inflight));
         return send_sbuf(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
@@ -473,7 +492,7 @@ static int start_inference(req *r, enum MHD_Result *res)
                          .deadline_ns = r->t0 + m->cfg->request_timeout_ms * 1000000LL,
                          .done = done_cb,
                          .user = r};
-    st = batcher_submit(m->b, &r->job);
+    st = submit(s, m, &r->job);
     if (st) {
         *res = send_error(r, 503,
                           st == BATCH_EFULL ? "queue full, retry later" : "model is shutting down");
@@ -522,6 +541,15 @@ static enum MHD_Result finish_inference(req *r)
     return send_json(r, 200, &b);
 }
 
+/* MHD_KeyValueIterator: add "key=value&" lengths of the query arguments to *cls. */
+static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 2;
+    return MHD_YES;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
@@ -551,7 +579,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             snprintf(r->id, sizeof r->id, "%s", rid);
         else
             snprintf(r->id, sizeof r->id, "%lx", (unsigned long)atomic_fetch_add(&s->next_id, 1));
-        if (strlen(url) > (size_t)s->cfg.max_url_bytes) return send_error(r, 414, "URL too long");
+        size_t ulen = strlen(url); /* MHD strips the query: count its arguments too */
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg_len, &ulen);
+        if (ulen > (size_t)s->cfg.max_url_bytes) return send_error(r, 414, "URL too long");
         const char *need;
         int unknown;
         r->rt = route_of(s, url, &need, &r->endpoint, &r->model, &unknown);
@@ -571,6 +601,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
          * connections accepted earlier are still served (answered with Connection: close). */
         if (!atomic_load_explicit(&s->models[r->model].ready, memory_order_acquire))
             return send_error(r, 503, "model is loading");
+        /* A full queue refuses before the body is read and decoded (batcher_submit still
+         * has the last word): under overload a 503 costs microseconds, not a decode. */
+        if (queue_depth(s, &s->models[r->model]) >= s->models[r->model].cfg->max_queue_size)
+            return send_error(r, 503, "queue full, retry later");
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             char *end;

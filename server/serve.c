@@ -207,8 +207,11 @@ static void drain(server *s)
         wait_idle(s, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
     }
     for (int i = 0; i < s->nmodels; i++) {
-        batcher_free(s->models[i].b); /* joins workers: every job is done after this */
+        pthread_mutex_lock(&s->mu); /* http.c uses a batcher only under s->mu */
+        batcher *b = s->models[i].b;
         s->models[i].b = NULL;
+        pthread_mutex_unlock(&s->mu);
+        batcher_free(b); /* joins workers: every job is done after this */
     }
     wait_idle(s, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
     long left = atomic_load(&s->inflight);
