@@ -599,17 +599,6 @@ int model_load(const char *path, model **out, char *err, size_t errlen)
         goto fail;
     }
     if ((rc = parse_meta(&b))) goto fail;
-    /* A NaN or Inf weight would poison every answer silently: refuse the file instead. */
-    for (int i = 0; i < f.n_tensors; i++)
-        for (size_t j = 0; j < f.tensors[i].count; j++) {
-            float v;
-            memcpy(&v, f.tensors[i].data + 4 * j, 4);
-            if (!isfinite(v)) {
-                rc = berr(&b, "tensor '%s' holds a non-finite value (NaN or Inf) at index %zu",
-                          f.tensors[i].name, j);
-                goto fail;
-            }
-        }
     /* Folded weights never outnumber the file's floats plus one bias per convolution (BN's
      * four vectors become one bias; a conv without bias or BN gets zeros). */
     b.cap = f.total_floats + (size_t)MODEL_MAX_BIAS_FLOATS;
