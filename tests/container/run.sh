@@ -115,7 +115,7 @@ path-exclude /usr/share/linda/*
 path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 EOF
-    cp /dev/stdin "$root/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+    cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'EOF'
 DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
 APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
 Dir::Cache::pkgcache "";
@@ -168,7 +168,7 @@ done
 # apt.conf.d is mounted whole (the base image's files plus the host's Acquire lines): a
 # mount on a path missing from the image would leave an empty mount point in the layer.
 mkdir -p "$APT/apt.conf.d"
-podman run --rm --network none --entrypoint tar "$BASE" -C /etc/apt/apt.conf.d -cf - . |
+timeout 60 podman run --rm --network none --entrypoint tar "$BASE" -C /etc/apt/apt.conf.d -cf - . |
     tar -C "$APT/apt.conf.d" -xf -
 cat /etc/apt/apt.conf.d/* 2>/dev/null |
     grep -E '^[[:space:]]*Acquire::(http|https|ftp)::Proxy|^[[:space:]]*Acquire::Check-(Valid-Until|Date)' \
@@ -217,7 +217,7 @@ say "built $IMAGE in $((SECONDS - T1)) s: $((size / 1000000)) MB (limit 150 MB, 
 
 # What the image promises, read back from its config.
 user=$(podman image inspect --format '{{.Config.User}}' "$IMAGE")
-[ -n "$user" ] && [ "${user%%:*}" != 0 ] && [ "${user%%:*}" != root ] || die "image runs as '$user'"
+case "${user%%:*}" in "" | 0 | root) die "image runs as '$user'" ;; esac
 podman image inspect --format '{{json .Config.ExposedPorts}}' "$IMAGE" | grep -q '"8080/tcp"' ||
     die "8080/tcp not exposed"
 [ "$(podman image inspect --format '{{.Config.StopSignal}}' "$IMAGE")" = SIGTERM ] ||
@@ -315,7 +315,7 @@ code=$(timeout 60 podman wait "$NAME") || die "container still running 60 s afte
     die "exit code $code after SIGTERM, want 0"
 }
 podman logs "$NAME" >"$STATE/container.log" 2>&1
-grep -q 'got SIGTERM' "$STATE/container.log" && grep -q 'stopped after' "$STATE/container.log" ||
+{ grep -q 'got SIGTERM' "$STATE/container.log" && grep -q 'stopped after' "$STATE/container.log"; } ||
     die "the daemon did not log SIGTERM and its drain (see $STATE/container.log)"
 say "exit 0 $((SECONDS - T2)) s after SIGTERM"
 say "PASS in $((SECONDS - T0)) s (image $((size / 1000000)) MB)"
