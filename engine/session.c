@@ -10,11 +10,16 @@
  * its work the same way for every sample (rows of a GEMM, rows of a feature map, GroupNorm
  * groups), and every kernel call sees one sample, so the arithmetic a sample gets never
  * depends on the batch: that is the batch-invariance guarantee. The team sleeps on a condvar
- * between runs and meets at a spinning barrier between ops (an op is microseconds to
- * milliseconds; a condvar handoff per op would cost more than small ops take).
+ * between runs and meets at a barrier between ops that spins briefly and then sleeps on a
+ * futex (an op is microseconds to milliseconds; a condvar handoff per op would cost more
+ * than small ops take, and pure spinning collapses when a member is descheduled).
  */
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,7 +65,8 @@ struct session {
     unsigned generation; /* bumped per run, under mu */
     int quit;
     atomic_int arrived;
-    atomic_uint phase;
+    atomic_uint phase;   /* futex word: bumped when the last member reaches a barrier */
+    atomic_int sleepers; /* members waiting on the futex */
 };
 
 static int serr(char *err, size_t errlen, int code, const char *msg, const char *name)
@@ -254,15 +260,29 @@ static void run_op(session *s, int i, int t, int nt)
     }
 }
 
+/* Spin briefly (ops are short and the team is usually all on CPU), then sleep on a futex so
+ * a descheduled member does not make the others burn their time slices. */
+#define BARRIER_SPINS 4000
+
 static void barrier(session *s, int nt, unsigned *local_phase)
 {
     unsigned ph = ++*local_phase;
     if (atomic_fetch_add(&s->arrived, 1) == nt - 1) {
         atomic_store(&s->arrived, 0);
         atomic_store(&s->phase, ph);
-    } else {
-        while (atomic_load(&s->phase) != ph) __builtin_ia32_pause();
+        if (atomic_load(&s->sleepers))
+            syscall(SYS_futex, &s->phase, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        return;
     }
+    for (int i = 0; i < BARRIER_SPINS; i++) {
+        if (atomic_load(&s->phase) == ph) return;
+        __builtin_ia32_pause();
+    }
+    atomic_fetch_add(&s->sleepers, 1);
+    unsigned cur;
+    while ((cur = atomic_load(&s->phase)) != ph)
+        syscall(SYS_futex, &s->phase, FUTEX_WAIT_PRIVATE, cur, NULL, NULL, 0);
+    atomic_fetch_sub(&s->sleepers, 1);
 }
 
 static void run_all(session *s, int t, unsigned *local_phase)
