@@ -164,8 +164,8 @@ static void test_v2(void **state)
         "{\"inputs\":[{\"datatype\":\"INT8\",\"shape\":[1],\"data\":[1]}]}",
         "{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[2],\"data\":[\"AA==\"]}]}",
         "{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"@@\"]}]}",
-        "{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"AA==\"]}],"
-        "\"outputs\":[{\"name\":\"nope\"}]}",
+        ("{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"AA==\"]}],"
+         "\"outputs\":[{\"name\":\"nope\"}]}"),
         "{\"inputs\":[{\"datatype\":\"FP32\",\"shape\":[0,3,2,2],\"data\":[]}]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
