@@ -1,6 +1,7 @@
 /* kernels.c - see kernels.h. Plain loops over NHWC; the channel loop is innermost so the
  * compiler vectorises it. cblas.h is included here and nowhere else. */
 #include "kernels.h"
+#include "simd.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -69,18 +70,29 @@ void bias_act(float *out, const float *bias, const float *res, int rows, int c, 
     }
 }
 
-/* Accumulate the valid taps of one output pixel for channels [i, i+n) into registers. */
-static inline void dw_pixel(const float *in, int w, int c, const float *wt, int y0, int x0, int ky0,
-                            int ky1, int kx0, int kx1, int i, int n, float *o)
+/* The valid taps of one output pixel, channels [i, i+8) in one vector register. */
+static inline void dw_pixel8(const float *in, int w, int c, const float *wt, int y0, int x0,
+                             int ky0, int ky1, int kx0, int kx1, int i, float *o)
 {
-    float acc[8] = {0};
+    f8 acc = {0};
     for (int ky = ky0; ky < ky1; ky++)
-        for (int kx = kx0; kx < kx1; kx++) {
-            const float *x = in + ((size_t)(y0 + ky) * w + x0 + kx) * c + i;
-            const float *k = wt + (size_t)(ky * 3 + kx) * c + i;
-            for (int j = 0; j < n; j++) acc[j] += x[j] * k[j];
-        }
-    for (int j = 0; j < n; j++) o[i + j] = acc[j];
+        for (int kx = kx0; kx < kx1; kx++)
+            acc += f8_load(in + ((size_t)(y0 + ky) * w + x0 + kx) * c + i) *
+                   f8_load(wt + (size_t)(ky * 3 + kx) * c + i);
+    f8_store(o + i, acc);
+}
+
+/* The same for channels [i, c) when c is not a multiple of 8. */
+static void dw_pixel_tail(const float *in, int w, int c, const float *wt, int y0, int x0, int ky0,
+                          int ky1, int kx0, int kx1, int i, float *o)
+{
+    for (; i < c; i++) {
+        float acc = 0;
+        for (int ky = ky0; ky < ky1; ky++)
+            for (int kx = kx0; kx < kx1; kx++)
+                acc += in[((size_t)(y0 + ky) * w + x0 + kx) * c + i] * wt[(ky * 3 + kx) * c + i];
+        o[i] = acc;
+    }
 }
 
 void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, float *out)
@@ -93,10 +105,9 @@ void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, 
             int x0 = ox * stride - g->pl;
             int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + 3 > g->w ? g->w - x0 : 3;
             float *o = out + ((size_t)oy * g->ow + ox) * c;
-            /* Blocks of 8 channels with a constant trip count stay in one vector register. */
             for (int i = 0; i < c8; i += 8)
-                dw_pixel(in, g->w, c, w, y0, x0, ky0, ky1, kx0, kx1, i, 8, o);
-            if (c8 < c) dw_pixel(in, g->w, c, w, y0, x0, ky0, ky1, kx0, kx1, c8, c - c8, o);
+                dw_pixel8(in, g->w, c, w, y0, x0, ky0, ky1, kx0, kx1, i, o);
+            if (c8 < c) dw_pixel_tail(in, g->w, c, w, y0, x0, ky0, ky1, kx0, kx1, c8, o);
         }
     }
 }
