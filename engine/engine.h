@@ -86,6 +86,10 @@ int session_run(session *s, const float *input, int n, float *logits);
 size_t session_arena_bytes(const session *s);
 /* Print one line per op (kind, output shape, params, MFLOPs per sample) and totals. */
 void session_print_plan(const session *s, FILE *f);
+/* Per-op wall-time accounting for the following runs (on = 1), or off; and its report, one
+ * line per op with ms summed over the runs, share and GFLOP/s per sample (bench --profile). */
+int session_profile(session *s, int on);
+void session_print_profile(const session *s, FILE *f);
 /* Multiply-accumulates x2 per sample, for GFLOP/s figures. */
 double session_flops_per_sample(const session *s);
 

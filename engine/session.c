@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,9 @@ struct session {
     const float *input;
     float *logits;
     int n;
+
+    long long *op_ns; /* per-op wall time when profiling (session_profile), else NULL */
+    long long profiled_samples;
 
     /* thread team */
     int threads;
@@ -294,8 +298,14 @@ static void run_all(session *s, int t, unsigned *local_phase)
                           tensor_ptr(s, 0, n));
     barrier(s, nt, local_phase);
     for (int i = 0; i < s->net->n_ops; i++) {
+        struct timespec t0, t1;
+        if (s->op_ns && t == 0) clock_gettime(CLOCK_MONOTONIC, &t0);
         run_op(s, i, t, nt);
         barrier(s, nt, local_phase);
+        if (s->op_ns && t == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            s->op_ns[i] += (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+        }
     }
 }
 
@@ -334,6 +344,7 @@ int session_run(session *s, const float *input, int n, float *logits)
         pthread_mutex_unlock(&s->mu);
     }
     run_all(s, 0, &local_phase);
+    if (s->op_ns) s->profiled_samples += n;
     return 0;
 }
 
@@ -401,6 +412,7 @@ void session_free(session *s)
     stop_team(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    free(s->op_ns);
     free(s->arena);
     free(s->slot_base);
     free(s->t);
@@ -476,4 +488,34 @@ void session_print_plan(const session *s, FILE *f)
             "for batch %d\n",
             s->net->n_ops, total_params, total_params * 4 / 1e6, total,
             s->n_slots ? session_arena_bytes(s) / 1e6 : 0.0, s->max_batch);
+}
+
+int session_profile(session *s, int on)
+{
+    free(s->op_ns);
+    s->op_ns = on ? calloc((size_t)s->net->n_ops, sizeof *s->op_ns) : NULL;
+    s->profiled_samples = 0;
+    return on && !s->op_ns ? XBN_ENOMEM : 0;
+}
+
+void session_print_profile(const session *s, FILE *f)
+{
+    static const char *kinds[] = {"conv", "dwconv", "groupnorm", "maxpool", "avgpool", "dense"};
+    if (!s->op_ns) return;
+    long long total = 0, by_kind[6] = {0};
+    for (int i = 0; i < s->net->n_ops; i++) total += s->op_ns[i];
+    fprintf(f, "%-4s %-10s %-30s %10s %6s %9s\n", "#", "op", "name", "ms", "%", "GFLOP/s");
+    for (int i = 0; i < s->net->n_ops; i++) {
+        const op *o = &s->net->ops[i];
+        size_t p;
+        double fl = 2 * op_macs(s, i, &p);
+        by_kind[o->kind] += s->op_ns[i];
+        fprintf(f, "%-4d %-10s %-30s %10.3f %6.2f %9.2f\n", i, kinds[o->kind], o->name,
+                s->op_ns[i] / 1e6, 100.0 * s->op_ns[i] / (total ? total : 1),
+                s->op_ns[i] ? fl * s->profiled_samples / s->op_ns[i] : 0.0);
+    }
+    for (int k = 0; k < 6; k++)
+        if (by_kind[k])
+            fprintf(f, "total %-10s %10.3f ms %6.2f%%\n", kinds[k], by_kind[k] / 1e6,
+                    100.0 * by_kind[k] / (total ? total : 1));
 }

@@ -41,9 +41,12 @@ int cmd_bench(int argc, char **argv)
 {
     const char *path = NULL;
     double batch = 1, threads = 1, seconds = 5, size = 0;
+    int profile = 0;
     for (int i = 1; i < argc; i++) {
         int bad = i + 1 >= argc;
-        if (!bad && !strcmp(argv[i], "--model"))
+        if (!strcmp(argv[i], "--profile"))
+            profile = 1, bad = 0;
+        else if (!bad && !strcmp(argv[i], "--model"))
             path = argv[++i];
         else if (!bad && !strcmp(argv[i], "--batch"))
             bad = arg_num(argv[++i], 1, 4096, &batch);
@@ -57,7 +60,7 @@ int cmd_bench(int argc, char **argv)
             bad = 1;
         if (bad) {
             fprintf(stderr, "usage: xbnserve bench --model MODEL [--batch B] [--threads T] "
-                            "[--seconds S] [--size S]\n");
+                            "[--seconds S] [--size S] [--profile]\n");
             return 2;
         }
     }
@@ -90,6 +93,7 @@ int cmd_bench(int argc, char **argv)
     unsigned r = 1;
     for (size_t i = 0; i < n_in; i++) r = r * 1103515245u + 12345u, x[i] = (r >> 16) / 32768.0f - 1;
     for (int i = 0; i < 2; i++) session_run(s, x, b, logits); /* warm-up: caches, page faults */
+    if (profile && session_profile(s, 1)) goto done;
     size_t it = 0;
     double t0 = now_s(), t = t0;
     while (it < max_iter && (t - t0 < seconds || it < 3)) {
@@ -107,6 +111,7 @@ int cmd_bench(int argc, char **argv)
            path, arch_name(info->arch), flavour_name(info->flavour), sz, b, (int)threads, it,
            b * it / total, lat[it / 2] * 1e3, lat[(size_t)(it * 0.99)] * 1e3, flops / 1e9,
            blas_core_name());
+    if (profile) session_print_profile(s, stderr);
     rc = 0;
 done:
     free(x);
