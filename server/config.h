@@ -52,7 +52,7 @@ typedef struct {
     long long max_queue_size;     /* images waiting; more is 503 */
     long long request_timeout_ms; /* deadline from arrival; expired before compute = 504 */
     long long workers;            /* compute threads, each with its own session */
-    long long threads_per_worker; /* BLAS threads; 0 = auto (see serve.c) */
+    long long threads_per_worker; /* engine team size per worker; 0 = auto (see serve.c) */
 } model_cfg;
 
 typedef struct {
