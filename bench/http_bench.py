@@ -1,0 +1,178 @@
+"""End-to-end HTTP benchmark, memory and start-up of the daemon (docs/benchmarks.md).
+
+usage: /usr/bin/python3 bench/http_bench.py [--model build/models/mobilenetv2-torch.safetensors]
+         [--image FILE.jpg] [--seconds 10] [--concurrency 1,8,32] [--batch 8] [--avx512]
+
+1. Start-up: time from process start to GET /readyz = 200 (weights loaded, folded, warmed up),
+   and peak RSS (VmHWM) against the model file's size.
+2. Load: wrk (Debian) POSTs the JPEG to /v1/models/NAME:predict at each concurrency for
+   --seconds; reports requests/s, p50/p99/p99.9 latency (wrk's own histogram) and the batch
+   sizes the batcher formed (the xbnserve_batch_size histogram of /metrics, as a delta).
+3. For comparison, `xbnserve bench` at the same batch size and thread count: the HTTP
+   throughput as a fraction of the engine alone.
+Everything talks to 127.0.0.1 only and stops by itself.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+WRK_LUA = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "image/jpeg"
+local f = io.open(os.getenv("XBN_IMAGE"), "rb")
+wrk.body = f:read("*a")
+f:close()
+done = function(summary, latency, requests)
+  io.write(string.format("XBNRESULT %d %d %d %.3f %.3f %.3f %d\n", summary.requests,
+    summary.duration, summary.errors.status + summary.errors.connect + summary.errors.read +
+    summary.errors.write + summary.errors.timeout, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000, summary.errors.status))
+end
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, body.decode()
+
+
+def batch_hist(port, name):
+    """{le: cumulative count} of xbnserve_batch_size for model `name`."""
+    _, text = get(port, "/metrics")
+    out = {}
+    for m in re.finditer(r'xbnserve_batch_size_bucket\{model="%s",le="([^"]+)"\} (\d+)' % name,
+                         text):
+        out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def hist_delta_summary(before, after):
+    """Batch-size distribution between two snapshots as {size_bucket: count}."""
+    les = sorted((k for k in after if k != "+Inf"), key=float)
+    prev_cum, out = 0, {}
+    for le in les:
+        cum = after[le] - before.get(le, 0)
+        if cum - prev_cum:
+            out[le] = cum - prev_cum
+        prev_cum = cum
+    return out
+
+
+def vm_hwm_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=os.path.join(ROOT, "build/models/mobilenetv2-torch.safetensors"))
+    ap.add_argument("--image", default=None)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--concurrency", default="1,8,32")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--avx512", action="store_true")
+    a = ap.parse_args()
+    env = dict(os.environ)
+    if a.avx512:
+        env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
+    tmp = tempfile.mkdtemp()
+    image = a.image
+    if not image:  # a real photo shipped by a Debian package, else a generated one
+        for cand in ("/usr/share/matplotlib/sample_data/grace_hopper.jpg",
+                     "/usr/share/python3-matplotlib/sample_data/grace_hopper.jpg"):
+            if os.path.exists(cand):
+                image = cand
+                break
+    if not image:
+        from PIL import Image
+        image = os.path.join(tmp, "img.jpg")
+        Image.effect_mandelbrot((640, 480), (-2, -1.2, 1, 1.2), 100).convert("RGB").save(image)
+    lua = os.path.join(tmp, "post.lua")
+    with open(lua, "w") as f:
+        f.write(WRK_LUA)
+    name = "bench"
+    port = free_port()
+    cmd = [os.path.join(ROOT, "build/xbnserve"), "serve", "--port", str(port), "--model",
+           "%s=%s" % (name, a.model), "--max-batch-size", str(a.batch), "--workers",
+           str(a.workers), "--threads-per-worker", str(a.threads), "--log-level", "warn",
+           "--max-queue-size", "1024"]
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        while True:
+            try:
+                if get(port, "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() - t0 > 120:
+                raise SystemExit("daemon did not become ready: " + proc.stderr.read())
+            time.sleep(0.005)
+        ready_s = time.time() - t0
+        size_mb = os.path.getsize(a.model) / 1e6
+        print("start to ready: %.3f s; peak RSS after warm-up %.1f MB; model file %.1f MB" % (
+            ready_s, vm_hwm_kb(proc.pid) / 1e3, size_mb))
+        results = {"ready_s": ready_s, "model_mb": size_mb, "runs": []}
+        for conc in [int(c) for c in a.concurrency.split(",")]:
+            before = batch_hist(port, name)
+            r = subprocess.run(["wrk", "-t", str(min(conc, 4)), "-c", str(conc), "-d",
+                                "%ds" % a.seconds, "--timeout", "30s", "-s", lua,
+                                "http://127.0.0.1:%d/v1/models/%s:predict" % (port, name)],
+                               capture_output=True, text=True, env=dict(env, XBN_IMAGE=image),
+                               timeout=a.seconds + 60)
+            line = [l for l in r.stdout.splitlines() if l.startswith("XBNRESULT")]
+            if not line:
+                raise SystemExit("wrk failed: " + r.stdout + r.stderr)
+            n, dur_us, errors, p50, p99, p999, status_err = line[0].split()[1:]
+            rps = int(n) / (int(dur_us) / 1e6)
+            batches = hist_delta_summary(before, batch_hist(port, name))
+            run = {"concurrency": conc, "requests": int(n), "req_per_s": rps, "errors": int(errors),
+                   "p50_ms": float(p50), "p99_ms": float(p99), "p999_ms": float(p999),
+                   "batch_sizes": batches}
+            results["runs"].append(run)
+            print("c=%-3d %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  errors %s  "
+                  "batches (size<=: count) %s" % (conc, rps, float(p50), float(p99), float(p999),
+                                                  errors, json.dumps(batches)))
+        results["peak_rss_mb"] = vm_hwm_kb(proc.pid) / 1e3
+        print("peak RSS after load: %.1f MB" % results["peak_rss_mb"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    eng = subprocess.run([os.path.join(ROOT, "build/xbnserve"), "bench", "--model", a.model,
+                          "--batch", str(a.batch), "--threads", str(a.threads), "--seconds",
+                          str(min(a.seconds, 5))], capture_output=True, text=True, env=env)
+    e = json.loads(eng.stdout)
+    results["engine"] = e
+    best = max(r["req_per_s"] for r in results["runs"])
+    print("engine alone at batch %d, %d threads: %.1f img/s; best HTTP %.1f req/s = %.0f%% of it"
+          % (a.batch, a.threads, e["img_per_s"], best, 100 * best / e["img_per_s"]))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
