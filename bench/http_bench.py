@@ -103,8 +103,7 @@ def main():
     tmp = tempfile.mkdtemp()
     image = a.image
     if not image:  # a real photo shipped by a Debian package, else a generated one
-        for cand in ("/usr/share/matplotlib/sample_data/grace_hopper.jpg",
-                     "/usr/share/python3-matplotlib/sample_data/grace_hopper.jpg"):
+        for cand in ("/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg",):
             if os.path.exists(cand):
                 image = cand
                 break
