@@ -45,6 +45,13 @@ void gemm(const float *a, const float *b, float *out, int m, int n, int k)
     cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, m, k, 1.0f, b, n, a, k, 0.0f, out, n);
 }
 
+void gemm_cols(const float *a, const float *b, float *out, int m, int ld, int n_lo, int n_hi,
+               int k)
+{
+    cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n_hi - n_lo, m, k, 1.0f, b + n_lo, ld,
+                a, k, 0.0f, out + n_lo, ld);
+}
+
 /* The activation as a clamp to [lo, hi]: compiles to max/min instructions (fmaxf would be
  * a libm call because of its NaN rules). */
 static inline float clamp(float v, float lo, float hi)
@@ -53,20 +60,20 @@ static inline float clamp(float v, float lo, float hi)
     return v > hi ? hi : v;
 }
 
-void bias_act(float *out, const float *bias, const float *res, int rows, int c, act_kind act,
-              res_mode mode)
+void bias_act(float *out, const float *bias, const float *res, int rows, int ld, int c_lo, int c_hi,
+              act_kind act, res_mode mode)
 {
     /* One branch-free inner loop per case, so each vectorises. */
     float lo = act == ACT_NONE ? -INFINITY : 0.0f, hi = act == ACT_RELU6 ? 6.0f : INFINITY;
     for (int r = 0; r < rows; r++) {
-        float *restrict o = out + (size_t)r * c;
-        const float *restrict s = res ? res + (size_t)r * c : NULL;
+        float *restrict o = out + (size_t)r * ld;
+        const float *restrict s = res ? res + (size_t)r * ld : NULL;
         if (!s || mode == RES_NONE)
-            for (int i = 0; i < c; i++) o[i] = clamp(o[i] + bias[i], lo, hi);
+            for (int i = c_lo; i < c_hi; i++) o[i] = clamp(o[i] + bias[i], lo, hi);
         else if (mode == RES_ADD_THEN_ACT)
-            for (int i = 0; i < c; i++) o[i] = clamp(o[i] + bias[i] + s[i], lo, hi);
+            for (int i = c_lo; i < c_hi; i++) o[i] = clamp(o[i] + bias[i] + s[i], lo, hi);
         else
-            for (int i = 0; i < c; i++) o[i] = clamp(o[i] + bias[i], lo, hi) + s[i];
+            for (int i = c_lo; i < c_hi; i++) o[i] = clamp(o[i] + bias[i], lo, hi) + s[i];
     }
 }
 

@@ -29,11 +29,14 @@ const char *blas_core_name(void);
 
 /* out[m][n] = sum_k a[m][k] * b[k][n], row-major, through sgemm. */
 void gemm(const float *a, const float *b, float *out, int m, int n, int k);
+/* The same on column block [n_lo, n_hi) of b and out, whose rows are `ld` floats apart. */
+void gemm_cols(const float *a, const float *b, float *out, int m, int ld, int n_lo, int n_hi,
+               int k);
 
-/* out [rows][c] = act(out + bias) (bias [c], never NULL) with the residual res [rows][c] (or NULL)
- * added before or after the activation as `mode` says. */
-void bias_act(float *out, const float *bias, const float *res, int rows, int c, act_kind act,
-              res_mode mode);
+/* out [rows][ld], columns [c_lo, c_hi): act(out + bias) (bias [ld], never NULL) with the
+ * residual res [rows][ld] (or NULL) added before or after the activation as `mode` says. */
+void bias_act(float *out, const float *bias, const float *res, int rows, int ld, int c_lo, int c_hi,
+              act_kind act, res_mode mode);
 
 /* Depthwise 3x3: in [h][w][c], w [9][c] -> out [oh][ow][c]. */
 void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, float *out);

@@ -195,11 +195,22 @@ static void split(int total, int t, int nt, int *lo, int *hi)
     *hi = (int)((long)total * (t + 1) / nt);
 }
 
+/* Below this many output pixels a convolution splits its output channels among the team
+ * instead of its rows: each thread then packs only its share of the weights, and GEMMs keep
+ * enough rows to be efficient. A choice by layer shape, never by batch size. */
+#define CONV_SPLIT_COLS_BELOW 1024
+
 static void run_conv(session *s, const op *o, const conv_geom *g, int t, int nt)
 {
-    int rows = g->oh * g->ow, lo, hi;
-    split(rows, t, nt, &lo, &hi);
-    if (lo == hi) return;
+    int rows = g->oh * g->ow, lo = 0, hi = rows, c_lo = 0, c_hi = o->cout;
+    if (rows < CONV_SPLIT_COLS_BELOW && nt > 1) {
+        /* column blocks of 16 (a cache line of floats) so threads never share a line */
+        split((o->cout + 15) / 16, t, nt, &c_lo, &c_hi);
+        c_lo *= 16, c_hi = c_hi * 16 < o->cout ? c_hi * 16 : o->cout;
+    } else {
+        split(rows, t, nt, &lo, &hi);
+    }
+    if (lo >= hi || c_lo >= c_hi) return;
     int direct = o->k == 1 && o->stride == 1;
     size_t kk = (size_t)o->k * o->k * o->cin;
     float *col = s->scratch + s->scratch_per_thread * t;
@@ -212,9 +223,9 @@ static void run_conv(session *s, const op *o, const conv_geom *g, int t, int nt)
             im2col_rows(in, g, o->k, o->stride, lo, hi, col);
             a = col;
         }
-        gemm(a, o->w, out, hi - lo, o->cout, (int)kk);
+        gemm_cols(a, o->w, out, hi - lo, o->cout, c_lo, c_hi, (int)kk);
         bias_act(out, o->b, o->res >= 0 ? tensor_ptr(s, o->res, n) + (size_t)lo * o->cout : NULL,
-                 hi - lo, o->cout, o->act, o->resm);
+                 hi - lo, o->cout, c_lo, c_hi, o->act, o->resm);
     }
 }
 

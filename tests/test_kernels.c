@@ -81,6 +81,11 @@ static void test_conv_im2col_gemm(void **state)
         im2col_rows(in, &g, c->k, c->stride, mid, rows, col);
         gemm(col, wg, out + (size_t)mid * c->cout, rows - mid, c->cout, kk);
         expect_close(out, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv split");
+        memset(out, 0, sizeof(float) * rows * c->cout);
+        im2col_rows(in, &g, c->k, c->stride, 0, rows, col);
+        gemm_cols(col, wg, out, rows, c->cout, 0, c->cout / 2, kk);
+        gemm_cols(col, wg, out, rows, c->cout, c->cout / 2, c->cout, kk);
+        expect_close(out, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv column split");
         free(in), free(wt), free(wg), free(col), free(out), free(ref);
     }
 }
@@ -105,7 +110,11 @@ static void test_bias_act(void **state)
                 want[i] = (float)v;
             }
             memcpy(got, x, sizeof got);
-            bias_act(got, b, mode == RES_NONE ? NULL : res, R, C, (act_kind)act, (res_mode)mode);
+            /* in two column blocks, as the thread team splits it */
+            bias_act(got, b, mode == RES_NONE ? NULL : res, R, C, 0, 5, (act_kind)act,
+                     (res_mode)mode);
+            bias_act(got, b, mode == RES_NONE ? NULL : res, R, C, 5, C, (act_kind)act,
+                     (res_mode)mode);
             expect_close(got, want, R * C, 1e-6, 1e-6, "bias_act");
         }
 }
