@@ -45,11 +45,10 @@ void gemm(const float *a, const float *b, float *out, int m, int n, int k)
     cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, m, k, 1.0f, b, n, a, k, 0.0f, out, n);
 }
 
-void gemm_cols(const float *a, const float *b, float *out, int m, int ld, int n_lo, int n_hi,
-               int k)
+void gemm_cols(const float *a, const float *b, float *out, int m, int ld, int n_lo, int n_hi, int k)
 {
-    cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n_hi - n_lo, m, k, 1.0f, b + n_lo, ld,
-                a, k, 0.0f, out + n_lo, ld);
+    cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n_hi - n_lo, m, k, 1.0f, b + n_lo, ld, a,
+                k, 0.0f, out + n_lo, ld);
 }
 
 /* The activation as a clamp to [lo, hi]: compiles to max/min instructions (fmaxf would be
@@ -89,6 +88,29 @@ static inline void dw_pixel8(const float *in, int w, int c, const float *wt, int
     f8_store(o + i, acc);
 }
 
+/* Four horizontally adjacent output pixels whose three columns of taps are all inside the
+ * input: each weight vector is loaded once for the four. Same sums in the same order as
+ * dw_pixel8. */
+static inline void dw_quad8(const float *in, int w, int c, const float *wt, int y0, int x0,
+                            int stride, int ky0, int ky1, int i, float *o)
+{
+    f8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    size_t step = (size_t)stride * c;
+    for (int ky = ky0; ky < ky1; ky++)
+        for (int kx = 0; kx < 3; kx++) {
+            f8 k = f8_load(wt + (size_t)(ky * 3 + kx) * c + i);
+            const float *p = in + ((size_t)(y0 + ky) * w + x0 + kx) * c + i;
+            a0 += f8_load(p) * k;
+            a1 += f8_load(p + step) * k;
+            a2 += f8_load(p + 2 * step) * k;
+            a3 += f8_load(p + 3 * step) * k;
+        }
+    f8_store(o + i, a0);
+    f8_store(o + c + i, a1);
+    f8_store(o + 2 * (size_t)c + i, a2);
+    f8_store(o + 3 * (size_t)c + i, a3);
+}
+
 /* The same for channels [i, c) when c is not a multiple of 8. */
 static void dw_pixel_tail(const float *in, int w, int c, const float *wt, int y0, int x0, int ky0,
                           int ky1, int kx0, int kx1, int i, float *o)
@@ -108,13 +130,21 @@ void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, 
     for (int oy = 0; oy < g->oh; oy++) {
         int y0 = oy * stride - g->pt;
         int ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + 3 > g->h ? g->h - y0 : 3;
-        for (int ox = 0; ox < g->ow; ox++) {
+        for (int ox = 0; ox < g->ow;) {
             int x0 = ox * stride - g->pl;
-            int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + 3 > g->w ? g->w - x0 : 3;
             float *o = out + ((size_t)oy * g->ow + ox) * c;
+            /* four interior pixels at once when the last of them still has all three columns */
+            if (c8 == c && x0 >= 0 && ox + 3 < g->ow && x0 + 3 * stride + 2 < g->w) {
+                for (int i = 0; i < c; i += 8)
+                    dw_quad8(in, g->w, c, w, y0, x0, stride, ky0, ky1, i, o);
+                ox += 4;
+                continue;
+            }
+            int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + 3 > g->w ? g->w - x0 : 3;
             for (int i = 0; i < c8; i += 8)
                 dw_pixel8(in, g->w, c, w, y0, x0, ky0, ky1, kx0, kx1, i, o);
             if (c8 < c) dw_pixel_tail(in, g->w, c, w, y0, x0, ky0, ky1, kx0, kx1, c8, o);
+            ox++;
         }
     }
 }
