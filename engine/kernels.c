@@ -153,34 +153,33 @@ void gn_forward_groups(float *x, int hw, int c, int cpg, int g_lo, int g_hi, flo
                        const float *gamma, const float *beta, act_kind act)
 {
     int c_lo = g_lo * cpg, c_hi = g_hi * cpg, nc = c_hi - c_lo;
-    double n = (double)hw * cpg;
-    /* Per-channel sums in double (vectorised across channels), then per group. Two passes:
-     * the mean first, then squared deviations, so large means cost no precision. */
-    double acc[nc], mean_d[nc]; /* c <= MODEL_MAX_CHANNELS: checked at load */
-    float mean_c[nc], scale[nc];
-    for (int i = 0; i < nc; i++) acc[i] = 0;
-    for (int p = 0; p < hw; p++) {
-        const float *v = x + (size_t)p * c + c_lo;
-        for (int i = 0; i < nc; i++) acc[i] += v[i];
-    }
-    for (int g = 0; g < g_hi - g_lo; g++) {
-        double s = 0;
-        for (int i = g * cpg; i < (g + 1) * cpg; i++) s += acc[i];
-        for (int i = g * cpg; i < (g + 1) * cpg; i++) mean_d[i] = s / n, mean_c[i] = (float)(s / n);
-    }
-    for (int i = 0; i < nc; i++) acc[i] = 0;
+    /* Statistics in one pass over x, per channel and in double, on data shifted by the
+     * channel's first value (so sums of squares do not cancel when the mean is large against
+     * the spread); channels then combine into their group exactly (Chan et al.). */
+    double sum[nc], sq[nc]; /* c <= MODEL_MAX_CHANNELS: checked at load */
+    float pivot[nc], mean_c[nc], scale[nc];
+    for (int i = 0; i < nc; i++) sum[i] = sq[i] = 0, pivot[i] = x[c_lo + i];
     for (int p = 0; p < hw; p++) {
         const float *v = x + (size_t)p * c + c_lo;
         for (int i = 0; i < nc; i++) {
-            double d = (double)v[i] - mean_d[i];
-            acc[i] += d * d;
+            double d = (double)v[i] - pivot[i];
+            sum[i] += d;
+            sq[i] += d * d;
         }
     }
     for (int g = 0; g < g_hi - g_lo; g++) {
-        double s = 0;
-        for (int i = g * cpg; i < (g + 1) * cpg; i++) s += acc[i];
-        double rstd = 1.0 / sqrt(s / n + eps);
-        for (int i = g * cpg; i < (g + 1) * cpg; i++) scale[i] = (float)(rstd * gamma[c_lo + i]);
+        double mean = 0, m2 = 0;
+        for (int i = g * cpg; i < (g + 1) * cpg; i++) mean += pivot[i] + sum[i] / hw;
+        mean /= cpg;
+        for (int i = g * cpg; i < (g + 1) * cpg; i++) {
+            double mi = pivot[i] + sum[i] / hw;
+            m2 += sq[i] - sum[i] * sum[i] / hw + hw * (mi - mean) * (mi - mean);
+        }
+        double rstd = 1.0 / sqrt(m2 / ((double)hw * cpg) + eps);
+        for (int i = g * cpg; i < (g + 1) * cpg; i++) {
+            mean_c[i] = (float)mean;
+            scale[i] = (float)(rstd * gamma[c_lo + i]);
+        }
     }
     /* y = (x - mean) * (rstd * gamma) + beta: subtracting the mean first keeps precision when
      * the mean is large against the spread (folding it into one shift would cancel badly). */
