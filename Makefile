@@ -66,7 +66,8 @@ test: deps unit pytest
 ASAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ASAN_MAKE = $(MAKE) BUILD=build-asan CC=clang CFLAGS="$(ASAN_CFLAGS)" MODELS=$(abspath $(MODELS))
 asan:
-	$(ASAN_MAKE) unit pytest
+	$(ASAN_MAKE) unit
+	$(ASAN_MAKE) pytest
 asan-unit:
 	$(ASAN_MAKE) unit
 asan-pytest:
