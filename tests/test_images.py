@@ -167,7 +167,15 @@ def predict_top1(model, inputs):
 @pytest.mark.parametrize("name", ["mobilenetv2-torch", "resnet50-keras"])
 def test_top1_agrees_with_reference(name, tmp):
     """`predict IMAGE` (image_to_tensor) and `predict ref.npy` (PIL + torchvision tensor,
-    normalised per the model's metadata) pick the same class for every corpus image."""
+    normalised per the model's metadata) pick the same class for every corpus image on which
+    the model's own top-1 is stable.
+
+    The test models are untrained and chaotic: on some photos random +-1/255 noise on the
+    reference tensor (half the pixel tolerance) already changes their top-1, so no
+    preprocessing could be held to it there. Those images are found by perturbing the
+    reference (6 draws); on them C's top-1 must be one of the classes the perturbed references
+    chose. Every other image must agree exactly, and at least 10 images must be stable so the
+    check never passes vacuously."""
     model = os.path.join(MODELS, name + ".safetensors")
     if not os.path.exists(model):
         pytest.skip(f"{model} not built (make models)")
@@ -183,9 +191,27 @@ def test_top1_agrees_with_reference(name, tmp):
         if pre["channel_order"] == "BGR":
             r = r[::-1]
         refs.append((r - mean) / std)
+    draws = 6
+    rng = np.random.default_rng(0)
+    batch = []
+    for r in refs:
+        batch.append(r)
+        for _ in range(draws):
+            batch.append(r + rng.integers(-1, 2, size=r.shape) / 255.0 / std)
     npy = os.path.join(tmp, "refs.npy")
-    np.save(npy, np.stack(refs).astype(np.float32))
-    want = predict_top1(model, [npy])
+    np.save(npy, np.stack(batch).astype(np.float32))
+    tops = predict_top1(model, [npy])
     got = predict_top1(model, [c["file"] for c in cases])
-    bad = [(c["name"], g, w) for c, g, w in zip(cases, got, want) if g != w]
+    bad, unstable = [], []
+    for i, c in enumerate(cases):
+        want, noisy = tops[i * (draws + 1)], set(tops[i * (draws + 1) + 1:(i + 1) * (draws + 1)])
+        if noisy != {want}:
+            unstable.append(c["name"])
+            if got[i] not in noisy | {want}:
+                bad.append((c["name"], got[i], want, sorted(noisy)))
+        elif got[i] != want:
+            bad.append((c["name"], got[i], want))
+    print("%s: %d images, %d unstable under +-1/255 noise: %s" % (name, len(cases), len(unstable),
+                                                                  unstable))
     assert not bad, bad
+    assert len(cases) - len(unstable) >= 10, unstable
