@@ -9,6 +9,7 @@
 #include <cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +171,9 @@ static int set_json(const setting *s, void *base, const cJSON *v, const char *wh
 {
     char tmp[32];
     if (s->type == K_INT) {
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble) {
+        /* range first: casting a double outside long long's range is undefined */
+        if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) < 9e18) ||
+            v->valuedouble != (double)(long long)v->valuedouble) {
             snprintf(err, errlen, "%s: expected an integer in [%lld, %lld]", where, s->min, s->max);
             return -1;
         }
