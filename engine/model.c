@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "gemm_avx512.h"
 #include "net.h"
 #include "safetensors.h"
 
@@ -156,8 +157,15 @@ static int add_conv(builder *b, int in, conv_spec s)
     int out = new_tensor(b, cout);
     op *o = new_op(b, OP_CONV, s.w);
     size_t kk = (size_t)k * k * cin;
-    float *w = take(b, kk * cout), *bias = take(b, (size_t)cout); /* zeros without bias or BN */
-    if (out < 0 || !o || !w || !bias) return berr(b, "out of memory"), -1;
+    int packed = b->m->net.packed_gemm;
+    /* Packed weights are built from the plain layout in a temporary buffer. */
+    float *w = packed ? malloc(kk * cout * sizeof *w) : take(b, kk * cout);
+    float *wp = packed ? take(b, gemm_packed_floats((int)kk, cout)) : w;
+    float *bias = take(b, (size_t)cout); /* zeros without bias or BN */
+    if (out < 0 || !o || !w || !wp || !bias) {
+        if (packed) free(w);
+        return berr(b, "out of memory"), -1;
+    }
     *o = (op){.kind = OP_CONV,
               .in = in,
               .out = out,
@@ -170,7 +178,7 @@ static int add_conv(builder *b, int in, conv_spec s)
               .padm = s.padm,
               .act = s.act,
               .resm = s.res >= 0 ? s.resm : RES_NONE,
-              .w = w,
+              .w = wp,
               .b = bias};
     snprintf(o->name, sizeof o->name, "%.*s", (int)(strlen(s.w) - strlen(".weight")), s.w);
     /* OIHW -> [(ky*k+kx)*cin+ci][o], scaled by the BN factor of o. */
@@ -185,7 +193,10 @@ static int add_conv(builder *b, int in, conv_spec s)
             memcpy(&bt, be->data + 4 * oc, 4);
             memcpy(&mn, mu->data + 4 * oc, 4);
             memcpy(&vr, var->data + 4 * oc, 4);
-            if (!(vr >= 0)) return berr(b, "%s.running_var[%d] is negative or NaN", s.bn, oc), -1;
+            if (!(vr >= 0)) {
+                if (packed) free(w);
+                return berr(b, "%s.running_var[%d] is negative or NaN", s.bn, oc), -1;
+            }
             scale = gm / sqrt((double)vr + b->bn_eps);
             shift = bt - mn * scale;
         }
@@ -196,6 +207,10 @@ static int add_conv(builder *b, int in, conv_spec s)
                     memcpy(&f, src + 4 * ((((size_t)oc * cin + ci) * k + ky) * k + kx), 4);
                     w[((size_t)(ky * k + kx) * cin + ci) * cout + oc] = (float)(f * scale);
                 }
+    }
+    if (packed) {
+        gemm_pack_b(w, (int)kk, cout, wp);
+        free(w);
     }
     return out;
 }
@@ -600,8 +615,15 @@ int model_load(const char *path, model **out, char *err, size_t errlen)
     }
     if ((rc = parse_meta(&b))) goto fail;
     /* Folded weights never outnumber the file's floats plus one bias per convolution (BN's
-     * four vectors become one bias; a conv without bias or BN gets zeros). */
+     * four vectors become one bias; a conv without bias or BN gets zeros), plus, for packed
+     * GEMM weights, the padding of each convolution's columns to a multiple of 32. */
+    const char *gemm = getenv("XBN_GEMM"); /* "blas" forces the BLAS path (tests, comparisons) */
+    m->net.packed_gemm = gemm_avx512_available() && !(gemm && !strcmp(gemm, "blas"));
     b.cap = f.total_floats + (size_t)MODEL_MAX_BIAS_FLOATS;
+    for (int i = 0; i < f.n_tensors && m->net.packed_gemm; i++)
+        if (f.tensors[i].ndim == 4)
+            b.cap +=
+                (size_t)f.tensors[i].shape[1] * f.tensors[i].shape[2] * f.tensors[i].shape[3] * 31;
     if (!(m->weights = malloc(b.cap * sizeof(float) + 1))) {
         rc = berr(&b, "out of memory");
         goto fail;

@@ -30,7 +30,8 @@ typedef struct {
     res_mode resm;
     int groups;     /* GN groups */
     float eps;      /* GN epsilon */
-    const float *w; /* CONV: [k*k*cin][cout] (row = (ky*k+kx)*cin+ci); DWCONV: [k*k][c];
+    const float *w; /* CONV: [k*k*cin][cout] (row = (ky*k+kx)*cin+ci), or that matrix packed
+                       for gemm_packed when net.packed_gemm; DWCONV: [k*k][c];
                        DENSE: [cout][cin]; GN: gamma[c] */
     const float *b; /* CONV/DENSE: bias[cout] or NULL; GN: beta[c] */
 } op;
@@ -39,6 +40,7 @@ typedef struct {
     op *ops;
     int n_ops;
     int n_tensors;
+    int packed_gemm; /* convolutions run gemm_packed (AVX-512) on packed weights, else BLAS */
 } net;
 
 /* The model's op list (model.c). */

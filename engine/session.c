@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "gemm_avx512.h"
 #include "kernels.h"
 #include "net.h"
 
@@ -195,12 +196,12 @@ static void split(int total, int t, int nt, int *lo, int *hi)
     *hi = (int)((long)total * (t + 1) / nt);
 }
 
-/* Below this many output pixels a convolution splits its output channels among the team
- * instead of its rows: each thread then packs only its share of the weights, and GEMMs keep
- * enough rows to be efficient. A choice by layer shape, never by batch size. */
+/* BLAS path. Below this many output pixels a convolution splits its output channels among
+ * the team instead of its rows: each thread then packs only its share of the weights, and
+ * GEMMs keep enough rows to be efficient. A choice by layer shape, never by batch size. */
 #define CONV_SPLIT_COLS_BELOW 1024
 
-static void run_conv(session *s, const op *o, const conv_geom *g, int t, int nt)
+static void run_conv_blas(session *s, const op *o, const conv_geom *g, int t, int nt)
 {
     int rows = g->oh * g->ow, lo = 0, hi = rows, c_lo = 0, c_hi = o->cout;
     if (rows < CONV_SPLIT_COLS_BELOW && nt > 1) {
@@ -227,6 +228,53 @@ static void run_conv(session *s, const op *o, const conv_geom *g, int t, int nt)
         bias_act(out, o->b, o->res >= 0 ? tensor_ptr(s, o->res, n) + (size_t)lo * o->cout : NULL,
                  hi - lo, o->cout, c_lo, c_hi, o->act, o->resm);
     }
+}
+
+/* Packed-GEMM path: every element's arithmetic is independent of the rows in the call, so
+ * a 1x1 convolution is one GEMM over the whole batch, split among the team by rows (in
+ * 8-row tiles) when there are many and by 32-column panels otherwise. */
+static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, int nt)
+{
+    int rows = g->oh * g->ow, panels = (o->cout + 31) / 32, lo, hi;
+    const float *res0 = o->res >= 0 ? tensor_ptr(s, o->res, 0) : NULL;
+    if (o->k == 1 && o->stride == 1) {
+        int total = rows * s->n, p_lo = 0, p_hi = panels;
+        lo = 0, hi = total;
+        if (total >= 64 * nt || panels < nt) {
+            split((total + 7) / 8, t, nt, &lo, &hi);
+            lo *= 8, hi = hi * 8 < total ? hi * 8 : total;
+        } else {
+            split(panels, t, nt, &p_lo, &p_hi);
+        }
+        if (lo >= hi || p_lo >= p_hi) return;
+        float *out = tensor_ptr(s, o->out, 0);
+        int c_lo = p_lo * 32, c_hi = p_hi * 32 < o->cout ? p_hi * 32 : o->cout;
+        gemm_packed(tensor_ptr(s, o->in, 0) + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout,
+                    p_lo, p_hi, out + (size_t)lo * o->cout);
+        bias_act(out + (size_t)lo * o->cout, o->b, res0 ? res0 + (size_t)lo * o->cout : NULL,
+                 hi - lo, o->cout, c_lo, c_hi, o->act, o->resm);
+        return;
+    }
+    /* KxK or strided: im2col per sample, rows split among the team */
+    split(rows, t, nt, &lo, &hi);
+    if (lo >= hi) return;
+    int kk = o->k * o->k * o->cin;
+    float *col = s->scratch + s->scratch_per_thread * t;
+    for (int n = 0; n < s->n; n++) {
+        float *out = tensor_ptr(s, o->out, n) + (size_t)lo * o->cout;
+        im2col_rows(tensor_ptr(s, o->in, n), g, o->k, o->stride, lo, hi, col);
+        gemm_packed(col, hi - lo, kk, o->w, o->cout, 0, panels, out);
+        bias_act(out, o->b, res0 ? tensor_ptr(s, o->res, n) + (size_t)lo * o->cout : NULL, hi - lo,
+                 o->cout, 0, o->cout, o->act, o->resm);
+    }
+}
+
+static void run_conv(session *s, const op *o, const conv_geom *g, int t, int nt)
+{
+    if (s->net->packed_gemm)
+        run_conv_packed(s, o, g, t, nt);
+    else
+        run_conv_blas(s, o, g, t, nt);
 }
 
 static void run_op(session *s, int i, int t, int nt)

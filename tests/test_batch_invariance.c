@@ -4,7 +4,8 @@
  * For each network: 16 random samples get their batch-1 logits; then for every batch size
  * 1..16, two batches (two different placements of the samples) must reproduce each sample's
  * batch-1 logits exactly (memcmp). Small odd input (67x67) keeps it quick and exercises the
- * odd-size padding paths. Models come from `make models` ($XBN_MODELS).
+ * odd-size padding paths. Models come from `make models` ($XBN_MODELS). Both GEMM paths are
+ * covered: the packed AVX-512 one (where the CPU has it) and BLAS (XBN_GEMM=blas).
  */
 #include <string.h>
 
@@ -86,13 +87,22 @@ static void test_mobilenetv2_keras(void **state)
     check_model("mobilenetv2-keras-100.safetensors", 2);
 }
 
+/* The BLAS path, which the engine takes on CPUs without AVX-512 (forced here). */
+static void test_blas_path(void **state)
+{
+    (void)state;
+    setenv("XBN_GEMM", "blas", 1);
+    check_model("mobilenetv2-keras-035.safetensors", 2);
+    check_model("resnet50-torch.safetensors", 1);
+    unsetenv("XBN_GEMM");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resnet50_torch),
-        cmocka_unit_test(test_resnet50_keras),
-        cmocka_unit_test(test_mobilenetv2_torch),
-        cmocka_unit_test(test_mobilenetv2_keras),
+        cmocka_unit_test(test_resnet50_torch),    cmocka_unit_test(test_resnet50_keras),
+        cmocka_unit_test(test_mobilenetv2_torch), cmocka_unit_test(test_mobilenetv2_keras),
+        cmocka_unit_test(test_blas_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

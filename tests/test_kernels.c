@@ -3,6 +3,7 @@
  * asymmetric padding. The references loop in the most obvious order, in double. */
 #include <string.h>
 
+#include "gemm_avx512.h"
 #include "kernels.h"
 #include "testutil.h"
 
@@ -87,6 +88,45 @@ static void test_conv_im2col_gemm(void **state)
         gemm_cols(col, wg, out, rows, c->cout, c->cout / 2, c->cout, kk);
         expect_close(out, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv column split");
         free(in), free(wt), free(wg), free(col), free(out), free(ref);
+    }
+}
+
+/* The packed AVX-512 GEMM against the naive reference, on ragged shapes, and the property the
+ * engine relies on: a row's bits do not depend on how many rows the call has. */
+static void test_gemm_packed(void **state)
+{
+    (void)state;
+    if (!gemm_avx512_available()) {
+        fprintf(stderr, "test_gemm_packed: no AVX-512 on this CPU, BLAS path only\n");
+        return;
+    }
+    static const int shapes[][3] = {{1, 1, 1},     {7, 5, 3},    {8, 64, 32},   {9, 27, 33},
+                                    {49, 147, 64}, {17, 96, 24}, {100, 300, 70}};
+    test_rng r = {99};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        int m = shapes[t][0], k = shapes[t][1], n = shapes[t][2], panels = (n + 31) / 32;
+        float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+        float *bp = malloc(sizeof(float) * gemm_packed_floats(k, n));
+        float *c = malloc(sizeof(float) * m * n), *ref = malloc(sizeof(float) * m * n);
+        float *row = malloc(sizeof(float) * n);
+        rng_fill(&r, a, (size_t)m * k, 1.0f);
+        rng_fill(&r, b, (size_t)k * n, 1.0f);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double acc = 0;
+                for (int q = 0; q < k; q++) acc += (double)a[i * k + q] * b[q * n + j];
+                ref[i * n + j] = (float)acc;
+            }
+        gemm_pack_b(b, k, n, bp);
+        /* in two panel ranges, as the team splits columns */
+        gemm_packed(a, m, k, bp, n, 0, panels / 2, c);
+        gemm_packed(a, m, k, bp, n, panels / 2, panels, c);
+        expect_close(c, ref, (size_t)m * n, 1e-5, 1e-5, "gemm_packed");
+        for (int i = 0; i < m; i++) {
+            gemm_packed(a + (size_t)i * k, 1, k, bp, n, 0, panels, row);
+            assert_memory_equal(row, c + (size_t)i * n, sizeof(float) * n);
+        }
+        free(a), free(b), free(bp), free(c), free(ref), free(row);
     }
 }
 
@@ -274,6 +314,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_im2col_gemm),
+        cmocka_unit_test(test_gemm_packed),
         cmocka_unit_test(test_bias_act),
         cmocka_unit_test(test_dwconv),
         cmocka_unit_test(test_groupnorm),

@@ -1,0 +1,30 @@
+/* gemm_avx512.h - the engine's own single-precision GEMM for convolutions (AVX-512).
+ *
+ * Why not BLAS for everything: OpenBLAS gives a row of C different bits depending on how many
+ * rows the call has (bench/gemm_row_invariance.c), so with it every sample needs its own
+ * GEMM call, which is slow on small feature maps; and it repacks the weights on every call.
+ * This GEMM computes every element with the same FMA sequence whatever the number of rows,
+ * so one call can cover a whole batch and stay bit-for-bit batch-invariant, and the weights
+ * are packed once at load. Used only where the CPU has AVX-512F; elsewhere the engine calls
+ * BLAS per sample.
+ */
+#ifndef XBN_GEMM_AVX512_H
+#define XBN_GEMM_AVX512_H
+
+#include <stddef.h>
+
+/* 1 if this CPU can run gemm_packed. */
+int gemm_avx512_available(void);
+
+/* Floats needed to pack a [k][n] matrix: k * n rounded up to panels of 32 columns. */
+size_t gemm_packed_floats(int k, int n);
+
+/* b [k][n] row-major -> packed (gemm_packed_floats(k, n) floats), caller-owned. */
+void gemm_pack_b(const float *b, int k, int n, float *packed);
+
+/* c [m][n] = a [m][k] . b, for the 32-column panels p_lo..p_hi-1 of the packed b (columns
+ * 32*p_lo .. min(32*p_hi, n)-1). a and c are row-major with row strides k and n. */
+void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p_lo, int p_hi,
+                 float *c);
+
+#endif
