@@ -28,10 +28,14 @@ void im2col_rows(const float *in, const conv_geom *g, int k, int stride, int lo,
             int iy = oy * stride - g->pt + ky;
             for (int kx = 0; kx < k; kx++, row += cc) {
                 int ix = ox * stride - g->pl + kx;
-                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-                    memset(row, 0, cc * sizeof *row);
+                int inside = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
+                const float *src = inside ? in + ((size_t)iy * g->w + ix) * cc : NULL;
+                if (cc < 16) /* the stem's 3 channels: a call per tap would cost more */
+                    for (size_t i = 0; i < cc; i++) row[i] = inside ? src[i] : 0.0f;
+                else if (inside)
+                    memcpy(row, src, cc * sizeof *row);
                 else
-                    memcpy(row, in + ((size_t)iy * g->w + ix) * cc, cc * sizeof *row);
+                    memset(row, 0, cc * sizeof *row);
             }
         }
     }
