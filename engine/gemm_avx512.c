@@ -36,12 +36,12 @@ void gemm_pack_b(const float *b, int k, int n, float *packed)
     }
 }
 
-/* Rows [0, R) of one 8x32 tile; R is a compile-time constant at each call so the accumulators
- * stay in registers. */
+/* Rows [0, R) of one 8x32 tile, epilogue included; R is a compile-time constant at each call
+ * so the accumulators stay in registers. */
 #define TILE(R)                                                                                    \
     __attribute__((target("avx512f"))) static void tile_##R(                                       \
-        const float *a, size_t lda, const float *bp, int k, float *c, size_t ldc, __mmask16 m0,    \
-        __mmask16 m1)                                                                              \
+        const float *a, size_t lda, const float *bp, int k, float *c, size_t ldc,                  \
+        const gemm_epilogue *e, const float *bias, const float *res, __mmask16 m0, __mmask16 m1)   \
     {                                                                                              \
         __m512 acc0[R], acc1[R];                                                                   \
         for (int r = 0; r < R; r++) acc0[r] = _mm512_setzero_ps(), acc1[r] = _mm512_setzero_ps();  \
@@ -54,9 +54,22 @@ void gemm_pack_b(const float *b, int k, int n, float *packed)
                 acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);                                        \
             }                                                                                      \
         }                                                                                          \
+        __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);                             \
+        __m512 bias0 = _mm512_maskz_loadu_ps(m0, bias),                                            \
+               bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);                                       \
         for (int r = 0; r < R; r++) {                                                              \
-            _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);                                       \
-            _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);                                  \
+            __m512 v0 = _mm512_add_ps(acc0[r], bias0), v1 = _mm512_add_ps(acc1[r], bias1);         \
+            __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();                             \
+            if (res) {                                                                             \
+                s0 = _mm512_maskz_loadu_ps(m0, res + r * ldc);                                     \
+                s1 = _mm512_maskz_loadu_ps(m1, res + r * ldc + 16);                                \
+            }                                                                                      \
+            if (res && !e->res_after_act) v0 = _mm512_add_ps(v0, s0), v1 = _mm512_add_ps(v1, s1);  \
+            v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);                                         \
+            v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);                                         \
+            if (res && e->res_after_act) v0 = _mm512_add_ps(v0, s0), v1 = _mm512_add_ps(v1, s1);   \
+            _mm512_mask_storeu_ps(c + r * ldc, m0, v0);                                            \
+            _mm512_mask_storeu_ps(c + r * ldc + 16, m1, v1);                                       \
         }                                                                                          \
     }
 
@@ -69,13 +82,13 @@ TILE(5)
 TILE(6)
 TILE(7)
 
-typedef void tile_fn(const float *, size_t, const float *, int, float *, size_t, __mmask16,
-                     __mmask16);
+typedef void tile_fn(const float *, size_t, const float *, int, float *, size_t,
+                     const gemm_epilogue *, const float *, const float *, __mmask16, __mmask16);
 static tile_fn *const tiles[9] = {NULL,   tile_1, tile_2, tile_3, tile_4,
                                   tile_5, tile_6, tile_7, tile_8};
 
 void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p_lo, int p_hi,
-                 float *c)
+                 float *c, const gemm_epilogue *e)
 {
     for (int p = p_lo; p < p_hi; p++) {
         const float *bp = packed + (size_t)p * k * 32;
@@ -85,7 +98,8 @@ void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p
         for (int r = 0; r < m; r += 8) {
             int rows = m - r < 8 ? m - r : 8;
             tiles[rows](a + (size_t)r * k, (size_t)k, bp, k, c + (size_t)r * n + p * 32, (size_t)n,
-                        m0, m1);
+                        e, e->bias + p * 32, e->res ? e->res + (size_t)r * n + p * 32 : NULL, m0,
+                        m1);
         }
     }
 }

@@ -22,9 +22,19 @@ size_t gemm_packed_floats(int k, int n);
 /* b [k][n] row-major -> packed (gemm_packed_floats(k, n) floats), caller-owned. */
 void gemm_pack_b(const float *b, int k, int n, float *packed);
 
-/* c [m][n] = a [m][k] . b, for the 32-column panels p_lo..p_hi-1 of the packed b (columns
- * 32*p_lo .. min(32*p_hi, n)-1). a and c are row-major with row strides k and n. */
+/* What happens to a . b before it is stored: + bias [n], then + res [m][n] (row stride n, or
+ * NULL), then a clamp to [lo, hi] (the activation), with res added after the clamp instead
+ * when res_after_act. The same operations in the same order as bias_act. */
+typedef struct {
+    const float *bias;
+    const float *res;
+    float lo, hi;
+    int res_after_act;
+} gemm_epilogue;
+
+/* c [m][n] = epilogue(a [m][k] . b), for the 32-column panels p_lo..p_hi-1 of the packed b
+ * (columns 32*p_lo .. min(32*p_hi, n)-1). a and c are row-major with row strides k and n. */
 void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p_lo, int p_hi,
-                 float *c);
+                 float *c, const gemm_epilogue *e);
 
 #endif

@@ -15,6 +15,7 @@
  * than small ops take, and pure spinning collapses when a member is descheduled).
  */
 #include <limits.h>
+#include <math.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -236,7 +237,8 @@ static void run_conv_blas(session *s, const op *o, const conv_geom *g, int t, in
 static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, int nt)
 {
     int rows = g->oh * g->ow, panels = (o->cout + 31) / 32, lo, hi;
-    const float *res0 = o->res >= 0 ? tensor_ptr(s, o->res, 0) : NULL;
+    gemm_epilogue e = {o->b, NULL, o->act == ACT_NONE ? -INFINITY : 0.0f,
+                       o->act == ACT_RELU6 ? 6.0f : INFINITY, o->resm == RES_ACT_THEN_ADD};
     if (o->k == 1 && o->stride == 1) {
         int total = rows * s->n, p_lo = 0, p_hi = panels;
         lo = 0, hi = total;
@@ -247,12 +249,9 @@ static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, 
             split(panels, t, nt, &p_lo, &p_hi);
         }
         if (lo >= hi || p_lo >= p_hi) return;
-        float *out = tensor_ptr(s, o->out, 0);
-        int c_lo = p_lo * 32, c_hi = p_hi * 32 < o->cout ? p_hi * 32 : o->cout;
+        if (o->res >= 0) e.res = tensor_ptr(s, o->res, 0) + (size_t)lo * o->cout;
         gemm_packed(tensor_ptr(s, o->in, 0) + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout,
-                    p_lo, p_hi, out + (size_t)lo * o->cout);
-        bias_act(out + (size_t)lo * o->cout, o->b, res0 ? res0 + (size_t)lo * o->cout : NULL,
-                 hi - lo, o->cout, c_lo, c_hi, o->act, o->resm);
+                    p_lo, p_hi, tensor_ptr(s, o->out, 0) + (size_t)lo * o->cout, &e);
         return;
     }
     /* KxK or strided: im2col per sample, rows split among the team */
@@ -261,11 +260,10 @@ static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, 
     int kk = o->k * o->k * o->cin;
     float *col = s->scratch + s->scratch_per_thread * t;
     for (int n = 0; n < s->n; n++) {
-        float *out = tensor_ptr(s, o->out, n) + (size_t)lo * o->cout;
         im2col_rows(tensor_ptr(s, o->in, n), g, o->k, o->stride, lo, hi, col);
-        gemm_packed(col, hi - lo, kk, o->w, o->cout, 0, panels, out);
-        bias_act(out, o->b, res0 ? tensor_ptr(s, o->res, n) + (size_t)lo * o->cout : NULL, hi - lo,
-                 o->cout, 0, o->cout, o->act, o->resm);
+        if (o->res >= 0) e.res = tensor_ptr(s, o->res, n) + (size_t)lo * o->cout;
+        gemm_packed(col, hi - lo, kk, o->w, o->cout, 0, panels,
+                    tensor_ptr(s, o->out, n) + (size_t)lo * o->cout, &e);
     }
 }
 

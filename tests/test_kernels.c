@@ -118,14 +118,29 @@ static void test_gemm_packed(void **state)
                 ref[i * n + j] = (float)acc;
             }
         gemm_pack_b(b, k, n, bp);
+        float *zero = calloc((size_t)n, sizeof(float));
+        gemm_epilogue plain = {zero, NULL, -INFINITY, INFINITY, 0};
         /* in two panel ranges, as the team splits columns */
-        gemm_packed(a, m, k, bp, n, 0, panels / 2, c);
-        gemm_packed(a, m, k, bp, n, panels / 2, panels, c);
+        gemm_packed(a, m, k, bp, n, 0, panels / 2, c, &plain);
+        gemm_packed(a, m, k, bp, n, panels / 2, panels, c, &plain);
         expect_close(c, ref, (size_t)m * n, 1e-5, 1e-5, "gemm_packed");
         for (int i = 0; i < m; i++) {
-            gemm_packed(a + (size_t)i * k, 1, k, bp, n, 0, panels, row);
+            gemm_packed(a + (size_t)i * k, 1, k, bp, n, 0, panels, row, &plain);
             assert_memory_equal(row, c + (size_t)i * n, sizeof(float) * n);
         }
+        /* the fused epilogue is bias_act, bit for bit */
+        float *bias = malloc(sizeof(float) * n), *res = malloc(sizeof(float) * m * n);
+        float *want = malloc(sizeof(float) * m * n), *fused = malloc(sizeof(float) * m * n);
+        rng_fill(&r, bias, (size_t)n, 2.0f);
+        rng_fill(&r, res, (size_t)m * n, 2.0f);
+        for (int mode = RES_ADD_THEN_ACT; mode <= RES_ACT_THEN_ADD; mode++) {
+            gemm_epilogue e = {bias, res, 0.0f, 6.0f, mode == RES_ACT_THEN_ADD};
+            memcpy(want, c, sizeof(float) * m * n);
+            bias_act(want, bias, res, m, n, 0, n, ACT_RELU6, (res_mode)mode);
+            gemm_packed(a, m, k, bp, n, 0, panels, fused, &e);
+            assert_memory_equal(fused, want, sizeof(float) * m * n);
+        }
+        free(zero), free(bias), free(res), free(want), free(fused);
         free(a), free(b), free(bp), free(c), free(ref), free(row);
     }
 }
@@ -313,12 +328,9 @@ static void test_softmax_and_layout(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv_im2col_gemm),
-        cmocka_unit_test(test_gemm_packed),
-        cmocka_unit_test(test_bias_act),
-        cmocka_unit_test(test_dwconv),
-        cmocka_unit_test(test_groupnorm),
-        cmocka_unit_test(test_maxpool_gap_dense),
+        cmocka_unit_test(test_conv_im2col_gemm),   cmocka_unit_test(test_gemm_packed),
+        cmocka_unit_test(test_bias_act),           cmocka_unit_test(test_dwconv),
+        cmocka_unit_test(test_groupnorm),          cmocka_unit_test(test_maxpool_gap_dense),
         cmocka_unit_test(test_softmax_and_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
