@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     long top_k = -2;
     char err[256];
     err[0] = 0;
-    int rc = v1_parse_json((const char *)data, size, MAX_IMAGES, &imgs, &n, &top_k, err,
-                           sizeof err);
+    int rc =
+        v1_parse_json((const char *)data, size, MAX_IMAGES, &imgs, &n, &top_k, err, sizeof err);
     if (rc == PARSE_OK) {
         if (!imgs || n < 1 || n > MAX_IMAGES || top_k < -1) abort();
         for (int i = 0; i < n; i++)
