@@ -97,10 +97,10 @@ container-test:
 	timeout -k 30 1800 tests/container/run.sh
 
 format:
-	clang-format -i engine/*.[ch] server/*.[ch] tests/*.[ch]
+	clang-format -i engine/*.[ch] server/*.[ch] tests/*.[ch] tests/fuzz/*.c
 
 lint:
-	clang-format --dry-run --Werror engine/*.[ch] server/*.[ch] tests/*.[ch]
+	clang-format --dry-run --Werror engine/*.[ch] server/*.[ch] tests/*.[ch] tests/fuzz/*.c
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
