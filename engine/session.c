@@ -49,6 +49,7 @@ struct session {
     tensor_plan *t;
     op_plan *p;
     float **slot_base;
+    size_t *slot_stride; /* floats between samples in a slot: its largest tensor, rounded */
     int n_slots;
     float *arena;
     size_t arena_floats;
@@ -83,7 +84,7 @@ static int serr(char *err, size_t errlen, int code, const char *msg, const char 
 
 static float *tensor_ptr(const session *s, int id, int sample)
 {
-    return s->slot_base[s->t[id].slot] + (size_t)sample * s->t[id].size;
+    return s->slot_base[s->t[id].slot] + (size_t)sample * s->slot_stride[s->t[id].slot];
 }
 
 /* ---- planning ---- */
@@ -167,17 +168,21 @@ static int plan_slots(session *s, char *err, size_t errlen)
     }
     s->n_slots = n_slots;
     s->slot_base = calloc((size_t)n_slots, sizeof *s->slot_base);
+    s->slot_stride = calloc((size_t)n_slots, sizeof *s->slot_stride);
     size_t total = 0;
-    for (int k = 0; k < n_slots; k++) total += ((slot_size[k] * s->max_batch) + 15) & ~(size_t)15;
+    for (int k = 0; k < n_slots; k++) total += ((slot_size[k] + 15) & ~(size_t)15) * s->max_batch;
     total += s->scratch_per_thread * s->threads;
     s->arena_floats = total;
-    if (!s->slot_base ||
+    if (!s->slot_base || !s->slot_stride ||
         !(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
         goto done;
     float *at = s->arena;
+    /* Each sample owns a fixed region of every slot, so samples may be at different ops at the
+     * same time (the packed path runs samples on different threads). */
     for (int k = 0; k < n_slots; k++) {
         s->slot_base[k] = at;
-        at += ((slot_size[k] * s->max_batch) + 15) & ~(size_t)15;
+        s->slot_stride[k] = (slot_size[k] + 15) & ~(size_t)15;
+        at += s->slot_stride[k] * s->max_batch;
     }
     s->scratch = at;
     rc = 0;
@@ -202,7 +207,8 @@ static void split(int total, int t, int nt, int *lo, int *hi)
  * GEMMs keep enough rows to be efficient. A choice by layer shape, never by batch size. */
 #define CONV_SPLIT_COLS_BELOW 1024
 
-static void run_conv_blas(session *s, const op *o, const conv_geom *g, int t, int nt)
+static void run_conv_blas(session *s, const op *o, const conv_geom *g, int t, int nt, int n0,
+                          int n1, float *col)
 {
     int rows = g->oh * g->ow, lo = 0, hi = rows, c_lo = 0, c_hi = o->cout;
     if (rows < CONV_SPLIT_COLS_BELOW && nt > 1) {
@@ -215,8 +221,7 @@ static void run_conv_blas(session *s, const op *o, const conv_geom *g, int t, in
     if (lo >= hi || c_lo >= c_hi) return;
     int direct = o->k == 1 && o->stride == 1;
     size_t kk = (size_t)o->k * o->k * o->cin;
-    float *col = s->scratch + s->scratch_per_thread * t;
-    for (int n = 0; n < s->n; n++) {
+    for (int n = n0; n < n1; n++) {
         const float *in = tensor_ptr(s, o->in, n);
         float *out = tensor_ptr(s, o->out, n) + (size_t)lo * o->cout;
         const float *a = in + (size_t)lo * o->cin;
@@ -231,35 +236,37 @@ static void run_conv_blas(session *s, const op *o, const conv_geom *g, int t, in
     }
 }
 
-/* Packed-GEMM path: every element's arithmetic is independent of the rows in the call, so
- * a 1x1 convolution is one GEMM over the whole batch, split among the team by rows (in
- * 8-row tiles) when there are many and by 32-column panels otherwise. */
-static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, int nt)
+/* Packed-GEMM path: every element's arithmetic is independent of the rows and columns in the
+ * call, so the team may split a convolution any way: by rows (8-row tiles) when there are
+ * many, by 32-column panels otherwise. */
+static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, int nt, int n0,
+                            int n1, float *col)
 {
     int rows = g->oh * g->ow, panels = (o->cout + 31) / 32, lo, hi;
     gemm_epilogue e = {o->b, NULL, o->act == ACT_NONE ? -INFINITY : 0.0f,
                        o->act == ACT_RELU6 ? 6.0f : INFINITY, o->resm == RES_ACT_THEN_ADD};
     if (o->k == 1 && o->stride == 1) {
-        int total = rows * s->n, p_lo = 0, p_hi = panels;
-        lo = 0, hi = total;
-        if (total >= 64 * nt || panels < nt) {
-            split((total + 7) / 8, t, nt, &lo, &hi);
-            lo *= 8, hi = hi * 8 < total ? hi * 8 : total;
+        int p_lo = 0, p_hi = panels;
+        lo = 0, hi = rows;
+        if (rows >= 64 * nt || panels < nt) { /* rows in 8-row tiles, else 32-column panels */
+            split((rows + 7) / 8, t, nt, &lo, &hi);
+            lo *= 8, hi = hi * 8 < rows ? hi * 8 : rows;
         } else {
             split(panels, t, nt, &p_lo, &p_hi);
         }
         if (lo >= hi || p_lo >= p_hi) return;
-        if (o->res >= 0) e.res = tensor_ptr(s, o->res, 0) + (size_t)lo * o->cout;
-        gemm_packed(tensor_ptr(s, o->in, 0) + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout,
-                    p_lo, p_hi, tensor_ptr(s, o->out, 0) + (size_t)lo * o->cout, &e);
+        for (int n = n0; n < n1; n++) {
+            if (o->res >= 0) e.res = tensor_ptr(s, o->res, n) + (size_t)lo * o->cout;
+            gemm_packed(tensor_ptr(s, o->in, n) + (size_t)lo * o->cin, hi - lo, o->cin, o->w,
+                        o->cout, p_lo, p_hi, tensor_ptr(s, o->out, n) + (size_t)lo * o->cout, &e);
+        }
         return;
     }
     /* KxK or strided: im2col per sample, rows split among the team */
     split(rows, t, nt, &lo, &hi);
     if (lo >= hi) return;
     int kk = o->k * o->k * o->cin;
-    float *col = s->scratch + s->scratch_per_thread * t;
-    for (int n = 0; n < s->n; n++) {
+    for (int n = n0; n < n1; n++) {
         im2col_rows(tensor_ptr(s, o->in, n), g, o->k, o->stride, lo, hi, col);
         if (o->res >= 0) e.res = tensor_ptr(s, o->res, n) + (size_t)lo * o->cout;
         gemm_packed(col, hi - lo, kk, o->w, o->cout, 0, panels,
@@ -267,27 +274,29 @@ static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, 
     }
 }
 
-static void run_conv(session *s, const op *o, const conv_geom *g, int t, int nt)
+static void run_conv(session *s, const op *o, const conv_geom *g, int t, int nt, int n0, int n1,
+                     float *col)
 {
     if (s->net->packed_gemm)
-        run_conv_packed(s, o, g, t, nt);
+        run_conv_packed(s, o, g, t, nt, n0, n1, col);
     else
-        run_conv_blas(s, o, g, t, nt);
+        run_conv_blas(s, o, g, t, nt, n0, n1, col);
 }
 
-static void run_op(session *s, int i, int t, int nt)
+/* Op i for samples [n0, n1), thread t's share of nt; col is the thread's im2col scratch. */
+static void run_op(session *s, int i, int t, int nt, int n0, int n1, float *col)
 {
     const op *o = &s->net->ops[i];
     const conv_geom *g = &s->p[i].g;
     int lo, hi;
     switch (o->kind) {
     case OP_CONV:
-        run_conv(s, o, g, t, nt);
+        run_conv(s, o, g, t, nt, n0, n1, col);
         break;
     case OP_DWCONV:
     case OP_MAXPOOL:
         split(g->oh, t, nt, &lo, &hi);
-        for (int n = 0; n < s->n && lo < hi; n++) {
+        for (int n = n0; n < n1 && lo < hi; n++) {
             conv_geom sub = *g;
             sub.oh = hi - lo;
             sub.pt = g->pt - lo * o->stride; /* rows [lo, hi) as their own output */
@@ -302,19 +311,19 @@ static void run_op(session *s, int i, int t, int nt)
     case OP_GN: {
         split(o->groups, t, nt, &lo, &hi);
         int cpg = o->cin / o->groups, hw = g->h * g->w;
-        for (int n = 0; n < s->n && lo < hi; n++)
+        for (int n = n0; n < n1 && lo < hi; n++)
             gn_forward_groups(tensor_ptr(s, o->in, n), hw, o->cin, cpg, lo, hi, o->eps, o->w, o->b,
                               o->act);
         break;
     }
     case OP_GAP:
-        split(s->n, t, nt, &lo, &hi);
-        for (int n = lo; n < hi; n++)
+        split(n1 - n0, t, nt, &lo, &hi);
+        for (int n = n0 + lo; n < n0 + hi; n++)
             gap_forward(tensor_ptr(s, o->in, n), g->h * g->w, o->cin, tensor_ptr(s, o->out, n));
         break;
     case OP_DENSE:
         split(o->cout, t, nt, &lo, &hi);
-        for (int n = 0; n < s->n && lo < hi; n++)
+        for (int n = n0; n < n1 && lo < hi; n++)
             dense_forward(tensor_ptr(s, o->in, n), o->w + (size_t)lo * o->cin, o->b + lo, o->cin,
                           hi - lo, s->logits + (size_t)n * o->cout + lo);
         break;
@@ -346,24 +355,45 @@ static void barrier(session *s, int nt, unsigned *local_phase)
     atomic_fetch_sub(&s->sleepers, 1);
 }
 
-static void run_all(session *s, int t, unsigned *local_phase)
+/* The network for samples [n0, n1), thread t's share of nt (the team meets between ops), run
+ * by team member `me`. */
+static void run_range(session *s, int me, int t, int nt, int n0, int n1, unsigned *local_phase)
 {
-    int nt = s->threads, lo, hi;
+    float *col = s->scratch + s->scratch_per_thread * me;
+    int lo, hi;
     split(s->h, t, nt, &lo, &hi);
-    for (int n = 0; n < s->n; n++)
+    for (int n = n0; n < n1; n++)
         nchw_to_nhwc_rows(s->input + (size_t)n * 3 * s->h * s->w, 3, s->h, s->w, lo, hi,
                           tensor_ptr(s, 0, n));
-    barrier(s, nt, local_phase);
+    if (nt > 1) barrier(s, nt, local_phase);
     for (int i = 0; i < s->net->n_ops; i++) {
         struct timespec t0, t1;
-        if (s->op_ns && t == 0) clock_gettime(CLOCK_MONOTONIC, &t0);
-        run_op(s, i, t, nt);
-        barrier(s, nt, local_phase);
-        if (s->op_ns && t == 0) {
+        if (s->op_ns && me == 0) clock_gettime(CLOCK_MONOTONIC, &t0);
+        run_op(s, i, t, nt, n0, n1, col);
+        if (nt > 1) barrier(s, nt, local_phase);
+        if (s->op_ns && me == 0) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
             s->op_ns[i] += (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
         }
     }
+}
+
+/* One run, as thread t. With packed GEMMs every kernel gives an element the same bits however
+ * the work is split, so samples go through the whole network one at a time (their activations
+ * stay in cache), each thread taking whole samples while there are enough, the team sharing
+ * the ops of the rest. BLAS results depend on the split, so there the team always shares
+ * every op, split the same way for every sample. */
+static void run_all(session *s, int t, unsigned *local_phase)
+{
+    int nt = s->threads;
+    if (!s->net->packed_gemm) {
+        run_range(s, t, t, nt, 0, s->n, local_phase);
+        return;
+    }
+    int whole = nt > 1 ? s->n / nt * nt : 0;
+    for (int n = t; n < whole; n += nt) run_range(s, t, 0, 1, n, n + 1, local_phase);
+    for (int n = whole; n < s->n; n++) run_range(s, t, t, nt, n, n + 1, local_phase);
+    if (nt > 1) barrier(s, nt, local_phase); /* the caller returns only when all are done */
 }
 
 typedef struct {
@@ -472,6 +502,7 @@ void session_free(session *s)
     free(s->op_ns);
     free(s->arena);
     free(s->slot_base);
+    free(s->slot_stride);
     free(s->t);
     free(s->p);
     free(s);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "net.h"
 #include "testutil.h"
 
 enum { POOL = 16, SIZE = 67 };
@@ -87,6 +88,39 @@ static void test_mobilenetv2_keras(void **state)
     check_model("mobilenetv2-keras-100.safetensors", 2);
 }
 
+/* With packed GEMMs every kernel gives an element the same bits however the team splits the
+ * work, so the thread count does not change a single bit either. */
+static void test_threads_packed(void **state)
+{
+    (void)state;
+    char path[512], err[512];
+    model *m = NULL;
+    if (model_load(test_model_path(path, sizeof path, "mobilenetv2-keras-035.safetensors"), &m, err,
+                   sizeof err))
+        fail_msg("%s", err);
+    if (!model_get_net(m)->packed_gemm) {
+        fprintf(stderr, "test_threads_packed: no AVX-512 here, BLAS path only\n");
+        model_free(m);
+        return;
+    }
+    enum { N = 5 };
+    int classes = model_get_info(m)->classes;
+    float *x = malloc(sizeof(float) * N * 3 * SIZE * SIZE);
+    float *l1 = malloc(sizeof(float) * N * classes), *l2 = malloc(sizeof(float) * N * classes);
+    test_rng r = {77};
+    rng_fill(&r, x, (size_t)N * 3 * SIZE * SIZE, 2.0f);
+    session *s1 = NULL, *s2 = NULL;
+    if (session_new_threads(m, SIZE, SIZE, N, 1, &s1, err, sizeof err) ||
+        session_new_threads(m, SIZE, SIZE, N, 2, &s2, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(session_run(s1, x, N, l1), 0);
+    assert_int_equal(session_run(s2, x, N, l2), 0);
+    assert_memory_equal(l1, l2, sizeof(float) * N * classes);
+    session_free(s1), session_free(s2);
+    free(x), free(l1), free(l2);
+    model_free(m);
+}
+
 /* The BLAS path, which the engine takes on CPUs without AVX-512 (forced here). */
 static void test_blas_path(void **state)
 {
@@ -102,7 +136,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resnet50_torch),    cmocka_unit_test(test_resnet50_keras),
         cmocka_unit_test(test_mobilenetv2_torch), cmocka_unit_test(test_mobilenetv2_keras),
-        cmocka_unit_test(test_blas_path),
+        cmocka_unit_test(test_threads_packed),    cmocka_unit_test(test_blas_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
