@@ -87,7 +87,8 @@ def vm_hwm_kb(pid):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default=os.path.join(ROOT, "build/models/mobilenetv2-torch.safetensors"))
+    ap.add_argument("--model", action="append",
+                    help="model file (repeat to serve several; the load goes to the first)")
     ap.add_argument("--image", default=None)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--concurrency", default="1,8,32")
@@ -96,6 +97,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--avx512", action="store_true")
     a = ap.parse_args()
+    a.model = a.model or [os.path.join(ROOT, "build/models/mobilenetv2-torch.safetensors")]
     env = dict(os.environ)
     if a.avx512:
         env.pop("OPENBLAS_CORETYPE", None)
@@ -117,11 +119,15 @@ def main():
     name = "bench"
     port = free_port()
     cmd = [os.path.join(ROOT, "build/xbnserve"), "serve", "--port", str(port), "--model",
-           "%s=%s" % (name, a.model), "--max-batch-size", str(a.batch), "--workers",
-           str(a.workers), "--threads-per-worker", str(a.threads), "--log-level", "warn",
+           "%s=%s" % (name, a.model[0]), "--max-batch-size", str(a.batch), "--workers",
+           str(a.workers), "--threads-per-worker", str(a.threads), "--log-level", "info",
            "--max-queue-size", "1024"]
+    for i, extra in enumerate(a.model[1:]):
+        cmd += ["--model", "extra%d=%s" % (i, extra)]
+    log_path = os.path.join(tmp, "daemon.log")
+    log = open(log_path, "w")
     t0 = time.time()
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, stderr=log, text=True)
     try:
         while True:
             try:
@@ -130,13 +136,15 @@ def main():
             except OSError:
                 pass
             if proc.poll() is not None or time.time() - t0 > 120:
-                raise SystemExit("daemon did not become ready: " + proc.stderr.read())
+                raise SystemExit("daemon did not become ready: " + open(log_path).read())
             time.sleep(0.005)
         ready_s = time.time() - t0
-        size_mb = os.path.getsize(a.model) / 1e6
-        print("start to ready: %.3f s; peak RSS after warm-up %.1f MB; model file %.1f MB" % (
-            ready_s, vm_hwm_kb(proc.pid) / 1e3, size_mb))
-        results = {"ready_s": ready_s, "model_mb": size_mb, "runs": []}
+        size_mb = sum(os.path.getsize(m) for m in a.model) / 1e6
+        arena_mb = sum(float(x) for x in re.findall(r"engine arena ([0-9.]+) MB",
+                                                     open(log_path).read()))
+        print("start to ready: %.3f s; peak RSS after warm-up %.1f MB; model files %.1f MB; "
+              "arenas %.1f MB" % (ready_s, vm_hwm_kb(proc.pid) / 1e3, size_mb, arena_mb))
+        results = {"ready_s": ready_s, "model_mb": size_mb, "arena_mb": arena_mb, "runs": []}
         for conc in [int(c) for c in a.concurrency.split(",")]:
             before = batch_hist(port, name)
             r = subprocess.run(["wrk", "-t", str(min(conc, 4)), "-c", str(conc), "-d",
@@ -158,11 +166,12 @@ def main():
                   "batches (size<=: count) %s" % (conc, rps, float(p50), float(p99), float(p999),
                                                   errors, json.dumps(batches)))
         results["peak_rss_mb"] = vm_hwm_kb(proc.pid) / 1e3
-        print("peak RSS after load: %.1f MB" % results["peak_rss_mb"])
+        print("peak RSS after load: %.1f MB = model files + arenas + %.1f MB" % (
+            results["peak_rss_mb"], results["peak_rss_mb"] - size_mb - arena_mb))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    eng = subprocess.run([os.path.join(ROOT, "build/xbnserve"), "bench", "--model", a.model,
+    eng = subprocess.run([os.path.join(ROOT, "build/xbnserve"), "bench", "--model", a.model[0],
                           "--batch", str(a.batch), "--threads", str(a.threads), "--seconds",
                           str(min(a.seconds, 5))], capture_output=True, text=True, env=env)
     e = json.loads(eng.stdout)

@@ -59,6 +59,8 @@ static int worker_init(void *arg, int w, void **ctx)
         log_msg(m->log, LOG_ERROR, "model %s worker %d: %s", m->cfg->name, w, err);
         return -1;
     }
+    log_msg(m->log, LOG_INFO, "model %s worker %d: engine arena %.1f MB, %d threads", m->cfg->name,
+            w, session_arena_bytes(s) / 1e6, (int)m->cfg->threads_per_worker);
     *ctx = s;
     return 0;
 }
@@ -286,8 +288,8 @@ int cmd_serve(int argc, char **argv)
             }
         }
         config_print(&s->cfg, stdout);
-        fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d)\n",
-                s->cfg.nmodels, cpus, s->http_threads);
+        fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d)\n", s->cfg.nmodels,
+                cpus, s->http_threads);
         rc = 0;
         goto out;
     }
@@ -326,8 +328,7 @@ int cmd_serve(int argc, char **argv)
         log_msg(&s->log, LOG_ERROR, "%s", err);
         goto out;
     }
-    log_msg(&s->log, LOG_INFO,
-            "listening on %s:%d (usable CPUs %d, http_threads %d, %d models)",
+    log_msg(&s->log, LOG_INFO, "listening on %s:%d (usable CPUs %d, http_threads %d, %d models)",
             s->cfg.listen_address, s->port, cpus, s->http_threads, s->nmodels);
     for (int i = 0; i < s->nmodels; i++) {
         if (load_model(s, &s->models[i], err, sizeof err)) {
