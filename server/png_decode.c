@@ -1,6 +1,7 @@
 /* png_decode.c - libpng decode from memory with setjmp error handling; see png_decode.h. */
 #include "png_decode.h"
 
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ typedef struct {
     size_t len, pos;
     char msg[256];
     int status;
+    int skip_end; /* trailing chunks lie about their length: do not read them */
     /* owned, freed on every path */
     unsigned char *buf;
     png_bytep *rows;
@@ -67,6 +69,44 @@ static void composite(unsigned char *p, size_t n, int ch)
     }
 }
 
+/* libpng allocates an ancillary chunk's declared length before reading its bytes (eXIf,
+ * in 1.6.39, with no cap): a 200-byte file could make it allocate 2 GB. Walk the chunk
+ * list first. A chunk running past the end of the data before the image data is complete
+ * fails the decode here (it would fail later as truncated anyway); one after the image
+ * data sets *skip_end, and the trailing chunks are not read. Returns 0 or -1 with d->msg. */
+static int check_chunks(pdec *d)
+{
+    int *skip_end = &d->skip_end;
+    size_t off = 8;
+    int seen_idat = 0;
+    *skip_end = 0;
+    while (off + 8 <= d->len) {
+        const unsigned char *c = d->data + off;
+        size_t n = (size_t)c[0] << 24 | (size_t)c[1] << 16 | (size_t)c[2] << 8 | c[3];
+        int idat = !memcmp(c + 4, "IDAT", 4);
+        if (!idat && seen_idat) seen_idat = 2; /* past the image data */
+        if (n > d->len - off - 8 || d->len - off - 8 - n < 4) {
+            if (seen_idat == 2) {
+                *skip_end = 1;
+                return 0;
+            }
+            char t[5];
+            for (int i = 0; i < 4; i++) t[i] = isalpha(c[4 + i]) ? (char)c[4 + i] : '?';
+            t[4] = 0;
+            snprintf(d->msg, sizeof d->msg,
+                     "PNG: truncated: chunk '%s' claims %zu bytes, the file ends after %zu", t, n,
+                     d->len);
+            d->status = IMG_ECORRUPT;
+            return -1;
+        }
+        if (idat) seen_idat = seen_idat ? seen_idat : 1;
+        if (!memcmp(c + 4, "IEND", 4)) return 0;
+        off += 12 + n;
+    }
+    *skip_end = seen_idat != 0; /* no IEND: the trailing part is damaged, leave it */
+    return 0;
+}
+
 int png_decode(const unsigned char *data, size_t len, long max_pixels, int use_exif, pixmap *out,
                char *err, size_t errlen)
 {
@@ -84,6 +124,7 @@ int png_decode(const unsigned char *data, size_t len, long max_pixels, int use_e
         d.status = IMG_ENOMEM;
         goto fail;
     }
+    if (check_chunks(&d)) goto fail;
     if (setjmp(png_jmpbuf(png))) goto fail;
     png_set_read_fn(png, &d, on_read);
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff); /* our own pixel limit applies */
@@ -124,7 +165,7 @@ int png_decode(const unsigned char *data, size_t len, long max_pixels, int use_e
     png_read_image(png, d.rows);
 
     volatile int orient = use_exif ? info_orientation(png, info) : 0;
-    if (setjmp(png_jmpbuf(png)) == 0) { /* trailing chunks: damage there is ignored */
+    if (!d.skip_end && setjmp(png_jmpbuf(png)) == 0) { /* trailing chunks: damage ignored */
         png_read_end(png, end);
         if (use_exif && !orient) orient = info_orientation(png, end);
     }

@@ -224,6 +224,23 @@ def test_oversized_bodies_refused(fsrv):
     assert fsrv.json("GET", "/healthz")[0] == 200
 
 
+def vm_peak_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmPeak:\s+(\d+)", f.read()).group(1))
+
+
+def test_tiny_png_cannot_claim_gigabytes(fsrv):
+    """A 181-byte PNG whose eXIf chunk claims 1.2 GB made libpng allocate 1.2 GB before
+    reading it (found by fuzz_image); the chunk list is now checked first."""
+    data = open(os.path.join(os.path.dirname(__file__),
+                             "fuzz/regress/image/png-exif-claims-1.2GB"), "rb").read()[1:]
+    before = vm_peak_kb(fsrv.proc.pid)
+    st, _, body = fsrv.request("POST", "/v1/models/small:predict", data,
+                               {"Content-Type": "image/png"})
+    assert st == 400 and b"eXIf" in body, body
+    assert vm_peak_kb(fsrv.proc.pid) - before < 256 * 1024
+
+
 def test_header_and_url_limits(fsrv):
     # A header block over max_header_bytes: refused by MHD (431/413/414) or closed.
     resp = raw(fsrv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000
