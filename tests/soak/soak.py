@@ -182,13 +182,16 @@ def main():
     ap.add_argument("--no-sigterm-under-load", action="store_true")
     ap.add_argument("--json", default="")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--crop", type=int, default=0,
+                    help="serve at this input side instead of the model's (valgrind: 64)")
     a = ap.parse_args()
 
     max_images = 8
     args = (a.wrap.split() + [a.bin, "serve", "--port", "0", "--model", "small=" + a.model,
             "--max-batch-size", "8", "--max-queue-delay-us", "2000", "--max-queue-size", "64",
             "--max-images-per-request", str(max_images), "--max-body-bytes", "8000000",
-            "--drain-timeout-ms", "60000", "--request-timeout-ms", "120000"])
+            "--drain-timeout-ms", "60000", "--request-timeout-ms", "120000"]
+            + (["--preprocess", json.dumps({"crop": a.crop, "resize": a.crop})] if a.crop else []))
     env = {k: v for k, v in os.environ.items() if not k.startswith("XBNSERVE_")}
     proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
     lines, port = [], None
@@ -209,7 +212,7 @@ def main():
     reader = threading.Thread(target=lambda: [lines.append(l) for l in proc.stderr], daemon=True)
     reader.start()
 
-    S = 224
+    S = a.crop or 224
     good, bad = make_requests(S, max_images)
     # The reference answers: each good request alone, twice (must already agree).
     ref = {}
