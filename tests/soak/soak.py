@@ -13,7 +13,8 @@ Loopback only; stops by itself after --seconds (or --requests in total). What it
     load (scores are batch-invariant, so any difference is a bug), or 503 + Retry-After;
   - every bad request (truncated/corrupt/unsupported image, bad JSON/base64/shape, too many
     images, unknown route/model, wrong method, oversized Content-Length, long URL) gets its
-    documented 4xx status;
+    documented 4xx status; clients that reset the connection mid-upload or before the
+    answer are dropped cleanly (the daemon keeps serving; nothing is left in flight);
   - SIGTERM while the clients are still sending: every request the daemon accepted is answered
     (200 or 503 "shutting down"), connections made after it are refused, exit code 0, and the
     daemon logs "0 requests cut off";
@@ -110,6 +111,9 @@ def make_requests(S, max_images):
         ("long_url", "GET", "/v1/models/" + "a" * 3000, None, {}, 414),
         ("empty", "POST", P, b"", {"Content-Type": "image/jpeg"}, 400),
         ("huge_cl", "HUGE", P, None, {}, 413),
+        # Clients that vanish: mid-upload, and after the whole request before the answer.
+        ("abort_upload", "ABORT_UP", P, jpgs[5], {"Content-Type": "image/jpeg"}, None),
+        ("abort_answer", "ABORT_ANS", P, b, h, None),
     ]
     return good, bad
 
@@ -121,6 +125,17 @@ class Client:
         self.conn = None
 
     def request(self, method, path, body, headers, keep):
+        if method.startswith("ABORT"):  # send (part of) a request, then reset the connection
+            c = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            data = (f"POST {path} HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {len(body)}"
+                    f"\r\n\r\n").encode() + (body[:len(body) // 2] if method == "ABORT_UP" else body)
+            try:
+                c.sendall(data)
+            finally:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+                c.close()
+            return None, {}, b""
         if method == "HUGE":  # claims 20 GB: must be refused before any byte is sent
             c = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
             try:
@@ -258,7 +273,9 @@ def main():
                     return
                 continue
             with lock:
-                if isbad:
+                if req[5:] == (None,):
+                    stats["aborted"] += 1
+                elif isbad:
                     stats["bad"] += 1
                     if st != req[5] and not (st == 503 and sigterm_sent.is_set()):
                         failures.append(f"{req[0]}: status {st}, want {req[5]}: {body[:200]!r}")
@@ -270,7 +287,8 @@ def main():
                     stats["good_503"] += 1
                 else:
                     failures.append(f"{req[0]}: status {st}: {body[:200]!r}")
-                stats[f"status_{st}"] += 1
+                if st is not None:
+                    stats[f"status_{st}"] += 1
 
     ts = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(a.clients)]
     t0 = time.time()
@@ -285,11 +303,24 @@ def main():
             break
         samples.append((round(time.time() - t0, 1), rss_kb(proc.pid), sum(stats.values())))
     elapsed = time.time() - t0
-    # SIGTERM while the clients still send (unless told otherwise).
     if a.no_sigterm_under_load or a.requests:
         stop.set()
         for t in ts:
             t.join(timeout=300)
+        # Idle now: every request, the abandoned ones included, has ended (the scrape is 1).
+        c = Client(port)
+        deadline, left = time.time() + 30, None
+        while time.time() < deadline and not crashed:
+            m = re.search(rb"xbnserve_requests_in_flight (\d+)",
+                          c.request("GET", "/metrics", None, {}, keep=False)[2])
+            left = int(m.group(1)) - 1
+            if left == 0:
+                break
+            time.sleep(0.2)
+        stats["in_flight_when_idle"] = left or 0
+        if left:
+            failures.append(f"{left} requests still in flight with every client idle")
+    # SIGTERM while the clients still send (unless told otherwise).
     sigterm_sent.set()
     t_sig = time.time()
     if not crashed:
@@ -316,6 +347,7 @@ def main():
         "seconds": round(elapsed, 1), "clients": a.clients, "requests_answered": answered,
         "req_per_s": round(answered / elapsed, 1) if elapsed else 0,
         "good_ok": stats["good_ok"], "good_503": stats["good_503"], "bad": stats["bad"],
+        "aborted": stats["aborted"], "in_flight_when_idle": stats["in_flight_when_idle"],
         "statuses": {k: v for k, v in sorted(stats.items()) if k.startswith("status_")},
         "conn_errors_before_sigterm": stats["conn_error"],
         "refused_after_sigterm": stats["refused_after_sigterm"],
