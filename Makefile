@@ -17,7 +17,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 MODELS  := $(BUILD)/models
 
-.PHONY: all deps run test unit pytest asan asan-unit asan-pytest format lint clean models fuzzers fuzz-build \
+.PHONY: bench all deps run test unit pytest asan asan-unit asan-pytest format lint clean models fuzzers fuzz-build \
         fuzz-smoke fuzz container-test
 all: $(BUILD)/xbnserve
 
@@ -95,6 +95,16 @@ fuzz: fuzz-build models
 # Root only (skips otherwise; docs/deploy.md). Each step has its own timeout; 30 min overall.
 container-test:
 	timeout -k 30 1800 tests/container/run.sh
+
+# ---- benchmarks (docs/benchmarks.md); never part of `make test` ----
+# --avx512 unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the benchmark's own processes.
+bench: all models
+	$(PY) bench/run.py --avx512
+	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/mobilenetv2-torch.safetensors
+	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/resnet50-torch.safetensors
+	@mkdir -p $(BUILD)/bench
+	$(CC) -O3 $(ARCHFLAGS) -ffp-contract=fast bench/layout.c -o $(BUILD)/bench/layout \
+	    $(shell pkg-config --cflags --libs openblas) -lm && $(BUILD)/bench/layout
 
 format:
 	clang-format -i engine/*.[ch] server/*.[ch] tests/*.[ch] tests/fuzz/*.c
