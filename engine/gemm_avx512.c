@@ -9,6 +9,7 @@
  * batch-invariant. Only this file uses intrinsics; callers check gemm_avx512_available().
  */
 #include "gemm_avx512.h"
+#include "kernels.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -37,21 +38,30 @@ void gemm_pack_b(const float *b, int k, int n, float *packed)
 }
 
 /* Rows [0, R) of one 8x32 tile, epilogue included; R is a compile-time constant at each call
- * so the accumulators stay in registers. */
+ * so the accumulators stay in registers. Row r of A is `taps` runs of `run` floats, run t
+ * starting at ap[t * 8 + r] (for a plain matrix: one run of k floats per row; for a
+ * convolution: one run of Cin floats per kernel tap, straight from the input, or from a zero
+ * run where the tap falls in the padding). Element (r, j) is summed over t, then the run, in
+ * order: the same sequence as over the rows of an im2col matrix. */
 #define TILE(R)                                                                                    \
     __attribute__((target("avx512f"))) static void tile_##R(                                       \
-        const float *a, size_t lda, const float *bp, int k, float *c, size_t ldc,                  \
+        const float *const *ap, int taps, int run, const float *bp, float *c, size_t ldc,          \
         const gemm_epilogue *e, const float *bias, const float *res, __mmask16 m0, __mmask16 m1)   \
     {                                                                                              \
         __m512 acc0[R], acc1[R];                                                                   \
         for (int r = 0; r < R; r++) acc0[r] = _mm512_setzero_ps(), acc1[r] = _mm512_setzero_ps();  \
-        for (int kk = 0; kk < k; kk++) {                                                           \
-            __m512 b0 = _mm512_loadu_ps(bp + (size_t)kk * 32);                                     \
-            __m512 b1 = _mm512_loadu_ps(bp + (size_t)kk * 32 + 16);                                \
-            for (int r = 0; r < R; r++) {                                                          \
-                __m512 av = _mm512_set1_ps(a[r * lda + kk]);                                       \
-                acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);                                        \
-                acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);                                        \
+        for (int t = 0; t < taps; t++) {                                                           \
+            const float *a[R];                                                                     \
+            for (int r = 0; r < R; r++) a[r] = ap[t * 8 + r];                                      \
+            const float *b = bp + (size_t)t * run * 32;                                            \
+            for (int kk = 0; kk < run; kk++) {                                                     \
+                __m512 b0 = _mm512_loadu_ps(b + (size_t)kk * 32);                                  \
+                __m512 b1 = _mm512_loadu_ps(b + (size_t)kk * 32 + 16);                             \
+                for (int r = 0; r < R; r++) {                                                      \
+                    __m512 av = _mm512_set1_ps(a[r][kk]);                                          \
+                    acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);                                    \
+                    acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);                                    \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
         __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);                             \
@@ -82,24 +92,79 @@ TILE(5)
 TILE(6)
 TILE(7)
 
-typedef void tile_fn(const float *, size_t, const float *, int, float *, size_t,
+typedef void tile_fn(const float *const *, int, int, const float *, float *, size_t,
                      const gemm_epilogue *, const float *, const float *, __mmask16, __mmask16);
 static tile_fn *const tiles[9] = {NULL,   tile_1, tile_2, tile_3, tile_4,
                                   tile_5, tile_6, tile_7, tile_8};
 
-void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p_lo, int p_hi,
-                 float *c, const gemm_epilogue *e)
+/* Every 8-row tile of rows [0, m) against panels [p_lo, p_hi); `rows_of` fills the tile's row
+ * pointers. Panels outside, tiles inside: one panel of weights (k x 32 floats) stays in cache
+ * while the rows stream past it; the row pointers are cheap to recompute. */
+static void run_tiles(int m, int taps, int run, const float *packed, int n, int p_lo, int p_hi,
+                      float *c, const gemm_epilogue *e,
+                      void (*rows_of)(const void *, int r0, int rows, const float **ap),
+                      const void *arg)
 {
+    size_t k = (size_t)taps * run;
     for (int p = p_lo; p < p_hi; p++) {
-        const float *bp = packed + (size_t)p * k * 32;
         int cols = n - p * 32 < 32 ? n - p * 32 : 32;
         __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
         __mmask16 m1 = cols <= 16 ? 0 : cols >= 32 ? 0xffff : (__mmask16)((1u << (cols - 16)) - 1);
-        for (int r = 0; r < m; r += 8) {
-            int rows = m - r < 8 ? m - r : 8;
-            tiles[rows](a + (size_t)r * k, (size_t)k, bp, k, c + (size_t)r * n + p * 32, (size_t)n,
-                        e, e->bias + p * 32, e->res ? e->res + (size_t)r * n + p * 32 : NULL, m0,
-                        m1);
+        for (int r0 = 0; r0 < m; r0 += 8) {
+            const float *ap[8 * 49]; /* taps <= 49 (7x7): checked by the callers */
+            int rows = m - r0 < 8 ? m - r0 : 8;
+            rows_of(arg, r0, rows, ap);
+            tiles[rows](ap, taps, run, packed + (size_t)p * k * 32, c + (size_t)r0 * n + p * 32,
+                        (size_t)n, e, e->bias + p * 32,
+                        e->res ? e->res + (size_t)r0 * n + p * 32 : NULL, m0, m1);
         }
     }
+}
+
+typedef struct {
+    const float *a;
+    int k;
+} plain_rows;
+
+static void plain_rows_of(const void *arg, int r0, int rows, const float **ap)
+{
+    const plain_rows *pr = arg;
+    for (int r = 0; r < rows; r++) ap[r] = pr->a + (size_t)(r0 + r) * pr->k;
+}
+
+void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p_lo, int p_hi,
+                 float *c, const gemm_epilogue *e)
+{
+    plain_rows pr = {a, k};
+    run_tiles(m, 1, k, packed, n, p_lo, p_hi, c, e, plain_rows_of, &pr);
+}
+
+typedef struct {
+    const float *in, *zeros;
+    const conv_geom *g;
+    int k, stride, lo;
+} conv_rows;
+
+static void conv_rows_of(const void *arg, int r0, int rows, const float **ap)
+{
+    const conv_rows *cr = arg;
+    const conv_geom *g = cr->g;
+    for (int r = 0; r < rows; r++) {
+        int out = cr->lo + r0 + r, oy = out / g->ow, ox = out % g->ow;
+        for (int ky = 0; ky < cr->k; ky++)
+            for (int kx = 0; kx < cr->k; kx++) {
+                int iy = oy * cr->stride - g->pt + ky, ix = ox * cr->stride - g->pl + kx;
+                int inside = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
+                ap[(ky * cr->k + kx) * 8 + r] =
+                    inside ? cr->in + ((size_t)iy * g->w + ix) * g->c : cr->zeros;
+            }
+    }
+}
+
+void conv_packed(const float *in, const conv_geom *g, int k, int stride, int lo, int hi,
+                 const float *zeros, const float *packed, int n, int p_lo, int p_hi, float *out,
+                 const gemm_epilogue *e)
+{
+    conv_rows cr = {in, zeros, g, k, stride, lo};
+    run_tiles(hi - lo, k * k, g->c, packed, n, p_lo, p_hi, out, e, conv_rows_of, &cr);
 }

@@ -10,7 +10,7 @@
 
 #include "net.h"
 
-typedef struct {
+typedef struct conv_geom {
     int h, w, c; /* input */
     int oh, ow;  /* output */
     int pt, pl;  /* padding before (top, left); after is implied by oh, ow */

@@ -53,7 +53,9 @@ struct session {
     int n_slots;
     float *arena;
     size_t arena_floats;
-    float *scratch; /* im2col, per thread: threads * scratch_per_thread */
+    float *scratch; /* im2col (BLAS path), per thread: threads * scratch_per_thread */
+    float *zeros;   /* max_cin zeros: the padding taps of the packed path */
+    int max_cin;
     size_t scratch_per_thread;
 
     /* current run */
@@ -121,7 +123,9 @@ static int plan_shapes(session *s, char *err, size_t errlen)
             break;
         }
         out->size = (size_t)out->h * out->w * out->c;
-        if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1)) {
+        if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && o->cin > s->max_cin)
+            s->max_cin = o->cin;
+        if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && !nt->packed_gemm) {
             size_t need = (size_t)g->oh * g->ow * o->k * o->k * o->cin;
             size_t per = (need + 15) & ~(size_t)15; /* per thread: its share of rows, rounded */
             if (per > s->scratch_per_thread) s->scratch_per_thread = per;
@@ -171,7 +175,7 @@ static int plan_slots(session *s, char *err, size_t errlen)
     s->slot_stride = calloc((size_t)n_slots, sizeof *s->slot_stride);
     size_t total = 0;
     for (int k = 0; k < n_slots; k++) total += ((slot_size[k] + 15) & ~(size_t)15) * s->max_batch;
-    total += s->scratch_per_thread * s->threads;
+    total += s->scratch_per_thread * s->threads + (((size_t)s->max_cin + 15) & ~(size_t)15);
     s->arena_floats = total;
     if (!s->slot_base || !s->slot_stride ||
         !(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
@@ -185,6 +189,8 @@ static int plan_slots(session *s, char *err, size_t errlen)
         at += s->slot_stride[k] * s->max_batch;
     }
     s->scratch = at;
+    s->zeros = at + s->scratch_per_thread * s->threads;
+    memset(s->zeros, 0, (size_t)s->max_cin * sizeof *s->zeros);
     rc = 0;
 done:
     if (rc) serr(err, errlen, rc, "out of memory planning the arena", NULL);
@@ -240,7 +246,7 @@ static void run_conv_blas(session *s, const op *o, const conv_geom *g, int t, in
  * call, so the team may split a convolution any way: by rows (8-row tiles) when there are
  * many, by 32-column panels otherwise. */
 static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, int nt, int n0,
-                            int n1, float *col)
+                            int n1)
 {
     int rows = g->oh * g->ow, panels = (o->cout + 31) / 32, lo, hi;
     gemm_epilogue e = {o->b, NULL, o->act == ACT_NONE ? -INFINITY : 0.0f,
@@ -262,15 +268,13 @@ static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, 
         }
         return;
     }
-    /* KxK or strided: im2col per sample, rows split among the team */
+    /* KxK or strided: straight from the input (no im2col), rows split among the team */
     split(rows, t, nt, &lo, &hi);
     if (lo >= hi) return;
-    int kk = o->k * o->k * o->cin;
     for (int n = n0; n < n1; n++) {
-        im2col_rows(tensor_ptr(s, o->in, n), g, o->k, o->stride, lo, hi, col);
         if (o->res >= 0) e.res = tensor_ptr(s, o->res, n) + (size_t)lo * o->cout;
-        gemm_packed(col, hi - lo, kk, o->w, o->cout, 0, panels,
-                    tensor_ptr(s, o->out, n) + (size_t)lo * o->cout, &e);
+        conv_packed(tensor_ptr(s, o->in, n), g, o->k, o->stride, lo, hi, s->zeros, o->w, o->cout, 0,
+                    panels, tensor_ptr(s, o->out, n) + (size_t)lo * o->cout, &e);
     }
 }
 
@@ -278,7 +282,7 @@ static void run_conv(session *s, const op *o, const conv_geom *g, int t, int nt,
                      float *col)
 {
     if (s->net->packed_gemm)
-        run_conv_packed(s, o, g, t, nt, n0, n1, col);
+        run_conv_packed(s, o, g, t, nt, n0, n1);
     else
         run_conv_blas(s, o, g, t, nt, n0, n1, col);
 }

@@ -87,6 +87,24 @@ static void test_conv_im2col_gemm(void **state)
         gemm_cols(col, wg, out, rows, c->cout, 0, c->cout / 2, kk);
         gemm_cols(col, wg, out, rows, c->cout, c->cout / 2, c->cout, kk);
         expect_close(out, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv column split");
+        if (gemm_avx512_available()) {
+            /* straight from the input: the same bits as im2col + the packed GEMM */
+            float *wp = malloc(sizeof(float) * gemm_packed_floats(kk, c->cout));
+            float *zeros = calloc((size_t)c->cin, sizeof(float));
+            float *bias = calloc((size_t)c->cout, sizeof(float));
+            float *direct = malloc(sizeof(float) * rows * c->cout);
+            gemm_epilogue e = {bias, NULL, -INFINITY, INFINITY, 0};
+            gemm_pack_b(wg, kk, c->cout, wp);
+            im2col_rows(in, &g, c->k, c->stride, 0, rows, col);
+            gemm_packed(col, rows, kk, wp, c->cout, 0, (c->cout + 31) / 32, out, &e);
+            conv_packed(in, &g, c->k, c->stride, 0, mid, zeros, wp, c->cout, 0, (c->cout + 31) / 32,
+                        direct, &e);
+            conv_packed(in, &g, c->k, c->stride, mid, rows, zeros, wp, c->cout, 0,
+                        (c->cout + 31) / 32, direct + (size_t)mid * c->cout, &e);
+            expect_close(direct, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv_packed");
+            assert_memory_equal(direct, out, sizeof(float) * rows * c->cout);
+            free(wp), free(zeros), free(bias), free(direct);
+        }
         free(in), free(wt), free(wg), free(col), free(out), free(ref);
     }
 }
