@@ -19,8 +19,11 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"serve", cmd_serve},   {"predict", cmd_predict},       {"inspect", cmd_inspect},
-                {"bench", cmd_bench},   {"preprocess", cmd_preprocess}};
+    } cmds[] = {{"serve", cmd_serve},
+                {"predict", cmd_predict},
+                {"inspect", cmd_inspect},
+                {"bench", cmd_bench},
+                {"preprocess", cmd_preprocess}};
     if (argc < 2) {
         usage(stderr);
         return 2;
