@@ -20,7 +20,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 

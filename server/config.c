@@ -68,7 +68,8 @@ static const setting model_keys[] = {
     M_INT(max_queue_size, 1, 1000000, "images waiting per model (503 above)"),
     M_INT(request_timeout_ms, 1, 3600000, "deadline; not computed by then = 504"),
     M_INT(workers, 1, CFG_MAX_THREADS, "compute threads per model"),
-    M_INT(threads_per_worker, 0, CFG_MAX_THREADS, "engine threads per worker (0: usable CPUs / workers)"),
+    M_INT(threads_per_worker, 0, CFG_MAX_THREADS,
+          "engine threads per worker (0: usable CPUs / workers)"),
 };
 
 #define NSERVER (sizeof server_keys / sizeof server_keys[0])

@@ -112,7 +112,7 @@ def test_overlapping_offsets(tmp_path):
     header, data = raw_parts(BASE)
     names = sorted((k for k in header if k != "__metadata__"),
                    key=lambda k: header[k]["data_offsets"][0])
-    a, b = names[0], names[1]
+    b = names[1]
     # b claims a range starting inside a's
     size = header[b]["data_offsets"][1] - header[b]["data_offsets"][0]
     header[b]["data_offsets"] = [4, 4 + size]

@@ -13,7 +13,6 @@ path when installed. Content is derived from grace_hopper.jpg when present (a re
 edges, skin, noise) and from a seeded synthetic pattern otherwise, so the corpus is
 deterministic on every machine.
 """
-import io
 import json
 import os
 import shutil
