@@ -111,7 +111,7 @@ static void run_tiles(int m, int taps, int run, const float *packed, int n, int 
         __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
         __mmask16 m1 = cols <= 16 ? 0 : cols >= 32 ? 0xffff : (__mmask16)((1u << (cols - 16)) - 1);
         for (int r0 = 0; r0 < m; r0 += 8) {
-            const float *ap[8 * 49]; /* taps <= 49 (7x7): checked by the callers */
+            const float *ap[8 * 49]; /* taps <= 49: the largest kernel of both families is 7x7 */
             int rows = m - r0 < 8 ? m - r0 : 8;
             rows_of(arg, r0, rows, ap);
             tiles[rows](ap, taps, run, packed + (size_t)p * k * 32, c + (size_t)r0 * n + p * 32,

@@ -127,7 +127,7 @@ static int plan_shapes(session *s, char *err, size_t errlen)
             s->max_cin = o->cin;
         if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && !nt->packed_gemm) {
             size_t need = (size_t)g->oh * g->ow * o->k * o->k * o->cin;
-            size_t per = (need + 15) & ~(size_t)15; /* per thread: its share of rows, rounded */
+            size_t per = (need + 15) & ~(size_t)15; /* a whole sample per thread, rounded */
             if (per > s->scratch_per_thread) s->scratch_per_thread = per;
         }
     }
