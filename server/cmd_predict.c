@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "image.h"
 #include "npy.h"
+#include "v1.h"
 
 #define PREDICT_MAX_IMAGE_BYTES (64u << 20)
 
@@ -61,19 +62,13 @@ static int parse_args(int argc, char **argv, predict_args *a, int need_inputs)
 static cJSON *result_json(const model_info *info, const char *input, int item, const float *logits,
                           int top_k, int with_logits)
 {
-    int c = info->classes, k = top_k == 0 || top_k > c ? c : top_k;
+    int c = info->classes, k;
     float *p = malloc((size_t)c * sizeof *p);
     int *idx = malloc((size_t)c * sizeof *idx);
     cJSON *r = cJSON_CreateObject(), *top = cJSON_CreateArray();
     if (!p || !idx || !r || !top) goto fail;
     softmax(logits, c, p);
-    for (int i = 0; i < c; i++) idx[i] = i;
-    for (int i = 0; i < k; i++) /* partial selection sort: k is small */
-        for (int j = i + 1; j < c; j++)
-            if (p[idx[j]] > p[idx[i]] || (p[idx[j]] == p[idx[i]] && idx[j] < idx[i])) {
-                int t = idx[i];
-                idx[i] = idx[j], idx[j] = t;
-            }
+    k = v1_top_k(p, c, top_k, idx); /* the daemon's order: score desc, index asc */
     cJSON_AddStringToObject(r, "input", input);
     cJSON_AddNumberToObject(r, "item", item);
     for (int i = 0; i < k; i++) {
