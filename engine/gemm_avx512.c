@@ -65,8 +65,8 @@ void gemm_pack_b(const float *b, int k, int n, float *packed)
             }                                                                                      \
         }                                                                                          \
         __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);                             \
-        __m512 bias0 = _mm512_maskz_loadu_ps(m0, bias),                                            \
-               bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);                                       \
+        __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();               \
+        __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();          \
         for (int r = 0; r < R; r++) {                                                              \
             __m512 v0 = _mm512_add_ps(acc0[r], bias0), v1 = _mm512_add_ps(acc1[r], bias1);         \
             __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();                             \
@@ -115,7 +115,7 @@ static void run_tiles(int m, int taps, int run, const float *packed, int n, int 
             int rows = m - r0 < 8 ? m - r0 : 8;
             rows_of(arg, r0, rows, ap);
             tiles[rows](ap, taps, run, packed + (size_t)p * k * 32, c + (size_t)r0 * n + p * 32,
-                        (size_t)n, e, e->bias + p * 32,
+                        (size_t)n, e, e->bias ? e->bias + p * 32 : NULL,
                         e->res ? e->res + (size_t)r0 * n + p * 32 : NULL, m0, m1);
         }
     }

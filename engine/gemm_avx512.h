@@ -22,9 +22,9 @@ size_t gemm_packed_floats(int k, int n);
 /* b [k][n] row-major -> packed (gemm_packed_floats(k, n) floats), caller-owned. */
 void gemm_pack_b(const float *b, int k, int n, float *packed);
 
-/* What happens to a . b before it is stored: + bias [n], then + res [m][n] (row stride n, or
- * NULL), then a clamp to [lo, hi] (the activation), with res added after the clamp instead
- * when res_after_act. The same operations in the same order as bias_act. */
+/* What happens to a . b before it is stored: + bias [n] (or nothing when NULL), then + res [m][n]
+ * (row stride n, or NULL), then a clamp to [lo, hi] (the activation), with res added after the
+ * clamp instead when res_after_act. The same operations in the same order as bias_act. */
 typedef struct {
     const float *bias;
     const float *res;

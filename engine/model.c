@@ -18,6 +18,7 @@
 #include "gemm_avx512.h"
 #include "net.h"
 #include "safetensors.h"
+#include "winograd.h"
 
 #define MODEL_MAX_CLASSES 100000
 #define MODEL_MAX_CHANNELS 8192         /* kernels keep per-channel arrays on the stack */
@@ -158,9 +159,14 @@ static int add_conv(builder *b, int in, conv_spec s)
     op *o = new_op(b, OP_CONV, s.w);
     size_t kk = (size_t)k * k * cin;
     int packed = b->m->net.packed_gemm;
+    int wino = packed && k == 3 && s.stride == 1 && s.pad == 1 && s.padm == PAD_SYM && s.res < 0
+                   ? wino_choose(cin, cout)
+                   : 0;
     /* Packed weights are built from the plain layout in a temporary buffer. */
     float *w = packed ? malloc(kk * cout * sizeof *w) : take(b, kk * cout);
-    float *wp = packed ? take(b, gemm_packed_floats((int)kk, cout)) : w;
+    float *wp = !packed ? w
+                : wino  ? take(b, wino_weight_floats(wino, cin, cout))
+                        : take(b, gemm_packed_floats((int)kk, cout));
     float *bias = take(b, (size_t)cout); /* zeros without bias or BN */
     if (out < 0 || !o || !w || !wp || !bias) {
         if (packed) free(w);
@@ -178,6 +184,7 @@ static int add_conv(builder *b, int in, conv_spec s)
               .padm = s.padm,
               .act = s.act,
               .resm = s.res >= 0 ? s.resm : RES_NONE,
+              .wino = wino,
               .w = wp,
               .b = bias};
     snprintf(o->name, sizeof o->name, "%.*s", (int)(strlen(s.w) - strlen(".weight")), s.w);
@@ -208,11 +215,13 @@ static int add_conv(builder *b, int in, conv_spec s)
                     w[((size_t)(ky * k + kx) * cin + ci) * cout + oc] = (float)(f * scale);
                 }
     }
-    if (packed) {
+    int rc = 0;
+    if (wino)
+        rc = wino_pack_weights(wino, w, cin, cout, wp);
+    else if (packed)
         gemm_pack_b(w, (int)kk, cout, wp);
-        free(w);
-    }
-    return out;
+    if (packed) free(w);
+    return rc ? berr(b, "out of memory"), -1 : out;
 }
 
 /* Depthwise 3x3, no bias. */
@@ -616,14 +625,17 @@ int model_load(const char *path, model **out, char *err, size_t errlen)
     if ((rc = parse_meta(&b))) goto fail;
     /* Folded weights never outnumber the file's floats plus one bias per convolution (BN's
      * four vectors become one bias; a conv without bias or BN gets zeros), plus, for packed
-     * GEMM weights, the padding of each convolution's columns to a multiple of 32. */
+     * GEMM weights, the padding of each convolution's columns to a multiple of 32 and the
+     * larger transformed weights of Winograd convolutions. */
     const char *gemm = getenv("XBN_GEMM"); /* "blas" forces the BLAS path (tests, comparisons) */
     m->net.packed_gemm = gemm_avx512_available() && !(gemm && !strcmp(gemm, "blas"));
     b.cap = f.total_floats + (size_t)MODEL_MAX_BIAS_FLOATS;
-    for (int i = 0; i < f.n_tensors && m->net.packed_gemm; i++)
-        if (f.tensors[i].ndim == 4)
-            b.cap +=
-                (size_t)f.tensors[i].shape[1] * f.tensors[i].shape[2] * f.tensors[i].shape[3] * 31;
+    for (int i = 0; i < f.n_tensors && m->net.packed_gemm; i++) {
+        const int64_t *sh = f.tensors[i].shape;
+        if (f.tensors[i].ndim == 4) b.cap += (size_t)(sh[1] * sh[2] * sh[3] * 31);
+        if (f.tensors[i].ndim == 4 && sh[2] == 3 && sh[3] == 3) /* at most F(4x4): 36 taps */
+            b.cap += (size_t)(sh[1] * 27 * (sh[0] + 31));
+    }
     if (!(m->weights = malloc(b.cap * sizeof(float) + 1))) {
         rc = berr(&b, "out of memory");
         goto fail;

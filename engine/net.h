@@ -30,8 +30,10 @@ typedef struct {
     res_mode resm;
     int groups;     /* GN groups */
     float eps;      /* GN epsilon */
+    int wino;       /* CONV: Winograd tile size m (winograd.h), 0 when computed directly */
     const float *w; /* CONV: [k*k*cin][cout] (row = (ky*k+kx)*cin+ci), or that matrix packed
-                       for gemm_packed when net.packed_gemm; DWCONV: [k*k][c];
+                       for gemm_packed when net.packed_gemm, or transformed and packed
+                       (wino_pack_weights) when wino; DWCONV: [k*k][c];
                        DENSE: [cout][cin]; GN: gamma[c] */
     const float *b; /* CONV/DENSE: bias[cout] or NULL; GN: beta[c] */
 } op;

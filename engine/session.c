@@ -29,6 +29,7 @@
 #include "gemm_avx512.h"
 #include "kernels.h"
 #include "net.h"
+#include "winograd.h"
 
 #define SESSION_MAX_THREADS 64
 
@@ -53,7 +54,7 @@ struct session {
     int n_slots;
     float *arena;
     size_t arena_floats;
-    float *scratch; /* im2col (BLAS path), per thread: threads * scratch_per_thread */
+    float *scratch; /* im2col (BLAS path) or Winograd, per thread: threads * scratch_per_thread */
     float *zeros;   /* max_cin zeros: the padding taps of the packed path */
     int max_cin;
     size_t scratch_per_thread;
@@ -125,11 +126,13 @@ static int plan_shapes(session *s, char *err, size_t errlen)
         out->size = (size_t)out->h * out->w * out->c;
         if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && o->cin > s->max_cin)
             s->max_cin = o->cin;
-        if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && !nt->packed_gemm) {
-            size_t need = (size_t)g->oh * g->ow * o->k * o->k * o->cin;
-            size_t per = (need + 15) & ~(size_t)15; /* a whole sample per thread, rounded */
-            if (per > s->scratch_per_thread) s->scratch_per_thread = per;
-        }
+        size_t need = 0; /* scratch for a whole sample per thread */
+        if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && !nt->packed_gemm)
+            need = (size_t)g->oh * g->ow * o->k * o->k * o->cin;
+        if (o->kind == OP_CONV && o->wino)
+            need = wino_scratch_floats(o->wino, wino_tiles(o->wino, g->oh, g->ow), o->cin, o->cout);
+        need = (need + 15) & ~(size_t)15;
+        if (need > s->scratch_per_thread) s->scratch_per_thread = need;
     }
     return 0;
 }
@@ -246,11 +249,18 @@ static void run_conv_blas(session *s, const op *o, const conv_geom *g, int t, in
  * call, so the team may split a convolution any way: by rows (8-row tiles) when there are
  * many, by 32-column panels otherwise. */
 static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, int nt, int n0,
-                            int n1)
+                            int n1, float *scratch)
 {
     int rows = g->oh * g->ow, panels = (o->cout + 31) / 32, lo, hi;
     gemm_epilogue e = {o->b, NULL, o->act == ACT_NONE ? -INFINITY : 0.0f,
                        o->act == ACT_RELU6 ? 6.0f : INFINITY, o->resm == RES_ACT_THEN_ADD};
+    if (o->wino) { /* output tiles split among the team */
+        split(wino_tiles(o->wino, g->oh, g->ow), t, nt, &lo, &hi);
+        for (int n = n0; n < n1 && lo < hi; n++)
+            wino_conv(o->wino, tensor_ptr(s, o->in, n), g->h, g->w, o->cin, o->w, o->cout, &e, lo,
+                      hi, scratch, tensor_ptr(s, o->out, n));
+        return;
+    }
     if (o->k == 1 && o->stride == 1) {
         int p_lo = 0, p_hi = panels;
         lo = 0, hi = rows;
@@ -282,7 +292,7 @@ static void run_conv(session *s, const op *o, const conv_geom *g, int t, int nt,
                      float *col)
 {
     if (s->net->packed_gemm)
-        run_conv_packed(s, o, g, t, nt, n0, n1);
+        run_conv_packed(s, o, g, t, nt, n0, n1, col);
     else
         run_conv_blas(s, o, g, t, nt, n0, n1, col);
 }
@@ -568,8 +578,12 @@ void session_print_plan(const session *s, FILE *f)
         snprintf(kind, sizeof kind, "%s%s%s", kinds[o->kind], o->res >= 0 ? "+add" : "",
                  acts[o->act]);
         if (o->kind == OP_CONV || o->kind == OP_DWCONV)
-            snprintf(kind, sizeof kind, "%s%dx%d/%d%s%s", o->kind == OP_CONV ? "conv" : "dw", o->k,
-                     o->k, o->stride, o->res >= 0 ? "+add" : "", acts[o->act]);
+            snprintf(kind, sizeof kind, "%s%dx%d/%d%s%s%s", o->kind == OP_CONV ? "conv" : "dw",
+                     o->k, o->k, o->stride,
+                     o->wino == 4   ? "+wino4"
+                     : o->wino == 2 ? "+wino2"
+                                    : "",
+                     o->res >= 0 ? "+add" : "", acts[o->act]);
         snprintf(shape, sizeof shape, "%dx%dx%d", t->h, t->w, t->c);
         fprintf(f, "%-4d %-20s %-30s %-16s %10zu %9.2f\n", i, kind, o->name, shape, p, fl);
         total += fl;

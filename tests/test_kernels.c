@@ -6,6 +6,7 @@
 #include "gemm_avx512.h"
 #include "kernels.h"
 #include "testutil.h"
+#include "winograd.h"
 
 /* Reference convolution, NHWC input, OIHW weights, padding (pt, pl) before, output oh x ow. */
 static void ref_conv(const float *in, int h, int w, int cin, const float *wt, int cout, int k,
@@ -106,6 +107,60 @@ static void test_conv_im2col_gemm(void **state)
             free(wp), free(zeros), free(bias), free(direct);
         }
         free(in), free(wt), free(wg), free(col), free(out), free(ref);
+    }
+}
+
+/* Winograd F(2x2) and F(4x4) against the exact sum on ragged maps (edge tiles cropped, 1x1
+ * maps, sizes not multiples of the tile), with bias and ReLU6; and every split of the tiles
+ * (as the thread team makes) gives the same bits as one call over all of them. The
+ * tolerance scales with the length of the sum; errors of a wrong transform would be O(1). */
+static void test_winograd(void **state)
+{
+    (void)state;
+    if (!gemm_avx512_available()) skip();
+    static const int cases[][5] = {
+        /* m, h, w, cin, cout */
+        {4, 13, 11, 16, 32}, {4, 1, 1, 16, 16}, {4, 8, 8, 32, 48},   {4, 5, 9, 48, 80},
+        {2, 7, 7, 32, 16},   {2, 3, 2, 16, 16}, {2, 14, 14, 64, 48}, {2, 9, 4, 16, 112},
+    };
+    test_rng r = {7};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        int m = cases[t][0], h = cases[t][1], w = cases[t][2], cin = cases[t][3],
+            cout = cases[t][4], tiles = wino_tiles(m, h, w);
+        size_t nin = (size_t)h * w * cin, nout = (size_t)h * w * cout, nw = (size_t)9 * cin * cout;
+        float *in = malloc(sizeof(float) * nin), *wt = malloc(sizeof(float) * nw);
+        float *wg = malloc(sizeof(float) * nw), *bias = malloc(sizeof(float) * cout);
+        float *u = malloc(sizeof(float) * wino_weight_floats(m, cin, cout));
+        float *scratch = malloc(sizeof(float) * wino_scratch_floats(m, tiles, cin, cout));
+        float *out = malloc(sizeof(float) * nout), *split_out = malloc(sizeof(float) * nout);
+        float *ref = malloc(sizeof(float) * nout);
+        rng_fill(&r, in, nin, 1.0f);
+        rng_fill(&r, wt, nw, 0.5f);
+        rng_fill(&r, bias, (size_t)cout, 1.0f);
+        for (int oc = 0; oc < cout; oc++)
+            for (int ci = 0; ci < cin; ci++)
+                for (int k = 0; k < 9; k++)
+                    wg[((size_t)k * cin + ci) * cout + oc] = wt[((size_t)oc * cin + ci) * 9 + k];
+        ref_conv(in, h, w, cin, wt, cout, 3, 1, 1, 1, h, w, ref);
+        for (size_t i = 0; i < nout; i++) {
+            float v = ref[i] + bias[i % cout];
+            ref[i] = v < 0 ? 0 : v > 6 ? 6 : v;
+        }
+        assert_int_equal(wino_pack_weights(m, wg, cin, cout, u), 0);
+        gemm_epilogue e = {bias, NULL, 0.0f, 6.0f, 0};
+        wino_conv(m, in, h, w, cin, u, cout, &e, 0, tiles, scratch, out);
+        /* F(4x4)'s points +-2, +-1/2 round about 10x worse than F(2x2) (measured here at most
+         * 7e-5 and 5e-6 on outputs of magnitude ~3) */
+        double tol = (m == 4 ? 1e-5 : 1e-6) * sqrt(9.0 * cin);
+        expect_close(out, ref, nout, tol, 0, "winograd");
+        for (int mid = 0; mid <= tiles; mid += tiles > 3 ? tiles / 3 : 1) {
+            memset(split_out, 0xff, sizeof(float) * nout);
+            wino_conv(m, in, h, w, cin, u, cout, &e, 0, mid, scratch, split_out);
+            wino_conv(m, in, h, w, cin, u, cout, &e, mid, tiles, scratch, split_out);
+            assert_memory_equal(split_out, out, sizeof(float) * nout);
+        }
+        free(in), free(wt), free(wg), free(bias), free(u), free(scratch), free(out);
+        free(split_out), free(ref);
     }
 }
 
@@ -349,7 +404,7 @@ int main(void)
         cmocka_unit_test(test_conv_im2col_gemm),   cmocka_unit_test(test_gemm_packed),
         cmocka_unit_test(test_bias_act),           cmocka_unit_test(test_dwconv),
         cmocka_unit_test(test_groupnorm),          cmocka_unit_test(test_maxpool_gap_dense),
-        cmocka_unit_test(test_softmax_and_layout),
+        cmocka_unit_test(test_softmax_and_layout), cmocka_unit_test(test_winograd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,7 +50,7 @@ static inline uint32_t rng_u32(test_rng *r)
 /* Uniform in [-1, 1). */
 static inline float rng_f(test_rng *r)
 {
-    return (float)(rng_u32(r) / 2147483648.0 - 1.0);
+    return (float)(rng_u32(r) / 1073741824.0 - 1.0); /* rng_u32 has 31 bits */
 }
 
 static inline void rng_fill(test_rng *r, float *x, size_t n, float scale)
