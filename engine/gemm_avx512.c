@@ -98,11 +98,14 @@ static tile_fn *const tiles[9] = {NULL,   tile_1, tile_2, tile_3, tile_4,
                                   tile_5, tile_6, tile_7, tile_8};
 
 /* Every 8-row tile of rows [0, m) against panels [p_lo, p_hi); `rows_of` fills the tile's row
- * pointers. Panels outside, tiles inside: one panel of weights (k x 32 floats) stays in cache
- * while the rows stream past it; the row pointers are cheap to recompute. */
-static void run_tiles(int m, int taps, int run, const float *packed, int n, int p_lo, int p_hi,
-                      float *c, const gemm_epilogue *e,
-                      void (*rows_of)(const void *, int r0, int rows, const float **ap),
+ * pointers, as `taps` runs of `run` floats, or as `taps / merge` runs of `run * merge` floats
+ * when it returns 1 (consecutive taps that are consecutive in memory: the same sums in the
+ * same order, fewer and longer runs). Panels outside, tiles inside: one panel of weights
+ * (k x 32 floats) stays in cache while the rows stream past it; the row pointers are cheap to
+ * recompute. */
+static void run_tiles(int m, int taps, int run, int merge, const float *packed, int n, int p_lo,
+                      int p_hi, float *c, const gemm_epilogue *e,
+                      int (*rows_of)(const void *, int r0, int rows, const float **ap),
                       const void *arg)
 {
     size_t k = (size_t)taps * run;
@@ -113,9 +116,10 @@ static void run_tiles(int m, int taps, int run, const float *packed, int n, int 
         for (int r0 = 0; r0 < m; r0 += 8) {
             const float *ap[8 * 49]; /* taps <= 49: the largest kernel of both families is 7x7 */
             int rows = m - r0 < 8 ? m - r0 : 8;
-            rows_of(arg, r0, rows, ap);
-            tiles[rows](ap, taps, run, packed + (size_t)p * k * 32, c + (size_t)r0 * n + p * 32,
-                        (size_t)n, e, e->bias ? e->bias + p * 32 : NULL,
+            int merged = rows_of(arg, r0, rows, ap);
+            tiles[rows](ap, merged ? taps / merge : taps, merged ? run * merge : run,
+                        packed + (size_t)p * k * 32, c + (size_t)r0 * n + p * 32, (size_t)n, e,
+                        e->bias ? e->bias + p * 32 : NULL,
                         e->res ? e->res + (size_t)r0 * n + p * 32 : NULL, m0, m1);
         }
     }
@@ -126,45 +130,86 @@ typedef struct {
     int k;
 } plain_rows;
 
-static void plain_rows_of(const void *arg, int r0, int rows, const float **ap)
+static int plain_rows_of(const void *arg, int r0, int rows, const float **ap)
 {
     const plain_rows *pr = arg;
     for (int r = 0; r < rows; r++) ap[r] = pr->a + (size_t)(r0 + r) * pr->k;
+    return 0;
 }
 
 void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p_lo, int p_hi,
                  float *c, const gemm_epilogue *e)
 {
     plain_rows pr = {a, k};
-    run_tiles(m, 1, k, packed, n, p_lo, p_hi, c, e, plain_rows_of, &pr);
+    run_tiles(m, 1, k, 1, packed, n, p_lo, p_hi, c, e, plain_rows_of, &pr);
 }
+
+/* Channels up to which a tap row at the edge of the input is copied, zero-padded, so that
+ * every tile can use one run per kernel row: the 3-channel stems. */
+#define MERGE_MAX_C 8
 
 typedef struct {
     const float *in, *zeros;
     const conv_geom *g;
     int k, stride, lo;
+    float *edge; /* 8 rows x k kernel rows x k * MERGE_MAX_C floats */
 } conv_rows;
 
-static void conv_rows_of(const void *arg, int r0, int rows, const float **ap)
+/* One run per kernel row (k taps of c floats, consecutive in memory in the input and in the
+ * weights) when every row of the tile has its kernel row inside the input horizontally, or
+ * when channels are few enough to copy the rows that do not (the copy is zero-padded); kernel
+ * rows in the padding above or below read a run of zeros. Otherwise one run per tap. The
+ * merged form is what makes a 3-channel stem fast: 7 runs of 21 floats, not 49 of 3. */
+static int conv_rows_of(const void *arg, int r0, int rows, const float **ap)
 {
     const conv_rows *cr = arg;
     const conv_geom *g = cr->g;
+    int k = cr->k, c = g->c, inside = 1;
+    for (int r = 0; r < rows; r++) {
+        int ix = (cr->lo + r0 + r) % g->ow * cr->stride - g->pl;
+        inside &= ix >= 0 && ix + k <= g->w;
+    }
+    if (k > 1 && (inside || c <= MERGE_MAX_C)) {
+        for (int r = 0; r < rows; r++) {
+            int out = cr->lo + r0 + r, oy = out / g->ow, ox = out % g->ow;
+            int ix = ox * cr->stride - g->pl;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * cr->stride - g->pt + ky;
+                const float *row = cr->in + ((size_t)iy * g->w + ix) * c;
+                if (iy < 0 || iy >= g->h) {
+                    row = cr->zeros;
+                } else if (ix < 0 || ix + k > g->w) {
+                    float *copy = cr->edge + (size_t)(ky * 8 + r) * k * c;
+                    for (int kx = 0; kx < k; kx++)
+                        if (ix + kx >= 0 && ix + kx < g->w)
+                            memcpy(copy + kx * c, row + kx * c, c * sizeof *copy);
+                        else
+                            memset(copy + kx * c, 0, c * sizeof *copy);
+                    row = copy;
+                }
+                ap[ky * 8 + r] = row;
+            }
+        }
+        return 1;
+    }
     for (int r = 0; r < rows; r++) {
         int out = cr->lo + r0 + r, oy = out / g->ow, ox = out % g->ow;
-        for (int ky = 0; ky < cr->k; ky++)
-            for (int kx = 0; kx < cr->k; kx++) {
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
                 int iy = oy * cr->stride - g->pt + ky, ix = ox * cr->stride - g->pl + kx;
-                int inside = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
-                ap[(ky * cr->k + kx) * 8 + r] =
-                    inside ? cr->in + ((size_t)iy * g->w + ix) * g->c : cr->zeros;
+                int in_map = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
+                ap[(ky * k + kx) * 8 + r] =
+                    in_map ? cr->in + ((size_t)iy * g->w + ix) * c : cr->zeros;
             }
     }
+    return 0;
 }
 
 void conv_packed(const float *in, const conv_geom *g, int k, int stride, int lo, int hi,
                  const float *zeros, const float *packed, int n, int p_lo, int p_hi, float *out,
                  const gemm_epilogue *e)
 {
-    conv_rows cr = {in, zeros, g, k, stride, lo};
-    run_tiles(hi - lo, k * k, g->c, packed, n, p_lo, p_hi, out, e, conv_rows_of, &cr);
+    float edge[8 * 7 * 7 * MERGE_MAX_C];
+    conv_rows cr = {in, zeros, g, k, stride, lo, edge};
+    run_tiles(hi - lo, k * k, g->c, k, packed, n, p_lo, p_hi, out, e, conv_rows_of, &cr);
 }

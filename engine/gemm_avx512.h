@@ -39,8 +39,8 @@ void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p
 
 /* A KxK convolution straight from the input, no im2col: output pixels [lo, hi) (row-major
  * over g->oh x g->ow) of in [h][w][c] -> out [hi-lo][n], with the weights packed from the
- * [(ky*k+kx)*c+ci][n] matrix; `zeros` is c zero floats for taps in the padding. The same bits
- * as im2col_rows followed by gemm_packed. k <= 7. */
+ * [(ky*k+kx)*c+ci][n] matrix; `zeros` is k*c zero floats for taps in the padding. The same
+ * bits as im2col_rows followed by gemm_packed. k <= 7. */
 typedef struct conv_geom conv_geom;
 void conv_packed(const float *in, const conv_geom *g, int k, int stride, int lo, int hi,
                  const float *zeros, const float *packed, int n, int p_lo, int p_hi, float *out,

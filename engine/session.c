@@ -55,8 +55,8 @@ struct session {
     float *arena;
     size_t arena_floats;
     float *scratch; /* im2col (BLAS path) or Winograd, per thread: threads * scratch_per_thread */
-    float *zeros;   /* max_cin zeros: the padding taps of the packed path */
-    int max_cin;
+    float *zeros;   /* zeros for the padding taps of the packed path: a kernel row of the widest */
+    int zeros_floats;
     size_t scratch_per_thread;
 
     /* current run */
@@ -124,8 +124,8 @@ static int plan_shapes(session *s, char *err, size_t errlen)
             break;
         }
         out->size = (size_t)out->h * out->w * out->c;
-        if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && o->cin > s->max_cin)
-            s->max_cin = o->cin;
+        if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && o->k * o->cin > s->zeros_floats)
+            s->zeros_floats = o->k * o->cin;
         size_t need = 0; /* scratch for a whole sample per thread */
         if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && !nt->packed_gemm)
             need = (size_t)g->oh * g->ow * o->k * o->k * o->cin;
@@ -178,7 +178,7 @@ static int plan_slots(session *s, char *err, size_t errlen)
     s->slot_stride = calloc((size_t)n_slots, sizeof *s->slot_stride);
     size_t total = 0;
     for (int k = 0; k < n_slots; k++) total += ((slot_size[k] + 15) & ~(size_t)15) * s->max_batch;
-    total += s->scratch_per_thread * s->threads + (((size_t)s->max_cin + 15) & ~(size_t)15);
+    total += s->scratch_per_thread * s->threads + (((size_t)s->zeros_floats + 15) & ~(size_t)15);
     s->arena_floats = total;
     if (!s->slot_base || !s->slot_stride ||
         !(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
@@ -193,7 +193,7 @@ static int plan_slots(session *s, char *err, size_t errlen)
     }
     s->scratch = at;
     s->zeros = at + s->scratch_per_thread * s->threads;
-    memset(s->zeros, 0, (size_t)s->max_cin * sizeof *s->zeros);
+    memset(s->zeros, 0, (size_t)s->zeros_floats * sizeof *s->zeros);
     rc = 0;
 done:
     if (rc) serr(err, errlen, rc, "out of memory planning the arena", NULL);

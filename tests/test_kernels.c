@@ -91,7 +91,7 @@ static void test_conv_im2col_gemm(void **state)
         if (gemm_avx512_available()) {
             /* straight from the input: the same bits as im2col + the packed GEMM */
             float *wp = malloc(sizeof(float) * gemm_packed_floats(kk, c->cout));
-            float *zeros = calloc((size_t)c->cin, sizeof(float));
+            float *zeros = calloc((size_t)c->k * c->cin, sizeof(float));
             float *bias = calloc((size_t)c->cout, sizeof(float));
             float *direct = malloc(sizeof(float) * rows * c->cout);
             gemm_epilogue e = {bias, NULL, -INFINITY, INFINITY, 0};
