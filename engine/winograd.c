@@ -34,6 +34,11 @@ size_t wino_weight_floats(int m, int cin, int cout)
     return (size_t)(m + 2) * (m + 2) * gemm_packed_floats(cin, cout);
 }
 
+int wino_weights_in_l2(int m, int cin, int cout)
+{
+    return wino_weight_floats(m, cin, cout) * sizeof(float) <= WINO_L2_BYTES;
+}
+
 int wino_tiles(int m, int h, int w)
 {
     return ((h + m - 1) / m) * ((w + m - 1) / m);
@@ -110,11 +115,13 @@ INLINE void output_1d(int a, const __m512 *x, int xs, __m512 *o, int os)
     o[3 * os] = q + 8.0f * s + x[5 * xs];
 }
 
-/* Tiles [t_lo, t_hi) of in -> v [a*a][nt][cin]. Taps in the padding read as zeros. */
-INLINE void input_tiles(int a, const float *in, int h, int w, int cin, int t_lo, int t_hi, float *v)
+/* Tiles [t_lo, t_hi) of in -> rows t - row0 of v [a*a][rows][cin]. Taps in the padding read
+ * as zeros. */
+INLINE void input_tiles(int a, const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
+                        int rows, float *v)
 {
     int m = a - 2, tw = (w + m - 1) / m;
-    size_t pos = (size_t)(t_hi - t_lo) * cin;
+    size_t pos = (size_t)rows * cin;
     for (int t = t_lo; t < t_hi; t++) {
         const float *src[36];
         int y0 = t / tw * m - 1, x0 = t % tw * m - 1;
@@ -124,7 +131,7 @@ INLINE void input_tiles(int a, const float *in, int h, int w, int cin, int t_lo,
                 src[i * a + j] =
                     y >= 0 && y < h && x >= 0 && x < w ? in + ((size_t)y * w + x) * cin : NULL;
             }
-        float *dst = v + (size_t)(t - t_lo) * cin;
+        float *dst = v + (size_t)(t - row0) * cin;
         for (int c = 0; c < cin; c += 16) {
             __m512 d[36], r[36];
             for (int k = 0; k < a * a; k++)
@@ -136,16 +143,17 @@ INLINE void input_tiles(int a, const float *in, int h, int w, int cin, int t_lo,
     }
 }
 
-/* prod [a*a][nt][cout] -> tiles [t_lo, t_hi) of out, with bias and clamp; edge tiles cropped. */
-INLINE void output_tiles(int a, const float *prod, int h, int w, int cout, const gemm_epilogue *e,
-                         int t_lo, int t_hi, float *out)
+/* Rows t - row0 of prod [a*a][rows][cout] -> tiles [t_lo, t_hi) of out, with bias and clamp;
+ * edge tiles cropped. */
+INLINE void output_tiles(int a, const float *prod, int row0, int rows, int h, int w, int cout,
+                         const gemm_epilogue *e, int t_lo, int t_hi, float *out)
 {
     int m = a - 2, tw = (w + m - 1) / m;
-    size_t pos = (size_t)(t_hi - t_lo) * cout;
+    size_t pos = (size_t)rows * cout;
     __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
     for (int t = t_lo; t < t_hi; t++) {
         int y0 = t / tw * m, x0 = t % tw * m;
-        const float *src = prod + (size_t)(t - t_lo) * cout;
+        const float *src = prod + (size_t)(t - row0) * cout;
         for (int c = 0; c < cout; c += 16) {
             __m512 x[36], r[24], o[16];
             for (int k = 0; k < a * a; k++) x[k] = _mm512_loadu_ps(src + k * pos + c);
@@ -161,51 +169,72 @@ INLINE void output_tiles(int a, const float *prod, int h, int w, int cout, const
     }
 }
 
-AVX512 static void input_f2(const float *in, int h, int w, int cin, int t_lo, int t_hi, float *v)
+/* The transforms with the tile size a compile-time constant, so the loops unroll. */
+AVX512 static void input_f2(const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
+                            int rows, float *v)
 {
-    input_tiles(4, in, h, w, cin, t_lo, t_hi, v);
+    input_tiles(4, in, h, w, cin, t_lo, t_hi, row0, rows, v);
 }
 
-AVX512 static void input_f4(const float *in, int h, int w, int cin, int t_lo, int t_hi, float *v)
+AVX512 static void input_f4(const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
+                            int rows, float *v)
 {
-    input_tiles(6, in, h, w, cin, t_lo, t_hi, v);
+    input_tiles(6, in, h, w, cin, t_lo, t_hi, row0, rows, v);
 }
 
-AVX512 static void output_f2(const float *prod, int h, int w, int cout, const gemm_epilogue *e,
-                             int t_lo, int t_hi, float *out)
+AVX512 static void output_f2(const float *prod, int row0, int rows, int h, int w, int cout,
+                             const gemm_epilogue *e, int t_lo, int t_hi, float *out)
 {
-    output_tiles(4, prod, h, w, cout, e, t_lo, t_hi, out);
+    output_tiles(4, prod, row0, rows, h, w, cout, e, t_lo, t_hi, out);
 }
 
-AVX512 static void output_f4(const float *prod, int h, int w, int cout, const gemm_epilogue *e,
-                             int t_lo, int t_hi, float *out)
+AVX512 static void output_f4(const float *prod, int row0, int rows, int h, int w, int cout,
+                             const gemm_epilogue *e, int t_lo, int t_hi, float *out)
 {
-    output_tiles(6, prod, h, w, cout, e, t_lo, t_hi, out);
+    output_tiles(6, prod, row0, rows, h, w, cout, e, t_lo, t_hi, out);
+}
+
+void wino_input(int m, const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
+                int rows, float *v)
+{
+    if (m == 4)
+        input_f4(in, h, w, cin, t_lo, t_hi, row0, rows, v);
+    else
+        input_f2(in, h, w, cin, t_lo, t_hi, row0, rows, v);
+}
+
+void wino_gemm(const float *v, int rows, int cin, const float *u, int cout, int k_lo, int k_hi,
+               float *prod)
+{
+    gemm_epilogue plain = {NULL, NULL, -INFINITY, INFINITY, 0};
+    size_t per = gemm_packed_floats(cin, cout);
+    for (int k = k_lo; k < k_hi; k++)
+        gemm_packed(v + (size_t)k * rows * cin, rows, cin, u + k * per, cout, 0, (cout + 31) / 32,
+                    prod + (size_t)k * rows * cout, &plain);
+}
+
+void wino_output(int m, const float *prod, int row0, int rows, int h, int w, int cout,
+                 const gemm_epilogue *e, int t_lo, int t_hi, float *out)
+{
+    if (m == 4)
+        output_f4(prod, row0, rows, h, w, cout, e, t_lo, t_hi, out);
+    else
+        output_f2(prod, row0, rows, h, w, cout, e, t_lo, t_hi, out);
 }
 
 void wino_conv(int m, const float *in, int h, int w, int cin, const float *u, int cout,
                const gemm_epilogue *e, int t_lo, int t_hi, float *scratch, float *out)
 {
     int positions = (m + 2) * (m + 2);
-    gemm_epilogue plain = {NULL, NULL, -INFINITY, INFINITY, 0};
-    size_t per = gemm_packed_floats(cin, cout);
     /* Weights that fit in L2 are cheap to re-read: go 8 tiles at a time so the transformed
      * tiles stay in cache too (ResNet50 layer1: 18% faster). Larger weights are read once
      * for the whole range (layer2 and 3: chunks of 8 or 32 are 5-15% slower). */
-    int chunk = positions * per * sizeof(float) <= WINO_L2_BYTES ? 8 : t_hi - t_lo;
+    int chunk = wino_weights_in_l2(m, cin, cout) ? 8 : t_hi - t_lo;
     for (int c0 = t_lo; c0 < t_hi; c0 += chunk) {
-        int c1 = t_hi - c0 < chunk ? t_hi : c0 + chunk, nt = c1 - c0;
-        float *v = scratch, *prod = scratch + (size_t)positions * nt * cin;
-        if (m == 4)
-            input_f4(in, h, w, cin, c0, c1, v);
-        else
-            input_f2(in, h, w, cin, c0, c1, v);
-        for (int k = 0; k < positions; k++)
-            gemm_packed(v + (size_t)k * nt * cin, nt, cin, u + k * per, cout, 0, (cout + 31) / 32,
-                        prod + (size_t)k * nt * cout, &plain);
-        if (m == 4)
-            output_f4(prod, h, w, cout, e, c0, c1, out);
-        else
-            output_f2(prod, h, w, cout, e, c0, c1, out);
+        int c1 = t_hi - c0 < chunk ? t_hi : c0 + chunk, rows = c1 - c0;
+        float *v = scratch, *prod = scratch + (size_t)positions * rows * cin;
+        wino_input(m, in, h, w, cin, c0, c1, c0, rows, v);
+        wino_gemm(v, rows, cin, u, cout, 0, positions, prod);
+        wino_output(m, prod, c0, rows, h, w, cout, e, c0, c1, out);
     }
 }

@@ -31,6 +31,10 @@ size_t wino_weight_floats(int m, int cin, int cout);
  * Transformed in double, rounded once. Returns 0, or -1 when out of memory. */
 int wino_pack_weights(int m, const float *w, int cin, int cout, float *u);
 
+/* 1 if the transformed weights fit in a core's L2 (1 MB), so re-reading them is cheap: a team
+ * then splits the tiles and each member runs wino_conv, rather than sharing the steps. */
+int wino_weights_in_l2(int m, int cin, int cout);
+
 /* Number of m x m output tiles covering an h x w output (row-major, edge tiles cropped). */
 int wino_tiles(int m, int h, int w);
 
@@ -42,5 +46,17 @@ size_t wino_scratch_floats(int m, int tiles, int cin, int cout);
  * cout are multiples of 16. scratch: wino_scratch_floats(m, t_hi - t_lo, cin, cout). */
 void wino_conv(int m, const float *in, int h, int w, int cin, const float *u, int cout,
                const gemm_epilogue *e, int t_lo, int t_hi, float *scratch, float *out);
+
+/* The three steps of wino_conv, for a team that shares v and prod between barriers. For the
+ * tiles of a sample, v is [a*a][rows][cin] and prod [a*a][rows][cout] (a = m + 2), tile t at
+ * row t - row0. wino_input transforms tiles [t_lo, t_hi) into v; wino_gemm runs positions
+ * [k_lo, k_hi) of the a*a (so each thread reads only its positions' weights); wino_output
+ * turns tiles [t_lo, t_hi) of prod into out. The bits are those of wino_conv. */
+void wino_input(int m, const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
+                int rows, float *v);
+void wino_gemm(const float *v, int rows, int cin, const float *u, int cout, int k_lo, int k_hi,
+               float *prod);
+void wino_output(int m, const float *prod, int row0, int rows, int h, int w, int cout,
+                 const gemm_epilogue *e, int t_lo, int t_hi, float *out);
 
 #endif
