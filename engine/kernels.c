@@ -153,25 +153,24 @@ void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, 
     }
 }
 
-void gn_forward_groups(float *x, int hw, int c, int cpg, int g_lo, int g_hi, float eps,
-                       const float *gamma, const float *beta, act_kind act)
+void gn_stats(const float *x, int hw, int c, int cpg, float eps, const float *gamma, float *mean_c,
+              float *scale)
 {
-    int c_lo = g_lo * cpg, c_hi = g_hi * cpg, nc = c_hi - c_lo;
     /* Statistics in one pass over x, per channel and in double, on data shifted by the
      * channel's first value (so sums of squares do not cancel when the mean is large against
      * the spread); channels then combine into their group exactly (Chan et al.). */
-    double sum[nc], sq[nc]; /* c <= MODEL_MAX_CHANNELS: checked at load */
-    float pivot[nc], mean_c[nc], scale[nc];
-    for (int i = 0; i < nc; i++) sum[i] = sq[i] = 0, pivot[i] = x[c_lo + i];
+    double sum[c], sq[c]; /* c <= MODEL_MAX_CHANNELS: checked at load */
+    float pivot[c];
+    for (int i = 0; i < c; i++) sum[i] = sq[i] = 0, pivot[i] = x[i];
     for (int p = 0; p < hw; p++) {
-        const float *v = x + (size_t)p * c + c_lo;
-        for (int i = 0; i < nc; i++) {
+        const float *v = x + (size_t)p * c;
+        for (int i = 0; i < c; i++) {
             double d = (double)v[i] - pivot[i];
             sum[i] += d;
             sq[i] += d * d;
         }
     }
-    for (int g = 0; g < g_hi - g_lo; g++) {
+    for (int g = 0; g < c / cpg; g++) {
         double mean = 0, m2 = 0;
         for (int i = g * cpg; i < (g + 1) * cpg; i++) mean += pivot[i] + sum[i] / hw;
         mean /= cpg;
@@ -182,16 +181,20 @@ void gn_forward_groups(float *x, int hw, int c, int cpg, int g_lo, int g_hi, flo
         double rstd = 1.0 / sqrt(m2 / ((double)hw * cpg) + eps);
         for (int i = g * cpg; i < (g + 1) * cpg; i++) {
             mean_c[i] = (float)mean;
-            scale[i] = (float)(rstd * gamma[c_lo + i]);
+            scale[i] = (float)(rstd * gamma[i]);
         }
     }
+}
+
+void gn_apply(float *x, int pixels, int c, const float *mean_c, const float *scale,
+              const float *beta, act_kind act)
+{
     /* y = (x - mean) * (rstd * gamma) + beta: subtracting the mean first keeps precision when
      * the mean is large against the spread (folding it into one shift would cancel badly). */
     float lo = act == ACT_NONE ? -INFINITY : 0.0f, hi = act == ACT_RELU6 ? 6.0f : INFINITY;
-    const float *bt = beta + c_lo;
-    for (int p = 0; p < hw; p++) {
-        float *v = x + (size_t)p * c + c_lo;
-        for (int i = 0; i < nc; i++) v[i] = clamp((v[i] - mean_c[i]) * scale[i] + bt[i], lo, hi);
+    for (int p = 0; p < pixels; p++) {
+        float *v = x + (size_t)p * c;
+        for (int i = 0; i < c; i++) v[i] = clamp((v[i] - mean_c[i]) * scale[i] + beta[i], lo, hi);
     }
 }
 

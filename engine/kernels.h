@@ -41,10 +41,14 @@ void bias_act(float *out, const float *bias, const float *res, int rows, int ld,
 /* Depthwise 3x3: in [h][w][c], w [9][c] -> out [oh][ow][c]. */
 void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, float *out);
 
-/* GroupNorm in place on x [hw][c] for groups g_lo..g_hi-1 of cpg consecutive channels each:
- * statistics per group, then the affine (gamma, beta) and the activation in one pass. */
-void gn_forward_groups(float *x, int hw, int c, int cpg, int g_lo, int g_hi, float eps,
-                       const float *gamma, const float *beta, act_kind act);
+/* GroupNorm on x [hw][c], groups of cpg consecutive channels, in two steps so that a team
+ * can read the statistics from the whole map and each normalise only its own pixels: gn_stats
+ * gives each channel its group's mean and rstd * gamma (mean_c, scale: c floats each);
+ * gn_apply normalises `pixels` pixels in place, with the affine and the activation. */
+void gn_stats(const float *x, int hw, int c, int cpg, float eps, const float *gamma, float *mean_c,
+              float *scale);
+void gn_apply(float *x, int pixels, int c, const float *mean_c, const float *scale,
+              const float *beta, act_kind act);
 
 /* Max pool k x k: in [h][w][c] -> out [oh][ow][c]; padding acts as -infinity. */
 void maxpool(const float *in, const conv_geom *g, int k, int stride, float *out);
