@@ -4,11 +4,11 @@
  * Plan: shapes flow from the input through every op (Keras "correct_pad" depends on each
  * feature map's parity, so padding is resolved here). Tensors are then packed into arena
  * slots by lifetime: a slot is reused once the last reader of its tensor has run; each slot
- * is as large as the largest tensor it ever holds, times max_batch.
+ * is as large as the largest tensor it ever holds, times the regions of tensor_ptr.
  *
  * Threads: the caller plus (threads - 1) team members run every op together. Each op splits
- * its work the same way for every sample (rows of a GEMM, rows of a feature map, GroupNorm
- * groups), and every kernel call sees one sample, so the arithmetic a sample gets never
+ * its work the same way for every sample (rows of a GEMM, rows of a feature map, Winograd
+ * tiles), and every kernel call sees one sample, so the arithmetic a sample gets never
  * depends on the batch: that is the batch-invariance guarantee. The team sleeps on a condvar
  * between runs and meets at a barrier between ops that spins briefly and then sleeps on a
  * futex (an op is microseconds to milliseconds; a condvar handoff per op would cost more
@@ -47,6 +47,7 @@ struct session {
     const model *m;
     const net *net;
     int h, w, max_batch;
+    int regions; /* copies of every slot: max_batch on the BLAS path, threads on the packed */
     tensor_plan *t;
     op_plan *p;
     float **slot_base;
@@ -63,6 +64,7 @@ struct session {
     const float *input;
     float *logits;
     int n;
+    int whole; /* samples [0, whole) run whole, one per thread (packed path) */
 
     long long *op_ns; /* per-op wall time when profiling (session_profile), else NULL */
     long long profiled_samples;
@@ -85,9 +87,14 @@ static int serr(char *err, size_t errlen, int code, const char *msg, const char 
     return code;
 }
 
-static float *tensor_ptr(const session *s, int id, int sample)
+/* Sample n's copy of tensor id. The arena has one region per sample of a batch on the BLAS
+ * path (every op runs on the whole batch); on the packed path a sample runs through the whole
+ * network before the next, so a region per thread is enough: thread t's whole samples use
+ * region t, samples shared by the team region 0 (see run_all). */
+static float *tensor_ptr(const session *s, int id, int n)
 {
-    return s->slot_base[s->t[id].slot] + (size_t)sample * s->slot_stride[s->t[id].slot];
+    int region = !s->net->packed_gemm ? n : n < s->whole ? n % s->threads : 0;
+    return s->slot_base[s->t[id].slot] + (size_t)region * s->slot_stride[s->t[id].slot];
 }
 
 /* ---- planning ---- */
@@ -177,7 +184,7 @@ static int plan_slots(session *s, char *err, size_t errlen)
     s->slot_base = calloc((size_t)n_slots, sizeof *s->slot_base);
     s->slot_stride = calloc((size_t)n_slots, sizeof *s->slot_stride);
     size_t total = 0;
-    for (int k = 0; k < n_slots; k++) total += ((slot_size[k] + 15) & ~(size_t)15) * s->max_batch;
+    for (int k = 0; k < n_slots; k++) total += ((slot_size[k] + 15) & ~(size_t)15) * s->regions;
     total += s->scratch_per_thread * s->threads + (((size_t)s->zeros_floats + 15) & ~(size_t)15);
     s->arena_floats = total;
     if (!s->slot_base || !s->slot_stride ||
@@ -189,7 +196,7 @@ static int plan_slots(session *s, char *err, size_t errlen)
     for (int k = 0; k < n_slots; k++) {
         s->slot_base[k] = at;
         s->slot_stride[k] = (slot_size[k] + 15) & ~(size_t)15;
-        at += s->slot_stride[k] * s->max_batch;
+        at += s->slot_stride[k] * s->regions;
     }
     s->scratch = at;
     s->zeros = at + s->scratch_per_thread * s->threads;
@@ -435,9 +442,8 @@ static void run_all(session *s, int t, unsigned *local_phase)
         run_range(s, t, t, nt, 0, s->n, local_phase);
         return;
     }
-    int whole = nt > 1 ? s->n / nt * nt : 0;
-    for (int n = t; n < whole; n += nt) run_range(s, t, 0, 1, n, n + 1, local_phase);
-    for (int n = whole; n < s->n; n++) run_range(s, t, t, nt, n, n + 1, local_phase);
+    for (int n = t; n < s->whole; n += nt) run_range(s, t, 0, 1, n, n + 1, local_phase);
+    for (int n = s->whole; n < s->n; n++) run_range(s, t, t, nt, n, n + 1, local_phase);
     if (nt > 1) barrier(s, nt, local_phase); /* the caller returns only when all are done */
 }
 
@@ -468,6 +474,7 @@ int session_run(session *s, const float *input, int n, float *logits)
 {
     if (n < 1 || n > s->max_batch) return XBN_EINVAL;
     s->input = input, s->logits = logits, s->n = n;
+    s->whole = s->net->packed_gemm && s->threads > 1 ? n / s->threads * s->threads : 0;
     unsigned local_phase = atomic_load(&s->phase);
     if (s->threads > 1) {
         pthread_mutex_lock(&s->mu);
@@ -509,6 +516,7 @@ int session_new_threads(const model *m, int h, int w, int max_batch, int threads
     if (!s) return serr(err, errlen, XBN_ENOMEM, "out of memory", NULL);
     s->m = m, s->net = model_get_net(m), s->h = h, s->w = w, s->max_batch = max_batch;
     s->threads = threads;
+    s->regions = s->net->packed_gemm ? threads : max_batch;
     kernels_init();
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
