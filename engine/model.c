@@ -109,6 +109,7 @@ static int new_tensor(builder *b, int channels)
 static op *new_op(builder *b, op_kind kind, const char *name)
 {
     net *n = &b->m->net;
+    st_release(b->f); /* the ops before this one are copied: drop the file pages they read */
     if (n->n_ops == b->cap_ops) {
         int nc = b->cap_ops ? 2 * b->cap_ops : 64;
         op *p = realloc(n->ops, (size_t)nc * sizeof *p);

@@ -216,3 +216,8 @@ void st_read_f32(const st_tensor *t, float *dst)
 {
     memcpy(dst, t->data, t->count * 4); /* little-endian host: x86-64 and arm64 */
 }
+
+void st_release(const st_file *f)
+{
+    if (f->map) madvise(f->map, f->map_size, MADV_DONTNEED);
+}

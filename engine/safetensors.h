@@ -45,5 +45,9 @@ st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key);
 /* Copy a tensor's floats into dst (count floats). */
 void st_read_f32(const st_tensor *t, float *dst);
+/* Drop the mapped pages read so far from the process's memory (the file stays in the page
+ * cache; pages read again fault back in). A loader that copies the weights calls it as it
+ * goes, so the model is resident once, not twice, even at the peak of loading. */
+void st_release(const st_file *f);
 
 #endif
