@@ -108,13 +108,18 @@ static inline unsigned char clip8(int32_t ss)
     return ss < 0 ? 0 : ss > 255 ? 255 : (unsigned char)ss;
 }
 
-/* One source row y -> ncols pixels of nch channels. */
+/* One source row y -> ncols pixels of nch channels. `same`: the axis keeps its size, so
+ * each output pixel is its source pixel (the filter is [1, 0]; Pillow skips such a pass). */
 static void hpass_row(const pixmap_view *src, int y, int ncols, int kh, const int *hb,
-                      const int32_t *hk, unsigned char *dst)
+                      const int32_t *hk, int same, unsigned char *dst)
 {
     const unsigned char *row = src->origin + (ptrdiff_t)y * src->sy;
     ptrdiff_t sx = src->sx;
-    if (src->channels == 3) {
+    if (same) {
+        for (int j = 0; j < ncols; j++)
+            memcpy(dst + (size_t)j * src->channels, row + (ptrdiff_t)hb[2 * j] * sx,
+                   (size_t)src->channels);
+    } else if (src->channels == 3) {
         for (int j = 0; j < ncols; j++) {
             const int32_t *k = hk + (size_t)j * kh;
             const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
@@ -152,6 +157,9 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
         (box[3] - box[1]) / p->out_h > RESIZE_MAX_FACTOR)
         return RESIZE_ETOOBIG;
     int kh = resize_ksize(box[0], box[2], p->out_w), kv = resize_ksize(box[1], box[3], p->out_h);
+    /* an axis resized to its own size copies (a photo already sent at the model's size) */
+    int h_same = p->out_w == src->w && box[0] == 0 && box[2] == src->w;
+    int v_same = p->out_h == src->h && box[1] == 0 && box[3] == src->h;
     size_t rowb = (size_t)ncols * nch;
     int rc = RESIZE_ENOMEM;
     int *hb = malloc(sizeof *hb * 2 * (size_t)ncols), *vb = malloc(sizeof *vb * 2 * (size_t)nrows);
@@ -173,7 +181,17 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
         int ymin = vb[2 * i], ycnt = vb[2 * i + 1];
         if (next < ymin) next = ymin;
         for (; next < ymin + ycnt; next++)
-            hpass_row(src, next, ncols, kh, hb, hk, ring + (size_t)(next % kv) * rowb);
+            hpass_row(src, next, ncols, kh, hb, hk, h_same, ring + (size_t)(next % kv) * rowb);
+        size_t orow = (size_t)(y0 - p->crop_y + i) * S + (size_t)(x0 - p->crop_x);
+        if (v_same) {
+            const unsigned char *r = ring + (size_t)(ymin % kv) * rowb;
+            for (int c = 0; c < 3; c++) {
+                float *o = out + c * plane + orow;
+                const float *lut = m->lut[c];
+                for (int j = 0; j < ncols; j++) o[j] = lut[r[(size_t)j * nch + m->chan[c]]];
+            }
+            continue;
+        }
         const int32_t *k = vk + (size_t)i * kv;
         for (size_t j = 0; j < rowb; j++) acc[j] = 1 << (PRECISION_BITS - 1);
         for (int t = 0; t < ycnt; t++) {
@@ -181,7 +199,6 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
             int32_t kt = k[t];
             for (size_t j = 0; j < rowb; j++) acc[j] += r[j] * kt;
         }
-        size_t orow = (size_t)(y0 - p->crop_y + i) * S + (size_t)(x0 - p->crop_x);
         for (int c = 0; c < 3; c++) {
             float *o = out + c * plane + orow;
             const float *lut = m->lut[c];

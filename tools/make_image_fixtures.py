@@ -159,6 +159,12 @@ def main():
         file=os.path.join(out, "baseline_420.jpg"))
     add("odd_offsets.png", args=["--resize", "255", "--crop", "224"],
         file=os.path.join(out, "small_100x80.png"))
+    # one axis or both already at the resized size (the passes that only copy)
+    add(save("short_side_256.jpg", base_image(256, 300), quality=90))
+    add(save("long_side_only.png", base_image(300, 256)))
+    add(save("model_size.jpg", base_image(224, 224), quality=90),
+        args=["--mode", "direct", "--crop", "224"])
+    add(save("exif_6_256.jpg", base_image(300, 256), quality=92, exif=exif_bytes(6)))
     # PNG variants
     arr = np.asarray(img)
     add(save("rgb8.png", img))
