@@ -64,7 +64,9 @@ struct session {
     const float *input;
     float *logits;
     int n;
-    int whole; /* samples [0, whole) run whole, one per thread (packed path) */
+    int whole;             /* samples [0, whole) run whole, one per thread (packed path) */
+    atomic_int next_whole; /* the next of those to claim */
+    int *region_of;        /* [max_batch]: the region (thread) a whole sample runs in */
 
     long long *op_ns; /* per-op wall time when profiling (session_profile), else NULL */
     long long profiled_samples;
@@ -93,7 +95,7 @@ static int serr(char *err, size_t errlen, int code, const char *msg, const char 
  * region t, samples shared by the team region 0 (see run_all). */
 static float *tensor_ptr(const session *s, int id, int n)
 {
-    int region = !s->net->packed_gemm ? n : n < s->whole ? n % s->threads : 0;
+    int region = !s->net->packed_gemm ? n : n < s->whole ? s->region_of[n] : 0;
     return s->slot_base[s->t[id].slot] + (size_t)region * s->slot_stride[s->t[id].slot];
 }
 
@@ -442,7 +444,12 @@ static void run_all(session *s, int t, unsigned *local_phase)
         run_range(s, t, t, nt, 0, s->n, local_phase);
         return;
     }
-    for (int n = t; n < s->whole; n += nt) run_range(s, t, 0, 1, n, n + 1, local_phase);
+    /* whole samples are claimed one at a time, so a member slowed down (by the HTTP threads
+     * decoding on the same cores) takes fewer and the others do not wait for it */
+    for (int n; (n = atomic_fetch_add(&s->next_whole, 1)) < s->whole;) {
+        s->region_of[n] = t;
+        run_range(s, t, 0, 1, n, n + 1, local_phase);
+    }
     for (int n = s->whole; n < s->n; n++) run_range(s, t, t, nt, n, n + 1, local_phase);
     if (nt > 1) barrier(s, nt, local_phase); /* the caller returns only when all are done */
 }
@@ -475,6 +482,7 @@ int session_run(session *s, const float *input, int n, float *logits)
     if (n < 1 || n > s->max_batch) return XBN_EINVAL;
     s->input = input, s->logits = logits, s->n = n;
     s->whole = s->net->packed_gemm && s->threads > 1 ? n / s->threads * s->threads : 0;
+    atomic_store(&s->next_whole, 0);
     unsigned local_phase = atomic_load(&s->phase);
     if (s->threads > 1) {
         pthread_mutex_lock(&s->mu);
@@ -523,7 +531,8 @@ int session_new_threads(const model *m, int h, int w, int max_batch, int threads
     int rc = XBN_ENOMEM;
     s->t = calloc((size_t)s->net->n_tensors, sizeof *s->t);
     s->p = calloc((size_t)s->net->n_ops, sizeof *s->p);
-    if (!s->t || !s->p) {
+    s->region_of = calloc((size_t)max_batch, sizeof *s->region_of);
+    if (!s->t || !s->p || !s->region_of) {
         serr(err, errlen, rc, "out of memory", NULL);
         goto fail;
     }
@@ -558,6 +567,7 @@ void session_free(session *s)
     free(s->slot_stride);
     free(s->t);
     free(s->p);
+    free(s->region_of);
     free(s);
 }
 
