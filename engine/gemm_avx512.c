@@ -97,32 +97,53 @@ typedef void tile_fn(const float *const *, int, int, const float *, float *, siz
 static tile_fn *const tiles[9] = {NULL,   tile_1, tile_2, tile_3, tile_4,
                                   tile_5, tile_6, tile_7, tile_8};
 
+/* Weights up to this size are read per row tile from L2 (run_tiles). */
+#define TILES_OUTER_BYTES (256 << 10)
+
+/* One 8-row tile (rows r0.. of the call, pointers in ap) against panel p. */
+static void tile_panel(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
+                       const float *packed, int n, int p, float *c, const gemm_epilogue *e)
+{
+    int cols = n - p * 32 < 32 ? n - p * 32 : 32;
+    __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+    __mmask16 m1 = cols <= 16 ? 0 : cols >= 32 ? 0xffff : (__mmask16)((1u << (cols - 16)) - 1);
+    tiles[rows](ap, taps, run, packed + (size_t)p * k * 32, c + (size_t)r0 * n + p * 32, (size_t)n,
+                e, e->bias ? e->bias + p * 32 : NULL,
+                e->res ? e->res + (size_t)r0 * n + p * 32 : NULL, m0, m1);
+}
+
 /* Every 8-row tile of rows [0, m) against panels [p_lo, p_hi); `rows_of` fills the tile's row
  * pointers, as `taps` runs of `run` floats, or as `taps / merge` runs of `run * merge` floats
  * when it returns 1 (consecutive taps that are consecutive in memory: the same sums in the
- * same order, fewer and longer runs). Panels outside, tiles inside: one panel of weights
- * (k x 32 floats) stays in cache while the rows stream past it; the row pointers are cheap to
- * recompute. */
+ * same order, fewer and longer runs). The loop order only changes what stays in cache, never
+ * an element's arithmetic: with small weights, tiles outside and panels inside (a tile's rows
+ * are read and its pointers made once, the weights come from L2: ResNet50's 56x56 1x1
+ * convolutions and the stem); with large weights, panels outside (one panel, k x 32 floats,
+ * stays in cache while the rows stream past it). */
 static void run_tiles(int m, int taps, int run, int merge, const float *packed, int n, int p_lo,
                       int p_hi, float *c, const gemm_epilogue *e,
                       int (*rows_of)(const void *, int r0, int rows, const float **ap),
                       const void *arg)
 {
     size_t k = (size_t)taps * run;
-    for (int p = p_lo; p < p_hi; p++) {
-        int cols = n - p * 32 < 32 ? n - p * 32 : 32;
-        __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
-        __mmask16 m1 = cols <= 16 ? 0 : cols >= 32 ? 0xffff : (__mmask16)((1u << (cols - 16)) - 1);
+    const float *ap[8 * 49]; /* taps <= 49: the largest kernel of both families is 7x7 */
+    if (k * 32 * sizeof(float) * (p_hi - p_lo) <= TILES_OUTER_BYTES) {
         for (int r0 = 0; r0 < m; r0 += 8) {
-            const float *ap[8 * 49]; /* taps <= 49: the largest kernel of both families is 7x7 */
             int rows = m - r0 < 8 ? m - r0 : 8;
             int merged = rows_of(arg, r0, rows, ap);
-            tiles[rows](ap, merged ? taps / merge : taps, merged ? run * merge : run,
-                        packed + (size_t)p * k * 32, c + (size_t)r0 * n + p * 32, (size_t)n, e,
-                        e->bias ? e->bias + p * 32 : NULL,
-                        e->res ? e->res + (size_t)r0 * n + p * 32 : NULL, m0, m1);
+            for (int p = p_lo; p < p_hi; p++)
+                tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run,
+                           k, packed, n, p, c, e);
         }
+        return;
     }
+    for (int p = p_lo; p < p_hi; p++)
+        for (int r0 = 0; r0 < m; r0 += 8) {
+            int rows = m - r0 < 8 ? m - r0 : 8;
+            int merged = rows_of(arg, r0, rows, ap);
+            tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run, k,
+                       packed, n, p, c, e);
+        }
 }
 
 typedef struct {
