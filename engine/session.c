@@ -450,6 +450,9 @@ static void run_all(session *s, int t, unsigned *local_phase)
         s->region_of[n] = t;
         run_range(s, t, 0, 1, n, n + 1, local_phase);
     }
+    /* the team's samples use region 0 and the first member's scratch: wait until the whole
+     * samples in them are done */
+    if (s->whole > 0 && s->whole < s->n) barrier(s, nt, local_phase);
     for (int n = s->whole; n < s->n; n++) run_range(s, t, t, nt, n, n + 1, local_phase);
     if (nt > 1) barrier(s, nt, local_phase); /* the caller returns only when all are done */
 }
