@@ -101,6 +101,7 @@ container-test:
 bench: all models
 	$(PY) bench/run.py --avx512
 	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/mobilenetv2-torch.safetensors
+	$(PY) bench/http_bench.py --avx512 --client-resize 256 --model $(MODELS)/mobilenetv2-torch.safetensors
 	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/resnet50-torch.safetensors
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O3 $(ARCHFLAGS) -ffp-contract=fast bench/layout.c -o $(BUILD)/bench/layout \

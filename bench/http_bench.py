@@ -1,7 +1,8 @@
 """End-to-end HTTP benchmark, memory and start-up of the daemon (docs/benchmarks.md).
 
 usage: /usr/bin/python3 bench/http_bench.py [--model build/models/mobilenetv2-torch.safetensors]
-         [--image FILE.jpg] [--seconds 10] [--concurrency 1,8,32] [--batch 8] [--avx512]
+         [--image FILE.jpg] [--client-resize N] [--seconds 10] [--concurrency 1,8,32]
+         [--batch 8] [--avx512]
 
 1. Start-up: time from process start to GET /readyz = 200 (weights loaded, folded, warmed up),
    and peak RSS (VmHWM) against the model file's size.
@@ -95,6 +96,9 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--avx512", action="store_true")
+    ap.add_argument("--client-resize", type=int, default=0, metavar="N",
+                    help="post the photo resized (PIL) to shorter side N, as an app does before "
+                    "uploading; 0 posts it as it is")
     a = ap.parse_args()
     a.model = a.model or [os.path.join(ROOT, "build/models/mobilenetv2-torch.safetensors")]
     env = dict(os.environ)
@@ -112,6 +116,15 @@ def main():
         from PIL import Image
         image = os.path.join(tmp, "img.jpg")
         Image.effect_mandelbrot((640, 480), (-2, -1.2, 1, 1.2), 100).convert("RGB").save(image)
+    if a.client_resize:
+        from PIL import Image
+        im = Image.open(image).convert("RGB")
+        k = a.client_resize / min(im.size)
+        image = os.path.join(tmp, "client.jpg")
+        im.resize((round(im.size[0] * k), round(im.size[1] * k)), Image.BILINEAR).save(
+            image, quality=90)
+    from PIL import Image
+    print("posting %s (%dx%d, %d bytes)" % (image, *Image.open(image).size, os.path.getsize(image)))
     lua = os.path.join(tmp, "post.lua")
     with open(lua, "w") as f:
         f.write(WRK_LUA)
