@@ -196,17 +196,21 @@ static int conv_rows_of(const void *arg, int r0, int rows, const float **ap)
             int ix = ox * cr->stride - g->pl;
             for (int ky = 0; ky < k; ky++) {
                 int iy = oy * cr->stride - g->pt + ky;
-                const float *row = cr->in + ((size_t)iy * g->w + ix) * c;
-                if (iy < 0 || iy >= g->h) {
-                    row = cr->zeros;
-                } else if (ix < 0 || ix + k > g->w) {
-                    float *copy = cr->edge + (size_t)(ky * 8 + r) * k * c;
-                    for (int kx = 0; kx < k; kx++)
-                        if (ix + kx >= 0 && ix + kx < g->w)
-                            memcpy(copy + kx * c, row + kx * c, c * sizeof *copy);
-                        else
-                            memset(copy + kx * c, 0, c * sizeof *copy);
-                    row = copy;
+                const float *row = cr->zeros; /* kernel rows in the padding */
+                if (iy >= 0 && iy < g->h) {
+                    const float *line = cr->in + (size_t)iy * g->w * c;
+                    if (ix >= 0 && ix + k <= g->w) {
+                        row = line + (size_t)ix * c;
+                    } else {
+                        float *copy = cr->edge + (size_t)(ky * 8 + r) * k * c;
+                        for (int kx = 0; kx < k; kx++)
+                            if (ix + kx >= 0 && ix + kx < g->w)
+                                memcpy(copy + kx * c, line + (size_t)(ix + kx) * c,
+                                       c * sizeof *copy);
+                            else
+                                memset(copy + kx * c, 0, c * sizeof *copy);
+                        row = copy;
+                    }
                 }
                 ap[ky * 8 + r] = row;
             }
