@@ -12,7 +12,6 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #define AVX512 __attribute__((target("avx512f")))
 #define WINO_L2_BYTES (1 << 20) /* the smallest L2 of the AVX-512 server cores */
