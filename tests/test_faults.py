@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from test_http import BIN, SMALL, JPEG, PNG, Server, image_bytes, multipart
+from test_http import BIN, SMALL, JPEG, PNG, Server, daemon_sockets, image_bytes, multipart
 
 HDR_JPEG = {"Content-Type": "image/jpeg"}
 
@@ -134,16 +134,6 @@ def test_idle_connections_time_out(fsrv):
     dt = time.time() - t0
     assert closed == 20
     assert 2 < dt < 8, dt  # connection_timeout_s = 3
-
-
-def daemon_sockets(pid):
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass
-    return n
 
 
 def test_connection_limit_enforced():

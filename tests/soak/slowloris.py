@@ -23,35 +23,15 @@ import argparse
 import http.client
 import json
 import os
-import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from soak import ROOT, image_bytes  # noqa: E402
-
-
-def start(args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XBNSERVE_")}
-    p = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
-    lines, port = [], None
-    t_end = time.time() + 120
-    while time.time() < t_end:
-        line = p.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.search(r"listening on [\d.]+:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-        if line.rstrip().endswith(" ready"):
-            break
-    threading.Thread(target=lambda: [lines.append(l) for l in p.stderr], daemon=True).start()
-    return p, port, lines
+from soak import ROOT, image_bytes, start_daemon  # noqa: E402
+from test_http import daemon_sockets  # noqa: E402
 
 
 def predict(port, body, timeout=30):
@@ -66,16 +46,6 @@ def predict(port, body, timeout=30):
         return type(e).__name__, time.time() - t0
     finally:
         c.close()
-
-
-def daemon_sockets(pid):
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass
-    return n
 
 
 def pct(xs, q):
@@ -99,9 +69,9 @@ def main():
     ap.add_argument("--json", default="")
     a = ap.parse_args()
     assert a.slow < a.max_connections - 8
-    p, port, lines = start([a.bin, "serve", "--port", "0", "--model", "small=" + a.model,
-                            "--max-connections", str(a.max_connections),
-                            "--connection-timeout-s", str(a.timeout_s)])
+    p, port, lines, _ = start_daemon([a.bin, "serve", "--port", "0", "--model", "small=" + a.model,
+                                   "--max-connections", str(a.max_connections),
+                                   "--connection-timeout-s", str(a.timeout_s)], 120)
     if not port:
         print("daemon did not start:\n" + "".join(lines))
         return 1

@@ -40,6 +40,9 @@ import time
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from test_http import multipart  # noqa: E402  (tests/: the helpers the pytest suite uses)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -51,15 +54,29 @@ def image_bytes(seed, fmt="JPEG", size=(96, 80)):
     return buf.getvalue()
 
 
-def multipart(files, fields=None, b="soakBoundary42"):
-    out = []
-    for k, v in (fields or {}).items():
-        out.append(f'--{b}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())
-    for i, (data, ctype) in enumerate(files):
-        out.append(f'--{b}\r\nContent-Disposition: form-data; name="f{i}"; filename="{i}"\r\n'
-                   f'Content-Type: {ctype}\r\n\r\n'.encode() + data + b"\r\n")
-    out.append(f"--{b}--\r\n".encode())
-    return b"".join(out), {"Content-Type": f"multipart/form-data; boundary={b}"}
+def start_daemon(args, startup):
+    """Start `args` (an xbnserve serve command with --port 0) and wait up to `startup` seconds
+    for its "ready" line. Returns (process, port, log lines, reader); port is None if it did
+    not come up. The reader thread keeps collecting the log into the list until it closes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XBNSERVE_")}
+    proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
+    lines, port = [], None
+    t_end = time.time() + startup
+    while time.time() < t_end:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.search(r"listening on [\d.]+:(\d+)", line)
+        if m:
+            port = int(m.group(1))
+        if line.rstrip().endswith(" ready"):
+            break
+    if proc.poll() is not None:
+        port = None
+    reader = threading.Thread(target=lambda: [lines.append(l) for l in proc.stderr], daemon=True)
+    reader.start()
+    return proc, port, lines, reader
 
 
 def make_requests(S, max_images):
@@ -207,25 +224,10 @@ def main():
             "--max-images-per-request", str(max_images), "--max-body-bytes", "8000000",
             "--drain-timeout-ms", "60000", "--request-timeout-ms", "120000"]
             + (["--preprocess", json.dumps({"crop": a.crop, "resize": a.crop})] if a.crop else []))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XBNSERVE_")}
-    proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
-    lines, port = [], None
-    t_end = time.time() + a.startup
-    while time.time() < t_end:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.search(r"listening on [\d.]+:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-        if line.rstrip().endswith(" ready"):
-            break
-    if not port or proc.poll() is not None:
+    proc, port, lines, reader = start_daemon(args, a.startup)
+    if not port:
         print("daemon did not start:\n" + "".join(lines))
         return 1
-    reader = threading.Thread(target=lambda: [lines.append(l) for l in proc.stderr], daemon=True)
-    reader.start()
 
     S = a.crop or 224
     good, bad = make_requests(S, max_images)
