@@ -25,7 +25,6 @@ import argparse
 import base64
 import collections
 import http.client
-import io
 import json
 import os
 import random
@@ -38,20 +37,11 @@ import threading
 import time
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from test_http import multipart  # noqa: E402  (tests/: the helpers the pytest suite uses)
+from test_http import image_bytes, multipart  # noqa: E402  (tests/: the helpers the pytest suite uses)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def image_bytes(seed, fmt="JPEG", size=(96, 80)):
-    rng = np.random.default_rng(seed)
-    img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-    buf = io.BytesIO()
-    img.save(buf, format=fmt)
-    return buf.getvalue()
 
 
 def start_daemon(args, startup):
