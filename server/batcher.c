@@ -91,8 +91,11 @@ static void run_batch(worker *w, int k)
         }
         w->take[n] = it;
         w->waits[n] = (double)(now - it.t_enq) * 1e-9;
-        memcpy(w->in + (size_t)n * c->in_elems, it.job->in + (size_t)it.idx * c->in_elems,
-               c->in_elems * sizeof(float));
+        float *dst = w->in + (size_t)n * c->in_elems;
+        if (it.job->load)
+            it.job->load(it.job, it.idx, dst);
+        else
+            memcpy(dst, it.job->in + (size_t)it.idx * c->in_elems, c->in_elems * sizeof(float));
         n++;
     }
     if (n == 0) return;

@@ -1,8 +1,8 @@
 /* batcher.h - one model's dynamic batcher: a bounded queue of images and a pool of compute
  * workers, with Triton's dynamic-batching semantics.
  *
- * A request becomes one `batch_job` of n images (already preprocessed, [n, in_elems]
- * floats). batcher_submit queues its n images, or refuses the whole job at once when the
+ * A request becomes one `batch_job` of n images (already preprocessed: [n, in_elems] floats,
+ * or whatever job->load turns into them when the batch is assembled). batcher_submit queues its n images, or refuses the whole job at once when the
  * queue cannot hold them (BATCH_EFULL -> HTTP 503). Each worker loops: wait for an image;
  * if fewer than max_batch are queued, wait until max_batch are, or until the oldest queued
  * image has waited max_delay_us; take up to max_batch images (oldest first), drop those whose
@@ -41,8 +41,11 @@ typedef struct batch_job batch_job;
 struct batch_job {
     /* Set by the caller before batcher_submit. */
     int n;
-    const float *in;       /* [n, in_elems] */
-    float *out;            /* [n, out_elems] */
+    const float *in; /* [n, in_elems]; unused when load is set */
+    /* Optional: write image i's input, in_elems floats, to dst. Called on a worker thread
+     * while it assembles a batch, so a job can queue a compact form of its images. */
+    void (*load)(const batch_job *job, int i, float *dst);
+    float *out; /* [n, out_elems] */
     long long deadline_ns; /* CLOCK_MONOTONIC nanoseconds; 0 = none */
     void (*done)(batch_job *job);
     void *user;

@@ -68,7 +68,8 @@ typedef struct {
     /* work */
     long top_k;
     int nimg;
-    float *in, *out;
+    float *in, *out;   /* in: a V2 FP32 tensor */
+    unsigned char *px; /* or the decoded images, 8-bit (image_to_pixels) */
     v2_infer v2;
     int is_v2;
     batch_job job;
@@ -363,13 +364,21 @@ static void done_cb(batch_job *job)
     if (susp) MHD_resume_connection(c);
 }
 
-/* Decode n images into r->in. Returns 0 or an HTTP status with r->err set. */
+/* batch_job.load: image i's bytes to the model's float input. */
+static void load_pixels(const batch_job *job, int i, float *dst)
+{
+    const req *r = job->user;
+    const srv_model *m = &r->s->models[r->model];
+    image_normalise(&m->info.pre, r->px + (size_t)i * m->in_elems, dst);
+}
+
+/* Decode n images into r->px. Returns 0 or an HTTP status with r->err set. */
 static int decode_all(req *r, const srv_model *m, const blob *imgs, int n)
 {
     for (int i = 0; i < n; i++) {
         char e[200];
-        int st = image_to_tensor(imgs[i].data, imgs[i].len, &m->info.pre, &r->s->img,
-                                 r->in + (size_t)i * m->in_elems, e, sizeof e);
+        int st = image_to_pixels(imgs[i].data, imgs[i].len, &m->info.pre, &r->s->img, 0,
+                                 r->px + (size_t)i * m->in_elems, e, sizeof e);
         if (st) {
             snprintf(r->err, sizeof r->err, "image %d: %s", i, e);
             return http_of_image(st);
@@ -463,9 +472,10 @@ static int start_inference(req *r, enum MHD_Result *res)
         goto fail;
     }
     r->nimg = nimg;
-    if (!r->in) r->in = malloc((size_t)nimg * m->in_elems * sizeof(float));
+    /* Images wait in the queue as bytes and are normalised when their batch is assembled. */
+    if (!r->in) r->px = malloc((size_t)nimg * m->in_elems);
     r->out = malloc((size_t)nimg * (size_t)m->classes * sizeof(float));
-    if (!r->in || !r->out) {
+    if ((!r->in && !r->px) || !r->out) {
         code = 500;
         snprintf(r->err, sizeof r->err, "out of memory");
         goto fail;
@@ -488,6 +498,7 @@ static int start_inference(req *r, enum MHD_Result *res)
     }
     r->job = (batch_job){.n = nimg,
                          .in = r->in,
+                         .load = r->px ? load_pixels : NULL,
                          .out = r->out,
                          .deadline_ns = r->t0 + m->cfg->request_timeout_ms * 1000000LL,
                          .done = done_cb,
@@ -692,6 +703,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_request(s->met, r->model, r->endpoint, code, lat);
     free(r->body);
     free(r->in);
+    free(r->px);
     free(r->out);
     v2_infer_free(&r->v2);
     pthread_mutex_destroy(&r->mu);

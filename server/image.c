@@ -2,6 +2,7 @@
 #include "image.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jpeg_decode.h"
@@ -71,6 +72,16 @@ static int choose_denom(int w, int h, int orient, void *vctx)
     return 1;
 }
 
+void image_normalise(const preprocess_spec *pre, const unsigned char *px, float *out)
+{
+    size_t plane = (size_t)pre->crop * (size_t)pre->crop;
+    for (int p = 0; p < 3; p++) {
+        float lut[256];
+        for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - pre->mean[p]) / pre->std[p];
+        for (size_t i = p * plane; i < (p + 1) * plane; i++) out[i] = lut[px[i]];
+    }
+}
+
 int image_to_tensor(const unsigned char *data, size_t len, const preprocess_spec *pre,
                     const image_limits *lim, float *out, char *err, size_t errlen)
 {
@@ -80,6 +91,23 @@ int image_to_tensor(const unsigned char *data, size_t len, const preprocess_spec
 int image_to_tensor_ex(const unsigned char *data, size_t len, const preprocess_spec *pre,
                        const image_limits *lim, double dct_margin, float *out, char *err,
                        size_t errlen)
+{
+    /* a bad crop gets its message from image_to_pixels */
+    int ok = pre->crop > 0 && pre->crop <= RESIZE_MAX_SIDE;
+    unsigned char *px = malloc(ok ? 3 * (size_t)pre->crop * (size_t)pre->crop : 1);
+    if (!px) {
+        snprintf(err, errlen, "out of memory");
+        return IMG_ENOMEM;
+    }
+    int rc = image_to_pixels(data, len, pre, lim, dct_margin, px, err, errlen);
+    if (rc == IMG_OK) image_normalise(pre, px, out);
+    free(px);
+    return rc;
+}
+
+int image_to_pixels(const unsigned char *data, size_t len, const preprocess_spec *pre,
+                    const image_limits *lim, double dct_margin, unsigned char *px, char *err,
+                    size_t errlen)
 {
     size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : IMG_DEFAULT_MAX_BYTES;
     long max_pixels = lim && lim->max_pixels ? lim->max_pixels : IMG_DEFAULT_MAX_PIXELS;
@@ -123,11 +151,11 @@ int image_to_tensor_ex(const unsigned char *data, size_t len, const preprocess_s
     box[2] = box[0] + ex;
     box[3] = box[1] + ey;
     resize_plan plan;
-    plane_map map;
+    int chan[3];
     rc = resize_plan_make(pre, full_w, full_h, &plan);
     if (rc == RESIZE_OK) {
-        plane_map_make(pre, pm.channels, &map);
-        rc = resize_run(&v, box, &plan, &map, out);
+        resize_chan_map(pre, pm.channels, chan);
+        rc = resize_run(&v, box, &plan, chan, px);
     }
     switch (rc) {
     case RESIZE_OK:

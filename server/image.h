@@ -1,14 +1,17 @@
 /* image.h - encoded image bytes (JPEG, PNG) to the model's input tensor.
  *
- * image_to_tensor decodes, orients, resizes and normalises one image into a caller-owned
- * float buffer of 3*S*S (planes in the spec's channel order, S = spec->crop), in the same
- * way as PIL + torchvision (docs/images.md). It checks limits from the header before any
- * pixel is decoded, and never allocates more than the limits allow.
+ * image_to_pixels decodes, orients, resizes and crops one image into a caller-owned 8-bit
+ * buffer of 3*S*S (planes in the spec's channel order, S = spec->crop), in the same way as
+ * PIL + torchvision (docs/images.md); image_normalise turns those bytes into the model's
+ * float input, (v/255 - mean)/std. The server queues images as bytes (a quarter of the
+ * memory) and normalises when it assembles a batch; image_to_tensor does both at once. It
+ * checks limits from the header before any pixel is decoded, and never allocates more than
+ * the limits allow.
  *
  * The pipeline, one module each: format sniffing (here), jpeg_decode.h / png_decode.h
  * (decode to 8-bit gray or RGB, EXIF orientation recorded, alpha composited on white),
  * pixmap.h (orientation applied as a strided view, no copy), resize.h (Pillow-exact
- * bilinear resize + centre crop + (v/255 - mean)/std, written straight into `out`).
+ * bilinear resize + centre crop, written straight into `px`).
  *
  * Big JPEGs are decoded with libjpeg-turbo's DCT scaling at 1/2, 1/4 or 1/8: the largest
  * reduction that leaves at least `dct_margin` (default IMG_DCT_MARGIN) source pixels per
@@ -43,15 +46,23 @@ typedef struct {
     long max_pixels;  /* width * height limit, checked from the header; 0 = default */
 } image_limits;
 
-/* Decode data[0..len) per `pre` into out[3 * pre->crop * pre->crop]. Returns IMG_OK, or an
- * IMG_E* status with a one-line message in err (errlen bytes, NUL-terminated) naming what
- * was wrong (format received, size against the limit, decoder message). `out` is
- * unspecified on failure. Thread-safe; allocations are freed before returning. */
+/* Decode data[0..len) per `pre` into px[3 * pre->crop * pre->crop]. dct_margin: 0 =
+ * IMG_DCT_MARGIN, < 0 = always decode JPEGs at full size (tests and benchmarks compare
+ * both). Returns IMG_OK, or an IMG_E* status with a one-line message in err (errlen bytes,
+ * NUL-terminated) naming what was wrong (format received, size against the limit, decoder
+ * message). `px` is unspecified on failure. Thread-safe; allocations are freed before
+ * returning. */
+int image_to_pixels(const unsigned char *data, size_t len, const preprocess_spec *pre,
+                    const image_limits *lim, double dct_margin, unsigned char *px, char *err,
+                    size_t errlen);
+
+/* px[3 * S * S] -> out[3 * S * S]: plane p's byte v becomes (v / 255 - mean[p]) / std[p],
+ * the same float32 operations as torchvision's ToTensor + Normalize. */
+void image_normalise(const preprocess_spec *pre, const unsigned char *px, float *out);
+
+/* image_to_pixels then image_normalise, into out[3 * S * S]. */
 int image_to_tensor(const unsigned char *data, size_t len, const preprocess_spec *pre,
                     const image_limits *lim, float *out, char *err, size_t errlen);
-
-/* The same with an explicit DCT-scaling margin: 0 = IMG_DCT_MARGIN, < 0 = always decode
- * JPEGs at full size (tests and benchmarks compare both). */
 int image_to_tensor_ex(const unsigned char *data, size_t len, const preprocess_spec *pre,
                        const image_limits *lim, double dct_margin, float *out, char *err,
                        size_t errlen);

@@ -1,4 +1,4 @@
-/* resize.c - Pillow-exact bilinear resample + crop + normalise; see resize.h.
+/* resize.c - Pillow-exact bilinear resample + crop; see resize.h.
  *
  * Layout of the work: the crop selects output columns [x0, x1) and rows [y0, y1) of the
  * resized image. Horizontal coefficients exist for those columns only, vertical ones for
@@ -54,13 +54,9 @@ int resize_plan_make(const preprocess_spec *pre, int w, int h, resize_plan *p)
     return RESIZE_OK;
 }
 
-void plane_map_make(const preprocess_spec *pre, int src_channels, plane_map *m)
+void resize_chan_map(const preprocess_spec *pre, int src_channels, int chan[3])
 {
-    for (int p = 0; p < 3; p++) {
-        m->chan[p] = src_channels == 1 ? 0 : pre->bgr ? 2 - p : p;
-        for (int v = 0; v < 256; v++)
-            m->lut[p][v] = ((float)v / 255.0f - pre->mean[p]) / pre->std[p];
-    }
+    for (int p = 0; p < 3; p++) chan[p] = src_channels == 1 ? 0 : pre->bgr ? 2 - p : p;
 }
 
 int resize_ksize(double in0, double in1, int out_size)
@@ -145,7 +141,7 @@ static void hpass_row(const pixmap_view *src, int y, int ncols, int kh, const in
 }
 
 int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p,
-               const plane_map *m, float *out)
+               const int chan[3], unsigned char *out)
 {
     int S = p->crop, nch = src->channels;
     int x0 = p->crop_x > 0 ? p->crop_x : 0, y0 = p->crop_y > 0 ? p->crop_y : 0;
@@ -172,9 +168,7 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
     resize_coeffs(src->h, box[1], box[3], p->out_h, y0, nrows, kv, vb, vk);
 
     size_t plane = (size_t)S * S;
-    if (ncols < S || nrows < S) /* zero padding: pixel value 0 */
-        for (int c = 0; c < 3; c++)
-            for (size_t i = 0; i < plane; i++) out[c * plane + i] = m->lut[c][0];
+    if (ncols < S || nrows < S) memset(out, 0, 3 * plane); /* zero padding: pixel value 0 */
 
     int next = 0; /* first source row not yet resampled horizontally */
     for (int i = 0; i < nrows; i++) {
@@ -186,9 +180,8 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
         if (v_same) {
             const unsigned char *r = ring + (size_t)(ymin % kv) * rowb;
             for (int c = 0; c < 3; c++) {
-                float *o = out + c * plane + orow;
-                const float *lut = m->lut[c];
-                for (int j = 0; j < ncols; j++) o[j] = lut[r[(size_t)j * nch + m->chan[c]]];
+                unsigned char *o = out + c * plane + orow;
+                for (int j = 0; j < ncols; j++) o[j] = r[(size_t)j * nch + chan[c]];
             }
             continue;
         }
@@ -200,10 +193,8 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
             for (size_t j = 0; j < rowb; j++) acc[j] += r[j] * kt;
         }
         for (int c = 0; c < 3; c++) {
-            float *o = out + c * plane + orow;
-            const float *lut = m->lut[c];
-            int ch = m->chan[c];
-            for (int j = 0; j < ncols; j++) o[j] = lut[clip8(acc[(size_t)j * nch + ch])];
+            unsigned char *o = out + c * plane + orow;
+            for (int j = 0; j < ncols; j++) o[j] = clip8(acc[(size_t)j * nch + chan[c]]);
         }
     }
     rc = RESIZE_OK;

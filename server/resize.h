@@ -1,5 +1,5 @@
-/* resize.h - PIL-exact antialiased bilinear resize, centre crop and normalisation, in one pass
- * from 8-bit pixels to the planar float input tensor.
+/* resize.h - PIL-exact antialiased bilinear resize and centre crop, in one pass from 8-bit
+ * pixels to 8-bit planes.
  *
  * Geometry (resize_plan_make) follows torchvision 0.14 on PIL images: Resize(R) scales the
  * shorter side to R and the longer to int(R * long / short) (truncated); CenterCrop(S) takes
@@ -12,9 +12,8 @@
  * coefficients normalised per output pixel then rounded to 22-bit fixed point, a horizontal
  * pass rounded to 8 bits, then a vertical pass. Only output pixels inside the crop are
  * computed, and the horizontal pass keeps only a ring of as many rows as the vertical filter
- * is tall, so memory is O(filter height x S), never a full-size copy. Each 8-bit result goes
- * through a per-plane 256-entry table to (v / 255 - mean) / std, the same float32
- * operations as torchvision's ToTensor + Normalize.
+ * is tall, so memory is O(filter height x S), never a full-size copy. The result stays 8-bit
+ * (what PIL hands to ToTensor); image_normalise (image.h) makes the float tensor.
  */
 #ifndef XBN_RESIZE_H
 #define XBN_RESIZE_H
@@ -43,22 +42,17 @@ typedef struct {
     int crop_x, crop_y; /* top-left of the crop in the resized image; < 0 pads with zeros */
 } resize_plan;
 
-/* Output planes: plane p reads source channel chan[p] and maps it through lut[p]. */
-typedef struct {
-    int chan[3];
-    float lut[3][256];
-} plane_map;
-
 /* Plan the resize of an upright w x h image per `pre`. */
 int resize_plan_make(const preprocess_spec *pre, int w, int h, resize_plan *p);
 
-/* Channel order and (v / 255 - mean) / std tables for a source of 1 or 3 channels. */
-void plane_map_make(const preprocess_spec *pre, int src_channels, plane_map *m);
+/* Channel order: output plane p reads source channel chan[p] (1 or 3 source channels). */
+void resize_chan_map(const preprocess_spec *pre, int src_channels, int chan[3]);
 
 /* Resample box = [x0, x1) x [y0, y1) of src (upright pixel units; the whole image is
- * {0, 0, w, h}) to p->out_w x p->out_h, crop, and write planes [3][S][S] to out. */
+ * {0, 0, w, h}) to p->out_w x p->out_h, crop, and write 8-bit planes [3][S][S] to out
+ * (padding is 0). */
 int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p,
-               const plane_map *m, float *out);
+               const int chan[3], unsigned char *out);
 
 /* Filter taps per output pixel for mapping [in0, in1) onto out_size pixels. */
 int resize_ksize(double in0, double in1, int out_size);
