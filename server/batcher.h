@@ -2,8 +2,9 @@
  * workers, with Triton's dynamic-batching semantics.
  *
  * A request becomes one `batch_job` of n images (already preprocessed: [n, in_elems] floats,
- * or whatever job->load turns into them when the batch is assembled). batcher_submit queues its n images, or refuses the whole job at once when the
- * queue cannot hold them (BATCH_EFULL -> HTTP 503). Each worker loops: wait for an image;
+ * or whatever job->load turns into them when the batch is assembled). batcher_submit queues
+ * its n images, or refuses the whole job at once when the queue cannot hold them
+ * (BATCH_EFULL -> HTTP 503). Each worker loops: wait for an image;
  * if fewer than max_batch are queued, wait until max_batch are, or until the oldest queued
  * image has waited max_delay_us; take up to max_batch images (oldest first), drop those whose
  * job deadline has passed (BATCH_EDEADLINE -> 504), run the rest as one engine batch, copy
@@ -45,7 +46,7 @@ struct batch_job {
     /* Optional: write image i's input, in_elems floats, to dst. Called on a worker thread
      * while it assembles a batch, so a job can queue a compact form of its images. */
     void (*load)(const batch_job *job, int i, float *dst);
-    float *out; /* [n, out_elems] */
+    float *out;            /* [n, out_elems] */
     long long deadline_ns; /* CLOCK_MONOTONIC nanoseconds; 0 = none */
     void (*done)(batch_job *job);
     void *user;

@@ -140,8 +140,8 @@ static void hpass_row(const pixmap_view *src, int y, int ncols, int kh, const in
     }
 }
 
-int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p,
-               const int chan[3], unsigned char *out)
+int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p, const int chan[3],
+               unsigned char *out)
 {
     int S = p->crop, nch = src->channels;
     int x0 = p->crop_x > 0 ? p->crop_x : 0, y0 = p->crop_y > 0 ? p->crop_y : 0;

@@ -51,8 +51,8 @@ void resize_chan_map(const preprocess_spec *pre, int src_channels, int chan[3]);
 /* Resample box = [x0, x1) x [y0, y1) of src (upright pixel units; the whole image is
  * {0, 0, w, h}) to p->out_w x p->out_h, crop, and write 8-bit planes [3][S][S] to out
  * (padding is 0). */
-int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p,
-               const int chan[3], unsigned char *out);
+int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p, const int chan[3],
+               unsigned char *out);
 
 /* Filter taps per output pixel for mapping [in0, in1) onto out_size pixels. */
 int resize_ksize(double in0, double in1, int out_size);

@@ -1,5 +1,6 @@
 /* test_batcher.c - the dynamic batcher with a fake engine: every row reassembled in order
- * (copied from job->in or written by job->load), batches never over max_batch, the delay bound, full queue, deadlines, cancel, init failure. */
+ * (copied from job->in or written by job->load), batches never over max_batch, the delay bound,
+ * full queue, deadlines, cancel, init failure. */
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
