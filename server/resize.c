@@ -111,10 +111,13 @@ static void hpass_row(const pixmap_view *src, int y, int ncols, int kh, const in
 {
     const unsigned char *row = src->origin + (ptrdiff_t)y * src->sy;
     ptrdiff_t sx = src->sx;
-    if (same) {
-        for (int j = 0; j < ncols; j++)
-            memcpy(dst + (size_t)j * src->channels, row + (ptrdiff_t)hb[2 * j] * sx,
-                   (size_t)src->channels);
+    if (same && sx == src->channels) { /* upright: output column j is source column hb[0] + j */
+        memcpy(dst, row + (ptrdiff_t)hb[0] * sx, (size_t)ncols * src->channels);
+    } else if (same) {
+        for (int j = 0; j < ncols; j++) {
+            const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
+            for (int c = 0; c < src->channels; c++) dst[(size_t)j * src->channels + c] = s[c];
+        }
     } else if (src->channels == 3) {
         for (int j = 0; j < ncols; j++) {
             const int32_t *k = hk + (size_t)j * kh;
