@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -214,8 +215,8 @@ def main():
             print("engine alone at batch %d, %d threads: %6.1f img/s; HTTP c=%d steady: %6.1f "
                   "req/s = %.0f%%" % (a.batch, a.threads, e["img_per_s"], top, rps,
                                       100 * rps / e["img_per_s"]))
-        ratios = sorted(r["http_req_per_s"] / r["engine_img_per_s"] for r in results["rounds"])
-        results["http_over_engine"] = ratios[len(ratios) // 2]
+        ratios = [r["http_req_per_s"] / r["engine_img_per_s"] for r in results["rounds"]]
+        results["http_over_engine"] = statistics.median(ratios)
         print("HTTP / engine, median of %d rounds: %.0f%%" % (len(ratios),
                                                             100 * results["http_over_engine"]))
     finally:
