@@ -1,12 +1,14 @@
 """Engine benchmark: xbnserve against ONNX Runtime and PyTorch eager, same weights, same run.
 
 usage: /usr/bin/python3 bench/run.py [--seconds S] [--batches 1,4,8,16] [--threads 1,2]
-                                     [--models resnet50-torch,...] [--avx512] [--out FILE]
+                                     [--models resnet50-torch,...] [--rounds R] [--avx512]
+                                     [--out FILE]
 
 For every model, batch size and thread count it runs `xbnserve bench`, then the ONNX
 Runtime peer (bench/ort/ort_bench.js on an ONNX export of the same weights) and PyTorch
-eager (bench/torch_bench.py), one after the other so they never share the cores, and prints
-a Markdown table of images/s, p50 latency and the ratio xbnserve / peer. The machine's
+eager (bench/torch_bench.py), one after the other so they never share the cores (with
+--rounds R, R xbnserve / ONNX Runtime pairs, reporting the pair with the median ratio), and
+prints a Markdown table of images/s, p50 latency and the ratio xbnserve / peer. The machine's
 sgemm ceiling is measured in the same run. --avx512 unsets OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE for every process (OpenBLAS then picks its AVX-512 kernels); say so when
 reporting. Results also go to --out as JSON (default build/bench/engine.json).
@@ -38,6 +40,9 @@ def main():
     ap.add_argument("--models-dir", default=os.path.join(ROOT, "build", "models"))
     ap.add_argument("--avx512", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="xbnserve / ONNX Runtime pairs per cell; the pair with the median "
+                    "ratio is reported (use an odd number)")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench", "engine.json"))
     a = ap.parse_args()
     env = dict(os.environ)
@@ -65,12 +70,17 @@ def main():
             subprocess.run([PY, "bench/export_onnx.py", path, onnx], check=True, cwd=ROOT)
         for t in threads:
             for b in [int(x) for x in a.batches.split(",")]:
-                cell = {"model": name, "batch": b, "threads": t}
-                cell["xbnserve"] = run_json(["build/xbnserve", "bench", "--model", path, "--batch",
-                                             str(b), "--threads", str(t), "--seconds",
-                                             str(a.seconds)], env)
-                cell["onnxruntime"] = run_json(["node", "bench/ort/ort_bench.js", onnx, str(b),
-                                                str(t), str(a.seconds), "224"], env)
+                cell = {"model": name, "batch": b, "threads": t, "rounds": []}
+                for _ in range(a.rounds):
+                    x = run_json(["build/xbnserve", "bench", "--model", path, "--batch", str(b),
+                                  "--threads", str(t), "--seconds", str(a.seconds)], env)
+                    o = run_json(["node", "bench/ort/ort_bench.js", onnx, str(b), str(t),
+                                  str(a.seconds), "224"], env)
+                    cell["rounds"].append({"xbnserve": x, "onnxruntime": o})
+                # the pair with the median ratio (the machine drifts between pairs, less within)
+                mid = sorted(cell["rounds"], key=lambda r: r["xbnserve"]["img_per_s"] /
+                             r["onnxruntime"]["img_per_s"])[len(cell["rounds"]) // 2]
+                cell.update(mid)
                 if not a.no_torch:
                     cell["pytorch"] = run_json([PY, "bench/torch_bench.py", path, str(b), str(t),
                                                 str(a.seconds)], env)

@@ -112,6 +112,23 @@ static void tile_panel(const float *const *ap, int r0, int rows, int taps, int r
                 e->res ? e->res + (size_t)r0 * n + p * 32 : NULL, m0, m1);
 }
 
+/* Ask for the output (to write) and residual lines of tile (r0, p) a tile ahead. With small
+ * weights the time goes to these streams (ResNet50's 56x56 convolutions write 3.2 MB per
+ * sample and read as much residual), which the hardware prefetcher alone does not hide:
+ * ResNet50 batch 8 measured ~3% faster with this. */
+static void prefetch_tile(const float *c, const float *res, int r0, int n, int p)
+{
+    for (int r = r0; r < r0 + 8; r++) {
+        size_t off = (size_t)r * n + p * 32;
+        __builtin_prefetch(c + off, 1);
+        __builtin_prefetch(c + off + 16, 1);
+        if (res) {
+            __builtin_prefetch(res + off);
+            __builtin_prefetch(res + off + 16);
+        }
+    }
+}
+
 /* Every 8-row tile of rows [0, m) against panels [p_lo, p_hi); `rows_of` fills the tile's row
  * pointers, as `taps` runs of `run` floats, or as `taps / merge` runs of `run * merge` floats
  * when it returns 1 (consecutive taps that are consecutive in memory: the same sums in the
@@ -131,9 +148,11 @@ static void run_tiles(int m, int taps, int run, int merge, const float *packed, 
         for (int r0 = 0; r0 < m; r0 += 8) {
             int rows = m - r0 < 8 ? m - r0 : 8;
             int merged = rows_of(arg, r0, rows, ap);
-            for (int p = p_lo; p < p_hi; p++)
+            for (int p = p_lo; p < p_hi; p++) {
+                if (r0 + 16 <= m) prefetch_tile(c, e->res, r0 + 8, n, p);
                 tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run,
                            k, packed, n, p, c, e);
+            }
         }
         return;
     }
