@@ -9,6 +9,7 @@
  */
 #include "resize.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,25 +105,116 @@ static inline unsigned char clip8(int32_t ss)
     return ss < 0 ? 0 : ss > 255 ? 255 : (unsigned char)ss;
 }
 
-/* One source row y -> ncols pixels of nch channels. `same`: the axis keeps its size, so
- * each output pixel is its source pixel (the filter is [1, 0]; Pillow skips such a pass). */
-static void hpass_row(const pixmap_view *src, int y, int ncols, int kh, const int *hb,
-                      const int32_t *hk, int same, unsigned char *dst)
+#ifdef __AVX2__
+/* The two passes on 8 x 32-bit lanes: the same integer sums as the scalar loops (exact in
+ * any order), so the same bytes. */
+
+static inline __m128i pack8(__m256i v) /* 8 ints in [0, 255] -> 8 bytes in the low half */
+{
+    __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    return _mm_packus_epi16(w, w);
+}
+
+static inline __m256i clip8x8(__m256i acc)
+{
+    __m256i v = _mm256_srai_epi32(acc, PRECISION_BITS);
+    return _mm256_min_epi32(_mm256_max_epi32(v, _mm256_setzero_si256()), _mm256_set1_epi32(255));
+}
+
+/* Columns [0, nvec) of one upright source row, 8 at a time: per tap, one gather of the 4-byte
+ * word at each column's pixel (its channels in the low bytes) and a multiply-add per channel.
+ * Every column's kh taps must be readable 4-byte words (resize_run checks); taps past a
+ * column's count have coefficient 0. xoff[j] = first source byte of column j,
+ * kt[t * nvec + j] = its tap-t coefficient. nch is a constant at each call. */
+static inline __attribute__((always_inline)) void hpass_avx2_n(const unsigned char *row, int nvec,
+                                                               int kh, const int32_t *xoff,
+                                                               const int32_t *kt,
+                                                               unsigned char *dst, const int nch)
+{
+    const __m256i bytemask = _mm256_set1_epi32(0xff);
+    for (int j = 0; j < nvec; j += 8) {
+        __m256i idx = _mm256_loadu_si256((const __m256i *)(xoff + j));
+        __m256i acc[3];
+        for (int c = 0; c < nch; c++) acc[c] = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+        for (int t = 0; t < kh; t++) {
+            __m256i w = _mm256_i32gather_epi32((const int *)(row + t * nch), idx, 1);
+            __m256i k = _mm256_loadu_si256((const __m256i *)(kt + (size_t)t * nvec + j));
+            for (int c = 0; c < nch; c++) {
+                __m256i v = _mm256_and_si256(_mm256_srli_epi32(w, 8 * c), bytemask);
+                acc[c] = _mm256_add_epi32(acc[c], _mm256_mullo_epi32(v, k));
+            }
+        }
+        unsigned char b[3][16];
+        for (int c = 0; c < nch; c++) _mm_storeu_si128((__m128i *)b[c], pack8(clip8x8(acc[c])));
+        for (int i = 0; i < 8; i++)
+            for (int c = 0; c < nch; c++) dst[(size_t)(j + i) * nch + c] = b[c][i];
+    }
+}
+
+static void hpass_avx2(const unsigned char *row, int nch, int nvec, int kh, const int32_t *xoff,
+                       const int32_t *kt, unsigned char *dst)
+{
+    if (nch == 3)
+        hpass_avx2_n(row, nvec, kh, xoff, kt, dst, 3);
+    else
+        hpass_avx2_n(row, nvec, kh, xoff, kt, dst, 1);
+}
+
+/* dst[j] = clip8(sum_t rows[t][j] * k[t]) for j < n, 8 at a time; returns how many done. */
+static size_t vpass_avx2(const unsigned char *const *rows, const int32_t *k, int cnt, size_t n,
+                         unsigned char *dst)
+{
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256i acc = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+        for (int t = 0; t < cnt; t++) {
+            __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(rows[t] + j)));
+            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(v, _mm256_set1_epi32(k[t])));
+        }
+        _mm_storel_epi64((__m128i *)(dst + j), pack8(clip8x8(acc)));
+    }
+    return j;
+}
+#endif
+
+/* The horizontal filter for the crop's columns. */
+typedef struct {
+    int ncols, kh;
+    const int *hb;     /* per column: first source pixel, taps */
+    const int32_t *hk; /* [ncols][kh] coefficients */
+    int same;          /* the axis keeps its size: each output pixel is its source pixel (the
+                        * filter is [1, 0]; Pillow skips such a pass) */
+    int nvec;          /* leading columns done by hpass_avx2 (a multiple of 8; 0 = none) */
+    const int32_t *xoff, *kt;
+} hfilter;
+
+/* One source row y -> f->ncols pixels of nch channels. */
+static void hpass_row(const pixmap_view *src, int y, const hfilter *f, unsigned char *dst)
 {
     const unsigned char *row = src->origin + (ptrdiff_t)y * src->sy;
     ptrdiff_t sx = src->sx;
-    if (same && sx == src->channels) { /* upright: output column j is source column hb[0] + j */
-        memcpy(dst, row + (ptrdiff_t)hb[0] * sx, (size_t)ncols * src->channels);
-    } else if (same) {
-        for (int j = 0; j < ncols; j++) {
+    int ncols = f->ncols, kh = f->kh, nch = src->channels, j = 0;
+    const int *hb = f->hb;
+    if (f->same && sx == nch) { /* upright: output column j is source column hb[0] + j */
+        memcpy(dst, row + (ptrdiff_t)hb[0] * sx, (size_t)ncols * nch);
+        return;
+    }
+    if (f->same) {
+        for (; j < ncols; j++) {
             const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
-            for (int c = 0; c < src->channels; c++) dst[(size_t)j * src->channels + c] = s[c];
+            for (int c = 0; c < nch; c++) dst[(size_t)j * nch + c] = s[c];
         }
-    } else if (src->channels == 3) {
-        for (int j = 0; j < ncols; j++) {
-            const int32_t *k = hk + (size_t)j * kh;
-            const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
-            int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+        return;
+    }
+#ifdef __AVX2__
+    hpass_avx2(row, nch, f->nvec, kh, f->xoff, f->kt, dst);
+    j = f->nvec;
+#endif
+    for (; j < ncols; j++) {
+        const int32_t *k = f->hk + (size_t)j * kh;
+        const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
+        int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+        if (nch == 3) {
             for (int t = 0; t < hb[2 * j + 1]; t++, s += sx) {
                 s0 += s[0] * k[t];
                 s1 += s[1] * k[t];
@@ -131,12 +223,7 @@ static void hpass_row(const pixmap_view *src, int y, int ncols, int kh, const in
             dst[3 * j] = clip8(s0);
             dst[3 * j + 1] = clip8(s1);
             dst[3 * j + 2] = clip8(s2);
-        }
-    } else {
-        for (int j = 0; j < ncols; j++) {
-            const int32_t *k = hk + (size_t)j * kh;
-            const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
-            int32_t s0 = 1 << (PRECISION_BITS - 1);
+        } else {
             for (int t = 0; t < hb[2 * j + 1]; t++, s += sx) s0 += s[0] * k[t];
             dst[j] = clip8(s0);
         }
@@ -165,10 +252,28 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
     int32_t *hk = malloc(sizeof *hk * (size_t)kh * ncols),
             *vk = malloc(sizeof *vk * (size_t)kv * nrows);
     unsigned char *ring = malloc(rowb * (size_t)kv);
-    int32_t *acc = malloc(sizeof *acc * rowb);
-    if (!hb || !vb || !hk || !vk || !ring || !acc) goto fail;
+    unsigned char *line = malloc(rowb); /* one output row, interleaved */
+    int32_t *xoff = NULL, *kt = NULL;
+    if (!hb || !vb || !hk || !vk || !ring || !line) goto fail;
     resize_coeffs(src->w, box[0], box[2], p->out_w, x0, ncols, kh, hb, hk);
     resize_coeffs(src->h, box[1], box[3], p->out_h, y0, nrows, kv, vb, vk);
+    hfilter hf = {ncols, kh, hb, hk, h_same, 0, NULL, NULL};
+#ifdef __AVX2__
+    if (!h_same && src->sx == nch) {
+        /* columns whose last tap's 4-byte word ends inside the row (a prefix: hb[2j] grows) */
+        int n = 0;
+        while (n < ncols && nch * (hb[2 * n] + kh - 1) + 4 <= nch * src->w) n++;
+        hf.nvec = n / 8 * 8;
+        xoff = malloc(sizeof *xoff * ((size_t)hf.nvec + 1));
+        kt = malloc(sizeof *kt * ((size_t)hf.nvec * kh + 1));
+        if (!xoff || !kt) goto fail;
+        for (int j = 0; j < hf.nvec; j++) {
+            xoff[j] = nch * hb[2 * j];
+            for (int t = 0; t < kh; t++) kt[(size_t)t * hf.nvec + j] = hk[(size_t)j * kh + t];
+        }
+        hf.xoff = xoff, hf.kt = kt;
+    }
+#endif
 
     size_t plane = (size_t)S * S;
     if (ncols < S || nrows < S) memset(out, 0, 3 * plane); /* zero padding: pixel value 0 */
@@ -178,7 +283,7 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
         int ymin = vb[2 * i], ycnt = vb[2 * i + 1];
         if (next < ymin) next = ymin;
         for (; next < ymin + ycnt; next++)
-            hpass_row(src, next, ncols, kh, hb, hk, h_same, ring + (size_t)(next % kv) * rowb);
+            hpass_row(src, next, &hf, ring + (size_t)(next % kv) * rowb);
         size_t orow = (size_t)(y0 - p->crop_y + i) * S + (size_t)(x0 - p->crop_x);
         if (v_same) {
             const unsigned char *r = ring + (size_t)(ymin % kv) * rowb;
@@ -189,15 +294,20 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
             continue;
         }
         const int32_t *k = vk + (size_t)i * kv;
-        for (size_t j = 0; j < rowb; j++) acc[j] = 1 << (PRECISION_BITS - 1);
-        for (int t = 0; t < ycnt; t++) {
-            const unsigned char *r = ring + (size_t)((ymin + t) % kv) * rowb;
-            int32_t kt = k[t];
-            for (size_t j = 0; j < rowb; j++) acc[j] += r[j] * kt;
+        const unsigned char *rows[ycnt];
+        for (int t = 0; t < ycnt; t++) rows[t] = ring + (size_t)((ymin + t) % kv) * rowb;
+        size_t j = 0;
+#ifdef __AVX2__
+        j = vpass_avx2(rows, k, ycnt, rowb, line);
+#endif
+        for (; j < rowb; j++) {
+            int32_t a = 1 << (PRECISION_BITS - 1);
+            for (int t = 0; t < ycnt; t++) a += rows[t][j] * k[t];
+            line[j] = clip8(a);
         }
         for (int c = 0; c < 3; c++) {
             unsigned char *o = out + c * plane + orow;
-            for (int j = 0; j < ncols; j++) o[j] = clip8(acc[(size_t)j * nch + chan[c]]);
+            for (int x = 0; x < ncols; x++) o[x] = line[(size_t)x * nch + chan[c]];
         }
     }
     rc = RESIZE_OK;
@@ -207,6 +317,8 @@ fail:
     free(hk);
     free(vk);
     free(ring);
-    free(acc);
+    free(line);
+    free(xoff);
+    free(kt);
     return rc;
 }

@@ -305,6 +305,45 @@ static void test_resize_vs_naive(void **state)
     }
 }
 
+/* The vectorised passes (upright rows) against the scalar ones (the same image stored mirrored
+ * and viewed through EXIF orientation 2): the same integer sums, so identical bytes. */
+static void test_resize_simd_equals_scalar(void **state)
+{
+    (void)state;
+    test_rng r = {7};
+    for (int iter = 0; iter < 40; iter++) {
+        int w = 20 + (int)(rng_u32(&r) % 700), h = 20 + (int)(rng_u32(&r) % 300);
+        int ch = iter % 2 ? 3 : 1;
+        preprocess_spec s = torch_spec();
+        s.resize = 16 + (int)(rng_u32(&r) % 240);
+        s.crop = 8 + (int)(rng_u32(&r) % (size_t)s.resize);
+        pixmap up, mir;
+        assert_int_equal(pixmap_alloc(&up, w, h, ch), 0);
+        assert_int_equal(pixmap_alloc(&mir, w, h, ch), 0);
+        for (size_t i = 0; i < up.stride * (size_t)h; i++) up.px[i] = (unsigned char)rng_u32(&r);
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                memcpy(mir.px + y * mir.stride + (size_t)(w - 1 - x) * ch,
+                       up.px + y * up.stride + (size_t)x * ch, (size_t)ch);
+        pixmap_view vu = pixmap_oriented(&up, 1), vm = pixmap_oriented(&mir, 2);
+        resize_plan p;
+        assert_int_equal(resize_plan_make(&s, w, h, &p), 0);
+        double box[4] = {0, 0, w, h};
+        if (iter % 4 >= 2) box[0] = 0.6, box[2] = w - 0.3; /* fractional, as DCT scaling makes */
+        int chan[3];
+        resize_chan_map(&s, ch, chan);
+        size_t n = (size_t)3 * s.crop * s.crop;
+        unsigned char *a = malloc(n), *b = malloc(n);
+        assert_int_equal(resize_run(&vu, box, &p, chan, a), RESIZE_OK);
+        assert_int_equal(resize_run(&vm, box, &p, chan, b), RESIZE_OK);
+        assert_memory_equal(a, b, n);
+        free(a);
+        free(b);
+        pixmap_free(&up);
+        pixmap_free(&mir);
+    }
+}
+
 static void test_resize_normalise_and_bgr(void **state)
 {
     (void)state;
@@ -538,10 +577,15 @@ static void test_limits_and_formats(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exif_valid),         cmocka_unit_test(test_exif_invalid),
-        cmocka_unit_test(test_orient_views),       cmocka_unit_test(test_plan),
-        cmocka_unit_test(test_resize_vs_naive),    cmocka_unit_test(test_resize_normalise_and_bgr),
-        cmocka_unit_test(test_decode_variants),    cmocka_unit_test(test_truncated_and_corrupt),
+        cmocka_unit_test(test_exif_valid),
+        cmocka_unit_test(test_exif_invalid),
+        cmocka_unit_test(test_orient_views),
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_resize_vs_naive),
+        cmocka_unit_test(test_resize_simd_equals_scalar),
+        cmocka_unit_test(test_resize_normalise_and_bgr),
+        cmocka_unit_test(test_decode_variants),
+        cmocka_unit_test(test_truncated_and_corrupt),
         cmocka_unit_test(test_limits_and_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
