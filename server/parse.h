@@ -22,6 +22,10 @@ enum {
     PARSE_ENOMEM = -3,   /* allocation failed (HTTP 500) */
 };
 
+/* The most JSON values (json_scan.h) a body may hold for cJSON to parse: the structure around
+ * up to max_images images. cJSON spends ~80 bytes per value, so this bounds its memory. */
+#define PARSE_MAX_JSON_VALUES(max_images) (1024 + 4 * (size_t)(max_images))
+
 typedef struct {
     const unsigned char *data;
     size_t len;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "b64.h"
+#include "json_scan.h"
 
 static const cJSON *b64_field(const cJSON *inst)
 {
@@ -26,7 +27,15 @@ int v1_parse_json(const char *body, size_t len, int max_images, blob **imgs, int
     *imgs = NULL;
     *n = 0;
     *top_k = -1;
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    json_scan_result sc;
+    cJSON *root = NULL;
+    if (!json_scan(body, len, NULL, NULL, &sc) && sc.values > PARSE_MAX_JSON_VALUES(max_images)) {
+        st = PARSE_ETOOMANY;
+        snprintf(err, errlen, "JSON body has more than %zu values",
+                 PARSE_MAX_JSON_VALUES(max_images));
+        goto fail;
+    }
+    root = cJSON_ParseWithLength(body, len);
     if (!root || !cJSON_IsObject(root)) {
         snprintf(err, errlen, "body is not a JSON object");
         goto fail;

@@ -7,30 +7,10 @@
 #include <string.h>
 
 #include "b64.h"
+#include "json_scan.h"
 
-typedef struct {
-    float *dst;
-    size_t want, got;
-} flat;
-
-/* Copy the numbers of a (possibly nested) array into f; -1 on a non-number or too many. */
-static int flatten(const cJSON *a, flat *f, int depth)
-{
-    if (depth > 8) return -1;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, a)
-    {
-        if (cJSON_IsArray(it)) {
-            if (flatten(it, f, depth + 1)) return -1;
-        } else if (cJSON_IsNumber(it)) {
-            if (f->got == f->want) return -1;
-            f->dst[f->got++] = (float)it->valuedouble;
-        } else {
-            return -1;
-        }
-    }
-    return 0;
-}
+/* Arrays nested in FP32 "data": [N][3][S][S] needs 4. */
+#define FP32_MAX_DEPTH 8
 
 static int get_shape(const cJSON *shape, long dims[4], int *nd)
 {
@@ -53,7 +33,31 @@ int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer
 {
     int st = PARSE_EINVAL;
     memset(out, 0, sizeof *out);
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    /* inputs[0].data is cut out of the text cJSON parses (replaced by []) and read on its own:
+     * FP32 numbers straight into floats, BYTES strings with cJSON once counted. */
+    json_scan_result sc;
+    cJSON *root = NULL, *bytes = NULL;
+    char *text = NULL;
+    size_t limit = PARSE_MAX_JSON_VALUES(max_images);
+    if (json_scan(body, len, "inputs", "data", &sc)) {
+        snprintf(err, errlen, "body is not a JSON object");
+        goto fail;
+    }
+    if (sc.values > limit) {
+        st = PARSE_ETOOMANY;
+        snprintf(err, errlen, "JSON body has more than %zu values besides the input's data", limit);
+        goto fail;
+    }
+    if (sc.found) {
+        size_t tlen = len - (sc.hi - sc.lo) + 2;
+        if (!(text = malloc(tlen))) goto nomem;
+        memcpy(text, body, sc.lo);
+        memcpy(text + sc.lo, "[]", 2);
+        memcpy(text + sc.lo + 2, body + sc.hi, len - sc.hi);
+        root = cJSON_ParseWithLength(text, tlen);
+    } else {
+        root = cJSON_ParseWithLength(body, len);
+    }
     if (!cJSON_IsObject(root)) {
         snprintf(err, errlen, "body is not a JSON object");
         goto fail;
@@ -94,14 +98,15 @@ int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer
     }
     const cJSON *in = ins->child;
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
+    const char *data = body + sc.lo;
+    size_t data_len = sc.hi - sc.lo;
     long d[4];
     int nd;
     if (get_shape(cJSON_GetObjectItemCaseSensitive(in, "shape"), d, &nd)) {
         snprintf(err, errlen, "input \"shape\" must be an array of non-negative integers");
         goto fail;
     }
-    if (!cJSON_IsString(dt) || !cJSON_IsArray(data)) {
+    if (!cJSON_IsString(dt) || !sc.found) {
         snprintf(err, errlen, "input needs a \"datatype\" string and a \"data\" array");
         goto fail;
     }
@@ -121,23 +126,29 @@ int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer
             snprintf(err, errlen, "FP32 input shape must be [N,3,%d,%d]", S, S);
             goto fail;
         }
-        flat f = {NULL, (size_t)out->n * 3 * (size_t)S * (size_t)S, 0};
-        f.dst = out->fp32 = malloc(f.want * sizeof(float));
-        if (!f.dst) goto nomem;
-        if (flatten(data, &f, 0) || f.got != f.want) {
-            snprintf(err, errlen, "FP32 data must hold exactly %zu numbers", f.want);
+        size_t want = (size_t)out->n * 3 * (size_t)S * (size_t)S, got;
+        if (!(out->fp32 = malloc(want * sizeof(float)))) goto nomem;
+        if (json_numbers(data, data_len, FP32_MAX_DEPTH, out->fp32, want, &got) || got != want) {
+            snprintf(err, errlen, "FP32 data must be an array of exactly %zu numbers", want);
             goto fail;
         }
     } else if (!strcmp(dt->valuestring, "BYTES")) {
         out->kind = V2_BYTES;
-        if (!(nd == 1 || (nd == 2 && d[1] == 1)) || cJSON_GetArraySize(data) != out->n) {
+        json_scan_result ds;
+        if (json_scan(data, data_len, NULL, NULL, &ds) || ds.values > limit) {
+            snprintf(err, errlen, "BYTES data must be an array of N base64 strings");
+            goto fail;
+        }
+        bytes = cJSON_ParseWithLength(data, data_len);
+        if (!cJSON_IsArray(bytes) || !(nd == 1 || (nd == 2 && d[1] == 1)) ||
+            cJSON_GetArraySize(bytes) != out->n) {
             snprintf(err, errlen, "BYTES input must have shape [N] and N data elements");
             goto fail;
         }
         out->imgs = calloc((size_t)out->n, sizeof *out->imgs);
         if (!out->imgs) goto nomem;
         int i = 0;
-        cJSON_ArrayForEach(it, data)
+        cJSON_ArrayForEach(it, bytes)
         {
             const cJSON *s = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "b64") : it;
             if (!cJSON_IsString(s)) {
@@ -159,12 +170,16 @@ int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer
         goto fail;
     }
     cJSON_Delete(root);
+    cJSON_Delete(bytes);
+    free(text);
     return PARSE_OK;
 nomem:
     st = PARSE_ENOMEM;
     snprintf(err, errlen, "out of memory");
 fail:
     cJSON_Delete(root);
+    cJSON_Delete(bytes);
+    free(text);
     v2_infer_free(out);
     return st;
 }

@@ -231,6 +231,31 @@ def test_tiny_png_cannot_claim_gigabytes(fsrv):
     assert vm_peak_kb(fsrv.proc.pid) - before < 256 * 1024
 
 
+def vm_hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+
+
+def test_json_of_many_numbers_stays_small(fsrv):
+    """4 MB of "0," is 2 million JSON values; parsed into a cJSON tree that cost ~160 MB. The
+    FP32 data is now read straight into floats and every other JSON is refused over a few
+    thousand values, so peak RSS grows by about the body's size at most."""
+    zeros = ",".join(["0"] * 1900000)
+    bodies = [  # (body, status)
+        ('{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3,224,224],"data":[%s]}]}'
+         % zeros, 400),
+        ('{"parameters":{"x":[%s]},"inputs":[]}' % zeros, 413),
+        ('{"instances":[%s]}' % zeros, 413),
+    ]
+    before = vm_hwm_kb(fsrv.proc.pid)
+    for (body, want), path in zip(bodies, ["/v2/models/small/infer"] * 2
+                                  + ["/v1/models/small:predict"]):
+        st, _, j = fsrv.json("POST", path, body, {"Content-Type": "application/json"})
+        assert st == want and "error" in j, (st, j)
+    assert vm_hwm_kb(fsrv.proc.pid) - before < 24 * 1024
+    assert fsrv.json("GET", "/healthz")[0] == 200
+
+
 def test_header_and_url_limits(fsrv):
     # A header block over max_header_bytes: refused by MHD (431/413/414) or closed.
     resp = raw(fsrv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000

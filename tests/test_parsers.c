@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "b64.h"
+#include "json_scan.h"
 #include "multipart.h"
 #include "sbuf.h"
 #include "testutil.h"
@@ -177,6 +178,89 @@ static void test_v2(void **state)
     assert_int_equal(v2_parse_infer(many, strlen(many), 2, 4, &r, err, sizeof err), PARSE_ETOOMANY);
 }
 
+static void test_json_scan(void **state)
+{
+    (void)state;
+    json_scan_result r;
+    const char *v2 = "{\"id\":\"x\",\"inputs\":[{\"name\":\"in\",\"data\":[1, [2,3]] ,"
+                     "\"shape\":[1]}],\"outputs\":[{\"data\":[9]}],\"data\":[8]}";
+    assert_int_equal(json_scan(v2, strlen(v2), "inputs", "data", &r), 0);
+    assert_true(r.found);
+    assert_int_equal(r.hi - r.lo, strlen("[1, [2,3]]"));
+    assert_memory_equal(v2 + r.lo, "[1, [2,3]]", r.hi - r.lo);
+    /* root, "x", inputs, {}, "in", shape, 1, outputs, {}, [9], 9, [8], 8 */
+    assert_int_equal(r.values, 13);
+    assert_int_equal(json_scan(v2, strlen(v2), NULL, NULL, &r), 0);
+    assert_true(!r.found && r.values == 18);
+    /* brackets and quotes inside strings; a scalar value; an escaped key does not match */
+    const char *q = "{\"inputs\":[{\"name\":\"a\\\"]}[\",\"data\":\"x\"}]}";
+    assert_int_equal(json_scan(q, strlen(q), "inputs", "data", &r), 0);
+    assert_true(r.found);
+    assert_memory_equal(q + r.lo, "\"x\"", 3);
+    const char *esc = "{\"inputs\":[{\"d\\u0061ta\":[1,2,3]}]}";
+    assert_int_equal(json_scan(esc, strlen(esc), "inputs", "data", &r), 0);
+    assert_true(!r.found && r.values == 7);
+    const char *bad[] = {"{\"a\":[}", "[1,2", "\"abc", "]", "{\"inputs\":[{\"data\":[1,2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (json_scan(bad[i], strlen(bad[i]), "inputs", "data", &r) != -1) fail_msg("case %zu", i);
+    char deep[200];
+    memset(deep, '[', 65);
+    memset(deep + 65, ']', 65);
+    assert_int_equal(json_scan(deep, 130, NULL, NULL, &r), -1);
+    assert_int_equal(json_scan(deep + 1, 128, NULL, NULL, &r), 0);
+}
+
+static void test_json_numbers(void **state)
+{
+    (void)state;
+    float f[8];
+    size_t n;
+    const char *ok = " [[1.5e-3, -0],[ 3.4028235e38 ,2E+2, 0.1], [], 7] ";
+    assert_int_equal(json_numbers(ok, strlen(ok), 8, f, 8, &n), 0);
+    assert_int_equal(n, 6);
+    const float want[6] = {1.5e-3f, -0.0f, 3.4028235e38f, 200.0f, 0.1f, 7.0f};
+    for (int i = 0; i < 6; i++) assert_true(f[i] == want[i]);
+    const char *bad[] = {"[1,]",  "[01]",    "[1 2]",  "[-]",   "[1.]", "[.5]",
+                         "[1e]",  "[\"1\"]", "[true]", "[1] x", "1",    "[[1]",
+                         "[NaN]", "[+1]",    "",       "[1]]",  "{}",   "[1,2,3,4,5,6,7,8,9]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (json_numbers(bad[i], strlen(bad[i]), 8, f, 8, &n) != -1) fail_msg("case %zu", i);
+    assert_int_equal(json_numbers("[[[1]]]", 7, 2, f, 8, &n), -1); /* deeper than allowed */
+    assert_int_equal(json_numbers("[[[1]]]", 7, 3, f, 8, &n), 0);
+}
+
+/* cJSON never sees more values than the images need: a body of many small numbers is
+ * refused before it would cost ~80 bytes of tree per value. */
+static void test_json_value_bound(void **state)
+{
+    (void)state;
+    size_t many = 200000;
+    char *body = malloc(64 + 2 * many), err[160];
+    for (int kind = 0; kind < 3; kind++) {
+        const char *head = kind == 0   ? "{\"instances\":["
+                           : kind == 1 ? "{\"parameters\":{\"x\":["
+                                       : "{\"inputs\":[{\"d\\u0061ta\":[";
+        size_t k = strlen(head);
+        memcpy(body, head, k);
+        for (size_t i = 0; i < many; i++) body[k++] = '0', body[k++] = ',';
+        const char *tail = kind == 0 ? "0]}" : kind == 1 ? "0]}}" : "0]}]}";
+        memcpy(body + k, tail, strlen(tail));
+        k += strlen(tail);
+        int st;
+        if (kind == 0) {
+            blob *b;
+            int n;
+            long tk;
+            st = v1_parse_json(body, k, 4, &b, &n, &tk, err, sizeof err);
+        } else {
+            v2_infer r;
+            st = v2_parse_infer(body, k, 2, 4, &r, err, sizeof err);
+        }
+        if (st != PARSE_ETOOMANY) fail_msg("kind %d: status %d (%s)", kind, st, err);
+    }
+    free(body);
+}
+
 static void test_sbuf(void **state)
 {
     (void)state;
@@ -197,9 +281,11 @@ static void test_sbuf(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64),     cmocka_unit_test(test_multipart),
-        cmocka_unit_test(test_v1_json), cmocka_unit_test(test_v1_format),
-        cmocka_unit_test(test_v2),      cmocka_unit_test(test_sbuf),
+        cmocka_unit_test(test_b64),          cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_v1_json),      cmocka_unit_test(test_v1_format),
+        cmocka_unit_test(test_v2),           cmocka_unit_test(test_json_scan),
+        cmocka_unit_test(test_json_numbers), cmocka_unit_test(test_json_value_bound),
+        cmocka_unit_test(test_sbuf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
