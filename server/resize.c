@@ -286,30 +286,27 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
         if (next < ymin) next = ymin;
         for (; next < ymin + ycnt; next++)
             hpass_row(src, next, &hf, ring + (size_t)(next % kv) * rowb);
-        size_t orow = (size_t)(y0 - p->crop_y + i) * S + (size_t)(x0 - p->crop_x);
-        if (v_same) {
-            const unsigned char *r = ring + (size_t)(ymin % kv) * rowb;
-            for (int c = 0; c < 3; c++) {
-                unsigned char *o = out + c * plane + orow;
-                for (int j = 0; j < ncols; j++) o[j] = r[(size_t)j * nch + chan[c]];
-            }
-            continue;
-        }
-        const int32_t *k = vk + (size_t)i * kv;
-        const unsigned char *rows[ycnt];
-        for (int t = 0; t < ycnt; t++) rows[t] = ring + (size_t)((ymin + t) % kv) * rowb;
-        size_t j = 0;
+        /* the output row, interleaved: the source row itself when the axis keeps its size */
+        const unsigned char *res = ring + (size_t)(ymin % kv) * rowb;
+        if (!v_same) {
+            const int32_t *k = vk + (size_t)i * kv;
+            const unsigned char *rows[ycnt];
+            for (int t = 0; t < ycnt; t++) rows[t] = ring + (size_t)((ymin + t) % kv) * rowb;
+            size_t j = 0;
 #ifdef __AVX2__
-        j = vpass_avx2(rows, k, ycnt, rowb, line);
+            j = vpass_avx2(rows, k, ycnt, rowb, line);
 #endif
-        for (; j < rowb; j++) {
-            int32_t a = 1 << (PRECISION_BITS - 1);
-            for (int t = 0; t < ycnt; t++) a += rows[t][j] * k[t];
-            line[j] = clip8(a);
+            for (; j < rowb; j++) {
+                int32_t a = 1 << (PRECISION_BITS - 1);
+                for (int t = 0; t < ycnt; t++) a += rows[t][j] * k[t];
+                line[j] = clip8(a);
+            }
+            res = line;
         }
+        size_t orow = (size_t)(y0 - p->crop_y + i) * S + (size_t)(x0 - p->crop_x);
         for (int c = 0; c < 3; c++) {
             unsigned char *o = out + c * plane + orow;
-            for (int x = 0; x < ncols; x++) o[x] = line[(size_t)x * nch + chan[c]];
+            for (int x = 0; x < ncols; x++) o[x] = res[(size_t)x * nch + chan[c]];
         }
     }
     rc = RESIZE_OK;
