@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "engine.h"
-#include "gemm_avx512.h"
+#include "gemm_packed.h"
 #include "net.h"
 #include "safetensors.h"
 #include "winograd.h"
@@ -629,7 +629,7 @@ int model_load(const char *path, model **out, char *err, size_t errlen)
      * GEMM weights, the padding of each convolution's columns to a multiple of 32 and the
      * larger transformed weights of Winograd convolutions. */
     const char *gemm = getenv("XBN_GEMM"); /* "blas" forces the BLAS path (tests, comparisons) */
-    m->net.packed_gemm = gemm_avx512_available() && !(gemm && !strcmp(gemm, "blas"));
+    m->net.packed_gemm = gemm_packed_available() && !(gemm && !strcmp(gemm, "blas"));
     b.cap = f.total_floats + (size_t)MODEL_MAX_BIAS_FLOATS;
     for (int i = 0; i < f.n_tensors && m->net.packed_gemm; i++) {
         const int64_t *sh = f.tensors[i].shape;

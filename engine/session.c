@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "engine.h"
-#include "gemm_avx512.h"
+#include "gemm_packed.h"
 #include "kernels.h"
 #include "net.h"
 #include "winograd.h"

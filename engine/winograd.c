@@ -1,9 +1,10 @@
-/* winograd.c - Winograd F(2x2,3x3) and F(4x4,3x3) convolutions on AVX-512. See winograd.h.
+/* winograd.c - Winograd F(2x2,3x3) and F(4x4,3x3) convolutions on AVX-512 or AVX2. See
+ * winograd.h.
  *
  * Layout: a call covering nt tiles transforms them into v [a*a][nt][cin] (a = m + 2; position
  * k of tile t at v[k][t]), runs one gemm_packed per position into prod [a*a][nt][cout], and
- * transforms prod back into the output. Transforms work on 16 channels at a time (one zmm),
- * which is why channel counts are multiples of 16. The matrices are Lavin & Gray's
+ * transforms prod back into the output. Transforms work on 16 channels at a time (one zmm)
+ * or 8 (one ymm), which is why channel counts are multiples of 16. The matrices are Lavin & Gray's
  * ("Fast Algorithms for Convolutional Neural Networks", 2015); each 2-D transform is the 1-D
  * one over columns, then over rows.
  */
@@ -13,9 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define AVX512 __attribute__((target("avx512f")))
 #define WINO_L2_BYTES (1 << 20) /* the smallest L2 of the AVX-512 server cores */
-#define INLINE static inline __attribute__((always_inline)) AVX512
 
 int wino_choose(int cin, int cout)
 {
@@ -78,128 +77,49 @@ int wino_pack_weights(int m, const float *w, int cin, int cout, float *u)
     return 0;
 }
 
-/* 1-D input transform B^T d: `a` values `ds` apart -> `a` values `rs` apart. */
-INLINE void input_1d(int a, const __m512 *d, int ds, __m512 *r, int rs)
-{
-    if (a == 4) {
-        r[0] = d[0] - d[2 * ds];
-        r[rs] = d[ds] + d[2 * ds];
-        r[2 * rs] = d[2 * ds] - d[ds];
-        r[3 * rs] = d[ds] - d[3 * ds];
-        return;
-    }
-    __m512 d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds];
-    __m512 p = d4 - 4.0f * d2, q = d3 - 4.0f * d1, s = d4 - d2, t = 2.0f * (d3 - d1);
-    r[0] = 4.0f * d0 - 5.0f * d2 + d4;
-    r[rs] = p + q;
-    r[2 * rs] = p - q;
-    r[3 * rs] = s + t;
-    r[4 * rs] = s - t;
-    r[5 * rs] = 4.0f * d1 - 5.0f * d3 + d5;
-}
+/* The transforms, once per instruction set (winograd_tiles.h). */
+#define V __m512
+#define V_LANES 16
+#define V_LOAD _mm512_loadu_ps
+#define V_STORE _mm512_storeu_ps
+#define V_ZERO _mm512_setzero_ps
+#define V_SET1 _mm512_set1_ps
+#define V_MIN _mm512_min_ps
+#define V_MAX _mm512_max_ps
+#define TARGET __attribute__((target("avx512f")))
+#define NAME(f) f##_avx512
+#include "winograd_tiles.h"
+#undef V
+#undef V_LANES
+#undef V_LOAD
+#undef V_STORE
+#undef V_ZERO
+#undef V_SET1
+#undef V_MIN
+#undef V_MAX
+#undef TARGET
+#undef NAME
 
-/* 1-D output transform A^T x: `a` values `xs` apart -> `a - 2` values `os` apart. */
-INLINE void output_1d(int a, const __m512 *x, int xs, __m512 *o, int os)
-{
-    if (a == 4) {
-        o[0] = x[0] + x[xs] + x[2 * xs];
-        o[os] = x[xs] - x[2 * xs] - x[3 * xs];
-        return;
-    }
-    __m512 p = x[xs] + x[2 * xs], q = x[xs] - x[2 * xs];
-    __m512 r = x[3 * xs] + x[4 * xs], s = x[3 * xs] - x[4 * xs];
-    o[0] = x[0] + p + r;
-    o[os] = q + 2.0f * s;
-    o[2 * os] = p + 4.0f * r;
-    o[3 * os] = q + 8.0f * s + x[5 * xs];
-}
-
-/* Tiles [t_lo, t_hi) of in -> rows t - row0 of v [a*a][rows][cin]. Taps in the padding read
- * as zeros. */
-INLINE void input_tiles(int a, const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
-                        int rows, float *v)
-{
-    int m = a - 2, tw = (w + m - 1) / m;
-    size_t pos = (size_t)rows * cin;
-    for (int t = t_lo; t < t_hi; t++) {
-        const float *src[36];
-        int y0 = t / tw * m - 1, x0 = t % tw * m - 1;
-        for (int i = 0; i < a; i++)
-            for (int j = 0; j < a; j++) {
-                int y = y0 + i, x = x0 + j;
-                src[i * a + j] =
-                    y >= 0 && y < h && x >= 0 && x < w ? in + ((size_t)y * w + x) * cin : NULL;
-            }
-        float *dst = v + (size_t)(t - row0) * cin;
-        for (int c = 0; c < cin; c += 16) {
-            __m512 d[36], r[36];
-            for (int k = 0; k < a * a; k++)
-                d[k] = src[k] ? _mm512_loadu_ps(src[k] + c) : _mm512_setzero_ps();
-            for (int j = 0; j < a; j++) input_1d(a, d + j, a, r + j, a);
-            for (int i = 0; i < a; i++) input_1d(a, r + i * a, 1, d + i * a, 1);
-            for (int k = 0; k < a * a; k++) _mm512_storeu_ps(dst + k * pos + c, d[k]);
-        }
-    }
-}
-
-/* Rows t - row0 of prod [a*a][rows][cout] -> tiles [t_lo, t_hi) of out, with bias and clamp;
- * edge tiles cropped. */
-INLINE void output_tiles(int a, const float *prod, int row0, int rows, int h, int w, int cout,
-                         const gemm_epilogue *e, int t_lo, int t_hi, float *out)
-{
-    int m = a - 2, tw = (w + m - 1) / m;
-    size_t pos = (size_t)rows * cout;
-    __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
-    for (int t = t_lo; t < t_hi; t++) {
-        int y0 = t / tw * m, x0 = t % tw * m;
-        const float *src = prod + (size_t)(t - row0) * cout;
-        for (int c = 0; c < cout; c += 16) {
-            __m512 x[36], r[24], o[16];
-            for (int k = 0; k < a * a; k++) x[k] = _mm512_loadu_ps(src + k * pos + c);
-            for (int j = 0; j < a; j++) output_1d(a, x + j, a, r + j, a);
-            for (int i = 0; i < m; i++) output_1d(a, r + i * a, 1, o + i * m, 1);
-            __m512 bias = e->bias ? _mm512_loadu_ps(e->bias + c) : _mm512_setzero_ps();
-            for (int i = 0; i < m && y0 + i < h; i++)
-                for (int j = 0; j < m && x0 + j < w; j++) {
-                    __m512 val = _mm512_min_ps(_mm512_max_ps(o[i * m + j] + bias, lo), hi);
-                    _mm512_storeu_ps(out + ((size_t)(y0 + i) * w + x0 + j) * cout + c, val);
-                }
-        }
-    }
-}
-
-/* The transforms with the tile size a compile-time constant, so the loops unroll. */
-AVX512 static void input_f2(const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
-                            int rows, float *v)
-{
-    input_tiles(4, in, h, w, cin, t_lo, t_hi, row0, rows, v);
-}
-
-AVX512 static void input_f4(const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
-                            int rows, float *v)
-{
-    input_tiles(6, in, h, w, cin, t_lo, t_hi, row0, rows, v);
-}
-
-AVX512 static void output_f2(const float *prod, int row0, int rows, int h, int w, int cout,
-                             const gemm_epilogue *e, int t_lo, int t_hi, float *out)
-{
-    output_tiles(4, prod, row0, rows, h, w, cout, e, t_lo, t_hi, out);
-}
-
-AVX512 static void output_f4(const float *prod, int row0, int rows, int h, int w, int cout,
-                             const gemm_epilogue *e, int t_lo, int t_hi, float *out)
-{
-    output_tiles(6, prod, row0, rows, h, w, cout, e, t_lo, t_hi, out);
-}
+#define V __m256
+#define V_LANES 8
+#define V_LOAD _mm256_loadu_ps
+#define V_STORE _mm256_storeu_ps
+#define V_ZERO _mm256_setzero_ps
+#define V_SET1 _mm256_set1_ps
+#define V_MIN _mm256_min_ps
+#define V_MAX _mm256_max_ps
+#define TARGET __attribute__((target("avx2,fma")))
+#define NAME(f) f##_avx2
+#include "winograd_tiles.h"
 
 void wino_input(int m, const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
                 int rows, float *v)
 {
+    int avx512 = __builtin_cpu_supports("avx512f");
     if (m == 4)
-        input_f4(in, h, w, cin, t_lo, t_hi, row0, rows, v);
+        (avx512 ? input_f4_avx512 : input_f4_avx2)(in, h, w, cin, t_lo, t_hi, row0, rows, v);
     else
-        input_f2(in, h, w, cin, t_lo, t_hi, row0, rows, v);
+        (avx512 ? input_f2_avx512 : input_f2_avx2)(in, h, w, cin, t_lo, t_hi, row0, rows, v);
 }
 
 void wino_gemm(const float *v, int rows, int cin, const float *u, int cout, int k_lo, int k_hi,
@@ -215,10 +135,13 @@ void wino_gemm(const float *v, int rows, int cin, const float *u, int cout, int 
 void wino_output(int m, const float *prod, int row0, int rows, int h, int w, int cout,
                  const gemm_epilogue *e, int t_lo, int t_hi, float *out)
 {
+    int avx512 = __builtin_cpu_supports("avx512f");
     if (m == 4)
-        output_f4(prod, row0, rows, h, w, cout, e, t_lo, t_hi, out);
+        (avx512 ? output_f4_avx512 : output_f4_avx2)(prod, row0, rows, h, w, cout, e, t_lo, t_hi,
+                                                     out);
     else
-        output_f2(prod, row0, rows, h, w, cout, e, t_lo, t_hi, out);
+        (avx512 ? output_f2_avx512 : output_f2_avx2)(prod, row0, rows, h, w, cout, e, t_lo, t_hi,
+                                                     out);
 }
 
 void wino_conv(int m, const float *in, int h, int w, int cin, const float *u, int cout,

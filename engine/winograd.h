@@ -11,14 +11,14 @@
  *
  * The price: (m+2)^2 / 9 times the weights, streamed once per sample, and more rounding
  * (larger tiles amplify it; tests/test_kernels.c bounds it against the exact sum). Used
- * only with the AVX-512 GEMM (gemm_avx512_available()); callers check wino_choose first.
+ * only with the packed GEMM (gemm_packed_available()); callers check wino_choose first.
  */
 #ifndef XBN_WINOGRAD_H
 #define XBN_WINOGRAD_H
 
 #include <stddef.h>
 
-#include "gemm_avx512.h"
+#include "gemm_packed.h"
 
 /* Tile size m for a 3x3 stride-1 pad-1 convolution of these channel counts: 4, 2, or 0 for
  * "compute it directly". A choice by layer shape only (never by input or batch size). */

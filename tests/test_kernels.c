@@ -3,7 +3,7 @@
  * asymmetric padding. The references loop in the most obvious order, in double. */
 #include <string.h>
 
-#include "gemm_avx512.h"
+#include "gemm_packed.h"
 #include "kernels.h"
 #include "testutil.h"
 #include "winograd.h"
@@ -88,7 +88,7 @@ static void test_conv_im2col_gemm(void **state)
         gemm_cols(col, wg, out, rows, c->cout, 0, c->cout / 2, kk);
         gemm_cols(col, wg, out, rows, c->cout, c->cout / 2, c->cout, kk);
         expect_close(out, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv column split");
-        if (gemm_avx512_available()) {
+        if (gemm_packed_available()) {
             /* straight from the input: the same bits as im2col + the packed GEMM */
             float *wp = malloc(sizeof(float) * gemm_packed_floats(kk, c->cout));
             float *zeros = calloc((size_t)c->k * c->cin, sizeof(float));
@@ -117,7 +117,7 @@ static void test_conv_im2col_gemm(void **state)
 static void test_winograd(void **state)
 {
     (void)state;
-    if (!gemm_avx512_available()) skip();
+    if (!gemm_packed_available()) skip();
     static const int cases[][5] = {
         /* m, h, w, cin, cout */
         {4, 13, 11, 16, 32}, {4, 1, 1, 16, 16}, {4, 8, 8, 32, 48},   {4, 5, 9, 48, 80},
@@ -169,8 +169,8 @@ static void test_winograd(void **state)
 static void test_gemm_packed(void **state)
 {
     (void)state;
-    if (!gemm_avx512_available()) {
-        fprintf(stderr, "test_gemm_packed: no AVX-512 on this CPU, BLAS path only\n");
+    if (!gemm_packed_available()) {
+        fprintf(stderr, "test_gemm_packed: no AVX-512 or AVX2 on this CPU, BLAS path only\n");
         return;
     }
     static const int shapes[][3] = {{1, 1, 1},     {7, 5, 3},    {8, 64, 32},   {9, 27, 33},

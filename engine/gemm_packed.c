@@ -1,23 +1,26 @@
-/* gemm_avx512.c - the engine's own GEMM for convolutions, on AVX-512, with weights packed
- * once at load. See gemm_avx512.h for why it exists.
+/* gemm_packed.c - the engine's own GEMM for convolutions, on AVX-512 or AVX2 + FMA, with
+ * weights packed once at load. See gemm_packed.h for why it exists.
  *
  * Layout: b [k][n] is packed into panels of 32 columns, panel p = [k][32] floats (zero beyond
- * n). The micro-kernel computes 8 rows x 32 columns in 16 zmm accumulators: per k, two loads
- * of the panel row, eight broadcasts of a[r][k], sixteen FMAs. Every output element is
- * acc = fma(a[r][k], b[k][j], acc) for k = 0..K-1 from zero, whatever the tile, the tail or
- * the number of rows in the call: that is what makes one GEMM over a whole batch
- * batch-invariant. Only this file uses intrinsics; callers check gemm_avx512_available().
+ * n). The AVX-512 micro-kernel computes 8 rows x 32 columns in 16 zmm accumulators: per k, two
+ * loads of the panel row, eight broadcasts of a[r][k], sixteen FMAs. AVX2 has 16 registers,
+ * not 32, so there a tile is four blocks of 4 rows x 16 columns, 8 ymm accumulators each.
+ * Every output element is acc = fma(a[r][k], b[k][j], acc) for k = 0..K-1 from zero, then the
+ * epilogue, whatever the tile, the tail, the number of rows in the call or the instruction
+ * set: that is what makes one GEMM over a whole batch batch-invariant, and an AVX2 machine
+ * give the same bits as an AVX-512 one. Only this file and winograd.c use intrinsics.
  */
-#include "gemm_avx512.h"
+#include "gemm_packed.h"
 #include "kernels.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-int gemm_avx512_available(void)
+int gemm_packed_available(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") ||
+           (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
 }
 
 size_t gemm_packed_floats(int k, int n)
@@ -97,14 +100,126 @@ typedef void tile_fn(const float *const *, int, int, const float *, float *, siz
 static tile_fn *const tiles[9] = {NULL,   tile_1, tile_2, tile_3, tile_4,
                                   tile_5, tile_6, tile_7, tile_8};
 
+/* AVX2: rows [r0, r0 + R) (R <= 4) of one tile, against `cols` (1..16) columns of the panel
+ * starting at bp / c / bias / res: 8 ymm accumulators, the same sums and epilogue as above. */
+#define BLOCK(R)                                                                                   \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void block_##R(               \
+        const float *const *ap, int r0, int taps, int run, const float *bp, float *c, size_t ldc,  \
+        const gemm_epilogue *e, const float *bias, const float *res, int cols)                     \
+    {                                                                                              \
+        __m256 acc0[R], acc1[R];                                                                   \
+        for (int r = 0; r < R; r++) acc0[r] = _mm256_setzero_ps(), acc1[r] = _mm256_setzero_ps();  \
+        for (int t = 0; t < taps; t++) {                                                           \
+            const float *a[R];                                                                     \
+            for (int r = 0; r < R; r++) a[r] = ap[t * 8 + r0 + r];                                 \
+            const float *b = bp + (size_t)t * run * 32;                                            \
+            for (int kk = 0; kk < run; kk++) {                                                     \
+                __m256 b0 = _mm256_loadu_ps(b + (size_t)kk * 32);                                  \
+                __m256 b1 = _mm256_loadu_ps(b + (size_t)kk * 32 + 8);                              \
+                for (int r = 0; r < R; r++) {                                                      \
+                    __m256 av = _mm256_broadcast_ss(a[r] + kk);                                    \
+                    acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);                                    \
+                    acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);                                    \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);                                  \
+        __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);                            \
+        __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane);                        \
+        __m256 lo = _mm256_set1_ps(e->lo), hi = _mm256_set1_ps(e->hi);                             \
+        __m256 bias0 = bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();                  \
+        __m256 bias1 = bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();              \
+        for (int r = 0; r < R; r++) {                                                              \
+            float *cr = c + (r0 + r) * ldc;                                                        \
+            __m256 v0 = _mm256_add_ps(acc0[r], bias0), v1 = _mm256_add_ps(acc1[r], bias1);         \
+            __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();                             \
+            if (res) {                                                                             \
+                s0 = _mm256_maskload_ps(res + (r0 + r) * ldc, m0);                                 \
+                s1 = _mm256_maskload_ps(res + (r0 + r) * ldc + 8, m1);                             \
+            }                                                                                      \
+            if (res && !e->res_after_act) v0 = _mm256_add_ps(v0, s0), v1 = _mm256_add_ps(v1, s1);  \
+            v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);                                         \
+            v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);                                         \
+            if (res && e->res_after_act) v0 = _mm256_add_ps(v0, s0), v1 = _mm256_add_ps(v1, s1);   \
+            if (cols == 16) {                                                                      \
+                _mm256_storeu_ps(cr, v0);                                                          \
+                _mm256_storeu_ps(cr + 8, v1);                                                      \
+            } else {                                                                               \
+                _mm256_maskstore_ps(cr, m0, v0);                                                   \
+                _mm256_maskstore_ps(cr + 8, m1, v1);                                               \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+BLOCK(1)
+BLOCK(2)
+BLOCK(3)
+BLOCK(4)
+
+/* `rows` (1..4) rows from r0 of one tile on AVX2; inlined where rows is a constant. */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+block_rows(int rows, const float *const *ap, int r0, int taps, int run, const float *bp, float *c,
+           size_t ldc, const gemm_epilogue *e, const float *bias, const float *res, int cols)
+{
+    switch (rows) {
+    case 1:
+        block_1(ap, r0, taps, run, bp, c, ldc, e, bias, res, cols);
+        break;
+    case 2:
+        block_2(ap, r0, taps, run, bp, c, ldc, e, bias, res, cols);
+        break;
+    case 3:
+        block_3(ap, r0, taps, run, bp, c, ldc, e, bias, res, cols);
+        break;
+    default:
+        block_4(ap, r0, taps, run, bp, c, ldc, e, bias, res, cols);
+        break;
+    }
+}
+
+/* Rows [0, R) of one 8x32 tile on AVX2: each 16-column half of the panel, rows 0-3, then 4-7. */
+#define TILE_AVX2(R)                                                                               \
+    __attribute__((target("avx2,fma"))) static void tile2_##R(                                     \
+        const float *const *ap, int taps, int run, const float *bp, float *c, size_t ldc,          \
+        const gemm_epilogue *e, const float *bias, const float *res, int cols)                     \
+    {                                                                                              \
+        for (int h = 0; h < cols; h += 16) {                                                       \
+            int hc = cols - h < 16 ? cols - h : 16;                                                \
+            const float *bh = bias ? bias + h : NULL, *rh = res ? res + h : NULL;                  \
+            block_rows(R < 4 ? R : 4, ap, 0, taps, run, bp + h, c + h, ldc, e, bh, rh, hc);        \
+            if (R > 4) block_rows(R - 4, ap, 4, taps, run, bp + h, c + h, ldc, e, bh, rh, hc);     \
+        }                                                                                          \
+    }
+
+TILE_AVX2(1)
+TILE_AVX2(2)
+TILE_AVX2(3)
+TILE_AVX2(4)
+TILE_AVX2(5)
+TILE_AVX2(6)
+TILE_AVX2(7)
+TILE_AVX2(8)
+
+typedef void tile2_fn(const float *const *, int, int, const float *, float *, size_t,
+                      const gemm_epilogue *, const float *, const float *, int);
+static tile2_fn *const tiles2[9] = {NULL,    tile2_1, tile2_2, tile2_3, tile2_4,
+                                    tile2_5, tile2_6, tile2_7, tile2_8};
+
 /* Weights up to this size are read per row tile from L2 (run_tiles). */
 #define TILES_OUTER_BYTES (256 << 10)
 
 /* One 8-row tile (rows r0.. of the call, pointers in ap) against panel p. */
 static void tile_panel(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
-                       const float *packed, int n, int p, float *c, const gemm_epilogue *e)
+                       const float *packed, int n, int p, float *c, const gemm_epilogue *e,
+                       int avx512)
 {
     int cols = n - p * 32 < 32 ? n - p * 32 : 32;
+    if (!avx512) {
+        tiles2[rows](ap, taps, run, packed + (size_t)p * k * 32, c + (size_t)r0 * n + p * 32,
+                     (size_t)n, e, e->bias ? e->bias + p * 32 : NULL,
+                     e->res ? e->res + (size_t)r0 * n + p * 32 : NULL, cols);
+        return;
+    }
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
     __mmask16 m1 = cols <= 16 ? 0 : cols >= 32 ? 0xffff : (__mmask16)((1u << (cols - 16)) - 1);
     tiles[rows](ap, taps, run, packed + (size_t)p * k * 32, c + (size_t)r0 * n + p * 32, (size_t)n,
@@ -144,6 +259,7 @@ static void run_tiles(int m, int taps, int run, int merge, const float *packed, 
 {
     size_t k = (size_t)taps * run;
     const float *ap[8 * 49]; /* taps <= 49: the largest kernel of both families is 7x7 */
+    int avx512 = __builtin_cpu_supports("avx512f");
     if (k * 32 * sizeof(float) * (p_hi - p_lo) <= TILES_OUTER_BYTES) {
         for (int r0 = 0; r0 < m; r0 += 8) {
             int rows = m - r0 < 8 ? m - r0 : 8;
@@ -151,7 +267,7 @@ static void run_tiles(int m, int taps, int run, int merge, const float *packed, 
             for (int p = p_lo; p < p_hi; p++) {
                 if (r0 + 16 <= m) prefetch_tile(c, e->res, r0 + 8, n, p);
                 tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run,
-                           k, packed, n, p, c, e);
+                           k, packed, n, p, c, e, avx512);
             }
         }
         return;
@@ -161,7 +277,7 @@ static void run_tiles(int m, int taps, int run, int merge, const float *packed, 
             int rows = m - r0 < 8 ? m - r0 : 8;
             int merged = rows_of(arg, r0, rows, ap);
             tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run, k,
-                       packed, n, p, c, e);
+                       packed, n, p, c, e, avx512);
         }
 }
 

@@ -1,20 +1,20 @@
-/* gemm_avx512.h - the engine's own single-precision GEMM for convolutions (AVX-512).
+/* gemm_packed.h - the engine's own single-precision GEMM for convolutions (AVX-512 or AVX2 + FMA).
  *
  * Why not BLAS for everything: OpenBLAS gives a row of C different bits depending on how many
  * rows the call has (bench/gemm_row_invariance.c), so with it every sample needs its own
  * GEMM call, which is slow on small feature maps; and it repacks the weights on every call.
  * This GEMM computes every element with the same FMA sequence whatever the number of rows,
  * so one call can cover a whole batch and stay bit-for-bit batch-invariant, and the weights
- * are packed once at load. Used only where the CPU has AVX-512F; elsewhere the engine calls
- * BLAS per sample.
+ * are packed once at load. Used where the CPU has AVX-512F or AVX2 + FMA (the same bits on
+ * both); elsewhere the engine calls BLAS per sample.
  */
-#ifndef XBN_GEMM_AVX512_H
-#define XBN_GEMM_AVX512_H
+#ifndef XBN_GEMM_PACKED_H
+#define XBN_GEMM_PACKED_H
 
 #include <stddef.h>
 
-/* 1 if this CPU can run gemm_packed. */
-int gemm_avx512_available(void);
+/* 1 if this CPU can run gemm_packed (AVX-512F, or AVX2 and FMA). */
+int gemm_packed_available(void);
 
 /* Floats needed to pack a [k][n] matrix: k * n rounded up to panels of 32 columns. */
 size_t gemm_packed_floats(int k, int n);
