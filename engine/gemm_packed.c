@@ -4,7 +4,7 @@
  * Layout: b [k][n] is packed into panels of 32 columns, panel p = [k][32] floats (zero beyond
  * n). The AVX-512 micro-kernel computes 8 rows x 32 columns in 16 zmm accumulators: per k, two
  * loads of the panel row, eight broadcasts of a[r][k], sixteen FMAs. AVX2 has 16 registers,
- * not 32, so there a tile is four blocks of 4 rows x 16 columns, 8 ymm accumulators each.
+ * not 32, so there a tile is 6 rows, run as two 6x16 blocks of 12 ymm accumulators.
  * Every output element is acc = fma(a[r][k], b[k][j], acc) for k = 0..K-1 from zero, then the
  * epilogue, whatever the tile, the tail, the number of rows in the call or the instruction
  * set: that is what makes one GEMM over a whole batch batch-invariant, and an AVX2 machine
@@ -100,95 +100,93 @@ typedef void tile_fn(const float *const *, int, int, const float *, float *, siz
 static tile_fn *const tiles[9] = {NULL,   tile_1, tile_2, tile_3, tile_4,
                                   tile_5, tile_6, tile_7, tile_8};
 
-/* AVX2: rows [r0, r0 + R) (R <= 4) of one tile, against `cols` (1..16) columns of the panel
- * starting at bp / c / bias / res: 8 ymm accumulators, the same sums and epilogue as above. */
+/* AVX2: the epilogue of one row of a block, `cols` (1..16) columns at cr. */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+store_row(__m256 acc0, __m256 acc1, float *cr, const float *rr, const gemm_epilogue *e,
+          __m256 bias0, __m256 bias1, __m256i m0, __m256i m1, int cols)
+{
+    __m256 lo = _mm256_set1_ps(e->lo), hi = _mm256_set1_ps(e->hi);
+    __m256 v0 = _mm256_add_ps(acc0, bias0), v1 = _mm256_add_ps(acc1, bias1);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    if (rr) s0 = _mm256_maskload_ps(rr, m0), s1 = _mm256_maskload_ps(rr + 8, m1);
+    if (rr && !e->res_after_act) v0 = _mm256_add_ps(v0, s0), v1 = _mm256_add_ps(v1, s1);
+    v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
+    v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
+    if (rr && e->res_after_act) v0 = _mm256_add_ps(v0, s0), v1 = _mm256_add_ps(v1, s1);
+    if (cols == 16) {
+        _mm256_storeu_ps(cr, v0);
+        _mm256_storeu_ps(cr + 8, v1);
+    } else {
+        _mm256_maskstore_ps(cr, m0, v0);
+        _mm256_maskstore_ps(cr + 8, m1, v1);
+    }
+}
+
+/* AVX2: rows [0, R) (R <= 6) of one tile against `cols` (1..16) columns of the panel starting
+ * at bp / c / bias / res: up to 12 ymm accumulators (with two panel vectors and a broadcast,
+ * 15 of the 16 registers; 8 loads per 12 FMAs), the same sums and epilogue as the AVX-512
+ * tile. The accumulators are named variables, one pair per row (ROWS_R expands X for rows
+ * 0..R-1): as arrays, with 16 registers, GCC stored them to the stack on every step, which
+ * halved the speed (the AVX-512 tile, with 32 registers, keeps its arrays in registers). */
+#define ROWS_1(X) X(0)
+#define ROWS_2(X) ROWS_1(X) X(1)
+#define ROWS_3(X) ROWS_2(X) X(2)
+#define ROWS_4(X) ROWS_3(X) X(3)
+#define ROWS_5(X) ROWS_4(X) X(4)
+#define ROWS_6(X) ROWS_5(X) X(5)
+#define ROW_DECL(r)                                                                                \
+    __m256 x##r##0 = _mm256_setzero_ps(), x##r##1 = _mm256_setzero_ps();                           \
+    const float *a##r = NULL;
+#define ROW_PTR(r) a##r = ap[t * 8 + r];
+#define ROW_FMA(r)                                                                                 \
+    {                                                                                              \
+        __m256 av = _mm256_broadcast_ss(a##r + kk);                                                \
+        x##r##0 = _mm256_fmadd_ps(av, b0, x##r##0);                                                \
+        x##r##1 = _mm256_fmadd_ps(av, b1, x##r##1);                                                \
+    }
+#define ROW_STORE(r)                                                                               \
+    store_row(x##r##0, x##r##1, c + (size_t)r * ldc, res ? res + (size_t)r * ldc : NULL, e, bias0, \
+              bias1, m0, m1, cols);
+
 #define BLOCK(R)                                                                                   \
     static inline __attribute__((always_inline, target("avx2,fma"))) void block_##R(               \
-        const float *const *ap, int r0, int taps, int run, const float *bp, float *c, size_t ldc,  \
+        const float *const *ap, int taps, int run, const float *bp, float *c, size_t ldc,          \
         const gemm_epilogue *e, const float *bias, const float *res, int cols)                     \
     {                                                                                              \
-        __m256 acc0[R], acc1[R];                                                                   \
-        for (int r = 0; r < R; r++) acc0[r] = _mm256_setzero_ps(), acc1[r] = _mm256_setzero_ps();  \
+        ROWS_##R(ROW_DECL);                                                                        \
         for (int t = 0; t < taps; t++) {                                                           \
-            const float *a[R];                                                                     \
-            for (int r = 0; r < R; r++) a[r] = ap[t * 8 + r0 + r];                                 \
+            ROWS_##R(ROW_PTR);                                                                     \
             const float *b = bp + (size_t)t * run * 32;                                            \
             for (int kk = 0; kk < run; kk++) {                                                     \
                 __m256 b0 = _mm256_loadu_ps(b + (size_t)kk * 32);                                  \
                 __m256 b1 = _mm256_loadu_ps(b + (size_t)kk * 32 + 8);                              \
-                for (int r = 0; r < R; r++) {                                                      \
-                    __m256 av = _mm256_broadcast_ss(a[r] + kk);                                    \
-                    acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);                                    \
-                    acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);                                    \
-                }                                                                                  \
+                ROWS_##R(ROW_FMA);                                                                 \
             }                                                                                      \
         }                                                                                          \
         __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);                                  \
         __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);                            \
         __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane);                        \
-        __m256 lo = _mm256_set1_ps(e->lo), hi = _mm256_set1_ps(e->hi);                             \
         __m256 bias0 = bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();                  \
         __m256 bias1 = bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();              \
-        for (int r = 0; r < R; r++) {                                                              \
-            float *cr = c + (r0 + r) * ldc;                                                        \
-            __m256 v0 = _mm256_add_ps(acc0[r], bias0), v1 = _mm256_add_ps(acc1[r], bias1);         \
-            __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();                             \
-            if (res) {                                                                             \
-                s0 = _mm256_maskload_ps(res + (r0 + r) * ldc, m0);                                 \
-                s1 = _mm256_maskload_ps(res + (r0 + r) * ldc + 8, m1);                             \
-            }                                                                                      \
-            if (res && !e->res_after_act) v0 = _mm256_add_ps(v0, s0), v1 = _mm256_add_ps(v1, s1);  \
-            v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);                                         \
-            v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);                                         \
-            if (res && e->res_after_act) v0 = _mm256_add_ps(v0, s0), v1 = _mm256_add_ps(v1, s1);   \
-            if (cols == 16) {                                                                      \
-                _mm256_storeu_ps(cr, v0);                                                          \
-                _mm256_storeu_ps(cr + 8, v1);                                                      \
-            } else {                                                                               \
-                _mm256_maskstore_ps(cr, m0, v0);                                                   \
-                _mm256_maskstore_ps(cr + 8, m1, v1);                                               \
-            }                                                                                      \
-        }                                                                                          \
+        ROWS_##R(ROW_STORE);                                                                       \
     }
 
 BLOCK(1)
 BLOCK(2)
 BLOCK(3)
 BLOCK(4)
+BLOCK(5)
+BLOCK(6)
 
-/* `rows` (1..4) rows from r0 of one tile on AVX2; inlined where rows is a constant. */
-static inline __attribute__((always_inline, target("avx2,fma"))) void
-block_rows(int rows, const float *const *ap, int r0, int taps, int run, const float *bp, float *c,
-           size_t ldc, const gemm_epilogue *e, const float *bias, const float *res, int cols)
-{
-    switch (rows) {
-    case 1:
-        block_1(ap, r0, taps, run, bp, c, ldc, e, bias, res, cols);
-        break;
-    case 2:
-        block_2(ap, r0, taps, run, bp, c, ldc, e, bias, res, cols);
-        break;
-    case 3:
-        block_3(ap, r0, taps, run, bp, c, ldc, e, bias, res, cols);
-        break;
-    default:
-        block_4(ap, r0, taps, run, bp, c, ldc, e, bias, res, cols);
-        break;
-    }
-}
-
-/* Rows [0, R) of one 8x32 tile on AVX2: each 16-column half of the panel, rows 0-3, then 4-7. */
+/* Rows [0, R) of one 6x32 tile on AVX2: each 16-column half of the panel. */
 #define TILE_AVX2(R)                                                                               \
     __attribute__((target("avx2,fma"))) static void tile2_##R(                                     \
         const float *const *ap, int taps, int run, const float *bp, float *c, size_t ldc,          \
         const gemm_epilogue *e, const float *bias, const float *res, int cols)                     \
     {                                                                                              \
-        for (int h = 0; h < cols; h += 16) {                                                       \
-            int hc = cols - h < 16 ? cols - h : 16;                                                \
-            const float *bh = bias ? bias + h : NULL, *rh = res ? res + h : NULL;                  \
-            block_rows(R < 4 ? R : 4, ap, 0, taps, run, bp + h, c + h, ldc, e, bh, rh, hc);        \
-            if (R > 4) block_rows(R - 4, ap, 4, taps, run, bp + h, c + h, ldc, e, bh, rh, hc);     \
-        }                                                                                          \
+        for (int h = 0; h < cols; h += 16)                                                         \
+            block_##R(ap, taps, run, bp + h, c + h, ldc, e, bias ? bias + h : NULL,                \
+                      res ? res + h : NULL, cols - h < 16 ? cols - h : 16);                        \
     }
 
 TILE_AVX2(1)
@@ -197,18 +195,15 @@ TILE_AVX2(3)
 TILE_AVX2(4)
 TILE_AVX2(5)
 TILE_AVX2(6)
-TILE_AVX2(7)
-TILE_AVX2(8)
 
 typedef void tile2_fn(const float *const *, int, int, const float *, float *, size_t,
                       const gemm_epilogue *, const float *, const float *, int);
-static tile2_fn *const tiles2[9] = {NULL,    tile2_1, tile2_2, tile2_3, tile2_4,
-                                    tile2_5, tile2_6, tile2_7, tile2_8};
+static tile2_fn *const tiles2[7] = {NULL, tile2_1, tile2_2, tile2_3, tile2_4, tile2_5, tile2_6};
 
 /* Weights up to this size are read per row tile from L2 (run_tiles). */
 #define TILES_OUTER_BYTES (256 << 10)
 
-/* One 8-row tile (rows r0.. of the call, pointers in ap) against panel p. */
+/* One tile (rows r0.. of the call, pointers in ap) against panel p. */
 static void tile_panel(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
                        const float *packed, int n, int p, float *c, const gemm_epilogue *e,
                        int avx512)
@@ -231,9 +226,9 @@ static void tile_panel(const float *const *ap, int r0, int rows, int taps, int r
  * weights the time goes to these streams (ResNet50's 56x56 convolutions write 3.2 MB per
  * sample and read as much residual), which the hardware prefetcher alone does not hide:
  * ResNet50 batch 8 measured ~3% faster with this. */
-static void prefetch_tile(const float *c, const float *res, int r0, int n, int p)
+static void prefetch_tile(const float *c, const float *res, int r0, int th, int n, int p)
 {
-    for (int r = r0; r < r0 + 8; r++) {
+    for (int r = r0; r < r0 + th; r++) {
         size_t off = (size_t)r * n + p * 32;
         __builtin_prefetch(c + off, 1);
         __builtin_prefetch(c + off + 16, 1);
@@ -244,10 +239,10 @@ static void prefetch_tile(const float *c, const float *res, int r0, int n, int p
     }
 }
 
-/* Every 8-row tile of rows [0, m) against panels [p_lo, p_hi); `rows_of` fills the tile's row
- * pointers, as `taps` runs of `run` floats, or as `taps / merge` runs of `run * merge` floats
- * when it returns 1 (consecutive taps that are consecutive in memory: the same sums in the
- * same order, fewer and longer runs). The loop order only changes what stays in cache, never
+/* Every tile (8 rows on AVX-512, 6 on AVX2) of rows [0, m) against panels [p_lo, p_hi); `rows_of`
+ * fills the tile's row pointers, as `taps` runs of `run` floats, or as `taps / merge` runs of `run
+ * * merge` floats when it returns 1 (consecutive taps that are consecutive in memory: the same sums
+ * in the same order, fewer and longer runs). The loop order only changes what stays in cache, never
  * an element's arithmetic: with small weights, tiles outside and panels inside (a tile's rows
  * are read and its pointers made once, the weights come from L2: ResNet50's 56x56 1x1
  * convolutions and the stem); with large weights, panels outside (one panel, k x 32 floats,
@@ -259,13 +254,13 @@ static void run_tiles(int m, int taps, int run, int merge, const float *packed, 
 {
     size_t k = (size_t)taps * run;
     const float *ap[8 * 49]; /* taps <= 49: the largest kernel of both families is 7x7 */
-    int avx512 = __builtin_cpu_supports("avx512f");
+    int avx512 = __builtin_cpu_supports("avx512f"), th = avx512 ? 8 : 6;
     if (k * 32 * sizeof(float) * (p_hi - p_lo) <= TILES_OUTER_BYTES) {
-        for (int r0 = 0; r0 < m; r0 += 8) {
-            int rows = m - r0 < 8 ? m - r0 : 8;
+        for (int r0 = 0; r0 < m; r0 += th) {
+            int rows = m - r0 < th ? m - r0 : th;
             int merged = rows_of(arg, r0, rows, ap);
             for (int p = p_lo; p < p_hi; p++) {
-                if (r0 + 16 <= m) prefetch_tile(c, e->res, r0 + 8, n, p);
+                if (r0 + 2 * th <= m) prefetch_tile(c, e->res, r0 + th, th, n, p);
                 tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run,
                            k, packed, n, p, c, e, avx512);
             }
@@ -273,8 +268,8 @@ static void run_tiles(int m, int taps, int run, int merge, const float *packed, 
         return;
     }
     for (int p = p_lo; p < p_hi; p++)
-        for (int r0 = 0; r0 < m; r0 += 8) {
-            int rows = m - r0 < 8 ? m - r0 : 8;
+        for (int r0 = 0; r0 < m; r0 += th) {
+            int rows = m - r0 < th ? m - r0 : th;
             int merged = rows_of(arg, r0, rows, ap);
             tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run, k,
                        packed, n, p, c, e, avx512);
