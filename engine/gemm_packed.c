@@ -19,8 +19,12 @@
 int gemm_packed_available(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") ||
-           (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+    return gemm_avx512() || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+}
+
+int gemm_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f");
 }
 
 size_t gemm_packed_floats(int k, int n)
@@ -209,17 +213,16 @@ static void tile_panel(const float *const *ap, int r0, int rows, int taps, int r
                        int avx512)
 {
     int cols = n - p * 32 < 32 ? n - p * 32 : 32;
+    const float *bp = packed + (size_t)p * k * 32, *bias = e->bias ? e->bias + p * 32 : NULL;
+    const float *res = e->res ? e->res + (size_t)r0 * n + p * 32 : NULL;
+    float *cp = c + (size_t)r0 * n + p * 32;
     if (!avx512) {
-        tiles2[rows](ap, taps, run, packed + (size_t)p * k * 32, c + (size_t)r0 * n + p * 32,
-                     (size_t)n, e, e->bias ? e->bias + p * 32 : NULL,
-                     e->res ? e->res + (size_t)r0 * n + p * 32 : NULL, cols);
+        tiles2[rows](ap, taps, run, bp, cp, (size_t)n, e, bias, res, cols);
         return;
     }
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
     __mmask16 m1 = cols <= 16 ? 0 : cols >= 32 ? 0xffff : (__mmask16)((1u << (cols - 16)) - 1);
-    tiles[rows](ap, taps, run, packed + (size_t)p * k * 32, c + (size_t)r0 * n + p * 32, (size_t)n,
-                e, e->bias ? e->bias + p * 32 : NULL,
-                e->res ? e->res + (size_t)r0 * n + p * 32 : NULL, m0, m1);
+    tiles[rows](ap, taps, run, bp, cp, (size_t)n, e, bias, res, m0, m1);
 }
 
 /* Ask for the output (to write) and residual lines of tile (r0, p) a tile ahead. With small
@@ -254,7 +257,7 @@ static void run_tiles(int m, int taps, int run, int merge, const float *packed, 
 {
     size_t k = (size_t)taps * run;
     const float *ap[8 * 49]; /* taps <= 49: the largest kernel of both families is 7x7 */
-    int avx512 = __builtin_cpu_supports("avx512f"), th = avx512 ? 8 : 6;
+    int avx512 = gemm_avx512(), th = avx512 ? 8 : 6;
     if (k * 32 * sizeof(float) * (p_hi - p_lo) <= TILES_OUTER_BYTES) {
         for (int r0 = 0; r0 < m; r0 += th) {
             int rows = m - r0 < th ? m - r0 : th;

@@ -16,6 +16,9 @@
 /* 1 if this CPU can run gemm_packed (AVX-512F, or AVX2 and FMA). */
 int gemm_packed_available(void);
 
+/* 1 when the packed GEMM and Winograd run their AVX-512 kernels, 0 when AVX2. */
+int gemm_avx512(void);
+
 /* Floats needed to pack a [k][n] matrix: k * n rounded up to panels of 32 columns. */
 size_t gemm_packed_floats(int k, int n);
 

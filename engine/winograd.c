@@ -79,7 +79,6 @@ int wino_pack_weights(int m, const float *w, int cin, int cout, float *u)
 
 /* The transforms, once per instruction set (winograd_tiles.h). */
 #define V __m512
-#define V_LANES 16
 #define V_LOAD _mm512_loadu_ps
 #define V_STORE _mm512_storeu_ps
 #define V_ZERO _mm512_setzero_ps
@@ -89,19 +88,8 @@ int wino_pack_weights(int m, const float *w, int cin, int cout, float *u)
 #define TARGET __attribute__((target("avx512f")))
 #define NAME(f) f##_avx512
 #include "winograd_tiles.h"
-#undef V
-#undef V_LANES
-#undef V_LOAD
-#undef V_STORE
-#undef V_ZERO
-#undef V_SET1
-#undef V_MIN
-#undef V_MAX
-#undef TARGET
-#undef NAME
 
 #define V __m256
-#define V_LANES 8
 #define V_LOAD _mm256_loadu_ps
 #define V_STORE _mm256_storeu_ps
 #define V_ZERO _mm256_setzero_ps
@@ -115,7 +103,7 @@ int wino_pack_weights(int m, const float *w, int cin, int cout, float *u)
 void wino_input(int m, const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
                 int rows, float *v)
 {
-    int avx512 = __builtin_cpu_supports("avx512f");
+    int avx512 = gemm_avx512();
     if (m == 4)
         (avx512 ? input_f4_avx512 : input_f4_avx2)(in, h, w, cin, t_lo, t_hi, row0, rows, v);
     else
@@ -135,7 +123,7 @@ void wino_gemm(const float *v, int rows, int cin, const float *u, int cout, int 
 void wino_output(int m, const float *prod, int row0, int rows, int h, int w, int cout,
                  const gemm_epilogue *e, int t_lo, int t_hi, float *out)
 {
-    int avx512 = __builtin_cpu_supports("avx512f");
+    int avx512 = gemm_avx512();
     if (m == 4)
         (avx512 ? output_f4_avx512 : output_f4_avx2)(prod, row0, rows, h, w, cout, e, t_lo, t_hi,
                                                      out);

@@ -1,11 +1,13 @@
 /* winograd_tiles.h - the Winograd transforms of winograd.c, written once for any vector width.
  *
  * winograd.c includes this file once per instruction set, after defining V (the vector type),
- * V_LANES, V_LOAD / V_STORE / V_ZERO / V_SET1 / V_MIN / V_MAX, TARGET (the function attribute)
- * and NAME(f) (the suffixed name). Arithmetic is written with operators, so it is the same
- * sequence of operations on every width; channel counts are multiples of 16, so of V_LANES.
+ * V_LOAD / V_STORE / V_ZERO / V_SET1 / V_MIN / V_MAX, TARGET (the function attribute) and
+ * NAME(f) (the suffixed name); they are undefined at the end. Arithmetic is written with
+ * operators, so it is the same sequence of operations on every width; channel counts are
+ * multiples of 16, so of the V_LANES floats in a V.
  */
 #define INLINE static inline __attribute__((always_inline)) TARGET
+#define V_LANES ((int)(sizeof(V) / sizeof(float)))
 
 /* 1-D input transform B^T d: `a` values `ds` apart -> `a` values `rs` apart. */
 INLINE void NAME(input_1d)(int a, const V *d, int ds, V *r, int rs)
@@ -122,3 +124,13 @@ TARGET static void NAME(output_f4)(const float *prod, int row0, int rows, int h,
 }
 
 #undef INLINE
+#undef V_LANES
+#undef V
+#undef V_LOAD
+#undef V_STORE
+#undef V_ZERO
+#undef V_SET1
+#undef V_MIN
+#undef V_MAX
+#undef TARGET
+#undef NAME
