@@ -51,6 +51,7 @@ def main():
         env.pop("OPENBLAS_L2_SIZE", None)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     sgemm = os.path.join(ROOT, "build", "bench", "sgemm_ceiling")
+    os.makedirs(os.path.dirname(sgemm), exist_ok=True)
     subprocess.run(["cc", "-O2", "-o", sgemm, "bench/sgemm_ceiling.c"] +
                    subprocess.check_output(["pkg-config", "--cflags", "--libs", "openblas"],
                                            text=True).split(), check=True, cwd=ROOT)

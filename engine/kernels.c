@@ -153,34 +153,56 @@ void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, 
     }
 }
 
-void gn_stats(const float *x, int hw, int c, int cpg, float eps, const float *gamma, float *mean_c,
-              float *scale)
+void gn_row_stats(const float *x, int w, int c, int r_lo, int r_hi, float *stats)
 {
-    /* Statistics in one pass over x, per channel and in double, on data shifted by the
-     * channel's first value (so sums of squares do not cancel when the mean is large against
-     * the spread); channels then combine into their group exactly (Chan et al.). */
-    double sum[c], sq[c]; /* c <= MODEL_MAX_CHANNELS: checked at load */
-    float pivot[c];
-    for (int i = 0; i < c; i++) sum[i] = sq[i] = 0, pivot[i] = x[i];
-    for (int p = 0; p < hw; p++) {
-        const float *v = x + (size_t)p * c;
+    /* Each row alone, in float, on data shifted by the row's first pixel (so sums of squares
+     * do not cancel when the mean is large against the spread): a row is at most a few hundred
+     * pixels, and gn_finish combines the rows in double. */
+    float sum[c], sq[c]; /* c <= MODEL_MAX_CHANNELS: checked at load */
+    for (int r = r_lo; r < r_hi; r++) {
+        const float *row = x + (size_t)r * w * c, *pivot = row;
+        for (int i = 0; i < c; i++) sum[i] = sq[i] = 0;
+        for (int p = 0; p < w; p++) {
+            const float *v = row + (size_t)p * c;
+            for (int i = 0; i < c; i++) {
+                float d = v[i] - pivot[i];
+                sum[i] += d;
+                sq[i] += d * d;
+            }
+        }
+        float *mean = stats + (size_t)r * 2 * c, *m2 = mean + c;
         for (int i = 0; i < c; i++) {
-            double d = (double)v[i] - pivot[i];
-            sum[i] += d;
-            sq[i] += d * d;
+            mean[i] = pivot[i] + sum[i] / w;
+            m2[i] = sq[i] - sum[i] * sum[i] / w;
         }
     }
+}
+
+void gn_finish(const float *stats, int h, int w, int c, int cpg, float eps, const float *gamma,
+               float *mean_c, float *scale)
+{
+    /* Rows, then channels, combine exactly (Chan et al.): the spread of a set is its parts'
+     * spreads plus their means' spread about the set's mean. */
+    double mean[c], m2[c]; /* c <= MODEL_MAX_CHANNELS: checked at load */
+    for (int i = 0; i < c; i++) mean[i] = m2[i] = 0;
+    for (int r = 0; r < h; r++)
+        for (int i = 0; i < c; i++) mean[i] += stats[(size_t)r * 2 * c + i];
+    for (int i = 0; i < c; i++) mean[i] /= h;
+    for (int r = 0; r < h; r++) {
+        const float *rm = stats + (size_t)r * 2 * c, *rm2 = rm + c;
+        for (int i = 0; i < c; i++)
+            m2[i] += rm2[i] + (double)w * (rm[i] - mean[i]) * (rm[i] - mean[i]);
+    }
+    double hw = (double)h * w;
     for (int g = 0; g < c / cpg; g++) {
-        double mean = 0, m2 = 0;
-        for (int i = g * cpg; i < (g + 1) * cpg; i++) mean += pivot[i] + sum[i] / hw;
-        mean /= cpg;
+        double gmean = 0, gm2 = 0;
+        for (int i = g * cpg; i < (g + 1) * cpg; i++) gmean += mean[i];
+        gmean /= cpg;
+        for (int i = g * cpg; i < (g + 1) * cpg; i++)
+            gm2 += m2[i] + hw * (mean[i] - gmean) * (mean[i] - gmean);
+        double rstd = 1.0 / sqrt(gm2 / (hw * cpg) + eps);
         for (int i = g * cpg; i < (g + 1) * cpg; i++) {
-            double mi = pivot[i] + sum[i] / hw;
-            m2 += sq[i] - sum[i] * sum[i] / hw + hw * (mi - mean) * (mi - mean);
-        }
-        double rstd = 1.0 / sqrt(m2 / ((double)hw * cpg) + eps);
-        for (int i = g * cpg; i < (g + 1) * cpg; i++) {
-            mean_c[i] = (float)mean;
+            mean_c[i] = (float)gmean;
             scale[i] = (float)(rstd * gamma[i]);
         }
     }

@@ -41,12 +41,15 @@ void bias_act(float *out, const float *bias, const float *res, int rows, int ld,
 /* Depthwise 3x3: in [h][w][c], w [9][c] -> out [oh][ow][c]. */
 void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, float *out);
 
-/* GroupNorm on x [hw][c], groups of cpg consecutive channels, in two steps so that a team
- * can read the statistics from the whole map and each normalise only its own pixels: gn_stats
- * gives each channel its group's mean and rstd * gamma (mean_c, scale: c floats each);
+/* GroupNorm on x [h][w][c], groups of cpg consecutive channels, in three steps so that a team
+ * can share the statistics and each member touch only its own rows, with the same bits however
+ * the rows are split: gn_row_stats sums rows [r_lo, r_hi) each on its own into stats
+ * [h][2][c] (the row's per-channel mean and sum of squared deviations); gn_finish combines all
+ * h rows into each channel's group mean and rstd * gamma (mean_c, scale: c floats each);
  * gn_apply normalises `pixels` pixels in place, with the affine and the activation. */
-void gn_stats(const float *x, int hw, int c, int cpg, float eps, const float *gamma, float *mean_c,
-              float *scale);
+void gn_row_stats(const float *x, int w, int c, int r_lo, int r_hi, float *stats);
+void gn_finish(const float *stats, int h, int w, int c, int cpg, float eps, const float *gamma,
+               float *mean_c, float *scale);
 void gn_apply(float *x, int pixels, int c, const float *mean_c, const float *scale,
               const float *beta, act_kind act);
 

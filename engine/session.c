@@ -40,7 +40,9 @@ typedef struct {
 } tensor_plan;
 
 typedef struct {
-    conv_geom g; /* geometry for spatial ops */
+    conv_geom g;   /* geometry for spatial ops */
+    int row_stats; /* DWCONV: also sums its rows for the GroupNorm after it (gn_row_stats) */
+    int gn_into;   /* GN: the 1x1 convolution after it applies it, as it reads its rows */
 } op_plan;
 
 struct session {
@@ -58,6 +60,8 @@ struct session {
     float *scratch; /* im2col (BLAS path) or Winograd, per thread: threads * scratch_per_thread */
     float *zeros;   /* zeros for the padding taps of the packed path: a kernel row of the widest */
     int zeros_floats;
+    float *gn_stats; /* GroupNorm row statistics, per region: gn_stride floats each */
+    size_t gn_stride;
     size_t scratch_per_thread;
 
     /* current run */
@@ -99,6 +103,13 @@ static float *tensor_ptr(const session *s, int id, int n)
     return s->slot_base[s->t[id].slot] + (size_t)region * s->slot_stride[s->t[id].slot];
 }
 
+/* Sample n's GroupNorm row statistics (gn_row_stats), in the region of its tensors. */
+static float *gn_stats_ptr(const session *s, int n)
+{
+    int region = !s->net->packed_gemm ? n : n < s->whole ? s->region_of[n] : 0;
+    return s->gn_stats + (size_t)region * s->gn_stride;
+}
+
 /* ---- planning ---- */
 
 static int plan_shapes(session *s, char *err, size_t errlen)
@@ -133,6 +144,8 @@ static int plan_shapes(session *s, char *err, size_t errlen)
             break;
         }
         out->size = (size_t)out->h * out->w * out->c;
+        if (o->kind == OP_GN && (size_t)in->h * 2 * in->c > s->gn_stride)
+            s->gn_stride = (size_t)in->h * 2 * in->c;
         if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && o->k * o->cin > s->zeros_floats)
             s->zeros_floats = o->k * o->cin;
         size_t need = 0; /* scratch for a whole sample per thread */
@@ -144,6 +157,27 @@ static int plan_shapes(session *s, char *err, size_t errlen)
         if (need > s->scratch_per_thread) s->scratch_per_thread = need;
     }
     return 0;
+}
+
+/* Where GroupNorm joins its neighbours: the depthwise convolution before it sums each row as
+ * it writes it (still in cache), and the 1x1 convolution after it normalises its rows just
+ * before multiplying them, so the map is not read twice more and written once more. The
+ * arithmetic is the same as the ops' alone (the same calls on the same values). */
+static void plan_fusion(session *s)
+{
+    const net *nt = s->net;
+    for (int i = 0; i + 1 < nt->n_ops; i++) {
+        const op *o = &nt->ops[i], *next = &nt->ops[i + 1];
+        if (o->kind == OP_DWCONV && next->kind == OP_GN && next->in == o->out)
+            s->p[i].row_stats = 1;
+        if (o->kind != OP_GN || next->kind != OP_CONV || next->in != o->in || next->k != 1 ||
+            next->stride != 1 || next->wino || !nt->packed_gemm)
+            continue;
+        int read_later = 0; /* the map must be dead once the convolution has read it */
+        for (int j = i + 2; j < nt->n_ops; j++)
+            read_later |= nt->ops[j].in == o->in || nt->ops[j].res == o->in;
+        s->p[i].gn_into = !read_later;
+    }
 }
 
 /* Assign slots by lifetime: a tensor's slot frees after the last op that reads it. */
@@ -187,7 +221,9 @@ static int plan_slots(session *s, char *err, size_t errlen)
     s->slot_stride = calloc((size_t)n_slots, sizeof *s->slot_stride);
     size_t total = 0;
     for (int k = 0; k < n_slots; k++) total += ((slot_size[k] + 15) & ~(size_t)15) * s->regions;
+    s->gn_stride = (s->gn_stride + 15) & ~(size_t)15;
     total += s->scratch_per_thread * s->threads + (((size_t)s->zeros_floats + 15) & ~(size_t)15);
+    total += s->gn_stride * s->regions;
     s->arena_floats = total;
     if (!s->slot_base || !s->slot_stride ||
         !(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
@@ -202,6 +238,7 @@ static int plan_slots(session *s, char *err, size_t errlen)
     }
     s->scratch = at;
     s->zeros = at + s->scratch_per_thread * s->threads;
+    s->gn_stats = s->zeros + ((s->zeros_floats + 15) & ~15);
     memset(s->zeros, 0, (size_t)s->zeros_floats * sizeof *s->zeros);
     rc = 0;
 done:
@@ -310,20 +347,39 @@ static void run_conv_wino(session *s, const op *o, const conv_geom *g, int t, in
     }
 }
 
-static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, int nt, int n0,
-                            int n1, float *scratch, unsigned *phase)
+/* The packed path splits a convolution by rows (8-row tiles) when there are enough, else by
+ * 32-column panels. */
+static int conv_splits_rows(int rows, int panels, int nt)
+{
+    return rows >= 64 * nt || panels < nt;
+}
+
+/* 1 when op i, a GroupNorm, is applied by the convolution after it in a team of nt. */
+static int gn_applied_by_next(const session *s, int i, int nt)
+{
+    const conv_geom *g = &s->p[i].g;
+    return s->p[i].gn_into &&
+           conv_splits_rows(g->h * g->w, (s->net->ops[i + 1].cout + 31) / 32, nt);
+}
+
+/* Rows per step when a 1x1 convolution applies the GroupNorm before it: a multiple of both
+ * tile heights, few enough that the normalised rows are still in L1/L2 when multiplied. */
+#define GN_STEP_ROWS 48
+
+static void run_conv_packed(session *s, int i, const op *o, const conv_geom *g, int t, int nt,
+                            int n0, int n1, float *scratch, unsigned *phase)
 {
     int rows = g->oh * g->ow, panels = (o->cout + 31) / 32, lo, hi;
+    const op *gn = i > 0 && gn_applied_by_next(s, i - 1, nt) ? &s->net->ops[i - 1] : NULL;
     gemm_epilogue e = {o->b, NULL, o->act == ACT_NONE ? -INFINITY : 0.0f,
                        o->act == ACT_RELU6 ? 6.0f : INFINITY, o->resm == RES_ACT_THEN_ADD};
     if (o->wino) {
         run_conv_wino(s, o, g, t, nt, n0, n1, scratch, &e, phase);
         return;
     }
-    /* rows in 8-row tiles when there are enough, else 32-column panels */
     int p_lo = 0, p_hi = panels;
     lo = 0, hi = rows;
-    if (rows >= 64 * nt || panels < nt) {
+    if (conv_splits_rows(rows, panels, nt)) {
         split((rows + 7) / 8, t, nt, &lo, &hi);
         lo *= 8, hi = hi * 8 < rows ? hi * 8 : rows;
     } else {
@@ -334,7 +390,19 @@ static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, 
         const float *in = tensor_ptr(s, o->in, n);
         float *out = tensor_ptr(s, o->out, n) + (size_t)lo * o->cout;
         if (o->res >= 0) e.res = tensor_ptr(s, o->res, n) + (size_t)lo * o->cout;
-        if (o->k == 1 && o->stride == 1)
+        if (gn) {
+            float *x = tensor_ptr(s, o->in, n), mean_c[o->cin], scale[o->cin];
+            gn_finish(gn_stats_ptr(s, n), g->h, g->w, o->cin, o->cin / gn->groups, gn->eps, gn->w,
+                      mean_c, scale);
+            for (int r = lo; r < hi; r += GN_STEP_ROWS) {
+                int m = hi - r < GN_STEP_ROWS ? hi - r : GN_STEP_ROWS;
+                gemm_epilogue er = e;
+                if (e.res) er.res = e.res + (size_t)(r - lo) * o->cout;
+                gn_apply(x + (size_t)r * o->cin, m, o->cin, mean_c, scale, gn->b, gn->act);
+                gemm_packed(x + (size_t)r * o->cin, m, o->cin, o->w, o->cout, p_lo, p_hi,
+                            out + (size_t)(r - lo) * o->cout, &er);
+            }
+        } else if (o->k == 1 && o->stride == 1)
             gemm_packed(in + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout, p_lo, p_hi, out,
                         &e);
         else /* KxK or strided: straight from the input, no im2col */
@@ -343,11 +411,11 @@ static void run_conv_packed(session *s, const op *o, const conv_geom *g, int t, 
     }
 }
 
-static void run_conv(session *s, const op *o, const conv_geom *g, int t, int nt, int n0, int n1,
-                     float *col, unsigned *phase)
+static void run_conv(session *s, int i, const op *o, const conv_geom *g, int t, int nt, int n0,
+                     int n1, float *col, unsigned *phase)
 {
     if (s->net->packed_gemm)
-        run_conv_packed(s, o, g, t, nt, n0, n1, col, phase);
+        run_conv_packed(s, i, o, g, t, nt, n0, n1, col, phase);
     else
         run_conv_blas(s, o, g, t, nt, n0, n1, col);
 }
@@ -361,37 +429,46 @@ static void run_op(session *s, int i, int t, int nt, int n0, int n1, float *col,
     int lo, hi;
     switch (o->kind) {
     case OP_CONV:
-        run_conv(s, o, g, t, nt, n0, n1, col, phase);
+        run_conv(s, i, o, g, t, nt, n0, n1, col, phase);
         break;
     case OP_DWCONV:
     case OP_MAXPOOL:
         split(g->oh, t, nt, &lo, &hi);
         for (int n = n0; n < n1 && lo < hi; n++) {
-            conv_geom sub = *g;
-            sub.oh = hi - lo;
-            sub.pt = g->pt - lo * o->stride; /* rows [lo, hi) as their own output */
             const float *in = tensor_ptr(s, o->in, n);
-            float *out = tensor_ptr(s, o->out, n) + (size_t)lo * g->ow * o->cout;
-            if (o->kind == OP_DWCONV)
-                dwconv3x3(in, &sub, o->stride, o->w, out);
-            else
-                maxpool(in, &sub, o->k, o->stride, out);
+            float *out = tensor_ptr(s, o->out, n);
+            /* a row at a time when the GroupNorm's sums are taken here, while it is in cache */
+            for (int r = lo, step = s->p[i].row_stats ? 1 : hi - lo; r < hi; r += step) {
+                conv_geom sub = *g;
+                sub.oh = r + step < hi ? step : hi - r;
+                sub.pt = g->pt - r * o->stride; /* rows [r, r + oh) as their own output */
+                float *rows_out = out + (size_t)r * g->ow * o->cout;
+                if (o->kind == OP_MAXPOOL) {
+                    maxpool(in, &sub, o->k, o->stride, rows_out);
+                    continue;
+                }
+                dwconv3x3(in, &sub, o->stride, o->w, rows_out);
+                if (s->p[i].row_stats)
+                    gn_row_stats(out, g->ow, o->cout, r, r + sub.oh, gn_stats_ptr(s, n));
+            }
         }
         break;
     case OP_GN: {
-        /* Every member reads the whole map for the statistics (the same sums whatever the
-         * split) and, once all have, normalises its own rows, which the convolutions around
-         * it also split by rows: the writes stay in the member's cache. Splitting by groups
-         * instead made GroupNorm 3x slower with 2 threads than with 1 (ResNet50 layer1). */
-        int hw = g->h * g->w;
+        /* Each member sums its own rows (the convolutions around it split by rows too, so they
+         * are in its cache), then normalises them from every row's sums, unless the depthwise
+         * convolution before took the sums or the 1x1 convolution after applies it. */
+        int cpg = o->cin / o->groups, applied = gn_applied_by_next(s, i, nt);
         float mean_c[o->cin], scale[o->cin]; /* cin <= MODEL_MAX_CHANNELS: checked at load */
-        split(hw, t, nt, &lo, &hi);
+        split(g->h, t, nt, &lo, &hi);
         for (int n = n0; n < n1; n++) {
-            float *x = tensor_ptr(s, o->in, n);
-            gn_stats(x, hw, o->cin, o->cin / o->groups, o->eps, o->w, mean_c, scale);
+            float *x = tensor_ptr(s, o->in, n), *stats = gn_stats_ptr(s, n);
+            if (i == 0 || !s->p[i - 1].row_stats) gn_row_stats(x, g->w, o->cin, lo, hi, stats);
+            if (applied) continue;
             if (nt > 1) barrier(s, nt, phase);
+            gn_finish(stats, g->h, g->w, o->cin, cpg, o->eps, o->w, mean_c, scale);
             if (lo < hi)
-                gn_apply(x + (size_t)lo * o->cin, hi - lo, o->cin, mean_c, scale, o->b, o->act);
+                gn_apply(x + (size_t)lo * g->w * o->cin, (hi - lo) * g->w, o->cin, mean_c, scale,
+                         o->b, o->act);
         }
         break;
     }
@@ -540,6 +617,7 @@ int session_new_threads(const model *m, int h, int w, int max_batch, int threads
         goto fail;
     }
     if ((rc = plan_shapes(s, err, errlen)) || (rc = plan_slots(s, err, errlen))) goto fail;
+    plan_fusion(s);
     int started = 1;
     for (int t = 1; t < threads; t++, started++) {
         member_arg *a = malloc(sizeof *a);

@@ -289,15 +289,19 @@ static void test_dwconv(void **state)
 static void test_groupnorm(void **state)
 {
     (void)state;
-    static const int cases[][3] = {
-        {7, 48, 16}, {1, 64, 64}, {25, 96, 32}, {3, 18, 6}, {49, 16, 16}};
+    /* h, w, channels, groups, offset of the mean against a spread of 3 */
+    static const int cases[][5] = {{7, 1, 48, 16, 1},  {1, 1, 64, 64, 1}, {5, 5, 96, 32, 1},
+                                   {3, 1, 18, 6, 1},   {7, 7, 16, 16, 1}, {1, 9, 24, 4, 30},
+                                   {12, 11, 32, 8, 30}};
     test_rng r = {11};
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
-        int hw = cases[t][0], c = cases[t][1], groups = cases[t][2], cpg = c / groups;
+        int h = cases[t][0], w = cases[t][1], hw = h * w, c = cases[t][2], groups = cases[t][3];
+        int cpg = c / groups;
         size_t n = (size_t)hw * c;
         float *x = malloc(n * sizeof *x), *ref = malloc(n * sizeof *x), gm[96], bt[96];
+        float *stats = malloc((size_t)h * 2 * c * sizeof *stats);
         rng_fill(&r, x, n, 3.0f);
-        for (size_t i = 0; i < n; i++) x[i] += 1.5f; /* a mean far from zero */
+        for (size_t i = 0; i < n; i++) x[i] += 1.5f * cases[t][4]; /* a mean far from zero */
         rng_fill(&r, gm, (size_t)c, 2.0f);
         rng_fill(&r, bt, (size_t)c, 1.0f);
         for (int act = ACT_NONE; act <= ACT_RELU6; act++) {
@@ -320,15 +324,17 @@ static void test_groupnorm(void **state)
             }
             float *got = malloc(n * sizeof *got);
             memcpy(got, x, n * sizeof *got);
-            /* statistics of the whole map, then two pixel ranges, as the thread team splits it */
+            /* rows summed and pixels normalised in two ranges each, as a thread team splits them */
             float mean_c[96], scale[96];
-            gn_stats(got, hw, c, cpg, 1e-5f, gm, mean_c, scale);
+            gn_row_stats(got, w, c, 0, h / 2, stats);
+            gn_row_stats(got, w, c, h / 2, h, stats);
+            gn_finish(stats, h, w, c, cpg, 1e-5f, gm, mean_c, scale);
             gn_apply(got, hw / 2, c, mean_c, scale, bt, (act_kind)act);
             gn_apply(got + (size_t)hw / 2 * c, hw - hw / 2, c, mean_c, scale, bt, (act_kind)act);
             expect_close(got, ref, n, 1e-5, 1e-5, "groupnorm");
             free(got);
         }
-        free(x), free(ref);
+        free(x), free(ref), free(stats);
     }
 }
 
