@@ -99,6 +99,7 @@ container-test:
 # ---- benchmarks (docs/benchmarks.md); never part of `make test` ----
 # --avx512 unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the benchmark's own processes.
 bench: all models
+	@scripts/deps.sh bench
 	$(PY) bench/run.py --avx512
 	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/mobilenetv2-torch.safetensors
 	$(PY) bench/http_bench.py --avx512 --client-resize 256 --model $(MODELS)/mobilenetv2-torch.safetensors

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian packages xbnserve needs to build, test and run.
-# Usage: scripts/deps.sh [build|test|all|container]   (default: all)
-# `container` is only what `make container-test` needs (podman, runc, debootstrap).
+# Usage: scripts/deps.sh [build|test|all|container|bench]   (default: all)
+# `container` is only what `make container-test` needs (podman, runc, debootstrap); `bench`
+# adds the HTTP load generator to the build set (`make bench`; Node.js for ONNX Runtime is
+# the machine's own).
 # Installs only what is missing. As root it runs apt-get; otherwise it prints the
 # command to run and fails, so a build never half-works for lack of a package.
 set -euo pipefail
@@ -12,13 +14,15 @@ test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-
     python3-yaml curl clang libclang-rt-14-dev
     python-matplotlib-data lomiri-wallpapers-20.04 libjpeg-turbo-progs)
 container_pkgs=(podman runc debootstrap)
+bench_pkgs=(wrk)
 
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
 build) ;;
 test | all) want+=("${test_pkgs[@]}") ;;
 container) want=("${container_pkgs[@]}") ;;
-*) echo "usage: $0 [build|test|all|container]" >&2; exit 2 ;;
+bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+*) echo "usage: $0 [build|test|all|container|bench]" >&2; exit 2 ;;
 esac
 
 missing=()
