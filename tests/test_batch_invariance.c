@@ -99,7 +99,7 @@ static void test_threads_packed(void **state)
                    sizeof err))
         fail_msg("%s", err);
     if (!model_get_net(m)->packed_gemm) {
-        fprintf(stderr, "test_threads_packed: no AVX-512 here, BLAS path only\n");
+        fprintf(stderr, "test_threads_packed: no AVX-512 or AVX2 + FMA here, BLAS path only\n");
         model_free(m);
         return;
     }
