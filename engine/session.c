@@ -93,21 +93,25 @@ static int serr(char *err, size_t errlen, int code, const char *msg, const char 
     return code;
 }
 
-/* Sample n's copy of tensor id. The arena has one region per sample of a batch on the BLAS
+/* The arena region sample n uses. The arena has one region per sample of a batch on the BLAS
  * path (every op runs on the whole batch); on the packed path a sample runs through the whole
  * network before the next, so a region per thread is enough: thread t's whole samples use
  * region t, samples shared by the team region 0 (see run_all). */
+static int region(const session *s, int n)
+{
+    return !s->net->packed_gemm ? n : n < s->whole ? s->region_of[n] : 0;
+}
+
+/* Sample n's copy of tensor id. */
 static float *tensor_ptr(const session *s, int id, int n)
 {
-    int region = !s->net->packed_gemm ? n : n < s->whole ? s->region_of[n] : 0;
-    return s->slot_base[s->t[id].slot] + (size_t)region * s->slot_stride[s->t[id].slot];
+    return s->slot_base[s->t[id].slot] + (size_t)region(s, n) * s->slot_stride[s->t[id].slot];
 }
 
 /* Sample n's GroupNorm row statistics (gn_row_stats), in the region of its tensors. */
 static float *gn_stats_ptr(const session *s, int n)
 {
-    int region = !s->net->packed_gemm ? n : n < s->whole ? s->region_of[n] : 0;
-    return s->gn_stats + (size_t)region * s->gn_stride;
+    return s->gn_stats + (size_t)region(s, n) * s->gn_stride;
 }
 
 /* ---- planning ---- */
@@ -387,19 +391,19 @@ static void run_conv_packed(session *s, int i, const op *o, const conv_geom *g, 
     }
     if (lo >= hi || p_lo >= p_hi) return;
     for (int n = n0; n < n1; n++) {
-        const float *in = tensor_ptr(s, o->in, n);
+        float *in = tensor_ptr(s, o->in, n); /* written when it applies the GroupNorm */
         float *out = tensor_ptr(s, o->out, n) + (size_t)lo * o->cout;
         if (o->res >= 0) e.res = tensor_ptr(s, o->res, n) + (size_t)lo * o->cout;
         if (gn) {
-            float *x = tensor_ptr(s, o->in, n), mean_c[o->cin], scale[o->cin];
+            float mean_c[o->cin], scale[o->cin];
             gn_finish(gn_stats_ptr(s, n), g->h, g->w, o->cin, o->cin / gn->groups, gn->eps, gn->w,
                       mean_c, scale);
             for (int r = lo; r < hi; r += GN_STEP_ROWS) {
                 int m = hi - r < GN_STEP_ROWS ? hi - r : GN_STEP_ROWS;
                 gemm_epilogue er = e;
                 if (e.res) er.res = e.res + (size_t)(r - lo) * o->cout;
-                gn_apply(x + (size_t)r * o->cin, m, o->cin, mean_c, scale, gn->b, gn->act);
-                gemm_packed(x + (size_t)r * o->cin, m, o->cin, o->w, o->cout, p_lo, p_hi,
+                gn_apply(in + (size_t)r * o->cin, m, o->cin, mean_c, scale, gn->b, gn->act);
+                gemm_packed(in + (size_t)r * o->cin, m, o->cin, o->w, o->cout, p_lo, p_hi,
                             out + (size_t)(r - lo) * o->cout, &er);
             }
         } else if (o->k == 1 && o->stride == 1)
@@ -458,13 +462,14 @@ static void run_op(session *s, int i, int t, int nt, int n0, int n1, float *col,
          * are in its cache), then normalises them from every row's sums, unless the depthwise
          * convolution before took the sums or the 1x1 convolution after applies it. */
         int cpg = o->cin / o->groups, applied = gn_applied_by_next(s, i, nt);
+        int summed_before = i > 0 && s->p[i - 1].row_stats;
         float mean_c[o->cin], scale[o->cin]; /* cin <= MODEL_MAX_CHANNELS: checked at load */
         split(g->h, t, nt, &lo, &hi);
         for (int n = n0; n < n1; n++) {
             float *x = tensor_ptr(s, o->in, n), *stats = gn_stats_ptr(s, n);
-            if (i == 0 || !s->p[i - 1].row_stats) gn_row_stats(x, g->w, o->cin, lo, hi, stats);
+            if (!summed_before) gn_row_stats(x, g->w, o->cin, lo, hi, stats);
             if (applied) continue;
-            if (nt > 1) barrier(s, nt, phase);
+            if (nt > 1 && !summed_before) barrier(s, nt, phase); /* every row summed */
             gn_finish(stats, g->h, g->w, o->cin, cpg, o->eps, o->w, mean_c, scale);
             if (lo < hi)
                 gn_apply(x + (size_t)lo * g->w * o->cin, (hi - lo) * g->w, o->cin, mean_c, scale,
