@@ -49,11 +49,13 @@ struct session {
     const model *m;
     const net *net;
     int h, w, max_batch;
-    int regions; /* copies of every slot: max_batch on the BLAS path, threads on the packed */
+    int regions;   /* copies of every slot: max_batch on the BLAS path, threads on the packed */
+    int tail_from; /* ops [tail_from, n_ops) run on the whole batch at once (packed path) */
     tensor_plan *t;
     op_plan *p;
     float **slot_base;
-    size_t *slot_stride; /* floats between samples in a slot: its largest tensor, rounded */
+    size_t *slot_stride;         /* floats between samples in a slot: its largest tensor, rounded */
+    unsigned char *slot_batched; /* the slot holds tail tensors: a region per sample */
     int n_slots;
     float *arena;
     size_t arena_floats;
@@ -63,6 +65,7 @@ struct session {
     float *gn_stats; /* GroupNorm row statistics, per region: gn_stride floats each */
     size_t gn_stride;
     size_t scratch_per_thread;
+    size_t team_scratch; /* floats of the tail's Winograd scratch, shared by the team */
 
     /* current run */
     const float *input;
@@ -93,25 +96,42 @@ static int serr(char *err, size_t errlen, int code, const char *msg, const char 
     return code;
 }
 
-/* The arena region sample n uses. The arena has one region per sample of a batch on the BLAS
- * path (every op runs on the whole batch); on the packed path a sample runs through the whole
- * network before the next, so a region per thread is enough: thread t's whole samples use
- * region t, samples shared by the team region 0 (see run_all). */
-static int region(const session *s, int n)
+/* The region of a slot that sample n uses. The arena has one region per sample of a batch on
+ * the BLAS path (every op runs on the whole batch), and in the slots of the packed path's tail
+ * (see run_all); elsewhere on the packed path a sample runs through the network before the
+ * next, so a region per thread is enough: thread t's whole samples use region t, samples
+ * shared by the team region 0. */
+static int region(const session *s, int slot, int n)
 {
-    return !s->net->packed_gemm ? n : n < s->whole ? s->region_of[n] : 0;
+    if (!s->net->packed_gemm || s->slot_batched[slot]) return n;
+    return n < s->whole ? s->region_of[n] : 0;
 }
 
-/* Sample n's copy of tensor id. */
+/* Sample n's copy of tensor id. In a tail slot the samples of a tensor lie back to back at
+ * its own size (rounded to a cache line), so one GEMM can take all their rows: safe because
+ * the only tail tensors written before the tail are live until it, each in a slot of its own,
+ * and in the tail the whole batch is at the same op. */
 static float *tensor_ptr(const session *s, int id, int n)
 {
-    return s->slot_base[s->t[id].slot] + (size_t)region(s, n) * s->slot_stride[s->t[id].slot];
+    int slot = s->t[id].slot;
+    size_t stride =
+        s->slot_batched[slot] ? (s->t[id].size + 15) & ~(size_t)15 : s->slot_stride[slot];
+    return s->slot_base[slot] + (size_t)region(s, slot, n) * stride;
 }
 
-/* Sample n's GroupNorm row statistics (gn_row_stats), in the region of its tensors. */
-static float *gn_stats_ptr(const session *s, int n)
+/* 1 when samples [n0, n1) of tensor id lie back to back with no gap. */
+static int samples_contiguous(const session *s, int id, int n0, int n1)
 {
-    return s->gn_stats + (size_t)region(s, n) * s->gn_stride;
+    return n1 - n0 == 1 || (s->slot_batched[s->t[id].slot] && s->t[id].size % 16 == 0);
+}
+
+/* Sample n's GroupNorm row statistics (gn_row_stats) for the map tensor id. The tail's come
+ * after the regions' (the head of the next sample may run while a tail map's sums wait). */
+static float *gn_stats_ptr(const session *s, int id, int n)
+{
+    int slot = s->t[id].slot, at = region(s, slot, n);
+    if (s->net->packed_gemm && s->slot_batched[slot]) at += s->regions;
+    return s->gn_stats + (size_t)at * s->gn_stride;
 }
 
 /* ---- planning ---- */
@@ -184,25 +204,63 @@ static void plan_fusion(session *s)
     }
 }
 
-/* Assign slots by lifetime: a tensor's slot frees after the last op that reads it. */
+/* The tail: the ops on the smallest feature maps, whose weights are many times their
+ * activations (at 224x224, ResNet50's 7x7 layer4: 0.4 MB maps against 4-17 MB of weights per
+ * op). Run a sample at a time, every thread streams them for every sample, and a Winograd
+ * GEMM has 16 rows; the tail runs op by op on the whole batch instead, each GEMM taking the
+ * rows of all its samples, so a batch reads the weights once. It starts after the last op
+ * whose input has more than TAIL_MAX_PIXELS pixels (7x7: the 14x14 stage as well measured no
+ * faster and doubled the extra memory): a choice by layer shape, and the kernels give every
+ * row the same bits however many rows a call has. */
+#define TAIL_MAX_PIXELS 49
+
+static void plan_tail(session *s)
+{
+    const net *nt = s->net;
+    s->tail_from = nt->n_ops;
+    if (!nt->packed_gemm) return;
+    while (s->tail_from > 0) {
+        const conv_geom *g = &s->p[s->tail_from - 1].g;
+        if (g->h * g->w > TAIL_MAX_PIXELS) break;
+        s->tail_from--;
+    }
+    /* the team's Winograd scratch holds the whole batch's tiles (run_conv_wino) */
+    for (int i = s->tail_from; i < nt->n_ops; i++) {
+        const op *o = &nt->ops[i];
+        const conv_geom *g = &s->p[i].g;
+        if (o->kind != OP_CONV || !o->wino) continue;
+        int tiles = wino_tiles(o->wino, g->oh, g->ow);
+        size_t need = wino_scratch_floats(o->wino, tiles * s->max_batch, o->cin, o->cout);
+        if (need > s->team_scratch) s->team_scratch = (need + 15) & ~(size_t)15;
+    }
+}
+
+/* Assign slots by lifetime: a tensor's slot frees after the last op that reads it. Tensors the
+ * tail touches go to slots of their own, which have a region per sample. */
 static int plan_slots(session *s, char *err, size_t errlen)
 {
     const net *nt = s->net;
     int nt_ = nt->n_tensors;
     int *last = malloc((size_t)nt_ * sizeof *last), *holder = NULL;
     size_t *slot_size = NULL;
+    unsigned char *in_tail = calloc((size_t)nt_, 1);
     int rc = XBN_ENOMEM;
-    if (!last) goto done;
+    if (!last || !in_tail) goto done;
     for (int i = 0; i < nt_; i++) last[i] = -1;
     for (int i = 0; i < nt->n_ops; i++) {
         const op *o = &nt->ops[i];
         last[o->in] = i;
         if (o->res >= 0) last[o->res] = i;
         if (o->out != o->in && last[o->out] < i) last[o->out] = i; /* live at least while written */
+        if (i >= s->tail_from) {
+            in_tail[o->in] = in_tail[o->out] = 1;
+            if (o->res >= 0) in_tail[o->res] = 1;
+        }
     }
     holder = malloc((size_t)nt_ * sizeof *holder); /* holder[slot] = tensor, -1 if free */
     slot_size = calloc((size_t)nt_, sizeof *slot_size);
-    if (!holder || !slot_size) goto done;
+    s->slot_batched = calloc((size_t)nt_, 1);
+    if (!holder || !slot_size || !s->slot_batched) goto done;
     int n_slots = 0;
     holder[n_slots] = 0, slot_size[n_slots] = s->t[0].size, s->t[0].slot = n_slots++;
     for (int i = 0; i < nt->n_ops; i++) {
@@ -214,8 +272,10 @@ static int plan_slots(session *s, char *err, size_t errlen)
         }
         int pick = -1;
         for (int k = 0; k < n_slots && pick < 0; k++)
-            if (holder[k] < 0 || last[holder[k]] < i) pick = k;
-        if (pick < 0) pick = n_slots++, slot_size[pick] = 0;
+            if ((holder[k] < 0 || last[holder[k]] < i) && s->slot_batched[k] == in_tail[o->out])
+                pick = k;
+        if (pick < 0)
+            pick = n_slots++, slot_size[pick] = 0, s->slot_batched[pick] = in_tail[o->out];
         holder[pick] = o->out;
         s->t[o->out].slot = pick;
         if (s->t[o->out].size > slot_size[pick]) slot_size[pick] = s->t[o->out].size;
@@ -223,11 +283,17 @@ static int plan_slots(session *s, char *err, size_t errlen)
     s->n_slots = n_slots;
     s->slot_base = calloc((size_t)n_slots, sizeof *s->slot_base);
     s->slot_stride = calloc((size_t)n_slots, sizeof *s->slot_stride);
-    size_t total = 0;
-    for (int k = 0; k < n_slots; k++) total += ((slot_size[k] + 15) & ~(size_t)15) * s->regions;
+    size_t total = 0, scratch = s->scratch_per_thread * s->threads;
+    int gn_regions = s->regions;
+    for (int k = 0; k < n_slots; k++) {
+        total +=
+            ((slot_size[k] + 15) & ~(size_t)15) * (s->slot_batched[k] ? s->max_batch : s->regions);
+        if (s->slot_batched[k]) gn_regions = s->regions + s->max_batch;
+    }
+    if (s->team_scratch > scratch) scratch = s->team_scratch;
     s->gn_stride = (s->gn_stride + 15) & ~(size_t)15;
-    total += s->scratch_per_thread * s->threads + (((size_t)s->zeros_floats + 15) & ~(size_t)15);
-    total += s->gn_stride * s->regions;
+    total += scratch + (((size_t)s->zeros_floats + 15) & ~(size_t)15);
+    total += s->gn_stride * gn_regions;
     s->arena_floats = total;
     if (!s->slot_base || !s->slot_stride ||
         !(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
@@ -238,10 +304,10 @@ static int plan_slots(session *s, char *err, size_t errlen)
     for (int k = 0; k < n_slots; k++) {
         s->slot_base[k] = at;
         s->slot_stride[k] = (slot_size[k] + 15) & ~(size_t)15;
-        at += s->slot_stride[k] * s->regions;
+        at += s->slot_stride[k] * (s->slot_batched[k] ? s->max_batch : s->regions);
     }
     s->scratch = at;
-    s->zeros = at + s->scratch_per_thread * s->threads;
+    s->zeros = at + scratch;
     s->gn_stats = s->zeros + ((s->zeros_floats + 15) & ~15);
     memset(s->zeros, 0, (size_t)s->zeros_floats * sizeof *s->zeros);
     rc = 0;
@@ -250,6 +316,7 @@ done:
     free(last);
     free(holder);
     free(slot_size);
+    free(in_tail);
     return rc;
 }
 
@@ -332,8 +399,31 @@ static void run_conv_wino(session *s, const op *o, const conv_geom *g, int t, in
 {
     int tiles = wino_tiles(o->wino, g->oh, g->ow), positions = (o->wino + 2) * (o->wino + 2);
     int lo, hi, k_lo, k_hi;
-    split(tiles, t, nt, &lo, &hi);
     split(positions, t, nt, &k_lo, &k_hi);
+    if (n1 - n0 > 1) { /* the tail: one GEMM per position over the tiles of every sample */
+        int rows = (n1 - n0) * tiles;
+        float *v = s->scratch, *prod = v + (size_t)positions * rows * o->cin;
+        split(rows, t, nt, &lo, &hi);
+        for (int n = n0; n < n1; n++) {
+            int row0 = (n - n0) * tiles, a = lo > row0 ? lo : row0;
+            int b = hi < row0 + tiles ? hi : row0 + tiles;
+            if (a < b)
+                wino_input(o->wino, tensor_ptr(s, o->in, n), g->h, g->w, o->cin, a - row0, b - row0,
+                           -row0, rows, v);
+        }
+        barrier(s, nt, phase);
+        wino_gemm(v, rows, o->cin, o->w, o->cout, k_lo, k_hi, prod);
+        barrier(s, nt, phase);
+        for (int n = n0; n < n1; n++) {
+            int row0 = (n - n0) * tiles, a = lo > row0 ? lo : row0;
+            int b = hi < row0 + tiles ? hi : row0 + tiles;
+            if (a < b)
+                wino_output(o->wino, prod, -row0, rows, g->h, g->w, o->cout, e, a - row0, b - row0,
+                            tensor_ptr(s, o->out, n));
+        }
+        return;
+    }
+    split(tiles, t, nt, &lo, &hi);
     float *v = s->scratch, *prod = v + (size_t)positions * tiles * o->cin;
     for (int n = n0; n < n1; n++) {
         const float *in = tensor_ptr(s, o->in, n);
@@ -358,12 +448,25 @@ static int conv_splits_rows(int rows, int panels, int nt)
     return rows >= 64 * nt || panels < nt;
 }
 
-/* 1 when op i, a GroupNorm, is applied by the convolution after it in a team of nt. */
-static int gn_applied_by_next(const session *s, int i, int nt)
+/* Samples the 1x1 convolution op i multiplies in one GEMM when it runs on [n0, n1): all of
+ * them in the tail, where their rows lie back to back; else one. */
+static int conv_batch(const session *s, int i, int n0, int n1)
+{
+    const op *o = &s->net->ops[i];
+    if (n1 - n0 < 2 || o->kind != OP_CONV || o->k != 1 || o->stride != 1 || o->wino ||
+        !samples_contiguous(s, o->in, n0, n1) || !samples_contiguous(s, o->out, n0, n1) ||
+        (o->res >= 0 && !samples_contiguous(s, o->res, n0, n1)))
+        return 1;
+    return n1 - n0;
+}
+
+/* 1 when op i, a GroupNorm, is applied by the convolution after it, run on samples [n0, n1)
+ * by a team of nt. */
+static int gn_applied_by_next(const session *s, int i, int nt, int n0, int n1)
 {
     const conv_geom *g = &s->p[i].g;
-    return s->p[i].gn_into &&
-           conv_splits_rows(g->h * g->w, (s->net->ops[i + 1].cout + 31) / 32, nt);
+    return s->p[i].gn_into && conv_splits_rows(conv_batch(s, i + 1, n0, n1) * g->h * g->w,
+                                               (s->net->ops[i + 1].cout + 31) / 32, nt);
 }
 
 /* Rows per step when a 1x1 convolution applies the GroupNorm before it: a multiple of both
@@ -373,8 +476,9 @@ static int gn_applied_by_next(const session *s, int i, int nt)
 static void run_conv_packed(session *s, int i, const op *o, const conv_geom *g, int t, int nt,
                             int n0, int n1, float *scratch, unsigned *phase)
 {
-    int rows = g->oh * g->ow, panels = (o->cout + 31) / 32, lo, hi;
-    const op *gn = i > 0 && gn_applied_by_next(s, i - 1, nt) ? &s->net->ops[i - 1] : NULL;
+    int nb = conv_batch(s, i, n0, n1), per = g->oh * g->ow;
+    int rows = nb * per, panels = (o->cout + 31) / 32, lo, hi;
+    const op *gn = i > 0 && gn_applied_by_next(s, i - 1, nt, n0, n1) ? &s->net->ops[i - 1] : NULL;
     gemm_epilogue e = {o->b, NULL, o->act == ACT_NONE ? -INFINITY : 0.0f,
                        o->act == ACT_RELU6 ? 6.0f : INFINITY, o->resm == RES_ACT_THEN_ADD};
     if (o->wino) {
@@ -390,14 +494,27 @@ static void run_conv_packed(session *s, int i, const op *o, const conv_geom *g, 
         split(panels, t, nt, &p_lo, &p_hi);
     }
     if (lo >= hi || p_lo >= p_hi) return;
-    for (int n = n0; n < n1; n++) {
+    for (int n = n0; n < n1; n += nb) {
         float *in = tensor_ptr(s, o->in, n); /* written when it applies the GroupNorm */
         float *out = tensor_ptr(s, o->out, n) + (size_t)lo * o->cout;
         if (o->res >= 0) e.res = tensor_ptr(s, o->res, n) + (size_t)lo * o->cout;
-        if (gn) {
+        if (gn && nb > 1) {
+            /* the tail: normalise this member's rows of every sample, then one GEMM (maps are
+             * small here; re-reading the weights per step would cost more) */
+            for (int j = 0; j < nb; j++) {
+                int a = lo > j * per ? lo : j * per, b = hi < (j + 1) * per ? hi : (j + 1) * per;
+                float mean_c[o->cin], scale[o->cin];
+                if (a >= b) continue;
+                gn_finish(gn_stats_ptr(s, o->in, n + j), g->h, g->w, o->cin, o->cin / gn->groups,
+                          gn->eps, gn->w, mean_c, scale);
+                gn_apply(in + (size_t)a * o->cin, b - a, o->cin, mean_c, scale, gn->b, gn->act);
+            }
+            gemm_packed(in + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout, p_lo, p_hi, out,
+                        &e);
+        } else if (gn) {
             float mean_c[o->cin], scale[o->cin];
-            gn_finish(gn_stats_ptr(s, n), g->h, g->w, o->cin, o->cin / gn->groups, gn->eps, gn->w,
-                      mean_c, scale);
+            gn_finish(gn_stats_ptr(s, o->in, n), g->h, g->w, o->cin, o->cin / gn->groups, gn->eps,
+                      gn->w, mean_c, scale);
             for (int r = lo; r < hi; r += GN_STEP_ROWS) {
                 int m = hi - r < GN_STEP_ROWS ? hi - r : GN_STEP_ROWS;
                 gemm_epilogue er = e;
@@ -453,7 +570,7 @@ static void run_op(session *s, int i, int t, int nt, int n0, int n1, float *col,
                 }
                 dwconv3x3(in, &sub, o->stride, o->w, rows_out);
                 if (s->p[i].row_stats)
-                    gn_row_stats(out, g->ow, o->cout, r, r + sub.oh, gn_stats_ptr(s, n));
+                    gn_row_stats(out, g->ow, o->cout, r, r + sub.oh, gn_stats_ptr(s, o->out, n));
             }
         }
         break;
@@ -461,12 +578,12 @@ static void run_op(session *s, int i, int t, int nt, int n0, int n1, float *col,
         /* Each member sums its own rows (the convolutions around it split by rows too, so they
          * are in its cache), then normalises them from every row's sums, unless the depthwise
          * convolution before took the sums or the 1x1 convolution after applies it. */
-        int cpg = o->cin / o->groups, applied = gn_applied_by_next(s, i, nt);
+        int cpg = o->cin / o->groups, applied = gn_applied_by_next(s, i, nt, n0, n1);
         int summed_before = i > 0 && s->p[i - 1].row_stats;
         float mean_c[o->cin], scale[o->cin]; /* cin <= MODEL_MAX_CHANNELS: checked at load */
         split(g->h, t, nt, &lo, &hi);
         for (int n = n0; n < n1; n++) {
-            float *x = tensor_ptr(s, o->in, n), *stats = gn_stats_ptr(s, n);
+            float *x = tensor_ptr(s, o->in, n), *stats = gn_stats_ptr(s, o->in, n);
             if (!summed_before) gn_row_stats(x, g->w, o->cin, lo, hi, stats);
             if (applied) continue;
             if (nt > 1 && !summed_before) barrier(s, nt, phase); /* every row summed */
@@ -491,18 +608,19 @@ static void run_op(session *s, int i, int t, int nt, int n0, int n1, float *col,
     }
 }
 
-/* The network for samples [n0, n1), thread t's share of nt (the team meets between ops), run
+/* Ops [i0, i1) for samples [n0, n1), thread t's share of nt (the team meets between ops), run
  * by team member `me`. */
-static void run_range(session *s, int me, int t, int nt, int n0, int n1, unsigned *local_phase)
+static void run_range(session *s, int me, int t, int nt, int n0, int n1, int i0, int i1,
+                      unsigned *local_phase)
 {
     float *col = s->scratch + s->scratch_per_thread * me;
     int lo, hi;
     split(s->h, t, nt, &lo, &hi);
-    for (int n = n0; n < n1; n++)
+    for (int n = n0; n < n1 && i0 == 0; n++)
         nchw_to_nhwc_rows(s->input + (size_t)n * 3 * s->h * s->w, 3, s->h, s->w, lo, hi,
                           tensor_ptr(s, 0, n));
     if (nt > 1) barrier(s, nt, local_phase);
-    for (int i = 0; i < s->net->n_ops; i++) {
+    for (int i = i0; i < i1; i++) {
         struct timespec t0, t1;
         if (s->op_ns && me == 0) clock_gettime(CLOCK_MONOTONIC, &t0);
         run_op(s, i, t, nt, n0, n1, col, local_phase);
@@ -515,27 +633,30 @@ static void run_range(session *s, int me, int t, int nt, int n0, int n1, unsigne
 }
 
 /* One run, as thread t. With packed GEMMs every kernel gives an element the same bits however
- * the work is split, so samples go through the whole network one at a time (their activations
- * stay in cache), each thread taking whole samples while there are enough, the team sharing
- * the ops of the rest. BLAS results depend on the split, so there the team always shares
- * every op, split the same way for every sample. */
+ * the work is split, so samples go through the network up to the tail one at a time (their
+ * activations stay in cache), each thread taking whole samples while there are enough, the
+ * team sharing the ops of the rest; then the team runs the tail on the whole batch. BLAS
+ * results depend on the split, so there the team always shares every op, split the same way
+ * for every sample. */
 static void run_all(session *s, int t, unsigned *local_phase)
 {
-    int nt = s->threads;
+    int nt = s->threads, head = s->tail_from, n_ops = s->net->n_ops;
     if (!s->net->packed_gemm) {
-        run_range(s, t, t, nt, 0, s->n, local_phase);
+        run_range(s, t, t, nt, 0, s->n, 0, n_ops, local_phase);
         return;
     }
     /* whole samples are claimed one at a time, so a member slowed down (by the HTTP threads
      * decoding on the same cores) takes fewer and the others do not wait for it */
     for (int n; (n = atomic_fetch_add(&s->next_whole, 1)) < s->whole;) {
         s->region_of[n] = t;
-        run_range(s, t, 0, 1, n, n + 1, local_phase);
+        run_range(s, t, 0, 1, n, n + 1, 0, head, local_phase);
     }
     /* the team's samples use region 0 and the first member's scratch: wait until the whole
      * samples in them are done */
     if (s->whole > 0 && s->whole < s->n) barrier(s, nt, local_phase);
-    for (int n = s->whole; n < s->n; n++) run_range(s, t, t, nt, n, n + 1, local_phase);
+    for (int n = s->whole; n < s->n; n++) run_range(s, t, t, nt, n, n + 1, 0, head, local_phase);
+    /* run_range starts with a barrier: every sample has reached the tail */
+    if (head < n_ops) run_range(s, t, t, nt, 0, s->n, head, n_ops, local_phase);
     if (nt > 1) barrier(s, nt, local_phase); /* the caller returns only when all are done */
 }
 
@@ -621,7 +742,9 @@ int session_new_threads(const model *m, int h, int w, int max_batch, int threads
         serr(err, errlen, rc, "out of memory", NULL);
         goto fail;
     }
-    if ((rc = plan_shapes(s, err, errlen)) || (rc = plan_slots(s, err, errlen))) goto fail;
+    if ((rc = plan_shapes(s, err, errlen))) goto fail;
+    plan_tail(s);
+    if ((rc = plan_slots(s, err, errlen))) goto fail;
     plan_fusion(s);
     int started = 1;
     for (int t = 1; t < threads; t++, started++) {
@@ -651,6 +774,7 @@ void session_free(session *s)
     free(s->arena);
     free(s->slot_base);
     free(s->slot_stride);
+    free(s->slot_batched);
     free(s->t);
     free(s->p);
     free(s->region_of);
