@@ -82,7 +82,11 @@ void session_free(session *s); /* accepts NULL */
  * (pre-softmax). Returns XBN_EINVAL for a bad n; never allocates. */
 int session_run(session *s, const float *input, int n, float *logits);
 
-/* Bytes of the activation arena; plan totals. */
+/* The session's input buffer, [max_batch,3,h,w] floats in its arena: a caller may assemble
+ * a batch there and pass it to session_run, so the batch has no allocation of its own. */
+float *session_input(session *s);
+
+/* Bytes of the activation arena (input buffer included); plan totals. */
 size_t session_arena_bytes(const session *s);
 /* Print one line per op (kind, output shape, params, MFLOPs per sample) and totals. */
 void session_print_plan(const session *s, FILE *f);

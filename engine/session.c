@@ -59,8 +59,9 @@ struct session {
     int n_slots;
     float *arena;
     size_t arena_floats;
-    float *scratch; /* im2col (BLAS path) or Winograd, per thread: threads * scratch_per_thread */
-    float *zeros;   /* zeros for the padding taps of the packed path: a kernel row of the widest */
+    float *input_buf; /* session_input: max_batch NCHW samples */
+    float *scratch;   /* im2col (BLAS path) or Winograd, per thread: threads * scratch_per_thread */
+    float *zeros; /* zeros for the padding taps of the packed path: a kernel row of the widest */
     int zeros_floats;
     float *gn_stats; /* GroupNorm row statistics, per region: gn_stride floats each */
     size_t gn_stride;
@@ -294,6 +295,8 @@ static int plan_slots(session *s, char *err, size_t errlen)
     s->gn_stride = (s->gn_stride + 15) & ~(size_t)15;
     total += scratch + (((size_t)s->zeros_floats + 15) & ~(size_t)15);
     total += s->gn_stride * gn_regions;
+    size_t input_floats = ((size_t)s->max_batch * 3 * s->h * s->w + 15) & ~(size_t)15;
+    total += input_floats;
     s->arena_floats = total;
     if (!s->slot_base || !s->slot_stride ||
         !(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
@@ -309,6 +312,7 @@ static int plan_slots(session *s, char *err, size_t errlen)
     s->scratch = at;
     s->zeros = at + scratch;
     s->gn_stats = s->zeros + ((s->zeros_floats + 15) & ~15);
+    s->input_buf = s->gn_stats + s->gn_stride * gn_regions;
     memset(s->zeros, 0, (size_t)s->zeros_floats * sizeof *s->zeros);
     rc = 0;
 done:
@@ -779,6 +783,11 @@ void session_free(session *s)
     free(s->p);
     free(s->region_of);
     free(s);
+}
+
+float *session_input(session *s)
+{
+    return s->input_buf;
 }
 
 size_t session_arena_bytes(const session *s)

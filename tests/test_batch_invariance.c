@@ -52,6 +52,10 @@ static void check_model(const char *file, int threads)
                 }
         }
     assert_int_equal(mismatches, 0);
+    /* the session's own input buffer (what the daemon's workers fill) serves as well */
+    memcpy(session_input(s), pool, POOL * in_sz * sizeof *pool);
+    assert_int_equal(session_run(s, session_input(s), POOL, got), 0);
+    assert_memory_equal(got, alone, (size_t)POOL * classes * sizeof *got);
     assert_int_equal(session_run(s, batch, 0, got), XBN_EINVAL);
     assert_int_equal(session_run(s, batch, POOL + 1, got), XBN_EINVAL);
     free(pool), free(batch), free(alone), free(got);
