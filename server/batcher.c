@@ -24,7 +24,8 @@ typedef struct {
     pthread_t th;
     int started;
     void *ctx;
-    float *in, *out;
+    float *in, *out; /* in: the batch being assembled (cfg.input's, or own_in) */
+    float *own_in;
     double *waits;
     item *take;
 } worker;
@@ -118,6 +119,7 @@ static void *worker_main(void *arg)
     batcher *b = w->b;
     const batcher_cfg *c = &b->cfg;
     int ok = c->init(c->arg, w->id, &w->ctx) == 0;
+    if (ok && c->input) w->in = c->input(w->ctx);
     if (ok) {
         memset(w->in, 0, (size_t)c->max_batch * c->in_elems * sizeof(float));
         ok = c->run(w->ctx, w->in, c->max_batch, w->out) == 0;
@@ -180,11 +182,12 @@ int batcher_new(const batcher_cfg *cfg, batcher **out)
         worker *w = &b->w[i];
         w->b = b;
         w->id = i;
-        w->in = malloc((size_t)cfg->max_batch * cfg->in_elems * sizeof(float));
+        if (!cfg->input)
+            w->in = w->own_in = malloc((size_t)cfg->max_batch * cfg->in_elems * sizeof(float));
         w->out = malloc((size_t)cfg->max_batch * cfg->out_elems * sizeof(float));
         w->waits = malloc((size_t)cfg->max_batch * sizeof(double));
         w->take = malloc((size_t)cfg->max_batch * sizeof(item));
-        if (!w->in || !w->out || !w->waits || !w->take) goto fail;
+        if ((!cfg->input && !w->in) || !w->out || !w->waits || !w->take) goto fail;
     }
     int started = 0;
     for (int i = 0; i < cfg->workers; i++) {
@@ -270,7 +273,7 @@ void batcher_free(batcher *b)
         for (int i = 0; i < b->cfg.workers; i++) {
             worker *w = &b->w[i];
             if (w->ctx && b->cfg.fini) b->cfg.fini(w->ctx);
-            free(w->in);
+            free(w->own_in);
             free(w->out);
             free(w->waits);
             free(w->take);

@@ -69,6 +69,9 @@ typedef struct {
     /* in [n, in_elems] -> out [n, out_elems]; 0 = ok. */
     int (*run)(void *ctx, const float *in, int n, float *out);
     void (*fini)(void *ctx);
+    /* Optional: where worker ctx assembles its batches, max_batch * in_elems floats owned by
+     * ctx (the engine session's own input buffer); without it the batcher allocates one. */
+    float *(*input)(void *ctx);
     /* Optional: after each batch, its size, compute time and each image's queue wait. */
     void (*on_batch)(void *arg, int n, double compute_s, const double *waits_s);
 } batcher_cfg;

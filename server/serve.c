@@ -71,6 +71,11 @@ static int worker_run(void *ctx, const float *in, int n, float *out)
     return session_run(ctx, in, n, out);
 }
 
+static float *worker_input(void *ctx)
+{
+    return session_input(ctx);
+}
+
 static void worker_fini(void *ctx)
 {
     session_free(ctx);
@@ -161,6 +166,7 @@ static int load_model(server *s, srv_model *m, char *err, size_t errlen)
                       .arg = m,
                       .init = worker_init,
                       .run = worker_run,
+                      .input = worker_input,
                       .fini = worker_fini,
                       .on_batch = worker_stats};
     int st = batcher_new(&bc, &m->b);

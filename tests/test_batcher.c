@@ -11,6 +11,8 @@
 typedef struct {
     pthread_mutex_t mu;
     int max_seen, batches, fail_init, usleep_per_batch;
+    float *buf;     /* the context's own batch buffer (cfg.input), or NULL */
+    int foreign_in; /* runs whose input was not buf */
 } fake;
 
 static int f_init(void *arg, int w, void **ctx)
@@ -31,10 +33,16 @@ static int f_run(void *ctx, const float *in, int n, float *out)
         out[2 * i + 1] = in[3 * i + 1] + 1;
     }
     pthread_mutex_lock(&f->mu);
+    if (f->buf && in != f->buf) f->foreign_in++;
     if (n > f->max_seen) f->max_seen = n;
     f->batches++;
     pthread_mutex_unlock(&f->mu);
     return 0;
+}
+
+static float *f_input(void *ctx)
+{
+    return ((fake *)ctx)->buf;
 }
 
 typedef struct {
@@ -119,6 +127,34 @@ static void test_rows_in_order(void **state)
     }
     assert_true(f.max_seen <= 4 && f.max_seen >= 2);
     batcher_free(b);
+}
+
+/* cfg.input: batches are assembled in the context's buffer (the engine session's arena). */
+static void test_input_from_context(void **state)
+{
+    (void)state;
+    static float buf[4 * 3];
+    fake f = {.mu = PTHREAD_MUTEX_INITIALIZER, .buf = buf};
+    batcher_cfg c = cfg_for(&f, 4, 1, 64, 1000);
+    c.input = f_input;
+    batcher *b;
+    assert_int_equal(batcher_new(&c, &b), BATCH_OK);
+    enum { NJ = 5 };
+    static tjob jobs[NJ];
+    for (int j = 0; j < NJ; j++) {
+        tjob_init(&jobs[j], 1 + j % 3, 10.0f * (float)j);
+        if (j % 2) jobs[j].job.in = NULL, jobs[j].job.load = t_load;
+        assert_int_equal(batcher_submit(b, &jobs[j].job), BATCH_OK);
+    }
+    for (int j = 0; j < NJ; j++) {
+        tjob_wait(&jobs[j]);
+        assert_int_equal(atomic_load(&jobs[j].job.status), BATCH_OK);
+        for (int i = 0; i < jobs[j].job.n; i++)
+            assert_true(jobs[j].out[2 * i] == 2 * (10.0f * (float)j + (float)i));
+    }
+    batcher_free(b);
+    assert_true(f.batches >= 2); /* the warm-up and at least one batch of jobs */
+    assert_int_equal(f.foreign_in, 0);
 }
 
 static void test_delay_bound_single_image(void **state)
@@ -217,6 +253,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rows_in_order),
+        cmocka_unit_test(test_input_from_context),
         cmocka_unit_test(test_delay_bound_single_image),
         cmocka_unit_test(test_full_queue_and_deadline),
         cmocka_unit_test(test_cancel_and_free_finish_everything),
