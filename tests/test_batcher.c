@@ -102,13 +102,10 @@ static batcher_cfg cfg_for(fake *f, int max_batch, int workers, int max_queue, l
                          .run = f_run};
 }
 
-static void test_rows_in_order(void **state)
+/* Submits 8 jobs of 1..7 images (every other one through job->load) and checks that every row
+ * comes back in order, in batches of at most max_batch. */
+static void run_jobs(batcher *b, int max_batch)
 {
-    (void)state;
-    fake f = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    batcher_cfg c = cfg_for(&f, 4, 2, 64, 1000);
-    batcher *b;
-    assert_int_equal(batcher_new(&c, &b), BATCH_OK);
     enum { NJ = 8 };
     static tjob jobs[NJ];
     for (int j = 0; j < NJ; j++) {
@@ -123,8 +120,18 @@ static void test_rows_in_order(void **state)
             assert_true(jobs[j].out[2 * i] == 2 * (100.0f * (float)j + (float)i));
             assert_true(jobs[j].out[2 * i + 1] == 1 - (float)i);
         }
-        assert_true(atomic_load(&jobs[j].job.max_batch) <= 4);
+        assert_true(atomic_load(&jobs[j].job.max_batch) <= max_batch);
     }
+}
+
+static void test_rows_in_order(void **state)
+{
+    (void)state;
+    fake f = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    batcher_cfg c = cfg_for(&f, 4, 2, 64, 1000);
+    batcher *b;
+    assert_int_equal(batcher_new(&c, &b), BATCH_OK);
+    run_jobs(b, 4);
     assert_true(f.max_seen <= 4 && f.max_seen >= 2);
     batcher_free(b);
 }
@@ -139,19 +146,7 @@ static void test_input_from_context(void **state)
     c.input = f_input;
     batcher *b;
     assert_int_equal(batcher_new(&c, &b), BATCH_OK);
-    enum { NJ = 5 };
-    static tjob jobs[NJ];
-    for (int j = 0; j < NJ; j++) {
-        tjob_init(&jobs[j], 1 + j % 3, 10.0f * (float)j);
-        if (j % 2) jobs[j].job.in = NULL, jobs[j].job.load = t_load;
-        assert_int_equal(batcher_submit(b, &jobs[j].job), BATCH_OK);
-    }
-    for (int j = 0; j < NJ; j++) {
-        tjob_wait(&jobs[j]);
-        assert_int_equal(atomic_load(&jobs[j].job.status), BATCH_OK);
-        for (int i = 0; i < jobs[j].job.n; i++)
-            assert_true(jobs[j].out[2 * i] == 2 * (10.0f * (float)j + (float)i));
-    }
+    run_jobs(b, 4);
     batcher_free(b);
     assert_true(f.batches >= 2); /* the warm-up and at least one batch of jobs */
     assert_int_equal(f.foreign_in, 0);
