@@ -131,7 +131,7 @@ static int samples_contiguous(const session *s, int id, int n0, int n1)
 static float *gn_stats_ptr(const session *s, int id, int n)
 {
     int slot = s->t[id].slot, at = region(s, slot, n);
-    if (s->net->packed_gemm && s->slot_batched[slot]) at += s->regions;
+    if (s->slot_batched[slot]) at += s->regions; /* only the packed path has a tail */
     return s->gn_stats + (size_t)at * s->gn_stride;
 }
 
@@ -285,12 +285,10 @@ static int plan_slots(session *s, char *err, size_t errlen)
     s->slot_base = calloc((size_t)n_slots, sizeof *s->slot_base);
     s->slot_stride = calloc((size_t)n_slots, sizeof *s->slot_stride);
     size_t total = 0, scratch = s->scratch_per_thread * s->threads;
-    int gn_regions = s->regions;
-    for (int k = 0; k < n_slots; k++) {
+    int gn_regions = s->regions + (s->tail_from < nt->n_ops ? s->max_batch : 0);
+    for (int k = 0; k < n_slots; k++)
         total +=
             ((slot_size[k] + 15) & ~(size_t)15) * (s->slot_batched[k] ? s->max_batch : s->regions);
-        if (s->slot_batched[k]) gn_regions = s->regions + s->max_batch;
-    }
     if (s->team_scratch > scratch) scratch = s->team_scratch;
     s->gn_stride = (s->gn_stride + 15) & ~(size_t)15;
     total += scratch + (((size_t)s->zeros_floats + 15) & ~(size_t)15);
@@ -394,55 +392,44 @@ static void run_conv_blas(session *s, const op *o, const conv_geom *g, int t, in
 /* Packed-GEMM path: every element's arithmetic is independent of the rows and columns in the
  * call, so the team may split a convolution any way: by rows (8-row tiles) when there are
  * many, by 32-column panels otherwise. */
-/* Winograd: a thread alone, or a team when the weights fit in L2, runs its tiles through all
- * three steps; otherwise the team splits the tiles for the transforms and the positions for
- * the GEMMs, sharing the first member's scratch, so each member reads only its share of the
- * large transformed weights (ResNet50 layer4, batch 1, 2 threads: 1.1x -> 1.8x scaling). */
+/* The part of rows [lo, hi) of a batch, laid out sample after sample with `per` rows each,
+ * that falls in sample j, in the sample's own numbering: [*a, *b). Returns 0 when empty. */
+static int rows_of_sample(int lo, int hi, int j, int per, int *a, int *b)
+{
+    *a = lo > j * per ? lo - j * per : 0;
+    *b = hi < (j + 1) * per ? hi - j * per : per;
+    return *a < *b;
+}
+
+/* Winograd: a thread alone, or a team when the weights fit in L2, runs its tiles of a sample
+ * through all three steps; otherwise (and in the tail, for the whole batch) the team splits
+ * the tiles for the transforms and the positions for the GEMMs, sharing the first member's
+ * scratch, so each member reads only its share of the large transformed weights (ResNet50
+ * layer4, batch 1, 2 threads: 1.1x -> 1.8x scaling), and each GEMM takes every sample's tiles. */
 static void run_conv_wino(session *s, const op *o, const conv_geom *g, int t, int nt, int n0,
                           int n1, float *scratch, const gemm_epilogue *e, unsigned *phase)
 {
     int tiles = wino_tiles(o->wino, g->oh, g->ow), positions = (o->wino + 2) * (o->wino + 2);
-    int lo, hi, k_lo, k_hi;
-    split(positions, t, nt, &k_lo, &k_hi);
-    if (n1 - n0 > 1) { /* the tail: one GEMM per position over the tiles of every sample */
-        int rows = (n1 - n0) * tiles;
-        float *v = s->scratch, *prod = v + (size_t)positions * rows * o->cin;
-        split(rows, t, nt, &lo, &hi);
-        for (int n = n0; n < n1; n++) {
-            int row0 = (n - n0) * tiles, a = lo > row0 ? lo : row0;
-            int b = hi < row0 + tiles ? hi : row0 + tiles;
-            if (a < b)
-                wino_input(o->wino, tensor_ptr(s, o->in, n), g->h, g->w, o->cin, a - row0, b - row0,
-                           -row0, rows, v);
-        }
-        barrier(s, nt, phase);
-        wino_gemm(v, rows, o->cin, o->w, o->cout, k_lo, k_hi, prod);
-        barrier(s, nt, phase);
-        for (int n = n0; n < n1; n++) {
-            int row0 = (n - n0) * tiles, a = lo > row0 ? lo : row0;
-            int b = hi < row0 + tiles ? hi : row0 + tiles;
-            if (a < b)
-                wino_output(o->wino, prod, -row0, rows, g->h, g->w, o->cout, e, a - row0, b - row0,
-                            tensor_ptr(s, o->out, n));
-        }
+    int rows = (n1 - n0) * tiles, lo, hi, k_lo, k_hi, a, b;
+    split(rows, t, nt, &lo, &hi);
+    if (n1 - n0 == 1 && (nt == 1 || wino_weights_in_l2(o->wino, o->cin, o->cout))) {
+        wino_conv(o->wino, tensor_ptr(s, o->in, n0), g->h, g->w, o->cin, o->w, o->cout, e, lo, hi,
+                  scratch, tensor_ptr(s, o->out, n0));
         return;
     }
-    split(tiles, t, nt, &lo, &hi);
-    float *v = s->scratch, *prod = v + (size_t)positions * tiles * o->cin;
-    for (int n = n0; n < n1; n++) {
-        const float *in = tensor_ptr(s, o->in, n);
-        float *out = tensor_ptr(s, o->out, n);
-        if (nt == 1 || wino_weights_in_l2(o->wino, o->cin, o->cout)) {
-            wino_conv(o->wino, in, g->h, g->w, o->cin, o->w, o->cout, e, lo, hi, scratch, out);
-            continue;
-        }
-        wino_input(o->wino, in, g->h, g->w, o->cin, lo, hi, 0, tiles, v);
-        barrier(s, nt, phase);
-        wino_gemm(v, tiles, o->cin, o->w, o->cout, k_lo, k_hi, prod);
-        barrier(s, nt, phase);
-        wino_output(o->wino, prod, 0, tiles, g->h, g->w, o->cout, e, lo, hi, out);
-        if (n + 1 < n1) barrier(s, nt, phase); /* v and prod are reused */
-    }
+    split(positions, t, nt, &k_lo, &k_hi);
+    float *v = s->scratch, *prod = v + (size_t)positions * rows * o->cin;
+    for (int j = 0; j < n1 - n0; j++) /* sample n0 + j's tiles are rows j * tiles.. */
+        if (rows_of_sample(lo, hi, j, tiles, &a, &b))
+            wino_input(o->wino, tensor_ptr(s, o->in, n0 + j), g->h, g->w, o->cin, a, b, -j * tiles,
+                       rows, v);
+    barrier(s, nt, phase);
+    wino_gemm(v, rows, o->cin, o->w, o->cout, k_lo, k_hi, prod);
+    barrier(s, nt, phase);
+    for (int j = 0; j < n1 - n0; j++)
+        if (rows_of_sample(lo, hi, j, tiles, &a, &b))
+            wino_output(o->wino, prod, -j * tiles, rows, g->h, g->w, o->cout, e, a, b,
+                        tensor_ptr(s, o->out, n0 + j));
 }
 
 /* The packed path splits a convolution by rows (8-row tiles) when there are enough, else by
@@ -457,7 +444,7 @@ static int conv_splits_rows(int rows, int panels, int nt)
 static int conv_batch(const session *s, int i, int n0, int n1)
 {
     const op *o = &s->net->ops[i];
-    if (n1 - n0 < 2 || o->kind != OP_CONV || o->k != 1 || o->stride != 1 || o->wino ||
+    if (n1 - n0 < 2 || o->k != 1 || o->stride != 1 || o->wino ||
         !samples_contiguous(s, o->in, n0, n1) || !samples_contiguous(s, o->out, n0, n1) ||
         (o->res >= 0 && !samples_contiguous(s, o->res, n0, n1)))
         return 1;
@@ -505,13 +492,13 @@ static void run_conv_packed(session *s, int i, const op *o, const conv_geom *g, 
         if (gn && nb > 1) {
             /* the tail: normalise this member's rows of every sample, then one GEMM (maps are
              * small here; re-reading the weights per step would cost more) */
-            for (int j = 0; j < nb; j++) {
-                int a = lo > j * per ? lo : j * per, b = hi < (j + 1) * per ? hi : (j + 1) * per;
+            for (int j = 0, a, b; j < nb; j++) {
                 float mean_c[o->cin], scale[o->cin];
-                if (a >= b) continue;
+                if (!rows_of_sample(lo, hi, j, per, &a, &b)) continue;
                 gn_finish(gn_stats_ptr(s, o->in, n + j), g->h, g->w, o->cin, o->cin / gn->groups,
                           gn->eps, gn->w, mean_c, scale);
-                gn_apply(in + (size_t)a * o->cin, b - a, o->cin, mean_c, scale, gn->b, gn->act);
+                gn_apply(in + ((size_t)j * per + a) * o->cin, b - a, o->cin, mean_c, scale, gn->b,
+                         gn->act);
             }
             gemm_packed(in + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout, p_lo, p_hi, out,
                         &e);
