@@ -5,9 +5,10 @@
  * those rows only. Source rows are resampled horizontally on demand, in increasing order,
  * into a ring of kv rows (kv = vertical taps): the window of source rows an output row needs
  * only moves forward and is at most kv tall, so row r lives in slot r % kv for as long as
- * any output row needs it. Both passes run 8 columns at a time on AVX2 where they can: the
- * sums are integers, exact in any order, so the bytes are the scalar loops' (a unit test
- * compares the two).
+ * any output row needs it. The ring's rows are planar (one run of ncols bytes per channel),
+ * so the vertical pass writes each output plane's row straight into `out`. Both passes run 8
+ * columns at a time on AVX2 where they can: the sums are integers, exact in any order, so the
+ * bytes are the scalar loops' (a unit test compares the two).
  */
 #include "resize.h"
 
@@ -127,11 +128,11 @@ static inline __m256i clip8x8(__m256i acc)
  * word at each column's pixel (its channels in the low bytes) and a multiply-add per channel.
  * Every column's kh taps must be readable 4-byte words (resize_run checks); taps past a
  * column's count have coefficient 0. xoff[j] = first source byte of column j,
- * kt[t * nvec + j] = its tap-t coefficient. nch is a constant at each call. */
-static inline __attribute__((always_inline)) void hpass_avx2_n(const unsigned char *row, int nvec,
-                                                               int kh, const int32_t *xoff,
-                                                               const int32_t *kt,
-                                                               unsigned char *dst, const int nch)
+ * kt[t * nvec + j] = its tap-t coefficient. Channel c goes to dst + c * plane. nch is a
+ * constant at each call. */
+static inline __attribute__((always_inline)) void
+hpass_avx2_n(const unsigned char *row, int nvec, int kh, const int32_t *xoff, const int32_t *kt,
+             unsigned char *dst, size_t plane, const int nch)
 {
     const __m256i bytemask = _mm256_set1_epi32(0xff);
     for (int j = 0; j < nvec; j += 8) {
@@ -146,20 +147,18 @@ static inline __attribute__((always_inline)) void hpass_avx2_n(const unsigned ch
                 acc[c] = _mm256_add_epi32(acc[c], _mm256_mullo_epi32(v, k));
             }
         }
-        unsigned char b[3][16];
-        for (int c = 0; c < nch; c++) _mm_storeu_si128((__m128i *)b[c], pack8(clip8x8(acc[c])));
-        for (int i = 0; i < 8; i++)
-            for (int c = 0; c < nch; c++) dst[(size_t)(j + i) * nch + c] = b[c][i];
+        for (int c = 0; c < nch; c++)
+            _mm_storel_epi64((__m128i *)(dst + (size_t)c * plane + j), pack8(clip8x8(acc[c])));
     }
 }
 
 static void hpass_avx2(const unsigned char *row, int nch, int nvec, int kh, const int32_t *xoff,
-                       const int32_t *kt, unsigned char *dst)
+                       const int32_t *kt, unsigned char *dst, size_t plane)
 {
     if (nch == 3)
-        hpass_avx2_n(row, nvec, kh, xoff, kt, dst, 3);
+        hpass_avx2_n(row, nvec, kh, xoff, kt, dst, plane, 3);
     else
-        hpass_avx2_n(row, nvec, kh, xoff, kt, dst, 1);
+        hpass_avx2_n(row, nvec, kh, xoff, kt, dst, plane, 1);
 }
 
 /* dst[j] = clip8(sum_t rows[t][j] * k[t]) for j < n, 8 at a time; returns how many done. */
@@ -190,45 +189,47 @@ typedef struct {
     const int32_t *xoff, *kt;
 } hfilter;
 
-/* One source row y -> f->ncols pixels of nch channels. */
+/* One source row y -> f->ncols pixels of nch channels, planar: channel c at dst + c * ncols. */
 static void hpass_row(const pixmap_view *src, int y, const hfilter *f, unsigned char *dst)
 {
     const unsigned char *row = src->origin + (ptrdiff_t)y * src->sy;
     ptrdiff_t sx = src->sx;
     int ncols = f->ncols, kh = f->kh, nch = src->channels, j = 0;
     const int *hb = f->hb;
-    if (f->same && sx == nch) { /* upright: output column j is source column hb[0] + j */
-        memcpy(dst, row + (ptrdiff_t)hb[0] * sx, (size_t)ncols * nch);
-        return;
-    }
     if (f->same) {
         for (; j < ncols; j++) {
             const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
-            for (int c = 0; c < nch; c++) dst[(size_t)j * nch + c] = s[c];
+            for (int c = 0; c < nch; c++) dst[(size_t)c * ncols + j] = s[c];
         }
         return;
     }
 #ifdef __AVX2__
-    hpass_avx2(row, nch, f->nvec, kh, f->xoff, f->kt, dst);
+    hpass_avx2(row, nch, f->nvec, kh, f->xoff, f->kt, dst, (size_t)ncols);
     j = f->nvec;
 #endif
     for (; j < ncols; j++) {
         const int32_t *k = f->hk + (size_t)j * kh;
         const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
-        int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-        if (nch == 3) {
-            for (int t = 0; t < hb[2 * j + 1]; t++, s += sx) {
-                s0 += s[0] * k[t];
-                s1 += s[1] * k[t];
-                s2 += s[2] * k[t];
-            }
-            dst[3 * j] = clip8(s0);
-            dst[3 * j + 1] = clip8(s1);
-            dst[3 * j + 2] = clip8(s2);
-        } else {
-            for (int t = 0; t < hb[2 * j + 1]; t++, s += sx) s0 += s[0] * k[t];
-            dst[j] = clip8(s0);
+        for (int c = 0; c < nch; c++) {
+            int32_t a = 1 << (PRECISION_BITS - 1);
+            for (int t = 0; t < hb[2 * j + 1]; t++) a += s[(ptrdiff_t)t * sx + c] * k[t];
+            dst[(size_t)c * ncols + j] = clip8(a);
         }
+    }
+}
+
+/* dst[j] = clip8(sum_t rows[t][j] * k[t]) for j < n. */
+static void vpass(const unsigned char *const *rows, const int32_t *k, int cnt, size_t n,
+                  unsigned char *dst)
+{
+    size_t j = 0;
+#ifdef __AVX2__
+    j = vpass_avx2(rows, k, cnt, n, dst);
+#endif
+    for (; j < n; j++) {
+        int32_t a = 1 << (PRECISION_BITS - 1);
+        for (int t = 0; t < cnt; t++) a += rows[t][j] * k[t];
+        dst[j] = clip8(a);
     }
 }
 
@@ -254,9 +255,8 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
     int32_t *hk = malloc(sizeof *hk * (size_t)kh * ncols),
             *vk = malloc(sizeof *vk * (size_t)kv * nrows);
     unsigned char *ring = malloc(rowb * (size_t)kv);
-    unsigned char *line = malloc(rowb); /* one output row, interleaved */
     int32_t *xoff = NULL, *kt = NULL;
-    if (!hb || !vb || !hk || !vk || !ring || !line) goto fail;
+    if (!hb || !vb || !hk || !vk || !ring) goto fail;
     resize_coeffs(src->w, box[0], box[2], p->out_w, x0, ncols, kh, hb, hk);
     resize_coeffs(src->h, box[1], box[3], p->out_h, y0, nrows, kv, vb, vk);
     hfilter hf = {ncols, kh, hb, hk, h_same, 0, NULL, NULL};
@@ -286,27 +286,22 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
         if (next < ymin) next = ymin;
         for (; next < ymin + ycnt; next++)
             hpass_row(src, next, &hf, ring + (size_t)(next % kv) * rowb);
-        /* the output row, interleaved: the source row itself when the axis keeps its size */
-        const unsigned char *res = ring + (size_t)(ymin % kv) * rowb;
-        if (!v_same) {
-            const int32_t *k = vk + (size_t)i * kv;
-            const unsigned char *rows[ycnt];
-            for (int t = 0; t < ycnt; t++) rows[t] = ring + (size_t)((ymin + t) % kv) * rowb;
-            size_t j = 0;
-#ifdef __AVX2__
-            j = vpass_avx2(rows, k, ycnt, rowb, line);
-#endif
-            for (; j < rowb; j++) {
-                int32_t a = 1 << (PRECISION_BITS - 1);
-                for (int t = 0; t < ycnt; t++) a += rows[t][j] * k[t];
-                line[j] = clip8(a);
-            }
-            res = line;
-        }
         size_t orow = (size_t)(y0 - p->crop_y + i) * S + (size_t)(x0 - p->crop_x);
+        const int32_t *k = vk + (size_t)i * kv;
         for (int c = 0; c < 3; c++) {
             unsigned char *o = out + c * plane + orow;
-            for (int x = 0; x < ncols; x++) o[x] = res[(size_t)x * nch + chan[c]];
+            if (c > 0 && chan[c] == chan[c - 1]) { /* grey: the same plane again */
+                memcpy(o, o - plane, (size_t)ncols);
+                continue;
+            }
+            size_t coff = (size_t)chan[c] * ncols;
+            if (v_same) { /* the axis keeps its size: the output row is the source row */
+                memcpy(o, ring + (size_t)(ymin % kv) * rowb + coff, (size_t)ncols);
+                continue;
+            }
+            const unsigned char *rows[ycnt];
+            for (int t = 0; t < ycnt; t++) rows[t] = ring + (size_t)((ymin + t) % kv) * rowb + coff;
+            vpass(rows, k, ycnt, (size_t)ncols, o);
         }
     }
     rc = RESIZE_OK;
@@ -316,7 +311,6 @@ fail:
     free(hk);
     free(vk);
     free(ring);
-    free(line);
     free(xoff);
     free(kt);
     return rc;
