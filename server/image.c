@@ -56,12 +56,12 @@ const char *image_format_name(const unsigned char *d, size_t n)
 typedef struct {
     const preprocess_spec *pre;
     double margin;
-} scale_ctx;
+} decode_ctx;
 
 /* DCT scale: largest 1/denom keeping >= margin source pixels per resized pixel. */
 static int choose_denom(int w, int h, int orient, void *vctx)
 {
-    const scale_ctx *c = vctx;
+    const decode_ctx *c = vctx;
     if (c->margin < 0) return 1;
     int uw = orient_transposes(orient) ? h : w, uh = orient_transposes(orient) ? w : h;
     resize_plan p;
@@ -70,6 +70,37 @@ static int choose_denom(int w, int h, int orient, void *vctx)
         if ((double)uw / denom >= c->margin * p.out_w && (double)uh / denom >= c->margin * p.out_h)
             return denom;
     return 1;
+}
+
+/* The resize of a decoded image (pixels or not yet): the plan, from the upright size in the
+ * file, and the box the decoded pixels cover, in upright decoded units: full / denom of
+ * them, so an axis read backwards starts late. Also the upright decoded size. */
+static int resize_geometry(const preprocess_spec *pre, const pixmap *pm, int orient,
+                           resize_plan *plan, double box[4], int *uw, int *uh)
+{
+    int t = orient_transposes(orient);
+    int full_w = t ? pm->full_h : pm->full_w, full_h = t ? pm->full_w : pm->full_h;
+    *uw = t ? pm->dec_h : pm->dec_w;
+    *uh = t ? pm->dec_w : pm->dec_h;
+    double ex = (double)full_w / pm->denom, ey = (double)full_h / pm->denom;
+    box[0] = orient_reverses_x(orient) ? *uw - ex : 0;
+    box[1] = orient_reverses_y(orient) ? *uh - ey : 0;
+    box[2] = box[0] + ex;
+    box[3] = box[1] + ey;
+    return resize_plan_make(pre, full_w, full_h, plan);
+}
+
+/* Decode only the pixels the resize reads (the whole image when it would refuse). */
+static void needed_window(const pixmap *geom, void *vctx, int win[4])
+{
+    const decode_ctx *c = vctx;
+    int orient = c->pre->exif_orient ? geom->orient : 1, uw, uh, uwin[4];
+    resize_plan plan;
+    double box[4];
+    if (resize_geometry(c->pre, geom, orient, &plan, box, &uw, &uh) ||
+        resize_window(uw, uh, box, &plan, uwin))
+        return;
+    orient_window_stored(orient, geom->dec_w, geom->dec_h, uwin, win);
 }
 
 void image_normalise(const preprocess_spec *pre, const unsigned char *px, float *out)
@@ -113,7 +144,7 @@ int image_to_pixels(const unsigned char *data, size_t len, const preprocess_spec
 {
     size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : IMG_DEFAULT_MAX_BYTES;
     long max_pixels = lim && lim->max_pixels ? lim->max_pixels : IMG_DEFAULT_MAX_PIXELS;
-    scale_ctx sc = {pre, dct_margin ? dct_margin : IMG_DCT_MARGIN};
+    decode_ctx dc = {pre, dct_margin ? dct_margin : IMG_DCT_MARGIN};
     pixmap pm = {0};
     int rc;
     if (!data || len == 0) {
@@ -126,7 +157,7 @@ int image_to_pixels(const unsigned char *data, size_t len, const preprocess_spec
     }
     const char *fmt = image_format_name(data, len);
     if (fmt && !strcmp(fmt, "JPEG")) {
-        jpeg_decode_opts o = {max_pixels, pre->exif_orient, choose_denom, &sc};
+        jpeg_decode_opts o = {max_pixels, pre->exif_orient, choose_denom, needed_window, &dc};
         rc = jpeg_decode(data, len, &o, &pm, err, errlen);
     } else if (fmt && !strcmp(fmt, "PNG")) {
         rc = png_decode(data, len, max_pixels, pre->exif_orient, &pm, err, errlen);
@@ -143,18 +174,13 @@ int image_to_pixels(const unsigned char *data, size_t len, const preprocess_spec
     }
     if (rc) return rc;
 
-    int orient = pre->exif_orient ? pm.orient : 1;
+    int orient = pre->exif_orient ? pm.orient : 1, uw, uh, t = orient_transposes(orient);
+    int full_w = t ? pm.full_h : pm.full_w, full_h = t ? pm.full_w : pm.full_h; /* upright */
     pixmap_view v = pixmap_oriented(&pm, orient);
-    int t = orient_transposes(orient);
-    int full_w = t ? pm.full_h : pm.full_w, full_h = t ? pm.full_w : pm.full_h;
-    /* The decoded pixels cover full / denom of their units; a mirrored axis starts late. */
-    double ex = (double)full_w / pm.denom, ey = (double)full_h / pm.denom;
-    double box[4] = {v.sx < 0 ? v.w - ex : 0, v.sy < 0 ? v.h - ey : 0, 0, 0};
-    box[2] = box[0] + ex;
-    box[3] = box[1] + ey;
+    double box[4];
     resize_plan plan;
     int chan[3];
-    rc = resize_plan_make(pre, full_w, full_h, &plan);
+    rc = resize_geometry(pre, &pm, orient, &plan, box, &uw, &uh);
     if (rc == RESIZE_OK) {
         resize_chan_map(pre, pm.channels, chan);
         rc = resize_run(&v, box, &plan, chan, px);

@@ -171,34 +171,69 @@ int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o
         goto fail;
     }
     int orient = o->use_exif ? find_orientation(&di) : 1;
-    int denom = o->scale ? o->scale(w, h, orient, o->scale_ctx) : 1;
+    int denom = o->scale ? o->scale(w, h, orient, o->ctx) : 1;
     if (denom != 2 && denom != 4 && denom != 8) denom = 1;
     di.scale_num = 1;
     di.scale_denom = (unsigned)denom;
     di.dct_method = JDCT_ISLOW; /* libjpeg's default and Pillow's: accurate integer IDCT */
     jpeg_start_decompress(&di);
 
-    int ow = (int)di.output_width, oh = (int)di.output_height;
-    if (pixmap_alloc(&d.pm, ow, oh, cmyk ? 3 : di.output_components)) {
-        snprintf(d.msg, sizeof d.msg, "JPEG: out of memory for %dx%d pixels", ow, oh);
+    int ow = (int)di.output_width, oh = (int)di.output_height, win[4] = {0, 0, ow, oh};
+    pixmap geom = {.full_w = w,
+                   .full_h = h,
+                   .denom = denom,
+                   .dec_w = ow,
+                   .dec_h = oh,
+                   .orient = orient,
+                   .channels = cmyk ? 3 : di.output_components};
+    if (o->window) o->window(&geom, o->ctx, win);
+    if (win[0] < 0 || win[1] < 0 || win[2] > ow || win[3] > oh || win[0] >= win[2] ||
+        win[1] >= win[3])
+        win[0] = win[1] = 0, win[2] = ow, win[3] = oh;
+    /* Decode the window and at least one iMCU around it. */
+    int mw = di.max_h_samp_factor * di.min_DCT_scaled_size;
+    int mh = di.max_v_samp_factor * di.min_DCT_scaled_size;
+    JDIMENSION cx = (JDIMENSION)(win[0] > mw ? win[0] - mw : 0);
+    JDIMENSION cw = (JDIMENSION)(win[2] + mw < ow ? win[2] + mw : ow) - cx;
+    if (cx > 0 || (int)cw < ow) jpeg_crop_scanline(&di, &cx, &cw); /* cx rounds down */
+    /* whole iMCU rows: a skip that starts inside a row group is where libjpeg-turbo has had
+     * bugs */
+    int ry0 = win[1] > mh ? (win[1] - mh) / mh * mh : 0, ry1 = (win[3] / mh + 2) * mh;
+    if (ry1 > oh) ry1 = oh;
+    if (pixmap_alloc(&d.pm, (int)cw, ry1 - ry0, geom.channels)) {
+        snprintf(d.msg, sizeof d.msg, "JPEG: out of memory for %ux%d pixels", cw, ry1 - ry0);
         d.status = IMG_ENOMEM;
         goto fail;
     }
-    if (cmyk && !(d.row = malloc((size_t)ow * 4))) {
+    if (!(d.row = malloc((size_t)cw * (cmyk ? 4 : (size_t)di.output_components)))) {
         snprintf(d.msg, sizeof d.msg, "JPEG: out of memory");
         d.status = IMG_ENOMEM;
         goto fail;
     }
-    while (di.output_scanline < di.output_height) {
-        unsigned char *dst = d.pm.px + (size_t)di.output_scanline * d.pm.stride;
+    if (ry0 > 0 && jpeg_skip_scanlines(&di, (JDIMENSION)ry0) != (JDIMENSION)ry0) goto stalled;
+    while ((int)di.output_scanline < ry1) {
+        unsigned char *dst = d.pm.mem + (size_t)(di.output_scanline - ry0) * d.pm.stride;
         JSAMPROW r = cmyk ? d.row : dst;
-        if (jpeg_read_scanlines(&di, &r, 1) != 1) {
-            snprintf(d.msg, sizeof d.msg, "JPEG: decoder stalled");
-            d.status = IMG_ECORRUPT;
-            goto fail;
-        }
-        if (cmyk) cmyk_row(d.row, dst, ow, di.saw_Adobe_marker);
+        if (jpeg_read_scanlines(&di, &r, 1) != 1) goto stalled;
+        if (cmyk) cmyk_row(d.row, dst, (int)cw, di.saw_Adobe_marker);
     }
+    /* The rest is entropy-decoded by a skip that stops one row short (a skip to the end
+     * returns without reading) and the last row. */
+    if (ry1 < oh - 1 &&
+        jpeg_skip_scanlines(&di, (JDIMENSION)(oh - 1 - ry1)) != (JDIMENSION)(oh - 1 - ry1))
+        goto stalled;
+    while (di.output_scanline < di.output_height) {
+        JSAMPROW r = d.row;
+        if (jpeg_read_scanlines(&di, &r, 1) != 1) goto stalled;
+    }
+    d.pm.px = d.pm.mem + (size_t)(win[1] - ry0) * d.pm.stride +
+              (size_t)(win[0] - (int)cx) * (size_t)geom.channels;
+    d.pm.w = win[2] - win[0];
+    d.pm.h = win[3] - win[1];
+    d.pm.win_x = win[0];
+    d.pm.win_y = win[1];
+    d.pm.dec_w = ow;
+    d.pm.dec_h = oh;
     d.pm.full_w = w;
     d.pm.full_h = h;
     d.pm.denom = denom;
@@ -207,6 +242,9 @@ int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o
     free(d.row);
     jpeg_destroy_decompress(&di);
     return IMG_OK;
+stalled:
+    snprintf(d.msg, sizeof d.msg, "JPEG: decoder stalled");
+    d.status = IMG_ECORRUPT;
 fail:
     snprintf(err, errlen, "%s", d.msg);
     pixmap_free(&d.pm);

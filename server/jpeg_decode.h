@@ -20,7 +20,12 @@
  * the pixmap (pixels stay as stored). DCT scaling: after the header is read, `scale` (if not
  * NULL) is called with the stored size and orientation and returns the denominator (1, 2, 4
  * or 8) to decode at; libjpeg-turbo then runs a reduced IDCT, so the full-size image is
- * never produced.
+ * never produced. Window: `window` (if not NULL) is then called with the geometry (a pixmap
+ * without pixels: full and decoded sizes, denom, orientation) and fills the stored window
+ * [x0, x1) x [y0, y1) it needs; only that window is kept, and decoded with a margin of one
+ * iMCU (jpeg_crop_scanline, jpeg_skip_scanlines), so its pixels are those of a full decode:
+ * at a cut, fancy upsampling would otherwise see an image edge. The rows after it are still
+ * entropy-decoded, so corrupt or truncated data anywhere is an error as before.
  */
 #ifndef XBN_JPEG_DECODE_H
 #define XBN_JPEG_DECODE_H
@@ -32,12 +37,14 @@
 #define JPEG_MAX_SCANS 500 /* the limit libjpeg-turbo's TurboJPEG API uses */
 
 typedef int (*jpeg_scale_fn)(int w, int h, int orient, void *ctx);
+typedef void (*jpeg_window_fn)(const pixmap *geom, void *ctx, int win[4]);
 
 typedef struct {
-    long max_pixels;     /* width * height limit, checked from the header */
-    int use_exif;        /* record the EXIF orientation */
-    jpeg_scale_fn scale; /* NULL: decode at full size */
-    void *scale_ctx;
+    long max_pixels;       /* width * height limit, checked from the header */
+    int use_exif;          /* record the EXIF orientation */
+    jpeg_scale_fn scale;   /* NULL: decode at full size */
+    jpeg_window_fn window; /* NULL: keep the whole image */
+    void *ctx;             /* passed to both */
 } jpeg_decode_opts;
 
 /* Decode data[0..len) into *out (owned by the caller afterwards; free with pixmap_free).

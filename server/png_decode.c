@@ -170,10 +170,10 @@ int png_decode(const unsigned char *data, size_t len, long max_pixels, int use_e
         if (use_exif && !orient) orient = info_orientation(png, end);
     }
     if (ch == 2 || ch == 4) composite(d.buf, (size_t)w * h, ch);
-    out->px = d.buf;
+    out->px = out->mem = d.buf;
     d.buf = NULL;
-    out->w = out->full_w = (int)w;
-    out->h = out->full_h = (int)h;
+    out->w = out->full_w = out->dec_w = (int)w;
+    out->h = out->full_h = out->dec_h = (int)h;
     out->channels = ch == 1 || ch == 2 ? 1 : 3;
     out->stride = (size_t)w * out->channels;
     out->denom = 1;

@@ -70,25 +70,43 @@ int resize_ksize(double in0, double in1, int out_size)
     return (int)ceil(support) * 2 + 1;
 }
 
-void resize_coeffs(int in_size, double in0, double in1, int out_size, int first, int count,
-                   int ksize, int *bounds, int32_t *k)
+/* Output pixel i of an in_size -> out_size resize of [in0, in1): its first input pixel and
+ * how many it reads (before the ksize bound), and the filter's centre and scale. */
+typedef struct {
+    double scale, support, ss;
+} filter1d;
+
+static filter1d filter_of(double in0, double in1, int out_size)
 {
     double scale = (in1 - in0) / out_size;
     double filterscale = scale < 1.0 ? 1.0 : scale;
-    double support = filterscale, ss = 1.0 / filterscale;
+    return (filter1d){scale, filterscale, 1.0 / filterscale};
+}
+
+static int filter_span(const filter1d *f, int in_size, double in0, int i, double *center, int *xmin)
+{
+    *center = in0 + (i + 0.5) * f->scale;
+    int lo = (int)(*center - f->support + 0.5);
+    if (lo < 0) lo = 0;
+    int hi = (int)(*center + f->support + 0.5);
+    if (hi > in_size) hi = in_size;
+    *xmin = lo;
+    return hi - lo;
+}
+
+void resize_coeffs(int in_size, double in0, double in1, int out_size, int first, int count,
+                   int ksize, int *bounds, int32_t *k)
+{
+    filter1d f = filter_of(in0, in1, out_size);
     double w[ksize];
     for (int i = 0; i < count; i++) {
-        double center = in0 + (first + i + 0.5) * scale;
-        int xmin = (int)(center - support + 0.5);
-        if (xmin < 0) xmin = 0;
-        int xmax = (int)(center + support + 0.5);
-        if (xmax > in_size) xmax = in_size;
-        xmax -= xmin;
+        double center;
+        int xmin, xmax = filter_span(&f, in_size, in0, first + i, &center, &xmin);
         if (xmax > ksize) xmax = ksize; /* cannot happen; keeps the writes in bounds */
         if (xmax < 0) xmax = 0;
         double ww = 0.0;
         for (int x = 0; x < xmax; x++) {
-            w[x] = bilinear((x + xmin - center + 0.5) * ss);
+            w[x] = bilinear((x + xmin - center + 0.5) * f.ss);
             ww += w[x];
         }
         int32_t *kr = k + (size_t)i * ksize;
@@ -100,6 +118,38 @@ void resize_coeffs(int in_size, double in0, double in1, int out_size, int first,
         bounds[2 * i] = xmin;
         bounds[2 * i + 1] = xmax;
     }
+}
+
+/* The crop's columns [c[0], c[2]) and rows [c[1], c[3]) of the resized image; 0 if empty. */
+static int crop_range(const resize_plan *p, int c[4])
+{
+    int S = p->crop;
+    c[0] = p->crop_x > 0 ? p->crop_x : 0;
+    c[1] = p->crop_y > 0 ? p->crop_y : 0;
+    c[2] = p->crop_x + S < p->out_w ? p->crop_x + S : p->out_w;
+    c[3] = p->crop_y + S < p->out_h ? p->crop_y + S : p->out_h;
+    return c[2] > c[0] && c[3] > c[1];
+}
+
+int resize_window(int w, int h, const double box[4], const resize_plan *p, int win[4])
+{
+    int c[4];
+    if (!crop_range(p, c) || (box[2] - box[0]) / p->out_w > RESIZE_MAX_FACTOR ||
+        (box[3] - box[1]) / p->out_h > RESIZE_MAX_FACTOR)
+        return RESIZE_EINVAL;
+    for (int axis = 0; axis < 2; axis++) {
+        int size = axis ? h : w, out = axis ? p->out_h : p->out_w;
+        double in0 = box[axis], in1 = box[axis + 2], center;
+        filter1d f = filter_of(in0, in1, out);
+        int first, last, n = filter_span(&f, size, in0, c[axis + 2] - 1, &center, &last);
+        filter_span(&f, size, in0, c[axis], &center, &first);
+        /* along x, each column's ksize taps and the 4-byte word the vector pass loads at the
+         * last (hpass_avx2_n), so that no column leaves the vector pass for the window */
+        int end = axis ? last + n : last + resize_ksize(in0, in1, out) + 3;
+        win[axis] = first;
+        win[axis + 2] = end < size ? end : size;
+    }
+    return RESIZE_OK;
 }
 
 static inline unsigned char clip8(int32_t ss)
@@ -192,13 +242,13 @@ typedef struct {
 /* One source row y -> f->ncols pixels of nch channels, planar: channel c at dst + c * ncols. */
 static void hpass_row(const pixmap_view *src, int y, const hfilter *f, unsigned char *dst)
 {
-    const unsigned char *row = src->origin + (ptrdiff_t)y * src->sy;
+    const unsigned char *row = src->origin + (ptrdiff_t)(y - src->y0) * src->sy;
     ptrdiff_t sx = src->sx;
     int ncols = f->ncols, kh = f->kh, nch = src->channels, j = 0;
     const int *hb = f->hb;
     if (f->same) {
         for (; j < ncols; j++) {
-            const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
+            const unsigned char *s = row + (ptrdiff_t)(hb[2 * j] - src->x0) * sx;
             for (int c = 0; c < nch; c++) dst[(size_t)c * ncols + j] = s[c];
         }
         return;
@@ -209,7 +259,7 @@ static void hpass_row(const pixmap_view *src, int y, const hfilter *f, unsigned 
 #endif
     for (; j < ncols; j++) {
         const int32_t *k = f->hk + (size_t)j * kh;
-        const unsigned char *s = row + (ptrdiff_t)hb[2 * j] * sx;
+        const unsigned char *s = row + (ptrdiff_t)(hb[2 * j] - src->x0) * sx;
         for (int c = 0; c < nch; c++) {
             int32_t a = 1 << (PRECISION_BITS - 1);
             for (int t = 0; t < hb[2 * j + 1]; t++) a += s[(ptrdiff_t)t * sx + c] * k[t];
@@ -236,15 +286,16 @@ static void vpass(const unsigned char *const *rows, const int32_t *k, int cnt, s
 int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p, const int chan[3],
                unsigned char *out)
 {
-    int S = p->crop, nch = src->channels;
-    int x0 = p->crop_x > 0 ? p->crop_x : 0, y0 = p->crop_y > 0 ? p->crop_y : 0;
-    int x1 = p->crop_x + S < p->out_w ? p->crop_x + S : p->out_w;
-    int y1 = p->crop_y + S < p->out_h ? p->crop_y + S : p->out_h;
-    int ncols = x1 - x0, nrows = y1 - y0;
-    if (ncols <= 0 || nrows <= 0 || (nch != 1 && nch != 3)) return RESIZE_EINVAL;
+    int S = p->crop, nch = src->channels, c[4], need[4];
+    if (!crop_range(p, c) || (nch != 1 && nch != 3)) return RESIZE_EINVAL;
     if ((box[2] - box[0]) / p->out_w > RESIZE_MAX_FACTOR ||
         (box[3] - box[1]) / p->out_h > RESIZE_MAX_FACTOR)
         return RESIZE_ETOOBIG;
+    /* the pixels read must be in the view's window */
+    resize_window(src->w, src->h, box, p, need);
+    if (need[0] < src->x0 || need[1] < src->y0 || need[2] > src->x1 || need[3] > src->y1)
+        return RESIZE_EINVAL;
+    int x0 = c[0], y0 = c[1], ncols = c[2] - c[0], nrows = c[3] - c[1];
     int kh = resize_ksize(box[0], box[2], p->out_w), kv = resize_ksize(box[1], box[3], p->out_h);
     /* an axis resized to its own size copies (a photo already sent at the model's size) */
     int h_same = p->out_w == src->w && box[0] == 0 && box[2] == src->w;
@@ -264,13 +315,14 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
     if (!h_same && src->sx == nch) {
         /* columns whose last tap's 4-byte word ends inside the row (a prefix: hb[2j] grows) */
         int n = 0;
-        while (n < ncols && nch * (hb[2 * n] + kh - 1) + 4 <= nch * src->w) n++;
+        while (n < ncols && nch * (hb[2 * n] - src->x0 + kh - 1) + 4 <= nch * (src->x1 - src->x0))
+            n++;
         hf.nvec = n / 8 * 8;
         xoff = malloc(sizeof *xoff * ((size_t)hf.nvec + 1));
         kt = malloc(sizeof *kt * ((size_t)hf.nvec * kh + 1));
         if (!xoff || !kt) goto fail;
         for (int j = 0; j < hf.nvec; j++) {
-            xoff[j] = nch * hb[2 * j];
+            xoff[j] = nch * (hb[2 * j] - src->x0);
             for (int t = 0; t < kh; t++) kt[(size_t)t * hf.nvec + j] = hk[(size_t)j * kh + t];
         }
         hf.xoff = xoff, hf.kt = kt;

@@ -48,9 +48,14 @@ int resize_plan_make(const preprocess_spec *pre, int w, int h, resize_plan *p);
 /* Channel order: output plane p reads source channel chan[p] (1 or 3 source channels). */
 void resize_chan_map(const preprocess_spec *pre, int src_channels, int chan[3]);
 
+/* The upright source pixels resize_run reads for a w x h image: [win[0], win[2]) x
+ * [win[1], win[3]), so a decoder may produce only those. RESIZE_EINVAL for a plan or box
+ * resize_run would refuse. */
+int resize_window(int w, int h, const double box[4], const resize_plan *p, int win[4]);
+
 /* Resample box = [x0, x1) x [y0, y1) of src (upright pixel units; the whole image is
  * {0, 0, w, h}) to p->out_w x p->out_h, crop, and write 8-bit planes [3][S][S] to out
- * (padding is 0). */
+ * (padding is 0). src's window must hold resize_window's pixels (else RESIZE_EINVAL). */
 int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p, const int chan[3],
                unsigned char *out);
 

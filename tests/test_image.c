@@ -13,6 +13,7 @@
 
 #include "exif.h"
 #include "image.h"
+#include "jpeg_decode.h"
 #include "pixmap.h"
 #include "resize.h"
 
@@ -160,6 +161,48 @@ static void test_orient_views(void **state)
     }
     pixmap_free(&pm);
     pixmap_free(NULL);
+}
+
+/* A pixmap holding a window: orient_window_stored finds the stored pixels of an upright
+ * window, and the oriented view of just those shows what the whole image's view shows. */
+static void test_orient_windows(void **state)
+{
+    (void)state;
+    int w = 7, h = 5;
+    pixmap full;
+    assert_int_equal(pixmap_alloc(&full, w, h, 3), 0);
+    for (size_t i = 0; i < full.stride * (size_t)h; i++) full.px[i] = (unsigned char)(i * 37);
+    test_rng r = {5};
+    for (int o = 1; o <= 8; o++)
+        for (int k = 0; k < 40; k++) {
+            pixmap_view fv = pixmap_oriented(&full, o);
+            int u[4], s[4];
+            u[0] = (int)(rng_u32(&r) % (unsigned)fv.w);
+            u[1] = (int)(rng_u32(&r) % (unsigned)fv.h);
+            u[2] = u[0] + 1 + (int)(rng_u32(&r) % (unsigned)(fv.w - u[0]));
+            u[3] = u[1] + 1 + (int)(rng_u32(&r) % (unsigned)(fv.h - u[1]));
+            orient_window_stored(o, w, h, u, s);
+            pixmap p;
+            assert_int_equal(pixmap_alloc(&p, s[2] - s[0], s[3] - s[1], 3), 0);
+            for (int y = 0; y < p.h; y++)
+                memcpy(p.px + (size_t)y * p.stride,
+                       full.px + (size_t)(s[1] + y) * full.stride + 3 * s[0], p.stride);
+            p.dec_w = w, p.dec_h = h, p.win_x = s[0], p.win_y = s[1];
+            pixmap_view v = pixmap_oriented(&p, o);
+            assert_int_equal(v.w, fv.w);
+            assert_int_equal(v.h, fv.h);
+            assert_int_equal(v.x0, u[0]);
+            assert_int_equal(v.y0, u[1]);
+            assert_int_equal(v.x1, u[2]);
+            assert_int_equal(v.y1, u[3]);
+            for (int Y = u[1]; Y < u[3]; Y++)
+                for (int X = u[0]; X < u[2]; X++)
+                    for (int c = 0; c < 3; c++)
+                        assert_int_equal(v.origin[(X - v.x0) * v.sx + (Y - v.y0) * v.sy + c],
+                                         fv.origin[X * fv.sx + Y * fv.sy + c]);
+            pixmap_free(&p);
+        }
+    pixmap_free(&full);
 }
 
 /* ---- geometry -------------------------------------------------------------------------- */
@@ -370,8 +413,11 @@ static void test_resize_normalise_and_bgr(void **state)
 
 /* ---- decoders: encode small files in memory, then break them ------------------------------ */
 
-static unsigned char *make_jpeg(int w, int h, int comps, int progressive, int orient,
-                                unsigned long *len)
+/* A JPEG of w x h: comps 1 (grey), 3 (YCbCr, luma sampled hs x vs against chroma) or 4 (CMYK);
+ * restart interval in MCU rows (0: none); noise > 0 adds that much pseudo-random texture to
+ * the gradient. */
+static unsigned char *make_jpeg_ex(int w, int h, int comps, int progressive, int orient, int hs,
+                                   int vs, int restart, int noise, unsigned long *len)
 {
     struct jpeg_compress_struct c;
     struct jpeg_error_mgr e;
@@ -385,6 +431,11 @@ static unsigned char *make_jpeg(int w, int h, int comps, int progressive, int or
     c.in_color_space = comps == 1 ? JCS_GRAYSCALE : comps == 4 ? JCS_CMYK : JCS_RGB;
     jpeg_set_defaults(&c);
     jpeg_set_quality(&c, 90, TRUE);
+    if (comps == 3) {
+        c.comp_info[0].h_samp_factor = hs;
+        c.comp_info[0].v_samp_factor = vs;
+    }
+    c.restart_in_rows = restart;
     if (progressive) jpeg_simple_progression(&c);
     jpeg_start_compress(&c, TRUE);
     if (orient) {
@@ -394,14 +445,23 @@ static unsigned char *make_jpeg(int w, int h, int comps, int progressive, int or
         jpeg_write_marker(&c, JPEG_APP0 + 1, app1, (unsigned)(n + 6));
     }
     unsigned char *row = malloc((size_t)w * comps);
+    test_rng r = {(uint64_t)(w * 131 + h)};
     while (c.next_scanline < c.image_height) {
-        for (int x = 0; x < w * comps; x++) row[x] = (unsigned char)(x * 3 + c.next_scanline * 5);
+        for (int x = 0; x < w * comps; x++)
+            row[x] = (unsigned char)(x * 3 + c.next_scanline * 5 +
+                                     (noise ? rng_u32(&r) % (unsigned)noise : 0));
         jpeg_write_scanlines(&c, &row, 1);
     }
     jpeg_finish_compress(&c);
     jpeg_destroy_compress(&c);
     free(row);
     return buf;
+}
+
+static unsigned char *make_jpeg(int w, int h, int comps, int progressive, int orient,
+                                unsigned long *len)
+{
+    return make_jpeg_ex(w, h, comps, progressive, orient, 2, 2, 0, 0, len);
 }
 
 typedef struct {
@@ -538,6 +598,85 @@ static void test_truncated_and_corrupt(void **state)
     free(p);
 }
 
+/* ---- a window of a JPEG against the whole decode ---------------------------------------- */
+
+typedef struct {
+    int denom, win[4];
+} window_ctx;
+
+static int fixed_denom(int w, int h, int orient, void *ctx)
+{
+    (void)w, (void)h, (void)orient;
+    return ((window_ctx *)ctx)->denom;
+}
+
+static void fixed_window(const pixmap *geom, void *ctx, int win[4])
+{
+    (void)geom;
+    memcpy(win, ((window_ctx *)ctx)->win, sizeof((window_ctx *)ctx)->win);
+}
+
+/* Every sampling libjpeg writes, progressive or not, with restarts, at every DCT scale: the
+ * window's pixels are the whole decode's, byte for byte (fancy upsampling at a cut would
+ * differ), and truncated data below the window is still an error. */
+static void test_jpeg_window_exact(void **state)
+{
+    (void)state;
+    static const int samp[][3] = {{1, 1, 1}, {3, 1, 1}, {3, 2, 1}, {3, 1, 2},
+                                  {3, 2, 2}, {3, 4, 1}, {4, 1, 1}};
+    test_rng r = {11};
+    char err[256];
+    for (size_t sc = 0; sc < sizeof samp / sizeof samp[0]; sc++)
+        for (int prog = 0; prog < 2; prog++)
+            for (int denom = 1; denom <= 8; denom *= 2) {
+                int w = 1 + (int)(rng_u32(&r) % 300), h = 1 + (int)(rng_u32(&r) % 300);
+                unsigned long len;
+                unsigned char *j = make_jpeg_ex(w, h, samp[sc][0], prog, 0, samp[sc][1],
+                                                samp[sc][2], (int)(sc % 2), 60, &len);
+                window_ctx wc = {denom, {0, 0, 0, 0}};
+                jpeg_decode_opts all = {1L << 30, 0, fixed_denom, NULL, &wc};
+                pixmap f;
+                assert_int_equal(jpeg_decode(j, len, &all, &f, err, sizeof err), IMG_OK);
+                for (int k = 0; k < 12; k++) {
+                    int *v = wc.win;
+                    v[0] = (int)(rng_u32(&r) % (unsigned)f.w);
+                    v[1] = (int)(rng_u32(&r) % (unsigned)f.h);
+                    v[2] = v[0] + 1 + (int)(rng_u32(&r) % (unsigned)(f.w - v[0]));
+                    v[3] = v[1] + 1 + (int)(rng_u32(&r) % (unsigned)(f.h - v[1]));
+                    jpeg_decode_opts part = {1L << 30, 0, fixed_denom, fixed_window, &wc};
+                    pixmap p;
+                    assert_int_equal(jpeg_decode(j, len, &part, &p, err, sizeof err), IMG_OK);
+                    assert_int_equal(p.dec_w, f.w);
+                    assert_int_equal(p.dec_h, f.h);
+                    assert_int_equal(p.win_x, v[0]);
+                    assert_int_equal(p.win_y, v[1]);
+                    assert_int_equal(p.w, v[2] - v[0]);
+                    assert_int_equal(p.h, v[3] - v[1]);
+                    for (int y = 0; y < p.h; y++) {
+                        const unsigned char *want =
+                            f.px + (size_t)(v[1] + y) * f.stride + (size_t)v[0] * f.channels;
+                        if (memcmp(p.px + (size_t)y * p.stride, want, (size_t)p.w * p.channels))
+                            fail_msg("comps %d sampling %dx%d prog %d denom %d, %dx%d image, "
+                                     "window [%d,%d)x[%d,%d): row %d differs",
+                                     samp[sc][0], samp[sc][1], samp[sc][2], prog, denom, w, h, v[0],
+                                     v[2], v[1], v[3], v[1] + y);
+                    }
+                    pixmap_free(&p);
+                }
+                /* the top rows only, of a file cut short: still corrupt */
+                if (!prog && f.h > 32) {
+                    int top[4] = {0, 0, f.w, 1};
+                    memcpy(wc.win, top, sizeof top);
+                    jpeg_decode_opts part = {1L << 30, 0, fixed_denom, fixed_window, &wc};
+                    pixmap p;
+                    assert_int_equal(jpeg_decode(j, len * 3 / 4, &part, &p, err, sizeof err),
+                                     IMG_ECORRUPT);
+                }
+                pixmap_free(&f);
+                free(j);
+            }
+}
+
 static void test_limits_and_formats(void **state)
 {
     (void)state;
@@ -580,12 +719,14 @@ int main(void)
         cmocka_unit_test(test_exif_valid),
         cmocka_unit_test(test_exif_invalid),
         cmocka_unit_test(test_orient_views),
+        cmocka_unit_test(test_orient_windows),
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_resize_vs_naive),
         cmocka_unit_test(test_resize_simd_equals_scalar),
         cmocka_unit_test(test_resize_normalise_and_bgr),
         cmocka_unit_test(test_decode_variants),
         cmocka_unit_test(test_truncated_and_corrupt),
+        cmocka_unit_test(test_jpeg_window_exact),
         cmocka_unit_test(test_limits_and_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
