@@ -3,12 +3,17 @@
  * Layout of the work: the crop selects output columns [x0, x1) and rows [y0, y1) of the
  * resized image. Horizontal coefficients exist for those columns only, vertical ones for
  * those rows only. Source rows are resampled horizontally on demand, in increasing order,
- * into a ring of kv rows (kv = vertical taps): the window of source rows an output row needs
- * only moves forward and is at most kv tall, so row r lives in slot r % kv for as long as
- * any output row needs it. The ring's rows are planar (one run of ncols bytes per channel),
- * so the vertical pass writes each output plane's row straight into `out`. Both passes run 8
- * columns at a time on AVX2 where they can: the sums are integers, exact in any order, so the
- * bytes are the scalar loops' (a unit test compares the two).
+ * into a ring of kv + 8 rows (kv = vertical taps): the window of source rows an output row
+ * needs only moves forward and is at most kv tall, and rows are made at most 8 ahead, so row
+ * r lives in slot r % (kv + 8) for as long as any output row needs it. The ring's rows are
+ * planar (one run of ncols bytes per channel), so the vertical pass writes each output
+ * plane's row straight into `out`.
+ *
+ * On AVX2 the horizontal pass takes 8 upright rows at once, one per 32-bit lane: their bytes
+ * are transposed so that a tap is a plain load and a broadcast coefficient (with 8 columns in
+ * the lanes instead, every tap was a gather, 2x slower), and the results transposed back.
+ * The vertical pass runs 8 columns at a time. The sums are integers, exact in any order, so
+ * the bytes are the scalar loops' (a unit test compares the two).
  */
 #include "resize.h"
 
@@ -143,11 +148,8 @@ int resize_window(int w, int h, const double box[4], const resize_plan *p, int w
         filter1d f = filter_of(in0, in1, out);
         int first, last, n = filter_span(&f, size, in0, c[axis + 2] - 1, &center, &last);
         filter_span(&f, size, in0, c[axis], &center, &first);
-        /* along x, each column's ksize taps and the 4-byte word the vector pass loads at the
-         * last (hpass_avx2_n), so that no column leaves the vector pass for the window */
-        int end = axis ? last + n : last + resize_ksize(in0, in1, out) + 3;
         win[axis] = first;
-        win[axis + 2] = end < size ? end : size;
+        win[axis + 2] = last + n;
     }
     return RESIZE_OK;
 }
@@ -174,41 +176,88 @@ static inline __m256i clip8x8(__m256i acc)
     return _mm256_min_epi32(_mm256_max_epi32(v, _mm256_setzero_si256()), _mm256_set1_epi32(255));
 }
 
-/* Columns [0, nvec) of one upright source row, 8 at a time: per tap, one gather of the 4-byte
- * word at each column's pixel (its channels in the low bytes) and a multiply-add per channel.
- * Every column's kh taps must be readable 4-byte words (resize_run checks); taps past a
- * column's count have coefficient 0. xoff[j] = first source byte of column j,
- * kt[t * nvec + j] = its tap-t coefficient. Channel c goes to dst + c * plane. nch is a
- * constant at each call. */
-static inline __attribute__((always_inline)) void
-hpass_avx2_n(const unsigned char *row, int nvec, int kh, const int32_t *xoff, const int32_t *kt,
-             unsigned char *dst, size_t plane, const int nch)
+/* The 8-row block pass (hpass_rows) works on the rows' bytes transposed: byte i of row r
+ * goes to t[8 * i + r], so the 8 rows' values of one source byte are one 8-byte load. */
+static void transpose_in(const unsigned char *const rows[8], size_t n, unsigned char *t)
 {
-    const __m256i bytemask = _mm256_set1_epi32(0xff);
-    for (int j = 0; j < nvec; j += 8) {
-        __m256i idx = _mm256_loadu_si256((const __m256i *)(xoff + j));
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16, t += 128) {
+        __m128i a[8], b[8];
+        for (int r = 0; r < 8; r++) a[r] = _mm_loadu_si128((const __m128i *)(rows[r] + i));
+        for (int r = 0; r < 8; r += 2) { /* bytes of rows r, r + 1 interleaved */
+            b[r] = _mm_unpacklo_epi8(a[r], a[r + 1]);
+            b[r + 1] = _mm_unpackhi_epi8(a[r], a[r + 1]);
+        }
+        for (int h = 0; h < 2; h++) { /* 4 rows of 4 bytes, then 8 rows of 2 */
+            __m128i q0 = _mm_unpacklo_epi16(b[h], b[h + 2]),
+                    q1 = _mm_unpackhi_epi16(b[h], b[h + 2]);
+            __m128i q2 = _mm_unpacklo_epi16(b[h + 4], b[h + 6]);
+            __m128i q3 = _mm_unpackhi_epi16(b[h + 4], b[h + 6]);
+            __m128i *o = (__m128i *)(t + 64 * h);
+            _mm_storeu_si128(o + 0, _mm_unpacklo_epi32(q0, q2));
+            _mm_storeu_si128(o + 1, _mm_unpackhi_epi32(q0, q2));
+            _mm_storeu_si128(o + 2, _mm_unpacklo_epi32(q1, q3));
+            _mm_storeu_si128(o + 3, _mm_unpackhi_epi32(q1, q3));
+        }
+    }
+    for (; i < n; i++, t += 8)
+        for (int r = 0; r < 8; r++) t[r] = rows[r][i];
+}
+
+/* The inverse: u[8 * j + r] -> rows[r][j] for j < n. */
+static void transpose_out(const unsigned char *u, size_t n, unsigned char *const rows[8])
+{
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16, u += 128) {
+        __m128i b[8], q[8];
+        for (int k = 0; k < 8; k++) /* columns 2k, 2k + 1 interleaved: row r at bytes 2r.. */
+            b[k] = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(u + 16 * k)),
+                                     _mm_loadl_epi64((const __m128i *)(u + 16 * k + 8)));
+        for (int k = 0; k < 8; k += 2) { /* rows 0-3, then 4-7, of 4 columns */
+            q[k] = _mm_unpacklo_epi16(b[k], b[k + 1]);
+            q[k + 1] = _mm_unpackhi_epi16(b[k], b[k + 1]);
+        }
+        for (int h = 0; h < 2; h++) {
+            __m128i lo01 = _mm_unpacklo_epi32(q[h], q[h + 2]),
+                    lo23 = _mm_unpackhi_epi32(q[h], q[h + 2]);
+            __m128i hi01 = _mm_unpacklo_epi32(q[h + 4], q[h + 6]);
+            __m128i hi23 = _mm_unpackhi_epi32(q[h + 4], q[h + 6]);
+            int r = 4 * h;
+            _mm_storeu_si128((__m128i *)(rows[r] + j), _mm_unpacklo_epi64(lo01, hi01));
+            _mm_storeu_si128((__m128i *)(rows[r + 1] + j), _mm_unpackhi_epi64(lo01, hi01));
+            _mm_storeu_si128((__m128i *)(rows[r + 2] + j), _mm_unpacklo_epi64(lo23, hi23));
+            _mm_storeu_si128((__m128i *)(rows[r + 3] + j), _mm_unpackhi_epi64(lo23, hi23));
+        }
+    }
+    for (; j < n; j++, u += 8)
+        for (int r = 0; r < 8; r++) rows[r][j] = u[r];
+}
+
+/* Columns [0, ncols) of 8 transposed source rows, one row per 32-bit lane: each tap is one
+ * 8-byte load per channel and one broadcast coefficient (no gathers). t holds the rows'
+ * bytes from the first column's first pixel; results go to u, transposed, channel c's
+ * column j at u + 8 * (c * ncols + j). nch is a constant at each call. */
+static inline __attribute__((always_inline)) void hpass_lanes_n(const unsigned char *t, int ncols,
+                                                                int kh, const int *hb,
+                                                                const int32_t *hk, unsigned char *u,
+                                                                const int nch)
+{
+    int x0 = hb[0];
+    for (int j = 0; j < ncols; j++) {
+        const unsigned char *s = t + (size_t)8 * nch * (hb[2 * j] - x0);
+        const int32_t *k = hk + (size_t)j * kh;
         __m256i acc[3];
         for (int c = 0; c < nch; c++) acc[c] = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
-        for (int t = 0; t < kh; t++) {
-            __m256i w = _mm256_i32gather_epi32((const int *)(row + t * nch), idx, 1);
-            __m256i k = _mm256_loadu_si256((const __m256i *)(kt + (size_t)t * nvec + j));
+        for (int i = 0; i < hb[2 * j + 1]; i++, s += 8 * nch) {
+            __m256i w = _mm256_set1_epi32(k[i]);
             for (int c = 0; c < nch; c++) {
-                __m256i v = _mm256_and_si256(_mm256_srli_epi32(w, 8 * c), bytemask);
-                acc[c] = _mm256_add_epi32(acc[c], _mm256_mullo_epi32(v, k));
+                __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(s + 8 * c)));
+                acc[c] = _mm256_add_epi32(acc[c], _mm256_mullo_epi32(v, w));
             }
         }
         for (int c = 0; c < nch; c++)
-            _mm_storel_epi64((__m128i *)(dst + (size_t)c * plane + j), pack8(clip8x8(acc[c])));
+            _mm_storel_epi64((__m128i *)(u + 8 * ((size_t)c * ncols + j)), pack8(clip8x8(acc[c])));
     }
-}
-
-static void hpass_avx2(const unsigned char *row, int nch, int nvec, int kh, const int32_t *xoff,
-                       const int32_t *kt, unsigned char *dst, size_t plane)
-{
-    if (nch == 3)
-        hpass_avx2_n(row, nvec, kh, xoff, kt, dst, plane, 3);
-    else
-        hpass_avx2_n(row, nvec, kh, xoff, kt, dst, plane, 1);
 }
 
 /* dst[j] = clip8(sum_t rows[t][j] * k[t]) for j < n, 8 at a time; returns how many done. */
@@ -235,8 +284,9 @@ typedef struct {
     const int32_t *hk; /* [ncols][kh] coefficients */
     int same;          /* the axis keeps its size: each output pixel is its source pixel (the
                         * filter is [1, 0]; Pillow skips such a pass) */
-    int nvec;          /* leading columns done by hpass_avx2 (a multiple of 8; 0 = none) */
-    const int32_t *xoff, *kt;
+    size_t lo, span;   /* the bytes of a source row the columns read: [lo, lo + span) */
+    unsigned char *t;  /* 8-row block pass scratch, [span][8] and [nch][ncols][8]; NULL when */
+    unsigned char *u;  /* the pass does not apply (no AVX2, or not an upright view) */
 } hfilter;
 
 /* One source row y -> f->ncols pixels of nch channels, planar: channel c at dst + c * ncols. */
@@ -244,20 +294,16 @@ static void hpass_row(const pixmap_view *src, int y, const hfilter *f, unsigned 
 {
     const unsigned char *row = src->origin + (ptrdiff_t)(y - src->y0) * src->sy;
     ptrdiff_t sx = src->sx;
-    int ncols = f->ncols, kh = f->kh, nch = src->channels, j = 0;
+    int ncols = f->ncols, kh = f->kh, nch = src->channels;
     const int *hb = f->hb;
     if (f->same) {
-        for (; j < ncols; j++) {
+        for (int j = 0; j < ncols; j++) {
             const unsigned char *s = row + (ptrdiff_t)(hb[2 * j] - src->x0) * sx;
             for (int c = 0; c < nch; c++) dst[(size_t)c * ncols + j] = s[c];
         }
         return;
     }
-#ifdef __AVX2__
-    hpass_avx2(row, nch, f->nvec, kh, f->xoff, f->kt, dst, (size_t)ncols);
-    j = f->nvec;
-#endif
-    for (; j < ncols; j++) {
+    for (int j = 0; j < ncols; j++) {
         const int32_t *k = f->hk + (size_t)j * kh;
         const unsigned char *s = row + (ptrdiff_t)(hb[2 * j] - src->x0) * sx;
         for (int c = 0; c < nch; c++) {
@@ -266,6 +312,36 @@ static void hpass_row(const pixmap_view *src, int y, const hfilter *f, unsigned 
             dst[(size_t)c * ncols + j] = clip8(a);
         }
     }
+}
+
+/* Source rows from y on, resampled into their ring slots (row r in slot r % slots): 8 at once
+ * when 8 are wanted before `end` and the block pass applies, else one. Returns how many. */
+static int hpass_rows(const pixmap_view *src, int y, int end, const hfilter *f, unsigned char *ring,
+                      int slots)
+{
+    int nch = src->channels, ncols = f->ncols;
+    size_t rowb = (size_t)ncols * nch;
+#ifdef __AVX2__
+    if (f->t && end - y >= 8) {
+        const unsigned char *in[8];
+        unsigned char *out[8];
+        for (int r = 0; r < 8; r++)
+            in[r] = src->origin + (ptrdiff_t)(y + r - src->y0) * src->sy + f->lo;
+        transpose_in(in, f->span, f->t);
+        if (nch == 3)
+            hpass_lanes_n(f->t, ncols, f->kh, f->hb, f->hk, f->u, 3);
+        else
+            hpass_lanes_n(f->t, ncols, f->kh, f->hb, f->hk, f->u, 1);
+        for (int c = 0; c < nch; c++) {
+            for (int r = 0; r < 8; r++)
+                out[r] = ring + (size_t)((y + r) % slots) * rowb + (size_t)c * ncols;
+            transpose_out(f->u + (size_t)8 * c * ncols, (size_t)ncols, out);
+        }
+        return 8;
+    }
+#endif
+    hpass_row(src, y, f, ring + (size_t)(y % slots) * rowb);
+    return 1;
 }
 
 /* dst[j] = clip8(sum_t rows[t][j] * k[t]) for j < n. */
@@ -301,34 +377,24 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
     int h_same = p->out_w == src->w && box[0] == 0 && box[2] == src->w;
     int v_same = p->out_h == src->h && box[1] == 0 && box[3] == src->h;
     size_t rowb = (size_t)ncols * nch;
-    int rc = RESIZE_ENOMEM;
+    /* a block of 8 rows may be resampled ahead of the kv rows in use */
+    int slots = kv + 8, rc = RESIZE_ENOMEM;
     int *hb = malloc(sizeof *hb * 2 * (size_t)ncols), *vb = malloc(sizeof *vb * 2 * (size_t)nrows);
     int32_t *hk = malloc(sizeof *hk * (size_t)kh * ncols),
             *vk = malloc(sizeof *vk * (size_t)kv * nrows);
-    unsigned char *ring = malloc(rowb * (size_t)kv);
-    int32_t *xoff = NULL, *kt = NULL;
+    unsigned char *ring = malloc(rowb * (size_t)slots), *scratch = NULL;
     if (!hb || !vb || !hk || !vk || !ring) goto fail;
     resize_coeffs(src->w, box[0], box[2], p->out_w, x0, ncols, kh, hb, hk);
     resize_coeffs(src->h, box[1], box[3], p->out_h, y0, nrows, kv, vb, vk);
-    hfilter hf = {ncols, kh, hb, hk, h_same, 0, NULL, NULL};
+    size_t lo = (size_t)nch * (hb[0] - src->x0), span = (size_t)nch * (need[2] - hb[0]);
+    hfilter hf = {ncols, kh, hb, hk, h_same, lo, span, NULL, NULL};
 #ifdef __AVX2__
     if (!h_same && src->sx == nch) {
-        /* columns whose last tap's 4-byte word ends inside the row (a prefix: hb[2j] grows) */
-        int n = 0;
-        while (n < ncols && nch * (hb[2 * n] - src->x0 + kh - 1) + 4 <= nch * (src->x1 - src->x0))
-            n++;
-        hf.nvec = n / 8 * 8;
-        xoff = malloc(sizeof *xoff * ((size_t)hf.nvec + 1));
-        kt = malloc(sizeof *kt * ((size_t)hf.nvec * kh + 1));
-        if (!xoff || !kt) goto fail;
-        for (int j = 0; j < hf.nvec; j++) {
-            xoff[j] = nch * (hb[2 * j] - src->x0);
-            for (int t = 0; t < kh; t++) kt[(size_t)t * hf.nvec + j] = hk[(size_t)j * kh + t];
-        }
-        hf.xoff = xoff, hf.kt = kt;
+        scratch = malloc(8 * (span + rowb));
+        if (!scratch) goto fail;
+        hf.t = scratch, hf.u = scratch + 8 * span;
     }
 #endif
-
     size_t plane = (size_t)S * S;
     if (ncols < S || nrows < S) memset(out, 0, 3 * plane); /* zero padding: pixel value 0 */
 
@@ -336,8 +402,7 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
     for (int i = 0; i < nrows; i++) {
         int ymin = vb[2 * i], ycnt = vb[2 * i + 1];
         if (next < ymin) next = ymin;
-        for (; next < ymin + ycnt; next++)
-            hpass_row(src, next, &hf, ring + (size_t)(next % kv) * rowb);
+        while (next < ymin + ycnt) next += hpass_rows(src, next, need[3], &hf, ring, slots);
         size_t orow = (size_t)(y0 - p->crop_y + i) * S + (size_t)(x0 - p->crop_x);
         const int32_t *k = vk + (size_t)i * kv;
         for (int c = 0; c < 3; c++) {
@@ -348,11 +413,12 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
             }
             size_t coff = (size_t)chan[c] * ncols;
             if (v_same) { /* the axis keeps its size: the output row is the source row */
-                memcpy(o, ring + (size_t)(ymin % kv) * rowb + coff, (size_t)ncols);
+                memcpy(o, ring + (size_t)(ymin % slots) * rowb + coff, (size_t)ncols);
                 continue;
             }
             const unsigned char *rows[ycnt];
-            for (int t = 0; t < ycnt; t++) rows[t] = ring + (size_t)((ymin + t) % kv) * rowb + coff;
+            for (int t = 0; t < ycnt; t++)
+                rows[t] = ring + (size_t)((ymin + t) % slots) * rowb + coff;
             vpass(rows, k, ycnt, (size_t)ncols, o);
         }
     }
@@ -363,7 +429,6 @@ fail:
     free(hk);
     free(vk);
     free(ring);
-    free(xoff);
-    free(kt);
+    free(scratch);
     return rc;
 }
