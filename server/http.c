@@ -715,6 +715,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 int http_start(server *s, char *err, size_t errlen)
 {
+    s->listen_fd = -1;
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
@@ -723,8 +724,12 @@ int http_start(server *s, char *err, size_t errlen)
         snprintf(err, errlen, "listen_address: '%s' is not an IPv4 address", s->cfg.listen_address);
         return -1;
     }
+    /* poll(), not epoll: libmicrohttpd 0.9.75's MHD_quiesce_daemon races with its own epoll
+     * loop on a thread pool (both remove the listen socket; the loser's EPOLL_CTL_DEL fails
+     * and MHD_PANIC aborts the process mid-drain). A few hundred connections per thread are
+     * cheap to poll. */
     unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_AUTO | MHD_USE_ITC;
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_POLL | MHD_USE_ITC;
     size_t mem = (size_t)s->cfg.max_header_bytes + 4096;
     s->mhd =
         MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
@@ -746,12 +751,16 @@ int http_start(server *s, char *err, size_t errlen)
 void http_quiesce(server *s)
 {
     if (!s->mhd) return;
+    /* the socket is ours now, but a pool thread may still be in poll() on it: libmicrohttpd
+     * says to close it only after MHD_stop_daemon */
     MHD_socket fd = MHD_quiesce_daemon(s->mhd);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    if (fd != MHD_INVALID_SOCKET) s->listen_fd = fd;
 }
 
 void http_stop(server *s)
 {
     if (s->mhd) MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
+    if (s->listen_fd >= 0) close(s->listen_fd);
+    s->listen_fd = -1;
 }

@@ -46,7 +46,8 @@ typedef struct server {
     int http_threads;
     image_limits img;
     struct MHD_Daemon *mhd;
-    int port; /* bound port */
+    int listen_fd; /* after http_quiesce: closed by http_stop, once the HTTP threads are gone */
+    int port;      /* bound port */
     atomic_int draining;
     atomic_long inflight;
     atomic_ulong next_id;
