@@ -579,6 +579,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         r->t0 = batcher_now_ns();
         pthread_mutex_init(&r->mu, NULL);
         atomic_fetch_add(&s->inflight, 1);
+        /* after counting it in flight: the drain never sees the request as neither */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        int *fresh = ci ? ci->socket_context : NULL;
+        if (fresh && *fresh) {
+            *fresh = 0;
+            atomic_fetch_sub(&s->fresh_conns, 1);
+        }
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", url);
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
@@ -713,6 +721,32 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Connections start "fresh" until their first request: the drain waits for them a little
+ * (serve.c), so a client that connected before SIGTERM is answered rather than told 503.
+ * The flag lives in MHD's socket context; a connection is used by one pool thread only. */
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    server *s = cls;
+    (void)conn;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        int *fresh = malloc(sizeof *fresh);
+        if (!fresh) return; /* not waited for: at worst the old behaviour */
+        *fresh = 1;
+        *socket_context = fresh;
+        atomic_fetch_add(&s->fresh_conns, 1);
+        return;
+    }
+    int *fresh = *socket_context;
+    if (fresh && *fresh) {
+        pthread_mutex_lock(&s->mu);
+        if (atomic_fetch_sub(&s->fresh_conns, 1) == 1) pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    free(fresh);
+    *socket_context = NULL;
+}
+
 int http_start(server *s, char *err, size_t errlen)
 {
     s->listen_fd = -1;
@@ -731,13 +765,13 @@ int http_start(server *s, char *err, size_t errlen)
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_POLL | MHD_USE_ITC;
     size_t mem = (size_t)s->cfg.max_header_bytes + 4096;
-    s->mhd =
-        MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
-                         &sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout_s,
-                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_NOTIFY_COMPLETED,
-                         completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(
+        flags, (uint16_t)s->cfg.port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)s->cfg.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection,
+        s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot listen on %s:%lld (in use, or not permitted)",
                  s->cfg.listen_address, s->cfg.port);
@@ -751,10 +785,13 @@ int http_start(server *s, char *err, size_t errlen)
 void http_quiesce(server *s)
 {
     if (!s->mhd) return;
-    /* the socket is ours now, but a pool thread may still be in poll() on it: libmicrohttpd
-     * says to close it only after MHD_stop_daemon */
+    /* The socket is ours now, but a pool thread may still be in poll() on it: libmicrohttpd
+     * says to close it only after MHD_stop_daemon. shutdown() takes it out of listening at
+     * once, so new connections are refused instead of waiting in the backlog. */
     MHD_socket fd = MHD_quiesce_daemon(s->mhd);
-    if (fd != MHD_INVALID_SOCKET) s->listen_fd = fd;
+    if (fd == MHD_INVALID_SOCKET) return;
+    shutdown(fd, SHUT_RDWR);
+    s->listen_fd = fd;
 }
 
 void http_stop(server *s)

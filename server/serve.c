@@ -11,10 +11,11 @@
  *      load. Each model is loaded, its preprocessing/labels overridden from the config, and
  *      its batcher started: one engine session per worker, each running a warm-up batch.
  *      Only then is the model marked ready. Any failure stops the start (exit 1).
- *   4. On SIGTERM/SIGINT: readiness turns 503 at once, the listening socket is closed
- *      (MHD_quiesce_daemon), and the main thread waits up to drain_timeout_ms for every
- *      accepted request to be answered. Past that bound, queued images are cancelled (503)
- *      and, after at most DRAIN_GRACE_MS more, the daemon stops. Exit 0.
+ *   4. On SIGTERM/SIGINT: readiness turns 503 at once, new connections are refused
+ *      (http_quiesce), and the main thread waits up to drain_timeout_ms for every accepted
+ *      request to be answered, and up to FRESH_WAIT_MS for connections accepted before
+ *      that have not sent their request yet. Past that bound, queued images are cancelled
+ *      (503) and, after at most DRAIN_GRACE_MS more, the daemon stops. Exit 0.
  *
  * Engine threads: each worker's session runs its own team of threads_per_worker threads
  * (the engine keeps BLAS itself single-threaded). Automatic: usable CPUs / total workers,
@@ -37,6 +38,8 @@
 #include "server.h"
 
 #define DRAIN_GRACE_MS 2000   /* after drain_timeout_ms: time for cancelled answers to go out */
+#define FRESH_WAIT_MS 1000    /* how long the drain waits for connections still to send */
+#define QUIESCE_SETTLE_MS 100 /* see drain() */
 #define LABELS_MAX (8u << 20) /* labels file size */
 
 extern char **environ;
@@ -190,13 +193,20 @@ static int load_model(server *s, srv_model *m, char *err, size_t errlen)
 
 /* ---- drain ---- */
 
-/* Wait until no request is in flight or `until_ns` (CLOCK_MONOTONIC) passes. 1 if idle. */
-static int wait_idle(server *s, long long until_ns)
+/* Wait until no request is in flight and no connection is still fresh (accepted, no request
+ * yet; those only until fresh_ns: a client may hold a connection open without sending), or
+ * until until_ns. Times are CLOCK_MONOTONIC ns. 1 if no request is in flight. */
+static int wait_idle(server *s, long long fresh_ns, long long until_ns)
 {
-    struct timespec ts = {(time_t)(until_ns / 1000000000LL), (long)(until_ns % 1000000000LL)};
     pthread_mutex_lock(&s->mu);
-    while (atomic_load(&s->inflight) > 0)
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
+    for (;;) {
+        long long now = batcher_now_ns();
+        int fresh = atomic_load(&s->fresh_conns) > 0 && now < fresh_ns;
+        if ((atomic_load(&s->inflight) == 0 && !fresh) || now >= until_ns) break;
+        long long t = fresh && fresh_ns < until_ns ? fresh_ns : until_ns;
+        struct timespec ts = {(time_t)(t / 1000000000LL), (long)(t % 1000000000LL)};
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
     int idle = atomic_load(&s->inflight) == 0;
     pthread_mutex_unlock(&s->mu);
     return idle;
@@ -207,13 +217,16 @@ static void drain(server *s)
     long long t0 = batcher_now_ns();
     atomic_store(&s->draining, 1);
     http_quiesce(s);
+    /* a pool thread may have accepted a connection just as the socket was shut; give it the
+     * moment it takes to register the connection as fresh before anything counts as idle */
+    nanosleep(&(struct timespec){0, QUIESCE_SETTLE_MS * 1000000L}, NULL);
     log_msg(&s->log, LOG_INFO, "draining: %ld requests in flight, waiting up to %lld ms",
             atomic_load(&s->inflight), s->cfg.drain_timeout_ms);
     long long until = t0 + s->cfg.drain_timeout_ms * 1000000LL;
-    if (!wait_idle(s, until)) {
+    if (!wait_idle(s, t0 + FRESH_WAIT_MS * 1000000LL, until)) {
         log_msg(&s->log, LOG_WARN, "drain timeout: cancelling queued images (503)");
         for (int i = 0; i < s->nmodels; i++) batcher_cancel(s->models[i].b);
-        wait_idle(s, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
+        wait_idle(s, 0, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
     }
     for (int i = 0; i < s->nmodels; i++) {
         pthread_mutex_lock(&s->mu); /* http.c uses a batcher only under s->mu */
@@ -222,7 +235,7 @@ static void drain(server *s)
         pthread_mutex_unlock(&s->mu);
         batcher_free(b); /* joins workers: every job is done after this */
     }
-    wait_idle(s, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
+    wait_idle(s, 0, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
     long left = atomic_load(&s->inflight);
     http_stop(s);
     log_msg(&s->log, left ? LOG_WARN : LOG_INFO, "stopped after %.3fs (%ld requests cut off)",

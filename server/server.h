@@ -50,6 +50,7 @@ typedef struct server {
     int port;      /* bound port */
     atomic_int draining;
     atomic_long inflight;
+    atomic_long fresh_conns; /* accepted connections that have not sent a request yet */
     atomic_ulong next_id;
     pthread_mutex_t mu; /* with cv: the main thread waits for inflight to drop */
     pthread_cond_t cv;

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -382,6 +383,10 @@ def test_readiness_503_while_draining():
     time.sleep(0.3)
     s.proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)
+    # a new connection is refused at once (not left in the listen backlog until exit), so a
+    # load balancer or client retries elsewhere knowing nothing was sent
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", s.port), timeout=5).close()
     c.request("GET", "/readyz")  # kept-alive connection accepted before the signal
     r = c.getresponse()
     assert r.status == 503
@@ -389,6 +394,30 @@ def test_readiness_503_while_draining():
     t.join()
     assert done == [200]
     assert s.stop(signal_it=False) == 0
+
+
+def test_drain_answers_connection_opened_before_sigterm():
+    """A client that connected before SIGTERM but sends its request a moment later (nothing
+    in flight when the drain starts) is answered 200, not 503; one that never sends holds the
+    exit up only about a second."""
+    s = Server("--model", "small=" + SMALL, "--drain-timeout-ms", "20000")
+    late = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    silent = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    time.sleep(0.3)  # both accepted by the daemon, neither has sent a byte
+    t0 = time.time()
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    late.sendall(b"POST /v1/models/small:predict HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(JPEG) + JPEG)
+    r = http.client.HTTPResponse(late)
+    r.begin()
+    body = r.read()
+    assert r.status == 200, body
+    assert json.loads(body)
+    assert s.stop(signal_it=False) == 0
+    assert time.time() - t0 < 5
+    late.close()
+    silent.close()
 
 
 def run_check(args, env=None, cfg=None, tmp_path=None):
