@@ -285,8 +285,9 @@ typedef struct {
     int same;          /* the axis keeps its size: each output pixel is its source pixel (the
                         * filter is [1, 0]; Pillow skips such a pass) */
     size_t lo, span;   /* the bytes of a source row the columns read: [lo, lo + span) */
-    unsigned char *t;  /* 8-row block pass scratch, [span][8] and [nch][ncols][8]; NULL when */
-    unsigned char *u;  /* the pass does not apply (no AVX2, or not an upright view) */
+    /* scratch of the 8-row block pass: t [span][8], u [nch][ncols][8]; NULL when the pass
+     * does not apply (no AVX2, or not an upright view) */
+    unsigned char *t, *u;
 } hfilter;
 
 /* One source row y -> f->ncols pixels of nch channels, planar: channel c at dst + c * ncols. */
