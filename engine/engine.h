@@ -94,6 +94,9 @@ void session_print_plan(const session *s, FILE *f);
  * line per op with ms summed over the runs, share and GFLOP/s per sample (bench --profile). */
 int session_profile(session *s, int on);
 void session_print_profile(const session *s, FILE *f);
+/* Samples the team finished together since the session began: a member that runs out of
+ * samples helps the last one still in a sample with the rest of it. */
+long long session_joins(const session *s);
 /* Multiply-accumulates x2 per sample, for GFLOP/s figures. */
 double session_flops_per_sample(const session *s);
 

@@ -72,9 +72,12 @@ struct session {
     const float *input;
     float *logits;
     int n;
-    int whole;             /* samples [0, whole) run whole, one per thread (packed path) */
+    int whole;             /* samples [0, whole) are claimed whole, one at a time (packed) */
     atomic_int next_whole; /* the next of those to claim */
     int *region_of;        /* [max_batch]: the region (thread) a whole sample runs in */
+    atomic_int idle;       /* members with no sample left to claim */
+    int join_n, join_op;   /* the sample the team finishes from op join_op; -1: none */
+    long long joins;       /* samples the team finished (session_joins) */
 
     long long *op_ns; /* per-op wall time when profiling (session_profile), else NULL */
     long long profiled_samples;
@@ -184,6 +187,13 @@ static int plan_shapes(session *s, char *err, size_t errlen)
     return 0;
 }
 
+/* The packed path splits a convolution by rows (8-row tiles) when there are enough, else by
+ * 32-column panels. */
+static int conv_splits_rows(int rows, int panels, int nt)
+{
+    return rows >= 64 * nt || panels < nt;
+}
+
 /* Where GroupNorm joins its neighbours: the depthwise convolution before it sums each row as
  * it writes it (still in cache), and the 1x1 convolution after it normalises its rows just
  * before multiplying them, so the map is not read twice more and written once more. The
@@ -201,7 +211,12 @@ static void plan_fusion(session *s)
         int read_later = 0; /* the map must be dead once the convolution has read it */
         for (int j = i + 2; j < nt->n_ops; j++)
             read_later |= nt->ops[j].in == o->in || nt->ops[j].res == o->in;
-        s->p[i].gn_into = !read_later;
+        /* the convolution applies it only when split by rows (gn_applied_by_next), and in the
+         * head a sample may pass from one member to the team between the two (run_whole) */
+        int rows = s->p[i].g.h * s->p[i].g.w, panels = (next->cout + 31) / 32;
+        int same_split = i >= s->tail_from || conv_splits_rows(rows, panels, 1) ==
+                                                  conv_splits_rows(rows, panels, s->threads);
+        s->p[i].gn_into = !read_later && same_split;
     }
 }
 
@@ -432,13 +447,6 @@ static void run_conv_wino(session *s, const op *o, const conv_geom *g, int t, in
                         tensor_ptr(s, o->out, n0 + j));
 }
 
-/* The packed path splits a convolution by rows (8-row tiles) when there are enough, else by
- * 32-column panels. */
-static int conv_splits_rows(int rows, int panels, int nt)
-{
-    return rows >= 64 * nt || panels < nt;
-}
-
 /* Samples the 1x1 convolution op i multiplies in one GEMM when it runs on [n0, n1): all of
  * them in the tail, where their rows lie back to back; else one. */
 static int conv_batch(const session *s, int i, int n0, int n1)
@@ -623,12 +631,43 @@ static void run_range(session *s, int me, int t, int nt, int n0, int n1, int i0,
     }
 }
 
+/* Whole sample n, claimed by member t: its ops alone, until every other member has run out
+ * of samples. Then the team finishes it from the next op, so nobody waits for the last
+ * sample (plan_fusion keeps that safe between a GroupNorm and the convolution after it). */
+static void run_whole(session *s, int t, int n, int head, unsigned *local_phase)
+{
+    int i = 0;
+    s->region_of[n] = t;
+    for (; i < head; i++) {
+        if (i > 0 && atomic_load(&s->idle) == s->threads - 1) break;
+        run_range(s, t, 0, 1, n, n + 1, i, i + 1, local_phase);
+    }
+    if (i == head) return;
+    s->join_n = n, s->join_op = i;
+    s->joins++;
+    barrier(s, s->threads, local_phase);
+    run_range(s, t, t, s->threads, n, n + 1, i, head, local_phase);
+}
+
+/* Member t has no whole sample left to claim: it waits, and helps the last member still in
+ * one finish it (run_whole), until that member runs out too and releases everyone. */
+static void help_last(session *s, int t, int head, unsigned *local_phase)
+{
+    int nt = s->threads;
+    if (atomic_fetch_add(&s->idle, 1) == nt - 1) s->join_op = -1;
+    for (;;) {
+        barrier(s, nt, local_phase); /* join_op is written before it, read after */
+        if (s->join_op < 0) return;
+        run_range(s, t, t, nt, s->join_n, s->join_n + 1, s->join_op, head, local_phase);
+    }
+}
+
 /* One run, as thread t. With packed GEMMs every kernel gives an element the same bits however
  * the work is split, so samples go through the network up to the tail one at a time (their
- * activations stay in cache), each thread taking whole samples while there are enough, the
- * team sharing the ops of the rest; then the team runs the tail on the whole batch. BLAS
- * results depend on the split, so there the team always shares every op, split the same way
- * for every sample. */
+ * activations stay in cache), each thread taking whole samples while there are any (the team
+ * shares the ops of a batch smaller than itself); then the team runs the tail on the whole
+ * batch. BLAS results depend on the split, so there the team always shares every op, split
+ * the same way for every sample. */
 static void run_all(session *s, int t, unsigned *local_phase)
 {
     int nt = s->threads, head = s->tail_from, n_ops = s->net->n_ops;
@@ -638,13 +677,9 @@ static void run_all(session *s, int t, unsigned *local_phase)
     }
     /* whole samples are claimed one at a time, so a member slowed down (by the HTTP threads
      * decoding on the same cores) takes fewer and the others do not wait for it */
-    for (int n; (n = atomic_fetch_add(&s->next_whole, 1)) < s->whole;) {
-        s->region_of[n] = t;
-        run_range(s, t, 0, 1, n, n + 1, 0, head, local_phase);
-    }
-    /* the team's samples use region 0 and the first member's scratch: wait until the whole
-     * samples in them are done */
-    if (s->whole > 0 && s->whole < s->n) barrier(s, nt, local_phase);
+    for (int n; (n = atomic_fetch_add(&s->next_whole, 1)) < s->whole;)
+        run_whole(s, t, n, head, local_phase);
+    if (s->whole > 0) help_last(s, t, head, local_phase);
     for (int n = s->whole; n < s->n; n++) run_range(s, t, t, nt, n, n + 1, 0, head, local_phase);
     /* run_range starts with a barrier: every sample has reached the tail */
     if (head < n_ops) run_range(s, t, t, nt, 0, s->n, head, n_ops, local_phase);
@@ -678,8 +713,9 @@ int session_run(session *s, const float *input, int n, float *logits)
 {
     if (n < 1 || n > s->max_batch) return XBN_EINVAL;
     s->input = input, s->logits = logits, s->n = n;
-    s->whole = s->net->packed_gemm && s->threads > 1 ? n / s->threads * s->threads : 0;
+    s->whole = s->net->packed_gemm && s->threads > 1 && n >= s->threads ? n : 0;
     atomic_store(&s->next_whole, 0);
+    atomic_store(&s->idle, 0);
     unsigned local_phase = atomic_load(&s->phase);
     if (s->threads > 1) {
         pthread_mutex_lock(&s->mu);
@@ -807,6 +843,11 @@ static double op_macs(const session *s, int i, size_t *params)
         return (double)o->cin * o->cout;
     }
     return 0;
+}
+
+long long session_joins(const session *s)
+{
+    return s->joins;
 }
 
 double session_flops_per_sample(const session *s)
