@@ -55,6 +55,8 @@ typedef struct {
     preprocess_spec pre;
     const char *const *labels; /* `classes` names, or NULL; owned by the model */
     const char *source;        /* free text from the file, "" if none */
+    const char *gemm; /* the convolutions' kernels: "avx512" or "avx2" (the engine's own GEMM,
+                         the CPU's best unless XBN_GEMM says otherwise) or "blas" */
 } model_info;
 
 typedef struct model model;

@@ -16,15 +16,12 @@
 #include <immintrin.h>
 #include <string.h>
 
-int gemm_packed_available(void)
+gemm_isa gemm_isa_best(void)
 {
     __builtin_cpu_init();
-    return gemm_avx512() || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
-}
-
-int gemm_avx512(void)
-{
-    return __builtin_cpu_supports("avx512f");
+    if (__builtin_cpu_supports("avx512f")) return GEMM_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return GEMM_AVX2;
+    return GEMM_NONE;
 }
 
 size_t gemm_packed_floats(int k, int n)
@@ -253,11 +250,11 @@ static void prefetch_tile(const float *c, const float *res, int r0, int th, int 
 static void run_tiles(int m, int taps, int run, int merge, const float *packed, int n, int p_lo,
                       int p_hi, float *c, const gemm_epilogue *e,
                       int (*rows_of)(const void *, int r0, int rows, const float **ap),
-                      const void *arg)
+                      const void *arg, gemm_isa isa)
 {
     size_t k = (size_t)taps * run;
     const float *ap[8 * 49]; /* taps <= 49: the largest kernel of both families is 7x7 */
-    int avx512 = gemm_avx512(), th = avx512 ? 8 : 6;
+    int avx512 = isa == GEMM_AVX512, th = avx512 ? 8 : 6;
     if (k * 32 * sizeof(float) * (p_hi - p_lo) <= TILES_OUTER_BYTES) {
         for (int r0 = 0; r0 < m; r0 += th) {
             int rows = m - r0 < th ? m - r0 : th;
@@ -292,10 +289,10 @@ static int plain_rows_of(const void *arg, int r0, int rows, const float **ap)
 }
 
 void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p_lo, int p_hi,
-                 float *c, const gemm_epilogue *e)
+                 float *c, const gemm_epilogue *e, gemm_isa isa)
 {
     plain_rows pr = {a, k};
-    run_tiles(m, 1, k, 1, packed, n, p_lo, p_hi, c, e, plain_rows_of, &pr);
+    run_tiles(m, 1, k, 1, packed, n, p_lo, p_hi, c, e, plain_rows_of, &pr, isa);
 }
 
 /* Channels up to which a tap row at the edge of the input is copied, zero-padded, so that
@@ -365,9 +362,9 @@ static int conv_rows_of(const void *arg, int r0, int rows, const float **ap)
 
 void conv_packed(const float *in, const conv_geom *g, int k, int stride, int lo, int hi,
                  const float *zeros, const float *packed, int n, int p_lo, int p_hi, float *out,
-                 const gemm_epilogue *e)
+                 const gemm_epilogue *e, gemm_isa isa)
 {
     float edge[8 * 7 * 7 * MERGE_MAX_C];
     conv_rows cr = {in, zeros, g, k, stride, lo, edge};
-    run_tiles(hi - lo, k * k, g->c, k, packed, n, p_lo, p_hi, out, e, conv_rows_of, &cr);
+    run_tiles(hi - lo, k * k, g->c, k, packed, n, p_lo, p_hi, out, e, conv_rows_of, &cr, isa);
 }

@@ -13,11 +13,13 @@
 
 #include <stddef.h>
 
-/* 1 if this CPU can run gemm_packed (AVX-512F, or AVX2 and FMA). */
-int gemm_packed_available(void);
+/* The kernels gemm_packed, conv_packed and Winograd run, chosen once per model at load and
+ * passed to every call. GEMM_AVX2 on an AVX-512 CPU is allowed (the tests run both). */
+typedef enum { GEMM_NONE = 0, GEMM_AVX2 = 1, GEMM_AVX512 = 2 } gemm_isa;
 
-/* 1 when the packed GEMM and Winograd run their AVX-512 kernels, 0 when AVX2. */
-int gemm_avx512(void);
+/* The best this CPU runs: GEMM_AVX512 with AVX-512F, GEMM_AVX2 with AVX2 and FMA, else
+ * GEMM_NONE (no packed GEMM: the engine calls BLAS). */
+gemm_isa gemm_isa_best(void);
 
 /* Floats needed to pack a [k][n] matrix: k * n rounded up to panels of 32 columns. */
 size_t gemm_packed_floats(int k, int n);
@@ -38,7 +40,7 @@ typedef struct {
 /* c [m][n] = epilogue(a [m][k] . b), for the 32-column panels p_lo..p_hi-1 of the packed b
  * (columns 32*p_lo .. min(32*p_hi, n)-1). a and c are row-major with row strides k and n. */
 void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p_lo, int p_hi,
-                 float *c, const gemm_epilogue *e);
+                 float *c, const gemm_epilogue *e, gemm_isa isa);
 
 /* A KxK convolution straight from the input, no im2col: output pixels [lo, hi) (row-major
  * over g->oh x g->ow) of in [h][w][c] -> out [hi-lo][n], with the weights packed from the
@@ -47,6 +49,6 @@ void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p
 typedef struct conv_geom conv_geom;
 void conv_packed(const float *in, const conv_geom *g, int k, int stride, int lo, int hi,
                  const float *zeros, const float *packed, int n, int p_lo, int p_hi, float *out,
-                 const gemm_epilogue *e);
+                 const gemm_epilogue *e, gemm_isa isa);
 
 #endif

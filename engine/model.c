@@ -628,8 +628,13 @@ int model_load(const char *path, model **out, char *err, size_t errlen)
      * four vectors become one bias; a conv without bias or BN gets zeros), plus, for packed
      * GEMM weights, the padding of each convolution's columns to a multiple of 32 and the
      * larger transformed weights of Winograd convolutions. */
-    const char *gemm = getenv("XBN_GEMM"); /* "blas" forces the BLAS path (tests, comparisons) */
-    m->net.packed_gemm = gemm_packed_available() && !(gemm && !strcmp(gemm, "blas"));
+    /* XBN_GEMM=blas forces the BLAS path, =avx2 the AVX2 kernels (tests, comparisons) */
+    const char *gemm = getenv("XBN_GEMM");
+    m->net.packed_gemm = gemm_isa_best();
+    if (gemm && !strcmp(gemm, "blas")) m->net.packed_gemm = GEMM_NONE;
+    if (gemm && !strcmp(gemm, "avx2") && m->net.packed_gemm > GEMM_AVX2)
+        m->net.packed_gemm = GEMM_AVX2;
+    m->info.gemm = (const char *[]){"blas", "avx2", "avx512"}[m->net.packed_gemm];
     b.cap = f.total_floats + (size_t)MODEL_MAX_BIAS_FLOATS;
     for (int i = 0; i < f.n_tensors && m->net.packed_gemm; i++) {
         const int64_t *sh = f.tensors[i].shape;

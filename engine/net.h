@@ -10,6 +10,7 @@
 #define XBN_NET_H
 
 #include "engine.h"
+#include "gemm_packed.h"
 
 typedef enum { OP_CONV, OP_DWCONV, OP_GN, OP_MAXPOOL, OP_GAP, OP_DENSE } op_kind;
 typedef enum { ACT_NONE, ACT_RELU, ACT_RELU6 } act_kind;
@@ -42,7 +43,7 @@ typedef struct {
     op *ops;
     int n_ops;
     int n_tensors;
-    int packed_gemm; /* convolutions run gemm_packed (AVX-512) on packed weights, else BLAS */
+    gemm_isa packed_gemm; /* the kernels of gemm_packed on packed weights; GEMM_NONE: BLAS */
 } net;
 
 /* The model's op list (model.c). */

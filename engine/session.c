@@ -426,10 +426,11 @@ static void run_conv_wino(session *s, const op *o, const conv_geom *g, int t, in
 {
     int tiles = wino_tiles(o->wino, g->oh, g->ow), positions = (o->wino + 2) * (o->wino + 2);
     int rows = (n1 - n0) * tiles, lo, hi, k_lo, k_hi, a, b;
+    gemm_isa isa = s->net->packed_gemm;
     split(rows, t, nt, &lo, &hi);
     if (n1 - n0 == 1 && (nt == 1 || wino_weights_in_l2(o->wino, o->cin, o->cout))) {
         wino_conv(o->wino, tensor_ptr(s, o->in, n0), g->h, g->w, o->cin, o->w, o->cout, e, lo, hi,
-                  scratch, tensor_ptr(s, o->out, n0));
+                  scratch, tensor_ptr(s, o->out, n0), isa);
         return;
     }
     split(positions, t, nt, &k_lo, &k_hi);
@@ -437,14 +438,14 @@ static void run_conv_wino(session *s, const op *o, const conv_geom *g, int t, in
     for (int j = 0; j < n1 - n0; j++) /* sample n0 + j's tiles are rows j * tiles.. */
         if (rows_of_sample(lo, hi, j, tiles, &a, &b))
             wino_input(o->wino, tensor_ptr(s, o->in, n0 + j), g->h, g->w, o->cin, a, b, -j * tiles,
-                       rows, v);
+                       rows, v, isa);
     barrier(s, nt, phase);
-    wino_gemm(v, rows, o->cin, o->w, o->cout, k_lo, k_hi, prod);
+    wino_gemm(v, rows, o->cin, o->w, o->cout, k_lo, k_hi, prod, isa);
     barrier(s, nt, phase);
     for (int j = 0; j < n1 - n0; j++)
         if (rows_of_sample(lo, hi, j, tiles, &a, &b))
             wino_output(o->wino, prod, -j * tiles, rows, g->h, g->w, o->cout, e, a, b,
-                        tensor_ptr(s, o->out, n0 + j));
+                        tensor_ptr(s, o->out, n0 + j), isa);
 }
 
 /* Samples the 1x1 convolution op i multiplies in one GEMM when it runs on [n0, n1): all of
@@ -477,6 +478,7 @@ static void run_conv_packed(session *s, int i, const op *o, const conv_geom *g, 
 {
     int nb = conv_batch(s, i, n0, n1), per = g->oh * g->ow;
     int rows = nb * per, panels = (o->cout + 31) / 32, lo, hi;
+    gemm_isa isa = s->net->packed_gemm;
     const op *gn = i > 0 && gn_applied_by_next(s, i - 1, nt, n0, n1) ? &s->net->ops[i - 1] : NULL;
     gemm_epilogue e = {o->b, NULL, o->act == ACT_NONE ? -INFINITY : 0.0f,
                        o->act == ACT_RELU6 ? 6.0f : INFINITY, o->resm == RES_ACT_THEN_ADD};
@@ -509,7 +511,7 @@ static void run_conv_packed(session *s, int i, const op *o, const conv_geom *g, 
                          gn->act);
             }
             gemm_packed(in + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout, p_lo, p_hi, out,
-                        &e);
+                        &e, isa);
         } else if (gn) {
             float mean_c[o->cin], scale[o->cin];
             gn_finish(gn_stats_ptr(s, o->in, n), g->h, g->w, o->cin, o->cin / gn->groups, gn->eps,
@@ -520,14 +522,14 @@ static void run_conv_packed(session *s, int i, const op *o, const conv_geom *g, 
                 if (e.res) er.res = e.res + (size_t)(r - lo) * o->cout;
                 gn_apply(in + (size_t)r * o->cin, m, o->cin, mean_c, scale, gn->b, gn->act);
                 gemm_packed(in + (size_t)r * o->cin, m, o->cin, o->w, o->cout, p_lo, p_hi,
-                            out + (size_t)(r - lo) * o->cout, &er);
+                            out + (size_t)(r - lo) * o->cout, &er, isa);
             }
         } else if (o->k == 1 && o->stride == 1)
             gemm_packed(in + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout, p_lo, p_hi, out,
-                        &e);
+                        &e, isa);
         else /* KxK or strided: straight from the input, no im2col */
             conv_packed(in, g, o->k, o->stride, lo, hi, s->zeros, o->w, o->cout, p_lo, p_hi, out,
-                        &e);
+                        &e, isa);
     }
 }
 

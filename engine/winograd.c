@@ -101,9 +101,9 @@ int wino_pack_weights(int m, const float *w, int cin, int cout, float *u)
 #include "winograd_tiles.h"
 
 void wino_input(int m, const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
-                int rows, float *v)
+                int rows, float *v, gemm_isa isa)
 {
-    int avx512 = gemm_avx512();
+    int avx512 = isa == GEMM_AVX512;
     if (m == 4)
         (avx512 ? input_f4_avx512 : input_f4_avx2)(in, h, w, cin, t_lo, t_hi, row0, rows, v);
     else
@@ -111,19 +111,19 @@ void wino_input(int m, const float *in, int h, int w, int cin, int t_lo, int t_h
 }
 
 void wino_gemm(const float *v, int rows, int cin, const float *u, int cout, int k_lo, int k_hi,
-               float *prod)
+               float *prod, gemm_isa isa)
 {
     gemm_epilogue plain = {NULL, NULL, -INFINITY, INFINITY, 0};
     size_t per = gemm_packed_floats(cin, cout);
     for (int k = k_lo; k < k_hi; k++)
         gemm_packed(v + (size_t)k * rows * cin, rows, cin, u + k * per, cout, 0, (cout + 31) / 32,
-                    prod + (size_t)k * rows * cout, &plain);
+                    prod + (size_t)k * rows * cout, &plain, isa);
 }
 
 void wino_output(int m, const float *prod, int row0, int rows, int h, int w, int cout,
-                 const gemm_epilogue *e, int t_lo, int t_hi, float *out)
+                 const gemm_epilogue *e, int t_lo, int t_hi, float *out, gemm_isa isa)
 {
-    int avx512 = gemm_avx512();
+    int avx512 = isa == GEMM_AVX512;
     if (m == 4)
         (avx512 ? output_f4_avx512 : output_f4_avx2)(prod, row0, rows, h, w, cout, e, t_lo, t_hi,
                                                      out);
@@ -133,7 +133,7 @@ void wino_output(int m, const float *prod, int row0, int rows, int h, int w, int
 }
 
 void wino_conv(int m, const float *in, int h, int w, int cin, const float *u, int cout,
-               const gemm_epilogue *e, int t_lo, int t_hi, float *scratch, float *out)
+               const gemm_epilogue *e, int t_lo, int t_hi, float *scratch, float *out, gemm_isa isa)
 {
     int positions = (m + 2) * (m + 2);
     /* Weights that fit in L2 are cheap to re-read: go 8 tiles at a time so the transformed
@@ -143,8 +143,8 @@ void wino_conv(int m, const float *in, int h, int w, int cin, const float *u, in
     for (int c0 = t_lo; c0 < t_hi; c0 += chunk) {
         int c1 = t_hi - c0 < chunk ? t_hi : c0 + chunk, rows = c1 - c0;
         float *v = scratch, *prod = scratch + (size_t)positions * rows * cin;
-        wino_input(m, in, h, w, cin, c0, c1, c0, rows, v);
-        wino_gemm(v, rows, cin, u, cout, 0, positions, prod);
-        wino_output(m, prod, c0, rows, h, w, cout, e, c0, c1, out);
+        wino_input(m, in, h, w, cin, c0, c1, c0, rows, v, isa);
+        wino_gemm(v, rows, cin, u, cout, 0, positions, prod, isa);
+        wino_output(m, prod, c0, rows, h, w, cout, e, c0, c1, out, isa);
     }
 }

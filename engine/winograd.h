@@ -11,7 +11,7 @@
  *
  * The price: (m+2)^2 / 9 times the weights, streamed once per sample, and more rounding
  * (larger tiles amplify it; tests/test_kernels.c bounds it against the exact sum). Used
- * only with the packed GEMM (gemm_packed_available()); callers check wino_choose first.
+ * only with the packed GEMM (isa != GEMM_NONE); callers check wino_choose first.
  */
 #ifndef XBN_WINOGRAD_H
 #define XBN_WINOGRAD_H
@@ -45,7 +45,8 @@ size_t wino_scratch_floats(int m, int tiles, int cin, int cout);
  * out [h][w][cout]: e->bias added, clamped to [e->lo, e->hi]; e->res must be NULL. cin and
  * cout are multiples of 16. scratch: wino_scratch_floats(m, t_hi - t_lo, cin, cout). */
 void wino_conv(int m, const float *in, int h, int w, int cin, const float *u, int cout,
-               const gemm_epilogue *e, int t_lo, int t_hi, float *scratch, float *out);
+               const gemm_epilogue *e, int t_lo, int t_hi, float *scratch, float *out,
+               gemm_isa isa);
 
 /* The three steps of wino_conv, for a team that shares v and prod between barriers. For the
  * tiles of a sample, v is [a*a][rows][cin] and prod [a*a][rows][cout] (a = m + 2), tile t at
@@ -53,10 +54,10 @@ void wino_conv(int m, const float *in, int h, int w, int cin, const float *u, in
  * [k_lo, k_hi) of the a*a (so each thread reads only its positions' weights); wino_output
  * turns tiles [t_lo, t_hi) of prod into out. The bits are those of wino_conv. */
 void wino_input(int m, const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
-                int rows, float *v);
+                int rows, float *v, gemm_isa isa);
 void wino_gemm(const float *v, int rows, int cin, const float *u, int cout, int k_lo, int k_hi,
-               float *prod);
+               float *prod, gemm_isa isa);
 void wino_output(int m, const float *prod, int row0, int rows, int h, int w, int cout,
-                 const gemm_epilogue *e, int t_lo, int t_hi, float *out);
+                 const gemm_epilogue *e, int t_lo, int t_hi, float *out, gemm_isa isa);
 
 #endif

@@ -107,10 +107,10 @@ int cmd_bench(int argc, char **argv)
     double flops = session_flops_per_sample(s) * b * it / total;
     printf("{\"model\":\"%s\",\"arch\":\"%s\",\"flavour\":\"%s\",\"size\":%d,\"batch\":%d,"
            "\"threads\":%d,\"iterations\":%zu,\"img_per_s\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-           "\"gflops\":%.2f,\"blas_kernel\":\"%s\"}\n",
+           "\"gflops\":%.2f,\"gemm\":\"%s\",\"blas_kernel\":\"%s\"}\n",
            path, arch_name(info->arch), flavour_name(info->flavour), sz, b, (int)threads, it,
            b * it / total, lat[it / 2] * 1e3, lat[(size_t)(it * 0.99)] * 1e3, flops / 1e9,
-           blas_core_name());
+           info->gemm, blas_core_name());
     if (profile) session_print_profile(s, stderr);
     rc = 0;
 done:

@@ -181,11 +181,10 @@ static int load_model(server *s, srv_model *m, char *err, size_t errlen)
     m->load_s = (double)(batcher_now_ns() - t0) * 1e-9;
     metrics_model_loaded(s->met, m->idx, m->load_s);
     log_msg(&s->log, LOG_INFO,
-            "model %s loaded in %.2fs: %s %s%s classes=%d input=%dx%d max_batch_size=%lld "
+            "model %s loaded in %.2fs: %s %s classes=%d input=%dx%d gemm=%s max_batch_size=%lld "
             "workers=%lld%s",
             m->cfg->name, m->load_s, arch_name(m->info.arch), flavour_name(m->info.flavour),
-            m->info.arch == ARCH_MOBILENETV2 ? "" : "", m->classes, m->S, m->S,
-            m->cfg->max_batch_size, m->cfg->workers,
+            m->classes, m->S, m->S, m->info.gemm, m->cfg->max_batch_size, m->cfg->workers,
             m->info.untrained ? " UNTRAINED (generated weights: scores are meaningless)" : "");
     atomic_store_explicit(&m->ready, 1, memory_order_release);
     return 0;

@@ -4,8 +4,9 @@
  * For each network: 16 random samples get their batch-1 logits; then for every batch size
  * 1..16, two batches (two different placements of the samples) must reproduce each sample's
  * batch-1 logits exactly (memcmp). Small odd input (67x67) keeps it quick and exercises the
- * odd-size padding paths. Models come from `make models` ($XBN_MODELS). Both GEMM paths are
- * covered: the packed AVX-512 one (where the CPU has it) and BLAS (XBN_GEMM=blas).
+ * odd-size padding paths. Models come from `make models` ($XBN_MODELS). Every GEMM path is
+ * covered: the packed one with the CPU's best kernels, its AVX2 kernels on an AVX-512 CPU
+ * (XBN_GEMM=avx2), and BLAS (XBN_GEMM=blas).
  */
 #include <string.h>
 
@@ -128,7 +129,28 @@ static void test_threads_packed(void **state)
     model_free(m);
 }
 
-/* The BLAS path, which the engine takes on CPUs without AVX-512 (forced here). */
+/* The AVX2 kernels (6-row tiles) on an AVX-512 CPU, where the models above ran AVX-512. */
+static void test_avx2_path(void **state)
+{
+    (void)state;
+    if (gemm_isa_best() != GEMM_AVX512) {
+        fprintf(stderr, "test_avx2_path: no AVX-512 here, the tests above ran the AVX2 kernels\n");
+        return;
+    }
+    setenv("XBN_GEMM", "avx2", 1);
+    char path[512], err[512];
+    model *m = NULL;
+    if (model_load(test_model_path(path, sizeof path, "mobilenetv2-keras-035.safetensors"), &m, err,
+                   sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(model_get_net(m)->packed_gemm, GEMM_AVX2); /* the switch took */
+    model_free(m);
+    check_model("mobilenetv2-keras-035.safetensors", 2);
+    check_model("resnet50-torch.safetensors", 2);
+    unsetenv("XBN_GEMM");
+}
+
+/* The BLAS path, which the engine takes on CPUs without AVX2 and FMA (forced here). */
 static void test_blas_path(void **state)
 {
     (void)state;
@@ -143,7 +165,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resnet50_torch),    cmocka_unit_test(test_resnet50_keras),
         cmocka_unit_test(test_mobilenetv2_torch), cmocka_unit_test(test_mobilenetv2_keras),
-        cmocka_unit_test(test_threads_packed),    cmocka_unit_test(test_blas_path),
+        cmocka_unit_test(test_threads_packed),    cmocka_unit_test(test_avx2_path),
+        cmocka_unit_test(test_blas_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,16 @@ static void ref_conv(const float *in, int h, int w, int cin, const float *wt, in
             }
 }
 
+/* The packed-GEMM kernels this CPU runs, best first: on an AVX-512 CPU both widths, so the
+ * AVX2 kernels are tested there too. Returns how many (0 without AVX2 and FMA). */
+static int packed_isas(gemm_isa isas[2])
+{
+    int n = 0;
+    if (gemm_isa_best() == GEMM_AVX512) isas[n++] = GEMM_AVX512;
+    if (gemm_isa_best() >= GEMM_AVX2) isas[n++] = GEMM_AVX2;
+    return n;
+}
+
 typedef struct {
     int h, w, cin, cout, k, stride, pt, pl, pb, pr;
 } conv_case;
@@ -88,8 +98,10 @@ static void test_conv_im2col_gemm(void **state)
         gemm_cols(col, wg, out, rows, c->cout, 0, c->cout / 2, kk);
         gemm_cols(col, wg, out, rows, c->cout, c->cout / 2, c->cout, kk);
         expect_close(out, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv column split");
-        if (gemm_packed_available()) {
+        gemm_isa isas[2];
+        for (int v = 0, nv = packed_isas(isas); v < nv; v++) {
             /* straight from the input: the same bits as im2col + the packed GEMM */
+            gemm_isa isa = isas[v];
             float *wp = malloc(sizeof(float) * gemm_packed_floats(kk, c->cout));
             float *zeros = calloc((size_t)c->k * c->cin, sizeof(float));
             float *bias = calloc((size_t)c->cout, sizeof(float));
@@ -97,11 +109,11 @@ static void test_conv_im2col_gemm(void **state)
             gemm_epilogue e = {bias, NULL, -INFINITY, INFINITY, 0};
             gemm_pack_b(wg, kk, c->cout, wp);
             im2col_rows(in, &g, c->k, c->stride, 0, rows, col);
-            gemm_packed(col, rows, kk, wp, c->cout, 0, (c->cout + 31) / 32, out, &e);
+            gemm_packed(col, rows, kk, wp, c->cout, 0, (c->cout + 31) / 32, out, &e, isa);
             conv_packed(in, &g, c->k, c->stride, 0, mid, zeros, wp, c->cout, 0, (c->cout + 31) / 32,
-                        direct, &e);
+                        direct, &e, isa);
             conv_packed(in, &g, c->k, c->stride, mid, rows, zeros, wp, c->cout, 0,
-                        (c->cout + 31) / 32, direct + (size_t)mid * c->cout, &e);
+                        (c->cout + 31) / 32, direct + (size_t)mid * c->cout, &e, isa);
             expect_close(direct, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv_packed");
             assert_memory_equal(direct, out, sizeof(float) * rows * c->cout);
             free(wp), free(zeros), free(bias), free(direct);
@@ -117,7 +129,9 @@ static void test_conv_im2col_gemm(void **state)
 static void test_winograd(void **state)
 {
     (void)state;
-    if (!gemm_packed_available()) skip();
+    gemm_isa isas[2];
+    int nv = packed_isas(isas);
+    if (!nv) skip();
     static const int cases[][5] = {
         /* m, h, w, cin, cout */
         {4, 13, 11, 16, 32}, {4, 1, 1, 16, 16}, {4, 8, 8, 32, 48},   {4, 5, 9, 48, 80},
@@ -148,28 +162,34 @@ static void test_winograd(void **state)
         }
         assert_int_equal(wino_pack_weights(m, wg, cin, cout, u), 0);
         gemm_epilogue e = {bias, NULL, 0.0f, 6.0f, 0};
-        wino_conv(m, in, h, w, cin, u, cout, &e, 0, tiles, scratch, out);
-        /* F(4x4)'s points +-2, +-1/2 round about 10x worse than F(2x2) (measured here at most
-         * 7e-5 and 5e-6 on outputs of magnitude ~3) */
-        double tol = (m == 4 ? 1e-5 : 1e-6) * sqrt(9.0 * cin);
-        expect_close(out, ref, nout, tol, 0, "winograd");
-        for (int mid = 0; mid <= tiles; mid += tiles > 3 ? tiles / 3 : 1) {
-            memset(split_out, 0xff, sizeof(float) * nout);
-            wino_conv(m, in, h, w, cin, u, cout, &e, 0, mid, scratch, split_out);
-            wino_conv(m, in, h, w, cin, u, cout, &e, mid, tiles, scratch, split_out);
-            assert_memory_equal(split_out, out, sizeof(float) * nout);
+        for (int v = 0; v < nv; v++) {
+            gemm_isa isa = isas[v];
+            wino_conv(m, in, h, w, cin, u, cout, &e, 0, tiles, scratch, out, isa);
+            /* F(4x4)'s points +-2, +-1/2 round about 10x worse than F(2x2) (measured here at
+             * most 7e-5 and 5e-6 on outputs of magnitude ~3) */
+            double tol = (m == 4 ? 1e-5 : 1e-6) * sqrt(9.0 * cin);
+            expect_close(out, ref, nout, tol, 0, "winograd");
+            for (int mid = 0; mid <= tiles; mid += tiles > 3 ? tiles / 3 : 1) {
+                memset(split_out, 0xff, sizeof(float) * nout);
+                wino_conv(m, in, h, w, cin, u, cout, &e, 0, mid, scratch, split_out, isa);
+                wino_conv(m, in, h, w, cin, u, cout, &e, mid, tiles, scratch, split_out, isa);
+                assert_memory_equal(split_out, out, sizeof(float) * nout);
+            }
         }
         free(in), free(wt), free(wg), free(bias), free(u), free(scratch), free(out);
         free(split_out), free(ref);
     }
 }
 
-/* The packed AVX-512 GEMM against the naive reference, on ragged shapes, and the property the
- * engine relies on: a row's bits do not depend on how many rows the call has. */
+/* The packed GEMM against the naive reference, on ragged shapes, and the properties the engine
+ * relies on: a row's bits do not depend on how many rows the call has, and (on an AVX-512 CPU,
+ * which runs both) the AVX-512 and AVX2 kernels give the same bits. */
 static void test_gemm_packed(void **state)
 {
     (void)state;
-    if (!gemm_packed_available()) {
+    gemm_isa isas[2];
+    int nv = packed_isas(isas);
+    if (!nv) {
         fprintf(stderr, "test_gemm_packed: no AVX-512 or AVX2 on this CPU, BLAS path only\n");
         return;
     }
@@ -181,9 +201,13 @@ static void test_gemm_packed(void **state)
         float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
         float *bp = malloc(sizeof(float) * gemm_packed_floats(k, n));
         float *c = malloc(sizeof(float) * m * n), *ref = malloc(sizeof(float) * m * n);
-        float *row = malloc(sizeof(float) * n);
+        float *first = malloc(sizeof(float) * m * n), *row = malloc(sizeof(float) * n);
+        float *bias = malloc(sizeof(float) * n), *res = malloc(sizeof(float) * m * n);
+        float *want = malloc(sizeof(float) * m * n), *fused = malloc(sizeof(float) * m * n);
         rng_fill(&r, a, (size_t)m * k, 1.0f);
         rng_fill(&r, b, (size_t)k * n, 1.0f);
+        rng_fill(&r, bias, (size_t)n, 2.0f);
+        rng_fill(&r, res, (size_t)m * n, 2.0f);
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++) {
                 double acc = 0;
@@ -193,27 +217,28 @@ static void test_gemm_packed(void **state)
         gemm_pack_b(b, k, n, bp);
         float *zero = calloc((size_t)n, sizeof(float));
         gemm_epilogue plain = {zero, NULL, -INFINITY, INFINITY, 0};
-        /* in two panel ranges, as the team splits columns */
-        gemm_packed(a, m, k, bp, n, 0, panels / 2, c, &plain);
-        gemm_packed(a, m, k, bp, n, panels / 2, panels, c, &plain);
-        expect_close(c, ref, (size_t)m * n, 1e-5, 1e-5, "gemm_packed");
-        for (int i = 0; i < m; i++) {
-            gemm_packed(a + (size_t)i * k, 1, k, bp, n, 0, panels, row, &plain);
-            assert_memory_equal(row, c + (size_t)i * n, sizeof(float) * n);
+        for (int v = 0; v < nv; v++) {
+            gemm_isa isa = isas[v];
+            /* in two panel ranges, as the team splits columns */
+            gemm_packed(a, m, k, bp, n, 0, panels / 2, c, &plain, isa);
+            gemm_packed(a, m, k, bp, n, panels / 2, panels, c, &plain, isa);
+            expect_close(c, ref, (size_t)m * n, 1e-5, 1e-5, "gemm_packed");
+            if (v == 0) memcpy(first, c, sizeof(float) * m * n);
+            assert_memory_equal(c, first, sizeof(float) * m * n);
+            for (int i = 0; i < m; i++) {
+                gemm_packed(a + (size_t)i * k, 1, k, bp, n, 0, panels, row, &plain, isa);
+                assert_memory_equal(row, c + (size_t)i * n, sizeof(float) * n);
+            }
+            /* the fused epilogue is bias_act, bit for bit */
+            for (int mode = RES_ADD_THEN_ACT; mode <= RES_ACT_THEN_ADD; mode++) {
+                gemm_epilogue e = {bias, res, 0.0f, 6.0f, mode == RES_ACT_THEN_ADD};
+                memcpy(want, c, sizeof(float) * m * n);
+                bias_act(want, bias, res, m, n, 0, n, ACT_RELU6, (res_mode)mode);
+                gemm_packed(a, m, k, bp, n, 0, panels, fused, &e, isa);
+                assert_memory_equal(fused, want, sizeof(float) * m * n);
+            }
         }
-        /* the fused epilogue is bias_act, bit for bit */
-        float *bias = malloc(sizeof(float) * n), *res = malloc(sizeof(float) * m * n);
-        float *want = malloc(sizeof(float) * m * n), *fused = malloc(sizeof(float) * m * n);
-        rng_fill(&r, bias, (size_t)n, 2.0f);
-        rng_fill(&r, res, (size_t)m * n, 2.0f);
-        for (int mode = RES_ADD_THEN_ACT; mode <= RES_ACT_THEN_ADD; mode++) {
-            gemm_epilogue e = {bias, res, 0.0f, 6.0f, mode == RES_ACT_THEN_ADD};
-            memcpy(want, c, sizeof(float) * m * n);
-            bias_act(want, bias, res, m, n, 0, n, ACT_RELU6, (res_mode)mode);
-            gemm_packed(a, m, k, bp, n, 0, panels, fused, &e);
-            assert_memory_equal(fused, want, sizeof(float) * m * n);
-        }
-        free(zero), free(bias), free(res), free(want), free(fused);
+        free(zero), free(bias), free(res), free(want), free(fused), free(first);
         free(a), free(b), free(bp), free(c), free(ref), free(row);
     }
 }

@@ -88,12 +88,15 @@ def oracle_logits(path, h, w, seed):
     return x.numpy().astype(np.float32), y.numpy()
 
 
-def run_predict(xbn_bin, model, inputs, top_k=5, logits=True):
+def run_predict(xbn_bin, model, inputs, top_k=5, logits=True, gemm=None):
     cmd = [xbn_bin, "predict", "--model", model, "--top-k", str(top_k)]
     if logits:
         cmd.append("--logits")
     cmd += list(inputs)
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    env = dict(os.environ)
+    if gemm:
+        env["XBN_GEMM"] = gemm
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert p.returncode == 0, "%s failed (%d): %s" % (" ".join(cmd), p.returncode, p.stderr)
     try:
         return json.loads(p.stdout)
@@ -165,6 +168,23 @@ def test_predict_matches_torch(xbn_bin, models_dir, tmp_path, model_name, h, w):
     labels = json.loads(meta["labels"])
     doc = run_predict(xbn_bin, path, [npy], top_k=5)
     check_document(doc, path, npy, t, labels, 5, "%s %dx%d" % (model_name, h, w))
+
+
+@pytest.mark.parametrize("gemm", ["avx2", "blas"])
+@pytest.mark.parametrize("model_name", list(CASES))
+def test_other_gemm_paths_match_torch(xbn_bin, models_dir, tmp_path, model_name, gemm):
+    """The kernels the default run above may not use on this CPU: the packed GEMM's AVX2
+    kernels (XBN_GEMM=avx2; on an AVX-512 CPU the default runs AVX-512) and the BLAS path of
+    CPUs without AVX2 and FMA (XBN_GEMM=blas), at the first input size of each model."""
+    h, w = CASES[model_name][0]
+    path = os.path.join(models_dir, model_name)
+    x, t = oracle_logits(path, h, w, 1000 + h * 7 + w)
+    npy = str(tmp_path / ("x%dx%d.npy" % (h, w)))
+    np.save(npy, x)
+    _, meta = oracle(path)
+    doc = run_predict(xbn_bin, path, [npy], top_k=5, gemm=gemm)
+    check_document(doc, path, npy, t, json.loads(meta["labels"]), 5,
+                   "%s %dx%d XBN_GEMM=%s" % (model_name, h, w, gemm))
 
 
 @pytest.mark.parametrize("model_name", list(CASES))
@@ -415,3 +435,34 @@ def test_convert_torch(request, models_dir, tmp_path):
     np.save(npy, x)
     doc = run_predict(xbn_bin, out, [npy])
     check_document(doc, out, npy, t, json.loads(meta["labels"]), 5, "converted torch")
+
+
+def test_bench_command(xbn_bin, models_dir):
+    """`xbnserve bench` prints one JSON line describing the run (no speed is asserted: speed
+    lives in bench/), names the kernels it ran, and refuses bad arguments."""
+    path = os.path.join(models_dir, "mobilenetv2-keras-035.safetensors")
+    for gemm in (None, "blas"):
+        env = dict(os.environ)
+        env.pop("XBN_GEMM", None)
+        if gemm:
+            env["XBN_GEMM"] = gemm
+        p = subprocess.run([xbn_bin, "bench", "--model", path, "--batch", "3", "--threads", "2",
+                            "--seconds", "0.2", "--size", "96"],
+                           capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.strip().splitlines()
+        assert len(lines) == 1, p.stdout
+        doc = json.loads(lines[0])
+        assert (doc["arch"], doc["flavour"], doc["size"]) == ("mobilenetv2", "keras", 96)
+        assert (doc["batch"], doc["threads"]) == (3, 2)
+        assert doc["iterations"] >= 3 and doc["img_per_s"] > 0
+        assert 0 < doc["p50_ms"] <= doc["p99_ms"]
+        assert doc["gemm"] == gemm if gemm else doc["gemm"] in ("avx512", "avx2", "blas")
+        assert isinstance(doc["blas_kernel"], str)
+    for bad in (["--batch", "0"], ["--threads", "-1"], ["--seconds", "x"]):
+        p = subprocess.run([xbn_bin, "bench", "--model", path] + bad,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and "usage" in p.stderr, (bad, p.returncode, p.stderr)
+    p = subprocess.run([xbn_bin, "bench", "--model", path + ".missing"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "No such file" in p.stderr
