@@ -160,14 +160,19 @@ CASE_LIST = [(m, h, w) for m, sizes in CASES.items() for (h, w) in sizes]
 @pytest.mark.parametrize("model_name,h,w", CASE_LIST,
                          ids=["%s-%dx%d" % c for c in CASE_LIST])
 def test_predict_matches_torch(xbn_bin, models_dir, tmp_path, model_name, h, w):
+    check_predict(xbn_bin, models_dir, tmp_path, model_name, h, w)
+
+
+def check_predict(xbn_bin, models_dir, tmp_path, model_name, h, w, gemm=None):
     path = os.path.join(models_dir, model_name)
     x, t = oracle_logits(path, h, w, 1000 + h * 7 + w)
     npy = str(tmp_path / ("x%dx%d.npy" % (h, w)))
     np.save(npy, x)
     _, meta = oracle(path)
     labels = json.loads(meta["labels"])
-    doc = run_predict(xbn_bin, path, [npy], top_k=5)
-    check_document(doc, path, npy, t, labels, 5, "%s %dx%d" % (model_name, h, w))
+    doc = run_predict(xbn_bin, path, [npy], top_k=5, gemm=gemm)
+    check_document(doc, path, npy, t, labels, 5,
+                   "%s %dx%d XBN_GEMM=%s" % (model_name, h, w, gemm or "(default)"))
 
 
 @pytest.mark.parametrize("gemm", ["avx2", "blas"])
@@ -177,14 +182,7 @@ def test_other_gemm_paths_match_torch(xbn_bin, models_dir, tmp_path, model_name,
     kernels (XBN_GEMM=avx2; on an AVX-512 CPU the default runs AVX-512) and the BLAS path of
     CPUs without AVX2 and FMA (XBN_GEMM=blas), at the first input size of each model."""
     h, w = CASES[model_name][0]
-    path = os.path.join(models_dir, model_name)
-    x, t = oracle_logits(path, h, w, 1000 + h * 7 + w)
-    npy = str(tmp_path / ("x%dx%d.npy" % (h, w)))
-    np.save(npy, x)
-    _, meta = oracle(path)
-    doc = run_predict(xbn_bin, path, [npy], top_k=5, gemm=gemm)
-    check_document(doc, path, npy, t, json.loads(meta["labels"]), 5,
-                   "%s %dx%d XBN_GEMM=%s" % (model_name, h, w, gemm))
+    check_predict(xbn_bin, models_dir, tmp_path, model_name, h, w, gemm)
 
 
 @pytest.mark.parametrize("model_name", list(CASES))
