@@ -9,22 +9,26 @@ ARCHFLAGS ?= -march=x86-64-v3
 CFLAGS  ?= -O3 -g
 # `override`: a CFLAGS given on the command line (make asan, make fuzz-build) keeps these.
 override CFLAGS += -std=c11 -D_GNU_SOURCE $(ARCHFLAGS) -ffp-contract=off -Wall -Wextra -Werror -pthread \
-           -Iengine -Iserver $(shell pkg-config --cflags $(PKGS))
+           -MMD -MP -I. $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
-LIB_SRC := $(wildcard engine/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+# The layers (docs/architecture.md); every include is path-qualified from the top (-I.).
+SRC_DIRS := engine engine/kernels image server server/api cli
+LIB_SRC := $(filter-out cli/main.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+C_FILES := $(foreach d,$(SRC_DIRS) tests/unit tests/fuzz,$(wildcard $(d)/*.[ch]))
 MODELS  := $(BUILD)/models
 
 .PHONY: bench all deps run test unit pytest asan asan-unit asan-pytest format lint clean models fuzzers fuzz-build \
-        fuzz-smoke fuzz container-test
+        fuzz-smoke fuzz container-test check-deps
 all: $(BUILD)/xbnserve
 
 deps:
 	@scripts/deps.sh all
 
-$(BUILD)/%.o: %.c $(wildcard engine/*.h server/*.h)
+# Header dependencies come from the compiler (-MMD): build/**/*.d, included at the end.
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -32,12 +36,12 @@ $(BUILD)/%.o: %.c $(wildcard engine/*.h server/*.h)
 # runs the same code, so batch invariance holds; image code stays unfused to match PIL.
 $(BUILD)/engine/%.o: CFLAGS += -ffp-contract=fast
 
-$(BUILD)/xbnserve: $(BUILD)/server/main.o $(LIB_OBJ)
+$(BUILD)/xbnserve: $(BUILD)/cli/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB_OBJ)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) -o $@ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS) -lcmocka
 
 # Deterministic untrained test models (tools/xbnweights.py init); see docs/model-format.md.
 models: $(MODELS)/.stamp
@@ -55,7 +59,7 @@ unit: $(BUILD)/xbnserve $(TESTS) models
 	@set -e; for t in $(TESTS); do echo "== $$t"; XBN_MODELS=$(MODELS) $$t; done
 
 pytest: $(BUILD)/xbnserve models
-	XBN_BIN=$(BUILD)/xbnserve XBN_MODELS=$(MODELS) $(PY) -m pytest -q tests
+	XBN_BIN=$(BUILD)/xbnserve XBN_MODELS=$(MODELS) $(PY) -m pytest -q tests/integration
 
 test: deps unit pytest
 
@@ -109,10 +113,16 @@ bench: all models
 	    $(shell pkg-config --cflags --libs openblas) -lm && $(BUILD)/bench/layout
 
 format:
-	clang-format -i engine/*.[ch] server/*.[ch] tests/*.[ch] tests/fuzz/*.c
+	clang-format -i $(C_FILES)
 
-lint:
-	clang-format --dry-run --Werror engine/*.[ch] server/*.[ch] tests/*.[ch] tests/fuzz/*.c
+# clang-format clean, and every include within the dependency rule (tools/check_deps.sh).
+lint: check-deps
+	clang-format --dry-run --Werror $(C_FILES)
+
+check-deps:
+	@tools/check_deps.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

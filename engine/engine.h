@@ -102,6 +102,9 @@ long long session_joins(const session *s);
 /* Multiply-accumulates x2 per sample, for GFLOP/s figures. */
 double session_flops_per_sample(const session *s);
 
+/* The BLAS kernel family in use (OpenBLAS core name, e.g. "Haswell", "SkylakeX"). */
+const char *engine_blas_core(void);
+
 /* Softmax of one logits row, computed in a numerically stable way (max subtracted). */
 void softmax(const float *logits, int n, float *probs);
 

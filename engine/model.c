@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-#include "gemm_packed.h"
-#include "net.h"
-#include "safetensors.h"
-#include "winograd.h"
+#include "engine/engine.h"
+#include "engine/kernels/gemm_packed.h"
+#include "engine/net.h"
+#include "engine/safetensors.h"
+#include "engine/kernels/winograd.h"
 
 #define MODEL_MAX_CLASSES 100000
 #define MODEL_MAX_CHANNELS 8192         /* kernels keep per-channel arrays on the stack */

@@ -9,8 +9,8 @@
 #ifndef XBN_NET_H
 #define XBN_NET_H
 
-#include "engine.h"
-#include "gemm_packed.h"
+#include "engine/engine.h"
+#include "engine/kernels/gemm_packed.h"
 
 typedef enum { OP_CONV, OP_DWCONV, OP_GN, OP_MAXPOOL, OP_GAP, OP_DENSE } op_kind;
 typedef enum { ACT_NONE, ACT_RELU, ACT_RELU6 } act_kind;

@@ -1,6 +1,6 @@
 /* safetensors.c - see safetensors.h. Every check here exists because a model file is input
  * from outside: a lying header must fail at load with a message, never fault later. */
-#include "safetensors.h"
+#include "engine/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 
 static int fail_msg(char *err, size_t errlen, int code, const char *fmt, ...)
 {

@@ -25,11 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-#include "gemm_packed.h"
-#include "kernels.h"
-#include "net.h"
-#include "winograd.h"
+#include "engine/engine.h"
+#include "engine/kernels/gemm_packed.h"
+#include "engine/kernels/kernels.h"
+#include "engine/net.h"
+#include "engine/kernels/winograd.h"
 
 #define SESSION_MAX_THREADS 64
 

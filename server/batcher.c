@@ -5,7 +5,7 @@
  * variable; a submit broadcasts (workers are few) so a worker waiting for its batch to fill
  * sees new images at once. The condition variable uses CLOCK_MONOTONIC for its timed waits.
  */
-#include "batcher.h"
+#include "server/batcher.h"
 
 #include <pthread.h>
 #include <stdlib.h>

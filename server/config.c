@@ -4,7 +4,7 @@
  * field offset, range and help. The file parser, the env reader, the CLI parser, --help and
  * --check-config all walk these tables, so a new setting is one table line.
  */
-#include "config.h"
+#include "server/config.h"
 
 #include <cJSON.h>
 #include <ctype.h>

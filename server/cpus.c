@@ -1,5 +1,5 @@
 /* cpus.c - see cpus.h. */
-#include "cpus.h"
+#include "server/cpus.h"
 
 #include <sched.h>
 #include <stdio.h>

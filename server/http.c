@@ -12,7 +12,7 @@
  * req->mu: the handler suspends only if the job is not done yet, and the worker resumes
  * only if the handler has suspended. The worker touches nothing of req after unlocking.
  */
-#include "http.h"
+#include "server/http.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -24,10 +24,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "multipart.h"
-#include "sbuf.h"
-#include "v1.h"
-#include "v2.h"
+#include "server/api/multipart.h"
+#include "server/sbuf.h"
+#include "server/api/v1.h"
+#include "server/api/v2.h"
 
 #define RESPONSE_MAX (256u << 20) /* bytes of one response body */
 #define ERRLEN 256

@@ -17,7 +17,7 @@
 
 #include <stddef.h>
 
-#include "server.h"
+#include "server/server.h"
 
 /* Bind and start serving. On success s->mhd and s->port are set. */
 int http_start(server *s, char *err, size_t errlen);

@@ -1,13 +1,13 @@
 /* log.c - see log.h. */
-#include "log.h"
+#include "server/log.h"
 
 #include <stdarg.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 
-#include "config.h"
-#include "sbuf.h"
+#include "server/config.h"
+#include "server/sbuf.h"
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 

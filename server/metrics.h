@@ -18,7 +18,7 @@
 #ifndef XBN_METRICS_H
 #define XBN_METRICS_H
 
-#include "sbuf.h"
+#include "server/sbuf.h"
 
 #define METRICS_MAX_SERIES 1024 /* distinct (model, endpoint, code) request series */
 

@@ -1,5 +1,5 @@
 /* sbuf.c - see sbuf.h. */
-#include "sbuf.h"
+#include "server/sbuf.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -31,11 +31,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "config.h"
-#include "cpus.h"
-#include "http.h"
-#include "server.h"
+#include "server/serve.h"
+#include "server/config.h"
+#include "server/cpus.h"
+#include "server/http.h"
+#include "server/server.h"
 
 #define DRAIN_GRACE_MS 2000   /* after drain_timeout_ms: time for cancelled answers to go out */
 #define FRESH_WAIT_MS 1000    /* how long the drain waits for connections still to send */
@@ -271,7 +271,7 @@ static void server_free(server *s)
     free(s);
 }
 
-int cmd_serve(int argc, char **argv)
+int serve_main(int argc, char **argv)
 {
     char err[600];
     config_opts o;

@@ -1,7 +1,7 @@
 /* server.h - the one struct the daemon hangs off, shared by serve.c (lifecycle) and
- * http.c (requests). Built in cmd_serve; no mutable globals anywhere.
+ * http.c (requests). Built in serve_main; no mutable globals anywhere.
  *
- * Ownership: cmd_serve owns the server and everything in it. Models are loaded by the
+ * Ownership: serve_main owns the server and everything in it. Models are loaded by the
  * main thread after the HTTP daemon has started (so /healthz and /readyz answer during
  * start-up); a model's fields are written before its `ready` flag is set (release) and read
  * by HTTP threads only after they see it set (acquire). `draining` and `inflight` are the
@@ -14,12 +14,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "batcher.h"
-#include "config.h"
-#include "engine.h"
-#include "image.h"
-#include "log.h"
-#include "metrics.h"
+#include "server/batcher.h"
+#include "server/config.h"
+#include "engine/engine.h"
+#include "image/image.h"
+#include "server/log.h"
+#include "server/metrics.h"
 
 typedef struct {
     int idx;

@@ -4,7 +4,7 @@
 Usage: /usr/bin/python3 tools/make_image_fixtures.py [OUTDIR]   (default build/image_fixtures)
 
 Writes edge-case JPEG and PNG files (never committed: they are regenerated on demand) and
-manifest.json, a list of cases read by tests/test_images.py:
+manifest.json, a list of cases read by tests/integration/test_images.py:
   {"name", "file", "args": [extra `xbnserve preprocess` flags],
    "ref": {"exif": bool, "cmyk_plain": bool, "file"?: equivalent file for the oracle}, or
    "error": "substring of the expected message"}    expect a refusal.

@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "server/config.h"
 
 #define MAX_WORDS 64
 

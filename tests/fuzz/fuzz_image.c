@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
+#include "image/image.h"
 
 #define FUZZ_MAX_PIXELS 4000000L /* keeps one decode far below libFuzzer's RSS limit */
 

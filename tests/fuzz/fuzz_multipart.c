@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "multipart.h"
+#include "server/api/multipart.h"
 
 #define MAX_PARTS 4
 

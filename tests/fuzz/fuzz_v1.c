@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "b64.h"
-#include "sbuf.h"
-#include "v1.h"
+#include "server/api/b64.h"
+#include "server/sbuf.h"
+#include "server/api/v1.h"
 
 #define MAX_IMAGES 8
 #define CLASSES 5

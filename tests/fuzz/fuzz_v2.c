@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sbuf.h"
-#include "v2.h"
+#include "server/sbuf.h"
+#include "server/api/v2.h"
 
 #define CLASSES 3
 

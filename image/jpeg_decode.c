@@ -1,0 +1,254 @@
+/* jpeg_decode.c - libjpeg-turbo decode with longjmp error handling; see jpeg_decode.h. */
+#include "image/jpeg_decode.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+
+#include "image/exif.h"
+#include "image/image.h"
+
+typedef struct {
+    struct jpeg_error_mgr pub; /* first: libjpeg casts cinfo->err to this struct */
+    struct jpeg_progress_mgr progress;
+    jmp_buf jb;
+    int status;
+    char msg[JMSG_LENGTH_MAX + 64];
+    /* owned resources, freed after a longjmp */
+    pixmap pm;
+    unsigned char *row;
+} jdec;
+
+static int status_of(int code)
+{
+    switch (code) {
+    case JERR_OUT_OF_MEMORY:
+        return IMG_ENOMEM;
+    case JERR_SOF_UNSUPPORTED:
+    case JERR_BAD_PRECISION:
+    case JERR_NOT_COMPILED:
+    case JERR_ARITH_NOTIMPL:
+        return IMG_EUNSUPPORTED;
+    case JERR_IMAGE_TOO_BIG:
+    case JERR_WIDTH_OVERFLOW:
+        return IMG_ETOOBIG;
+    default:
+        return IMG_ECORRUPT;
+    }
+}
+
+static void on_error(j_common_ptr c)
+{
+    jdec *d = (jdec *)c->err;
+    char m[JMSG_LENGTH_MAX];
+    c->err->format_message(c, m);
+    snprintf(d->msg, sizeof d->msg, "JPEG: %s", m);
+    d->status = status_of(c->err->msg_code);
+    longjmp(d->jb, 1);
+}
+
+/* Warnings that mean pixels were lost or invented. */
+static int fatal_warning(int code)
+{
+    switch (code) {
+    case JWRN_JPEG_EOF:
+    case JWRN_HIT_MARKER:
+    case JWRN_HUFF_BAD_CODE:
+    case JWRN_ARITH_BAD_CODE:
+    case JWRN_MUST_RESYNC:
+    case JWRN_NOT_SEQUENTIAL:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void on_message(j_common_ptr c, int level)
+{
+    if (level == -1 && fatal_warning(c->err->msg_code)) {
+        jdec *d = (jdec *)c->err;
+        char m[JMSG_LENGTH_MAX];
+        c->err->format_message(c, m);
+        snprintf(d->msg, sizeof d->msg, "JPEG: %s", m);
+        d->status = IMG_ECORRUPT;
+        longjmp(d->jb, 1);
+    }
+}
+
+static void on_output(j_common_ptr c)
+{
+    (void)c; /* never print */
+}
+
+static void on_progress(j_common_ptr c)
+{
+    if (!c->is_decompressor) return;
+    j_decompress_ptr di = (j_decompress_ptr)c;
+    if (di->input_scan_number > JPEG_MAX_SCANS) {
+        jdec *d = (jdec *)c->err;
+        snprintf(d->msg, sizeof d->msg, "JPEG: more than %d scans (progressive scan bomb?)",
+                 JPEG_MAX_SCANS);
+        d->status = IMG_ECORRUPT;
+        longjmp(d->jb, 1);
+    }
+}
+
+static int find_orientation(j_decompress_ptr di)
+{
+    for (jpeg_saved_marker_ptr m = di->marker_list; m; m = m->next)
+        if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && !memcmp(m->data, "Exif\0\0", 6))
+            return exif_orientation(m->data, m->data_length);
+    return 1;
+}
+
+static unsigned muldiv255(unsigned a, unsigned b) /* Pillow's MULDIV255 */
+{
+    unsigned t = a * b + 128;
+    return ((t >> 8) + t) >> 8;
+}
+
+/* CMYK row (inverted: stored = 255 - ink, when `inverted`) -> RGB, Pillow's cmyk2rgb. */
+static void cmyk_row(const unsigned char *in, unsigned char *out, int w, int inverted)
+{
+    for (int x = 0; x < w; x++, in += 4, out += 3) {
+        unsigned k = inverted ? 255u - in[3] : in[3], nk = 255u - k;
+        for (int c = 0; c < 3; c++) {
+            unsigned ink = inverted ? 255u - in[c] : in[c];
+            int v = (int)nk - (int)muldiv255(ink, nk);
+            out[c] = (unsigned char)(v < 0 ? 0 : v);
+        }
+    }
+}
+
+int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o, pixmap *out,
+                char *err, size_t errlen)
+{
+    struct jpeg_decompress_struct di;
+    jdec d;
+    memset(&d, 0, sizeof d);
+    memset(out, 0, sizeof *out);
+    di.err = jpeg_std_error(&d.pub);
+    d.pub.error_exit = on_error;
+    d.pub.emit_message = on_message;
+    d.pub.output_message = on_output;
+    d.progress.progress_monitor = on_progress;
+    if (setjmp(d.jb)) goto fail;
+    jpeg_create_decompress(&di);
+    di.progress = &d.progress;
+    jpeg_mem_src(&di, data, (unsigned long)len);
+    if (o->use_exif) jpeg_save_markers(&di, JPEG_APP0 + 1, 0xffff);
+    jpeg_read_header(&di, TRUE);
+
+    int w = (int)di.image_width, h = (int)di.image_height;
+    if ((long long)w * h > o->max_pixels) {
+        snprintf(d.msg, sizeof d.msg, "JPEG is %dx%d = %lld pixels, over the limit of %ld", w, h,
+                 (long long)w * h, o->max_pixels);
+        d.status = IMG_ETOOBIG;
+        goto fail;
+    }
+    int cmyk = 0;
+    switch (di.jpeg_color_space) {
+    case JCS_GRAYSCALE:
+        di.out_color_space = JCS_GRAYSCALE;
+        break;
+    case JCS_YCbCr:
+    case JCS_RGB:
+        di.out_color_space = JCS_RGB;
+        break;
+    case JCS_CMYK:
+    case JCS_YCCK:
+        di.out_color_space = JCS_CMYK;
+        cmyk = 1;
+        break;
+    default:
+        snprintf(d.msg, sizeof d.msg, "JPEG with %d components in an unknown colour space",
+                 di.num_components);
+        d.status = IMG_EUNSUPPORTED;
+        goto fail;
+    }
+    int orient = o->use_exif ? find_orientation(&di) : 1;
+    int denom = o->scale ? o->scale(w, h, orient, o->ctx) : 1;
+    if (denom != 2 && denom != 4 && denom != 8) denom = 1;
+    di.scale_num = 1;
+    di.scale_denom = (unsigned)denom;
+    di.dct_method = JDCT_ISLOW; /* libjpeg's default and Pillow's: accurate integer IDCT */
+    jpeg_start_decompress(&di);
+
+    int ow = (int)di.output_width, oh = (int)di.output_height, win[4] = {0, 0, ow, oh};
+    pixmap geom = {.full_w = w,
+                   .full_h = h,
+                   .denom = denom,
+                   .dec_w = ow,
+                   .dec_h = oh,
+                   .orient = orient,
+                   .channels = cmyk ? 3 : di.output_components};
+    if (o->window) o->window(&geom, o->ctx, win);
+    if (win[0] < 0 || win[1] < 0 || win[2] > ow || win[3] > oh || win[0] >= win[2] ||
+        win[1] >= win[3])
+        win[0] = win[1] = 0, win[2] = ow, win[3] = oh;
+    /* Decode the window and at least one iMCU around it. */
+    int mw = di.max_h_samp_factor * di.min_DCT_scaled_size;
+    int mh = di.max_v_samp_factor * di.min_DCT_scaled_size;
+    JDIMENSION cx = (JDIMENSION)(win[0] > mw ? win[0] - mw : 0);
+    JDIMENSION cw = (JDIMENSION)(win[2] + mw < ow ? win[2] + mw : ow) - cx;
+    if (cx > 0 || (int)cw < ow) jpeg_crop_scanline(&di, &cx, &cw); /* cx rounds down */
+    /* whole iMCU rows: a skip that starts inside a row group is where libjpeg-turbo has had
+     * bugs */
+    int ry0 = win[1] > mh ? (win[1] - mh) / mh * mh : 0, ry1 = (win[3] / mh + 2) * mh;
+    if (ry1 > oh) ry1 = oh;
+    if (pixmap_alloc(&d.pm, (int)cw, ry1 - ry0, geom.channels)) {
+        snprintf(d.msg, sizeof d.msg, "JPEG: out of memory for %ux%d pixels", cw, ry1 - ry0);
+        d.status = IMG_ENOMEM;
+        goto fail;
+    }
+    if (!(d.row = malloc((size_t)cw * (cmyk ? 4 : (size_t)di.output_components)))) {
+        snprintf(d.msg, sizeof d.msg, "JPEG: out of memory");
+        d.status = IMG_ENOMEM;
+        goto fail;
+    }
+    if (ry0 > 0 && jpeg_skip_scanlines(&di, (JDIMENSION)ry0) != (JDIMENSION)ry0) goto stalled;
+    while ((int)di.output_scanline < ry1) {
+        unsigned char *dst = d.pm.mem + (size_t)(di.output_scanline - ry0) * d.pm.stride;
+        JSAMPROW r = cmyk ? d.row : dst;
+        if (jpeg_read_scanlines(&di, &r, 1) != 1) goto stalled;
+        if (cmyk) cmyk_row(d.row, dst, (int)cw, di.saw_Adobe_marker);
+    }
+    /* The rest is entropy-decoded by a skip that stops one row short (a skip to the end
+     * returns without reading) and the last row. */
+    if (ry1 < oh - 1 &&
+        jpeg_skip_scanlines(&di, (JDIMENSION)(oh - 1 - ry1)) != (JDIMENSION)(oh - 1 - ry1))
+        goto stalled;
+    while (di.output_scanline < di.output_height) {
+        JSAMPROW r = d.row;
+        if (jpeg_read_scanlines(&di, &r, 1) != 1) goto stalled;
+    }
+    d.pm.px = d.pm.mem + (size_t)(win[1] - ry0) * d.pm.stride +
+              (size_t)(win[0] - (int)cx) * (size_t)geom.channels;
+    d.pm.w = win[2] - win[0];
+    d.pm.h = win[3] - win[1];
+    d.pm.win_x = win[0];
+    d.pm.win_y = win[1];
+    d.pm.dec_w = ow;
+    d.pm.dec_h = oh;
+    d.pm.full_w = w;
+    d.pm.full_h = h;
+    d.pm.denom = denom;
+    d.pm.orient = orient;
+    *out = d.pm;
+    free(d.row);
+    jpeg_destroy_decompress(&di);
+    return IMG_OK;
+stalled:
+    snprintf(d.msg, sizeof d.msg, "JPEG: decoder stalled");
+    d.status = IMG_ECORRUPT;
+fail:
+    snprintf(err, errlen, "%s", d.msg);
+    pixmap_free(&d.pm);
+    free(d.row);
+    jpeg_destroy_decompress(&di);
+    return d.status ? d.status : IMG_ECORRUPT;
+}

@@ -1,0 +1,138 @@
+/* test_config.c - config file, env and flag parsing: precedence, strict keys, ranges. */
+#include <string.h>
+
+#include "server/config.h"
+#include "server/cpus.h"
+#include "tests/unit/testutil.h"
+
+static const char good[] =
+    "{\"port\": 9000, \"log_format\": \"json\", \"metrics\": false,"
+    " \"models\": [{\"name\": \"a\", \"path\": \"a.safetensors\", \"max_batch_size\": 4,"
+    "  \"preprocess\": {\"crop\": 192, \"channel_order\": \"BGR\", \"mean\": [0.5,0.5,0.5]}},"
+    " {\"name\": \"b.v2\", \"path\": \"b.safetensors\"}]}";
+
+static void test_file(void **state)
+{
+    (void)state;
+    config c;
+    char err[256];
+    config_defaults(&c);
+    assert_int_equal(config_parse_json(good, sizeof good - 1, &c, err, sizeof err), 0);
+    assert_int_equal(c.port, 9000);
+    assert_int_equal(c.log_format, LOGFMT_JSON);
+    assert_int_equal(c.metrics, 0);
+    assert_int_equal(c.nmodels, 2);
+    assert_int_equal(c.models[0].max_batch_size, 4);
+    assert_int_equal(c.models[1].max_batch_size, 8); /* default */
+    assert_true(c.models[0].pre.has_crop && c.models[0].pre.crop == 192);
+    assert_true(c.models[0].pre.has_bgr && c.models[0].pre.bgr == 1);
+    assert_false(c.models[0].pre.has_std);
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+}
+
+static void expect_file_error(const char *json, const char *key)
+{
+    config c;
+    char err[256] = "";
+    config_defaults(&c);
+    int r = config_parse_json(json, strlen(json), &c, err, sizeof err);
+    if (r == 0) r = config_validate(&c, err, sizeof err);
+    assert_int_not_equal(r, 0);
+    if (!strstr(err, key)) fail_msg("error '%s' does not name '%s'", err, key);
+}
+
+static void test_file_errors(void **state)
+{
+    (void)state;
+    expect_file_error("{\"prot\": 1}", "prot");
+    expect_file_error("{\"port\": 70000}", "port");
+    expect_file_error("{\"port\": \"80\"}", "port");
+    expect_file_error("{\"port\": 1.5}", "port");
+    expect_file_error("{\"log_level\": \"loud\"}", "log_level");
+    expect_file_error("{\"models\": [{\"name\": \"a\", \"path\": \"p\", \"workerz\": 1}]}",
+                      "models[0].workerz");
+    expect_file_error("{\"models\": [{\"name\": \"a\", \"path\": \"p\", \"preprocess\": "
+                      "{\"crop\": 0}}]}",
+                      "models[0].preprocess.crop");
+    expect_file_error("{\"models\": [{\"name\": \"a/b\", \"path\": \"p\"}]}", "name");
+    expect_file_error("{\"models\": [{\"name\": \"a\", \"path\": \"p\"}, {\"name\": \"a\", "
+                      "\"path\": \"q\"}]}",
+                      "used twice");
+    expect_file_error("{\"models\": []}", "models");
+    expect_file_error("[1,2]", "JSON");
+    expect_file_error("{\"port\": 1", "JSON");
+}
+
+static void test_precedence(void **state)
+{
+    (void)state;
+    config c;
+    config_opts o;
+    char err[512];
+    char *env[] = {"XBNSERVE_PORT=9001", "XBNSERVE_MODELS=a=x.st,b=y.st",
+                   "XBNSERVE_MAX_BATCH_SIZE=16", "OTHER=1", NULL};
+    char *argv[] = {"serve", "--port", "9002", "--workers=3", "--model-set", "b.max_batch_size=2",
+                    NULL};
+    assert_int_equal(config_load(6, argv, env, &c, &o, err, sizeof err), 0);
+    assert_int_equal(c.port, 9002);
+    assert_int_equal(c.nmodels, 2);
+    assert_string_equal(c.models[1].path, "y.st");
+    assert_int_equal(c.models[0].max_batch_size, 16);
+    assert_int_equal(c.models[1].max_batch_size, 2);
+    assert_int_equal(c.models[0].workers, 3);
+
+    char *argv2[] = {"serve", "--model", "z=z.st", "--check-config", NULL};
+    assert_int_equal(config_load(4, argv2, env, &c, &o, err, sizeof err), 0);
+    assert_int_equal(o.check_only, 1);
+    assert_int_equal(c.nmodels, 1);
+    assert_string_equal(c.models[0].name, "z");
+    assert_int_equal(c.port, 9001);
+}
+
+static void test_load_errors(void **state)
+{
+    (void)state;
+    config c;
+    config_opts o;
+    char err[512];
+    char *env_bad[] = {"XBNSERVE_PORTT=1", "XBNSERVE_MODELS=a=x", NULL};
+    char *argv[] = {"serve", NULL};
+    assert_int_not_equal(config_load(1, argv, env_bad, &c, &o, err, sizeof err), 0);
+    assert_non_null(strstr(err, "XBNSERVE_PORTT"));
+    char *env[] = {"XBNSERVE_MODELS=a=x", NULL};
+    char *a1[] = {"serve", "--max-body-bytes", "-5", NULL};
+    assert_int_not_equal(config_load(3, a1, env, &c, &o, err, sizeof err), 0);
+    assert_non_null(strstr(err, "max_body_bytes"));
+    char *a2[] = {"serve", "--bogus", "1", NULL};
+    assert_int_not_equal(config_load(3, a2, env, &c, &o, err, sizeof err), 0);
+    assert_non_null(strstr(err, "bogus"));
+    char *a3[] = {"serve", "--port", NULL};
+    assert_int_not_equal(config_load(2, a3, env, &c, &o, err, sizeof err), 0);
+    char *a4[] = {"serve", "--config", "/nonexistent/x.json", NULL};
+    assert_int_not_equal(config_load(3, a4, env, &c, &o, err, sizeof err), 0);
+    assert_non_null(strstr(err, "/nonexistent/x.json"));
+    char *a5[] = {"serve", NULL};
+    char *none[] = {NULL};
+    assert_int_not_equal(config_load(1, a5, none, &c, &o, err, sizeof err), 0);
+    assert_non_null(strstr(err, "models"));
+}
+
+static void test_cpus(void **state)
+{
+    (void)state;
+    assert_int_equal(cpus_from_cpu_max("max 100000\n"), 0);
+    assert_int_equal(cpus_from_cpu_max("150000 100000\n"), 2);
+    assert_int_equal(cpus_from_cpu_max("100000 100000"), 1);
+    assert_int_equal(cpus_from_cpu_max("garbage"), -1);
+    assert_true(cpus_usable() >= 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_file),       cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_precedence), cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_cpus),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,733 @@
+/* test_image.c - image input: EXIF parser, orientation views, resize geometry, the resize
+ * kernel against a naive reference, and decoders fed corrupt, truncated and oversized data.
+ * Comparisons with PIL + torchvision themselves are in tests/integration/test_images.py. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <png.h>
+
+#include "tests/unit/testutil.h"
+
+#include "image/exif.h"
+#include "image/image.h"
+#include "image/jpeg_decode.h"
+#include "image/pixmap.h"
+#include "image/resize.h"
+
+/* ---- EXIF ---------------------------------------------------------------------------- */
+
+/* A TIFF blob with one IFD0 entry (tag, type, count, value) in the given byte order. */
+static size_t tiff1(unsigned char *b, int le, unsigned tag, unsigned type, uint32_t count,
+                    uint32_t value)
+{
+    memset(b, 0, 64);
+#define P16(o, v)                                                                                  \
+    (le ? (b[o] = (v)&255, b[o + 1] = (v) >> 8) : (b[o] = (v) >> 8, b[o + 1] = (v)&255))
+#define P32(o, v)                                                                                  \
+    (le ? (P16(o, (v)&0xffff), P16(o + 2, (v) >> 16)) : (P16(o, (v) >> 16), P16(o + 2, (v)&0xffff)))
+    b[0] = b[1] = le ? 'I' : 'M';
+    P16(2, 42);
+    P32(4, 8);
+    P16(8, 1);
+    P16(10, tag);
+    P16(12, type);
+    P32(14, count);
+    if (type == 3)
+        P16(18, value);
+    else if (type == 1)
+        b[18] = (unsigned char)value;
+    else
+        P32(18, value);
+    return 26;
+#undef P16
+#undef P32
+}
+
+static void test_exif_valid(void **state)
+{
+    (void)state;
+    unsigned char b[64 + 6];
+    for (int le = 0; le < 2; le++)
+        for (uint32_t o = 1; o <= 8; o++) {
+            size_t n = tiff1(b, le, 0x112, 3, 1, o);
+            assert_int_equal(exif_orientation(b, n), (int)o);
+        }
+    size_t n = tiff1(b, 1, 0x112, 4, 1, 6); /* LONG */
+    assert_int_equal(exif_orientation(b, n), 6);
+    n = tiff1(b + 6, 0, 0x112, 3, 1, 8); /* with the APP1 "Exif\0\0" prefix */
+    memcpy(b, "Exif\0\0", 6);
+    assert_int_equal(exif_orientation(b, n + 6), 8);
+}
+
+static void test_exif_invalid(void **state)
+{
+    (void)state;
+    unsigned char b[64];
+    size_t n = tiff1(b, 1, 0x112, 3, 1, 6);
+    assert_int_equal(exif_orientation(NULL, 0), 1);
+    assert_int_equal(exif_orientation(b, 7), 1);                              /* too short */
+    for (size_t k = 0; k < 22; k++) assert_true(exif_orientation(b, k) == 1); /* entry cut */
+    assert_int_equal(exif_orientation(b, 22), 6); /* the next-IFD offset is not needed */
+    tiff1(b, 1, 0x112, 3, 1, 9);
+    assert_int_equal(exif_orientation(b, n), 1); /* out of range */
+    tiff1(b, 1, 0x112, 3, 1, 0);
+    assert_int_equal(exif_orientation(b, n), 1);
+    tiff1(b, 1, 0x112, 3, 2, 6);
+    assert_int_equal(exif_orientation(b, n), 1); /* count 2 */
+    tiff1(b, 1, 0x112, 2, 1, 6);
+    assert_int_equal(exif_orientation(b, n), 1); /* ASCII type */
+    tiff1(b, 1, 0x113, 3, 1, 6);
+    assert_int_equal(exif_orientation(b, n), 1); /* other tag */
+    tiff1(b, 1, 0x112, 3, 1, 6);
+    b[0] = 'X';
+    assert_int_equal(exif_orientation(b, n), 1); /* bad byte order */
+    tiff1(b, 1, 0x112, 3, 1, 6);
+    b[2] = 43;
+    assert_int_equal(exif_orientation(b, n), 1); /* bad magic */
+    tiff1(b, 1, 0x112, 3, 1, 6);
+    b[4] = b[5] = b[6] = b[7] = 0xff;
+    assert_int_equal(exif_orientation(b, n), 1); /* IFD offset 2^32 - 1 */
+    tiff1(b, 1, 0x112, 3, 1, 6);
+    b[8] = b[9] = 0xff;                          /* 65535 entries, 1 present */
+    assert_int_equal(exif_orientation(b, n), 6); /* scanned only as far as the data goes */
+    b[10] = 0;                                   /* ...and the one present is not it */
+    assert_int_equal(exif_orientation(b, n), 1);
+    test_rng r = {7}; /* random blobs never read out of bounds (ASan build checks) */
+    for (int i = 0; i < 20000; i++) {
+        size_t len = rng_u32(&r) % 64;
+        tiff1(b, i & 1, 0x112, 3, 1, 6);
+        for (int f = 0; f < 3; f++) b[rng_u32(&r) % 64] = (unsigned char)rng_u32(&r);
+        unsigned char *c = malloc(len ? len : 1);
+        memcpy(c, b, len);
+        int o = exif_orientation(c, len);
+        assert_true(o >= 1 && o <= 8);
+        free(c);
+    }
+}
+
+/* ---- orientation views ----------------------------------------------------------------- */
+
+static void test_orient_views(void **state)
+{
+    (void)state;
+    pixmap pm;
+    int w = 5, h = 3;
+    assert_int_equal(pixmap_alloc(&pm, w, h, 3), 0);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                pm.px[y * pm.stride + x * 3 + c] = (unsigned char)(y * 16 + x + c * 64);
+    for (int o = 1; o <= 8; o++) {
+        pixmap_view v = pixmap_oriented(&pm, o);
+        int t = o >= 5;
+        assert_int_equal(v.w, t ? h : w);
+        assert_int_equal(v.h, t ? w : h);
+        for (int Y = 0; Y < v.h; Y++)
+            for (int X = 0; X < v.w; X++) {
+                int x, y; /* PIL exif_transpose: upright (X, Y) shows stored (x, y) */
+                switch (o) {
+                case 2:
+                    x = w - 1 - X, y = Y;
+                    break;
+                case 3:
+                    x = w - 1 - X, y = h - 1 - Y;
+                    break;
+                case 4:
+                    x = X, y = h - 1 - Y;
+                    break;
+                case 5:
+                    x = Y, y = X;
+                    break;
+                case 6:
+                    x = Y, y = h - 1 - X;
+                    break;
+                case 7:
+                    x = w - 1 - Y, y = h - 1 - X;
+                    break;
+                case 8:
+                    x = w - 1 - Y, y = X;
+                    break;
+                default:
+                    x = X, y = Y;
+                    break;
+                }
+                for (int c = 0; c < 3; c++)
+                    assert_int_equal(v.origin[X * v.sx + Y * v.sy + c],
+                                     pm.px[y * pm.stride + x * 3 + c]);
+            }
+    }
+    pixmap_free(&pm);
+    pixmap_free(NULL);
+}
+
+/* A pixmap holding a window: orient_window_stored finds the stored pixels of an upright
+ * window, and the oriented view of just those shows what the whole image's view shows. */
+static void test_orient_windows(void **state)
+{
+    (void)state;
+    int w = 7, h = 5;
+    pixmap full;
+    assert_int_equal(pixmap_alloc(&full, w, h, 3), 0);
+    for (size_t i = 0; i < full.stride * (size_t)h; i++) full.px[i] = (unsigned char)(i * 37);
+    test_rng r = {5};
+    for (int o = 1; o <= 8; o++)
+        for (int k = 0; k < 40; k++) {
+            pixmap_view fv = pixmap_oriented(&full, o);
+            int u[4], s[4];
+            u[0] = (int)(rng_u32(&r) % (unsigned)fv.w);
+            u[1] = (int)(rng_u32(&r) % (unsigned)fv.h);
+            u[2] = u[0] + 1 + (int)(rng_u32(&r) % (unsigned)(fv.w - u[0]));
+            u[3] = u[1] + 1 + (int)(rng_u32(&r) % (unsigned)(fv.h - u[1]));
+            orient_window_stored(o, w, h, u, s);
+            pixmap p;
+            assert_int_equal(pixmap_alloc(&p, s[2] - s[0], s[3] - s[1], 3), 0);
+            for (int y = 0; y < p.h; y++)
+                memcpy(p.px + (size_t)y * p.stride,
+                       full.px + (size_t)(s[1] + y) * full.stride + 3 * s[0], p.stride);
+            p.dec_w = w, p.dec_h = h, p.win_x = s[0], p.win_y = s[1];
+            pixmap_view v = pixmap_oriented(&p, o);
+            assert_int_equal(v.w, fv.w);
+            assert_int_equal(v.h, fv.h);
+            assert_int_equal(v.x0, u[0]);
+            assert_int_equal(v.y0, u[1]);
+            assert_int_equal(v.x1, u[2]);
+            assert_int_equal(v.y1, u[3]);
+            for (int Y = u[1]; Y < u[3]; Y++)
+                for (int X = u[0]; X < u[2]; X++)
+                    for (int c = 0; c < 3; c++)
+                        assert_int_equal(v.origin[(X - v.x0) * v.sx + (Y - v.y0) * v.sy + c],
+                                         fv.origin[X * fv.sx + Y * fv.sy + c]);
+            pixmap_free(&p);
+        }
+    pixmap_free(&full);
+}
+
+/* ---- geometry -------------------------------------------------------------------------- */
+
+static preprocess_spec torch_spec(void)
+{
+    preprocess_spec s = {RESIZE_SHORTER_CROP, 256, 224, 0, {0, 0, 0}, {1, 1, 1}, 1};
+    return s;
+}
+
+static void test_plan(void **state)
+{
+    (void)state;
+    preprocess_spec s = torch_spec();
+    resize_plan p;
+    assert_int_equal(resize_plan_make(&s, 500, 375, &p), 0);
+    assert_int_equal(p.out_w, 341); /* int(256 * 500 / 375) = int(341.33) */
+    assert_int_equal(p.out_h, 256);
+    assert_int_equal(p.crop_x, 58); /* round(117 / 2) = round(58.5) = 58, half to even */
+    assert_int_equal(p.crop_y, 16);
+    assert_int_equal(resize_plan_make(&s, 375, 501, &p), 0);
+    assert_int_equal(p.out_h, 342);
+    assert_int_equal(p.crop_y, 59); /* round(59.0) */
+    assert_int_equal(resize_plan_make(&s, 2000, 1493, &p), 0);
+    assert_int_equal(p.out_w, 342); /* 342.9 truncated */
+    s.resize = 257;
+    assert_int_equal(resize_plan_make(&s, 100, 100, &p), 0);
+    assert_int_equal(p.crop_x, 16); /* round(16.5) = 16 */
+    s.resize = 259;
+    assert_int_equal(resize_plan_make(&s, 100, 100, &p), 0);
+    assert_int_equal(p.crop_x, 18); /* round(17.5) = 18 */
+    s.resize = 100;
+    assert_int_equal(resize_plan_make(&s, 100, 300, &p), 0);
+    assert_int_equal(p.crop_x, -62); /* pad (224 - 100) // 2 on the left */
+    assert_int_equal(p.crop_y, 38);
+    s.resize = 99;
+    assert_int_equal(resize_plan_make(&s, 99, 99, &p), 0);
+    assert_int_equal(p.crop_x, -62); /* 125 // 2 left, 63 right */
+    s.mode = RESIZE_DIRECT;
+    assert_int_equal(resize_plan_make(&s, 7, 5000, &p), 0);
+    assert_true(p.out_w == 224 && p.out_h == 224 && p.crop_x == 0 && p.crop_y == 0);
+    s.crop = 0;
+    assert_int_equal(resize_plan_make(&s, 7, 5000, &p), RESIZE_EINVAL);
+    s = torch_spec();
+    assert_int_equal(resize_plan_make(&s, 1, 2000000000, &p), RESIZE_ETOOBIG);
+}
+
+/* ---- resize kernel vs a naive reference ------------------------------------------------ */
+
+/* Naive twin: full-size resize of the upright image in doubles (Pillow's filter definition,
+ * intermediate rounded to 8 bits as Pillow does), then crop with zero padding. */
+static void naive(const pixmap_view *v, const double box[4], const resize_plan *p, int ch,
+                  float *out)
+{
+    int ow = p->out_w, oh = p->out_h, S = p->crop;
+    double *tmp = calloc((size_t)v->h * ow * ch, sizeof *tmp);
+    for (int axis = 0; axis < 2; axis++) {
+        int in = axis ? v->h : v->w, n = axis ? oh : ow;
+        double in0 = box[axis], in1 = box[axis + 2], scale = (in1 - in0) / n;
+        double fs = scale < 1 ? 1 : scale;
+        for (int o = 0; o < n; o++) {
+            double c = in0 + (o + 0.5) * scale, wsum = 0, w[20000];
+            int lo = (int)(c - fs + 0.5), hi = (int)(c + fs + 0.5);
+            if (lo < 0) lo = 0;
+            if (hi > in) hi = in;
+            for (int i = lo; i < hi; i++) {
+                double d = fabs((i - c + 0.5) / fs);
+                w[i - lo] = d < 1 ? 1 - d : 0;
+                wsum += w[i - lo];
+            }
+            if (axis == 0) {
+                for (int y = 0; y < v->h; y++)
+                    for (int k = 0; k < ch; k++) {
+                        double s = 0;
+                        for (int i = lo; i < hi; i++)
+                            s += w[i - lo] / wsum * v->origin[i * v->sx + y * v->sy + k];
+                        tmp[((size_t)y * ow + o) * ch + k] = s < 0     ? 0
+                                                             : s > 255 ? 255
+                                                                       : floor(s + 0.5);
+                    }
+            } else {
+                int oy = o - p->crop_y;
+                if (oy < 0 || oy >= S) continue;
+                for (int x = 0; x < ow; x++) {
+                    int ox = x - p->crop_x;
+                    if (ox < 0 || ox >= S) continue;
+                    for (int k = 0; k < 3; k++) {
+                        double s = 0;
+                        for (int i = lo; i < hi; i++)
+                            s += w[i - lo] / wsum *
+                                 tmp[((size_t)i * ow + x) * ch + (ch == 1 ? 0 : k)];
+                        out[(size_t)k * S * S + (size_t)oy * S + ox] =
+                            (float)(floor(s + 0.5) / 255.0);
+                    }
+                }
+            }
+        }
+    }
+    free(tmp);
+}
+
+static void test_resize_vs_naive(void **state)
+{
+    (void)state;
+    test_rng r = {42};
+    for (int iter = 0; iter < 60; iter++) {
+        int w = 1 + (int)(rng_u32(&r) % 90), h = 1 + (int)(rng_u32(&r) % 90);
+        int ch = rng_u32(&r) % 2 ? 3 : 1, o = 1 + (int)(rng_u32(&r) % 8);
+        preprocess_spec s = torch_spec();
+        s.mode = rng_u32(&r) % 3 ? RESIZE_SHORTER_CROP : RESIZE_DIRECT;
+        s.resize = 8 + (int)(rng_u32(&r) % 60);
+        s.crop = 4 + (int)(rng_u32(&r) % 60);
+        pixmap pm;
+        assert_int_equal(pixmap_alloc(&pm, w, h, ch), 0);
+        for (size_t i = 0; i < pm.stride * (size_t)h; i++) /* smooth + noise */
+            pm.px[i] = (unsigned char)((i * 7 % 200) + rng_u32(&r) % 56);
+        pixmap_view v = pixmap_oriented(&pm, o);
+        resize_plan p;
+        if (resize_plan_make(&s, v.w, v.h, &p)) continue;
+        if ((long)p.out_w * p.out_h > 400000) {
+            pixmap_free(&pm);
+            continue;
+        }
+        double box[4] = {0, 0, v.w, v.h};
+        if (iter % 4 == 3) box[0] = 0.3, box[2] = v.w - 0.2; /* fractional boxes (DCT scaling) */
+        int chan[3];
+        resize_chan_map(&s, ch, chan);
+        size_t n = (size_t)3 * s.crop * s.crop;
+        float *got = malloc(n * sizeof *got), *want = calloc(n, sizeof *want);
+        unsigned char *px = malloc(n);
+        assert_int_equal(resize_run(&v, box, &p, chan, px), RESIZE_OK);
+        image_normalise(&s, px, got);
+        free(px);
+        naive(&v, box, &p, ch, want);
+        char what[128];
+        snprintf(what, sizeof what, "%dx%dx%d orient %d mode %d R %d S %d", w, h, ch, o, s.mode,
+                 s.resize, s.crop);
+        /* fixed-point vs double rounding: at most one 8-bit step per pass */
+        expect_close(got, want, n, 2.01 / 255, 0, what);
+        free(got);
+        free(want);
+        pixmap_free(&pm);
+    }
+}
+
+/* The vectorised passes (upright rows) against the scalar ones (the same image stored mirrored
+ * and viewed through EXIF orientation 2): the same integer sums, so identical bytes. */
+static void test_resize_simd_equals_scalar(void **state)
+{
+    (void)state;
+    test_rng r = {7};
+    for (int iter = 0; iter < 40; iter++) {
+        int w = 20 + (int)(rng_u32(&r) % 700), h = 20 + (int)(rng_u32(&r) % 300);
+        int ch = iter % 2 ? 3 : 1;
+        preprocess_spec s = torch_spec();
+        s.resize = 16 + (int)(rng_u32(&r) % 240);
+        s.crop = 8 + (int)(rng_u32(&r) % (size_t)s.resize);
+        pixmap up, mir;
+        assert_int_equal(pixmap_alloc(&up, w, h, ch), 0);
+        assert_int_equal(pixmap_alloc(&mir, w, h, ch), 0);
+        for (size_t i = 0; i < up.stride * (size_t)h; i++) up.px[i] = (unsigned char)rng_u32(&r);
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                memcpy(mir.px + y * mir.stride + (size_t)(w - 1 - x) * ch,
+                       up.px + y * up.stride + (size_t)x * ch, (size_t)ch);
+        pixmap_view vu = pixmap_oriented(&up, 1), vm = pixmap_oriented(&mir, 2);
+        resize_plan p;
+        assert_int_equal(resize_plan_make(&s, w, h, &p), 0);
+        double box[4] = {0, 0, w, h};
+        if (iter % 4 >= 2) box[0] = 0.6, box[2] = w - 0.3; /* fractional, as DCT scaling makes */
+        int chan[3];
+        resize_chan_map(&s, ch, chan);
+        size_t n = (size_t)3 * s.crop * s.crop;
+        unsigned char *a = malloc(n), *b = malloc(n);
+        assert_int_equal(resize_run(&vu, box, &p, chan, a), RESIZE_OK);
+        assert_int_equal(resize_run(&vm, box, &p, chan, b), RESIZE_OK);
+        assert_memory_equal(a, b, n);
+        free(a);
+        free(b);
+        pixmap_free(&up);
+        pixmap_free(&mir);
+    }
+}
+
+static void test_resize_normalise_and_bgr(void **state)
+{
+    (void)state;
+    pixmap pm;
+    assert_int_equal(pixmap_alloc(&pm, 4, 4, 3), 0);
+    for (int i = 0; i < 16; i++) pm.px[3 * i] = 10, pm.px[3 * i + 1] = 20, pm.px[3 * i + 2] = 30;
+    preprocess_spec s = {RESIZE_DIRECT, 0, 2, 1, {0.1f, 0.2f, 0.3f}, {0.5f, 0.25f, 2.0f}, 0};
+    resize_plan p;
+    int chan[3];
+    unsigned char px[12];
+    float out[12];
+    assert_int_equal(resize_plan_make(&s, 4, 4, &p), 0);
+    resize_chan_map(&s, 3, chan);
+    pixmap_view v = pixmap_oriented(&pm, 1);
+    double box[4] = {0, 0, 4, 4};
+    assert_int_equal(resize_run(&v, box, &p, chan, px), 0);
+    image_normalise(&s, px, out);
+    float want[3] = {(30 / 255.0f - 0.1f) / 0.5f, (20 / 255.0f - 0.2f) / 0.25f,
+                     (10 / 255.0f - 0.3f) / 2.0f};
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < 4; i++) assert_true(out[c * 4 + i] == want[c]);
+    pixmap_free(&pm);
+}
+
+/* ---- decoders: encode small files in memory, then break them ------------------------------ */
+
+/* A JPEG of w x h: comps 1 (grey), 3 (YCbCr, luma sampled hs x vs against chroma) or 4 (CMYK);
+ * restart interval in MCU rows (0: none); noise > 0 adds that much pseudo-random texture to
+ * the gradient. */
+static unsigned char *make_jpeg_ex(int w, int h, int comps, int progressive, int orient, int hs,
+                                   int vs, int restart, int noise, unsigned long *len)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e;
+    unsigned char *buf = NULL;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &buf, len);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = comps;
+    c.in_color_space = comps == 1 ? JCS_GRAYSCALE : comps == 4 ? JCS_CMYK : JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 90, TRUE);
+    if (comps == 3) {
+        c.comp_info[0].h_samp_factor = hs;
+        c.comp_info[0].v_samp_factor = vs;
+    }
+    c.restart_in_rows = restart;
+    if (progressive) jpeg_simple_progression(&c);
+    jpeg_start_compress(&c, TRUE);
+    if (orient) {
+        unsigned char app1[6 + 64];
+        memcpy(app1, "Exif\0\0", 6);
+        size_t n = tiff1(app1 + 6, 0, 0x112, 3, 1, (uint32_t)orient);
+        jpeg_write_marker(&c, JPEG_APP0 + 1, app1, (unsigned)(n + 6));
+    }
+    unsigned char *row = malloc((size_t)w * comps);
+    test_rng r = {(uint64_t)(w * 131 + h)};
+    while (c.next_scanline < c.image_height) {
+        for (int x = 0; x < w * comps; x++)
+            row[x] = (unsigned char)(x * 3 + c.next_scanline * 5 +
+                                     (noise ? rng_u32(&r) % (unsigned)noise : 0));
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    free(row);
+    return buf;
+}
+
+static unsigned char *make_jpeg(int w, int h, int comps, int progressive, int orient,
+                                unsigned long *len)
+{
+    return make_jpeg_ex(w, h, comps, progressive, orient, 2, 2, 0, 0, len);
+}
+
+typedef struct {
+    unsigned char *p;
+    size_t n, cap;
+} membuf;
+
+static void png_mem_write(png_structp png, png_bytep d, size_t n)
+{
+    membuf *m = png_get_io_ptr(png);
+    if (m->n + n > m->cap) {
+        m->cap = (m->n + n) * 2;
+        m->p = realloc(m->p, m->cap);
+    }
+    memcpy(m->p + m->n, d, n);
+    m->n += n;
+}
+
+static void png_mem_flush(png_structp png)
+{
+    (void)png;
+}
+
+static unsigned char *make_png(int w, int h, int ctype, int depth, int interlace, size_t *len)
+{
+    membuf m = {0};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    png_set_write_fn(png, &m, png_mem_write, png_mem_flush);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, ctype,
+                 interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_color pal[256];
+    for (int i = 0; i < 256; i++) pal[i].red = pal[i].green = pal[i].blue = (png_byte)i;
+    if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_PLTE(png, info, pal, 1 << depth);
+    png_write_info(png, info);
+    size_t rb = png_get_rowbytes(png, info);
+    unsigned char *row = malloc(rb);
+    int passes = png_set_interlace_handling(png);
+    for (int pass = 0; pass < passes; pass++)
+        for (int y = 0; y < h; y++) {
+            for (size_t x = 0; x < rb; x++) row[x] = (unsigned char)(x * 7 + (size_t)y * 3);
+            png_write_row(png, row);
+        }
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    free(row);
+    *len = m.n;
+    return m.p;
+}
+
+static int run(const unsigned char *d, size_t n, const image_limits *lim, char *err)
+{
+    preprocess_spec s = torch_spec();
+    s.crop = 32, s.resize = 40;
+    float out[3 * 32 * 32];
+    int rc = image_to_tensor(d, n, &s, lim, out, err, 256);
+    if (rc == IMG_OK)
+        for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
+            assert_true(out[i] >= 0 && out[i] <= 1);
+    return rc;
+}
+
+static void test_decode_variants(void **state)
+{
+    (void)state;
+    char err[256];
+    unsigned long jl;
+    size_t pl;
+    for (int comps = 1; comps <= 4; comps += (comps == 1 ? 2 : 1))
+        for (int prog = 0; prog < 2; prog++) {
+            unsigned char *j = make_jpeg(67, 45, comps, prog, 6, &jl);
+            assert_int_equal(run(j, jl, NULL, err), IMG_OK);
+            free(j);
+        }
+    static const int pngs[][2] = {{PNG_COLOR_TYPE_GRAY, 1},       {PNG_COLOR_TYPE_GRAY, 2},
+                                  {PNG_COLOR_TYPE_GRAY, 4},       {PNG_COLOR_TYPE_GRAY, 8},
+                                  {PNG_COLOR_TYPE_GRAY, 16},      {PNG_COLOR_TYPE_RGB, 8},
+                                  {PNG_COLOR_TYPE_RGB, 16},       {PNG_COLOR_TYPE_PALETTE, 1},
+                                  {PNG_COLOR_TYPE_PALETTE, 4},    {PNG_COLOR_TYPE_PALETTE, 8},
+                                  {PNG_COLOR_TYPE_GRAY_ALPHA, 8}, {PNG_COLOR_TYPE_GRAY_ALPHA, 16},
+                                  {PNG_COLOR_TYPE_RGBA, 8},       {PNG_COLOR_TYPE_RGBA, 16}};
+    for (size_t i = 0; i < sizeof pngs / sizeof pngs[0]; i++)
+        for (int il = 0; il < 2; il++) {
+            unsigned char *p = make_png(37, 23, pngs[i][0], pngs[i][1], il, &pl);
+            int rc = run(p, pl, NULL, err);
+            if (rc) fprintf(stderr, "ctype %d depth %d: %s\n", pngs[i][0], pngs[i][1], err);
+            assert_int_equal(rc, IMG_OK);
+            free(p);
+        }
+}
+
+static void test_truncated_and_corrupt(void **state)
+{
+    (void)state;
+    char err[256];
+    unsigned long jl;
+    size_t pl;
+    unsigned long jpl;
+    unsigned char *j = make_jpeg(50, 40, 3, 0, 0, &jl), *jp = make_jpeg(50, 40, 3, 1, 0, &jpl);
+    unsigned char *p = make_png(50, 40, PNG_COLOR_TYPE_RGB, 8, 0, &pl);
+    /* every prefix: an error (or, for the last bytes after the image data, success) */
+    for (unsigned long n = 0; n < jl; n++) {
+        int rc = run(j, n, NULL, err);
+        if (n < 3) /* too short to recognise */
+            assert_true(rc == IMG_ECORRUPT || rc == IMG_EUNSUPPORTED);
+        else if (n + 2 < jl)
+            assert_int_equal(rc, IMG_ECORRUPT);
+    }
+    for (unsigned long n = 3; n + 2 < jpl; n++)
+        assert_int_equal(run(jp, n, NULL, err), IMG_ECORRUPT);
+    for (size_t n = 0; n < pl; n++) {
+        int rc = run(p, n, NULL, err);
+        if (n >= 8 && n + 12 < pl) assert_int_equal(rc, IMG_ECORRUPT); /* IEND may go missing */
+    }
+    assert_int_equal(run(j, jl / 2, NULL, err), IMG_ECORRUPT);
+    assert_non_null(strstr(err, "Premature end"));
+    /* random damage: any status, never a crash or leak (ASan build) */
+    test_rng r = {3};
+    for (int i = 0; i < 600; i++) {
+        unsigned char *src = i % 3 == 0 ? j : i % 3 == 1 ? jp : p;
+        size_t n = i % 3 == 0 ? jl : i % 3 == 1 ? jpl : pl;
+        unsigned char *c = malloc(n);
+        memcpy(c, src, n);
+        for (int f = 0; f < 1 + i % 4; f++)
+            c[rng_u32(&r) % n] ^= (unsigned char)(1 + rng_u32(&r) % 255);
+        int rc = run(c, n, NULL, err);
+        assert_true(rc == IMG_OK || rc == IMG_ECORRUPT || rc == IMG_EUNSUPPORTED ||
+                    rc == IMG_ETOOBIG);
+        free(c);
+    }
+    free(j);
+    free(jp);
+    free(p);
+}
+
+/* ---- a window of a JPEG against the whole decode ---------------------------------------- */
+
+typedef struct {
+    int denom, win[4];
+} window_ctx;
+
+static int fixed_denom(int w, int h, int orient, void *ctx)
+{
+    (void)w, (void)h, (void)orient;
+    return ((window_ctx *)ctx)->denom;
+}
+
+static void fixed_window(const pixmap *geom, void *ctx, int win[4])
+{
+    (void)geom;
+    memcpy(win, ((window_ctx *)ctx)->win, sizeof((window_ctx *)ctx)->win);
+}
+
+/* Every sampling libjpeg writes, progressive or not, with restarts, at every DCT scale: the
+ * window's pixels are the whole decode's, byte for byte (fancy upsampling at a cut would
+ * differ), and truncated data below the window is still an error. */
+static void test_jpeg_window_exact(void **state)
+{
+    (void)state;
+    static const int samp[][3] = {{1, 1, 1}, {3, 1, 1}, {3, 2, 1}, {3, 1, 2},
+                                  {3, 2, 2}, {3, 4, 1}, {4, 1, 1}};
+    test_rng r = {11};
+    char err[256];
+    for (size_t sc = 0; sc < sizeof samp / sizeof samp[0]; sc++)
+        for (int prog = 0; prog < 2; prog++)
+            for (int denom = 1; denom <= 8; denom *= 2) {
+                int w = 1 + (int)(rng_u32(&r) % 300), h = 1 + (int)(rng_u32(&r) % 300);
+                unsigned long len;
+                unsigned char *j = make_jpeg_ex(w, h, samp[sc][0], prog, 0, samp[sc][1],
+                                                samp[sc][2], (int)(sc % 2), 60, &len);
+                window_ctx wc = {denom, {0, 0, 0, 0}};
+                jpeg_decode_opts all = {1L << 30, 0, fixed_denom, NULL, &wc};
+                pixmap f;
+                assert_int_equal(jpeg_decode(j, len, &all, &f, err, sizeof err), IMG_OK);
+                for (int k = 0; k < 12; k++) {
+                    int *v = wc.win;
+                    v[0] = (int)(rng_u32(&r) % (unsigned)f.w);
+                    v[1] = (int)(rng_u32(&r) % (unsigned)f.h);
+                    v[2] = v[0] + 1 + (int)(rng_u32(&r) % (unsigned)(f.w - v[0]));
+                    v[3] = v[1] + 1 + (int)(rng_u32(&r) % (unsigned)(f.h - v[1]));
+                    jpeg_decode_opts part = {1L << 30, 0, fixed_denom, fixed_window, &wc};
+                    pixmap p;
+                    assert_int_equal(jpeg_decode(j, len, &part, &p, err, sizeof err), IMG_OK);
+                    assert_int_equal(p.dec_w, f.w);
+                    assert_int_equal(p.dec_h, f.h);
+                    assert_int_equal(p.win_x, v[0]);
+                    assert_int_equal(p.win_y, v[1]);
+                    assert_int_equal(p.w, v[2] - v[0]);
+                    assert_int_equal(p.h, v[3] - v[1]);
+                    for (int y = 0; y < p.h; y++) {
+                        const unsigned char *want =
+                            f.px + (size_t)(v[1] + y) * f.stride + (size_t)v[0] * f.channels;
+                        if (memcmp(p.px + (size_t)y * p.stride, want, (size_t)p.w * p.channels))
+                            fail_msg("comps %d sampling %dx%d prog %d denom %d, %dx%d image, "
+                                     "window [%d,%d)x[%d,%d): row %d differs",
+                                     samp[sc][0], samp[sc][1], samp[sc][2], prog, denom, w, h, v[0],
+                                     v[2], v[1], v[3], v[1] + y);
+                    }
+                    pixmap_free(&p);
+                }
+                /* the top rows only, of a file cut short: still corrupt */
+                if (!prog && f.h > 32) {
+                    int top[4] = {0, 0, f.w, 1};
+                    memcpy(wc.win, top, sizeof top);
+                    jpeg_decode_opts part = {1L << 30, 0, fixed_denom, fixed_window, &wc};
+                    pixmap p;
+                    assert_int_equal(jpeg_decode(j, len * 3 / 4, &part, &p, err, sizeof err),
+                                     IMG_ECORRUPT);
+                }
+                pixmap_free(&f);
+                free(j);
+            }
+}
+
+static void test_limits_and_formats(void **state)
+{
+    (void)state;
+    char err[256];
+    unsigned long jl;
+    size_t pl;
+    unsigned char *j = make_jpeg(50, 40, 3, 0, 0, &jl);
+    unsigned char *p = make_png(50, 40, PNG_COLOR_TYPE_RGB, 8, 0, &pl);
+    image_limits lim = {0, 1999};
+    assert_int_equal(run(j, jl, &lim, err), IMG_ETOOBIG);
+    assert_non_null(strstr(err, "50x40"));
+    assert_int_equal(run(p, pl, &lim, err), IMG_ETOOBIG);
+    lim.max_pixels = 2000;
+    assert_int_equal(run(j, jl, &lim, err), IMG_OK);
+    lim.max_bytes = jl - 1;
+    assert_int_equal(run(j, jl, &lim, err), IMG_ETOOBIG);
+    /* a header claiming 60000 x 60000 is refused before any allocation for it */
+    for (unsigned long i = 2; i + 8 < jl; i++)
+        if (j[i] == 0xff && j[i + 1] == 0xc0) {
+            j[i + 5] = j[i + 7] = 0xea, j[i + 6] = j[i + 8] = 0x60;
+            break;
+        }
+    assert_int_equal(run(j, jl, NULL, err), IMG_ETOOBIG);
+    p[16] = p[20] = 0, p[17] = p[21] = 0, p[18] = p[22] = 0xea, p[19] = p[23] = 0x60;
+    /* (IHDR CRC now wrong: libpng reports it as corrupt, also before allocating) */
+    int rc = run(p, pl, NULL, err);
+    assert_true(rc == IMG_ETOOBIG || rc == IMG_ECORRUPT);
+    assert_int_equal(run((const unsigned char *)"GIF89a....", 10, NULL, err), IMG_EUNSUPPORTED);
+    assert_non_null(strstr(err, "GIF"));
+    assert_int_equal(run((const unsigned char *)"\x01\x02\x03", 3, NULL, err), IMG_EUNSUPPORTED);
+    assert_non_null(strstr(err, "01 02 03"));
+    assert_int_equal(run(NULL, 0, NULL, err), IMG_ECORRUPT);
+    free(j);
+    free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exif_valid),
+        cmocka_unit_test(test_exif_invalid),
+        cmocka_unit_test(test_orient_views),
+        cmocka_unit_test(test_orient_windows),
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_resize_vs_naive),
+        cmocka_unit_test(test_resize_simd_equals_scalar),
+        cmocka_unit_test(test_resize_normalise_and_bgr),
+        cmocka_unit_test(test_decode_variants),
+        cmocka_unit_test(test_truncated_and_corrupt),
+        cmocka_unit_test(test_jpeg_window_exact),
+        cmocka_unit_test(test_limits_and_formats),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
