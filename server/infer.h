@@ -7,8 +7,9 @@
  * model's batcher (server_submit) and suspend the connection (http_suspend). The images
  * wait in the queue as bytes; two callbacks run on the batcher's compute workers:
  * infer_load_image normalises one image into the batch being assembled, and
- * infer_job_done, on the worker that finished the job's last image, wakes the request
- * (http_wake). infer_finish then runs on an HTTP thread: softmax, format, answer.
+ * infer_job_done, on the worker that finished the job's last image (or the drain's thread
+ * when it cancels the job), wakes the request (http_wake). infer_finish then runs on an
+ * HTTP thread: softmax, format, answer.
  *
  * Ownership: the state below lives in the request (http.h) and is freed with it by
  * infer_work_free; the batcher borrows the job, its input and its output until done().
