@@ -1,16 +1,18 @@
-/* http.c - see http.h.
+/* http.c - libmicrohttpd glue (see http.h): the daemon, the request record, the body, the
+ * answer. Nothing here knows what a route does; routes.c says which function answers.
  *
- * Request life cycle, all on one MHD thread except the done callback:
- *   1st call   (headers in): allocate `req`, route, refuse early (404/405/413/414/503) by
- *              queueing the answer at once: MHD then reads no body and closes.
+ * A request's life, all on the HTTP thread that owns its connection unless noted:
+ *   1st call   (headers in): create the record, match the route, refuse at the door
+ *              (414/404/405/404/admit/413) by queueing the answer at once: MHD then reads
+ *              no body and closes.
  *   body calls: append to the body buffer, never past max_body_bytes.
- *   last call  (*upload_data_size == 0): parse, decode, submit to the batcher, suspend.
- *   done_cb    (a compute worker): mark done; resume if suspended.
- *   resumed    (last call again): softmax, format, queue the response.
+ *   last call  (*upload_data_size == 0): the route's handler; it answers, or suspends.
+ *   http_wake  (any thread, e.g. a compute worker): mark woken; resume if suspended.
+ *   resumed    (last call again): the route's resume handler answers.
  *   completed  (request_completed): log, count, free.
- * The suspend/resume race (the job may finish before the handler suspends) is closed by
- * req->mu: the handler suspends only if the job is not done yet, and the worker resumes
- * only if the handler has suspended. The worker touches nothing of req after unlocking.
+ * The suspend/wake race (the work may finish before the handler suspends) is closed by
+ * r->mu: the handler suspends only if not woken yet, and the waker resumes only if the
+ * handler has suspended. The waker touches nothing of r after unlocking.
  */
 #include "server/http.h"
 
@@ -20,184 +22,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "server/api/multipart.h"
-#include "server/sbuf.h"
-#include "server/api/v1.h"
-#include "server/api/v2.h"
+#include "server/routes.h"
 
-#define RESPONSE_MAX (256u << 20) /* bytes of one response body */
-#define ERRLEN 256
+enum { ST_NEW, ST_BODY, ST_WAIT, ST_ANSWERED }; /* request.state */
 
-typedef enum {
-    RT_NONE,
-    RT_HEALTHZ,
-    RT_READYZ,
-    RT_METRICS,
-    RT_V1_MODELS,
-    RT_V1_MODEL,
-    RT_V1_PREDICT,
-    RT_V2_SERVER,
-    RT_V2_LIVE,
-    RT_V2_READY,
-    RT_V2_MODEL,
-    RT_V2_MODEL_READY,
-    RT_V2_INFER,
-} route;
-
-typedef enum { ST_NEW, ST_BODY, ST_WAIT, ST_ANSWERED } req_state;
-
-typedef struct {
-    server *s;
-    struct MHD_Connection *conn;
-    req_state state;
-    route rt;
-    const char *endpoint; /* static: metric label */
-    int model;            /* index or -1 */
-    char id[72];
-    char method[12];
-    char path[256];
-    long long t0;
-    /* body */
-    unsigned char *body;
-    size_t len, cap;
-    int overflow;
-    /* work */
-    long top_k;
-    int nimg;
-    float *in, *out;   /* in: a V2 FP32 tensor */
-    unsigned char *px; /* or the decoded images, 8-bit (image_to_pixels) */
-    v2_infer v2;
-    int is_v2;
-    batch_job job;
-    pthread_mutex_t mu;
-    int done, suspended;
-    /* answer */
-    int status;
-    char err[ERRLEN];
-} req;
-
-static const char *method_of(const char *m)
-{
-    return !strcmp(m, "HEAD") ? "GET" : m;
-}
-
-static int model_index(server *s, const char *name, size_t n)
-{
-    for (int i = 0; i < s->nmodels; i++)
-        if (strlen(s->models[i].cfg->name) == n && !strncmp(s->models[i].cfg->name, name, n))
-            return i;
-    return -1;
-}
-
-/* Map URL to a route, its method, its metric label and its model. 0 = no such path. */
-static route route_of(server *s, const char *url, const char **need, const char **ep, int *model,
-                      int *unknown_model)
-{
-    *model = -1;
-    *unknown_model = 0;
-    *need = "GET";
-    static const struct {
-        const char *path;
-        route rt;
-        const char *ep;
-    } fixed[] = {
-        {"/healthz", RT_HEALTHZ, "healthz"},          {"/readyz", RT_READYZ, "readyz"},
-        {"/metrics", RT_METRICS, "metrics"},          {"/v1/models", RT_V1_MODELS, "v1_models"},
-        {"/v2", RT_V2_SERVER, "v2_server"},           {"/v2/health/live", RT_V2_LIVE, "v2_live"},
-        {"/v2/health/ready", RT_V2_READY, "v2_ready"}};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (!strcmp(url, fixed[i].path)) {
-            *ep = fixed[i].ep;
-            return fixed[i].rt;
-        }
-    const char *name;
-    size_t n;
-    route rt = RT_NONE;
-    if (!strncmp(url, "/v1/models/", 11)) {
-        name = url + 11;
-        const char *colon = strrchr(name, ':');
-        if (colon && !strcmp(colon, ":predict")) {
-            n = (size_t)(colon - name);
-            rt = RT_V1_PREDICT;
-            *need = "POST";
-            *ep = "v1_predict";
-        } else if (!strchr(name, '/') && !strchr(name, ':')) {
-            n = strlen(name);
-            rt = RT_V1_MODEL;
-            *ep = "v1_model";
-        } else {
-            return RT_NONE;
-        }
-    } else if (!strncmp(url, "/v2/models/", 11)) {
-        name = url + 11;
-        const char *slash = strchr(name, '/');
-        n = slash ? (size_t)(slash - name) : strlen(name);
-        if (!slash) {
-            rt = RT_V2_MODEL;
-            *ep = "v2_model";
-        } else if (!strcmp(slash, "/ready")) {
-            rt = RT_V2_MODEL_READY;
-            *ep = "v2_model_ready";
-        } else if (!strcmp(slash, "/infer")) {
-            rt = RT_V2_INFER;
-            *need = "POST";
-            *ep = "v2_infer";
-        } else {
-            return RT_NONE;
-        }
-    } else {
-        return RT_NONE;
-    }
-    *model = model_index(s, name, n);
-    if (*model < 0) *unknown_model = 1;
-    return rt;
-}
+/* ---- answers ---- */
 
 /* Queue `body` (malloc'd, taken) with status `code`. */
-static enum MHD_Result send_body(req *r, int code, char *body, size_t len, const char *ctype)
+static int send_body(request *r, int code, char *body, size_t len, const char *ctype)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(body);
-        return MHD_NO;
+        return -1;
     }
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     if (code == 503) MHD_add_response_header(resp, "Retry-After", "1");
-    if (code == 405) {
-        const char *need;
-        const char *ep;
-        int m, u;
-        route_of(r->s, r->path, &need, &ep, &m, &u);
-        MHD_add_response_header(resp, "Allow", !strcmp(need, "GET") ? "GET, HEAD" : need);
-    }
+    if (code == 405) MHD_add_response_header(resp, "Allow", routes_allow(r->rt));
     if (atomic_load(&r->s->draining)) MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)code, resp);
     MHD_destroy_response(resp);
     r->status = code;
     r->state = ST_ANSWERED;
-    return ret;
+    return ret == MHD_YES ? 0 : -1;
 }
 
-static enum MHD_Result send_sbuf(req *r, int code, sbuf *b, const char *ctype)
+int http_send(request *r, int code, sbuf *b, const char *content_type)
 {
     size_t len;
     char *p = sbuf_take(b, &len);
     if (!p) {
         static const char oom[] = "{\"error\":\"out of memory\"}\n";
         p = strdup(oom);
-        if (!p) return MHD_NO;
+        if (!p) return -1;
         len = sizeof oom - 1;
         code = 500;
     }
-    return send_body(r, code, p, len, ctype);
+    return send_body(r, code, p, len, content_type);
 }
 
-static enum MHD_Result send_error(req *r, int code, const char *msg)
+int http_send_json(request *r, int code, sbuf *b)
+{
+    return http_send(r, code, b, "application/json");
+}
+
+int http_send_error(request *r, int code, const char *msg)
 {
     sbuf b;
     sbuf_init(&b, 4096);
@@ -205,352 +78,101 @@ static enum MHD_Result send_error(req *r, int code, const char *msg)
     sbuf_json_str(&b, msg);
     sbuf_puts(&b, "}\n");
     if (msg != r->err) snprintf(r->err, sizeof r->err, "%s", msg);
-    return send_sbuf(r, code, &b, "application/json");
+    return http_send_json(r, code, &b);
 }
 
-static enum MHD_Result send_json(req *r, int code, sbuf *b)
+/* ---- what handlers read and do ---- */
+
+const char *http_header(const request *r, const char *name)
 {
-    return send_sbuf(r, code, b, "application/json");
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-static int all_ready(server *s)
+const char *http_query(const request *r, const char *name)
 {
-    for (int i = 0; i < s->nmodels; i++)
-        if (!atomic_load_explicit(&s->models[i].ready, memory_order_acquire)) return 0;
-    return 1;
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* The model's batcher is used only under s->mu: the drain (serve.c) takes it away under
- * the same lock before freeing it, so a request arriving on a kept-alive connection at the
- * end of the drain gets a 503 instead of a freed batcher. Neither call blocks on compute. */
-static long queue_depth(server *s, srv_model *m)
+void http_release_body(request *r)
 {
-    pthread_mutex_lock(&s->mu);
-    long n = m->b ? batcher_depth(m->b) : 0;
-    pthread_mutex_unlock(&s->mu);
-    return n;
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
 }
 
-static int submit(server *s, srv_model *m, batch_job *job)
+int http_suspend(request *r)
 {
-    pthread_mutex_lock(&s->mu);
-    int st = m->b ? batcher_submit(m->b, job) : BATCH_ESTOPPED;
-    pthread_mutex_unlock(&s->mu);
-    return st;
-}
-
-static void model_json(sbuf *b, const srv_model *m)
-{
-    int ready = atomic_load_explicit(&m->ready, memory_order_acquire);
-    sbuf_puts(b, "{\"name\":");
-    sbuf_json_str(b, m->cfg->name);
-    sbuf_printf(b, ",\"status\":\"%s\"", ready ? "ready" : "loading");
-    if (ready) {
-        sbuf_printf(b,
-                    ",\"arch\":\"%s\",\"flavour\":\"%s\",\"classes\":%d,\"input_size\":%d,"
-                    "\"untrained\":%s,\"max_batch_size\":%lld,\"workers\":%lld",
-                    arch_name(m->info.arch), flavour_name(m->info.flavour), m->classes, m->S,
-                    m->info.untrained ? "true" : "false", m->cfg->max_batch_size, m->cfg->workers);
-        if (m->info.arch == ARCH_MOBILENETV2)
-            sbuf_printf(b, ",\"width\":%g", (double)m->info.width);
-        sbuf_puts(b, ",\"source\":");
-        sbuf_json_str(b, m->info.source ? m->info.source : "");
-    }
-    sbuf_puts(b, "}");
-}
-
-static enum MHD_Result handle_get(req *r)
-{
-    server *s = r->s;
-    sbuf b;
-    sbuf_init(&b, RESPONSE_MAX);
-    int ready = all_ready(s) && !atomic_load(&s->draining);
-    switch (r->rt) {
-    case RT_HEALTHZ:
-    case RT_V2_LIVE:
-        sbuf_puts(&b, r->rt == RT_HEALTHZ ? "{\"status\":\"ok\"}\n" : "{\"live\":true}\n");
-        return send_json(r, 200, &b);
-    case RT_READYZ:
-    case RT_V2_READY:
-        if (r->rt == RT_V2_READY)
-            sbuf_printf(&b, "{\"ready\":%s}\n", ready ? "true" : "false");
-        else
-            sbuf_printf(&b, "{\"status\":\"%s\"}\n",
-                        ready                       ? "ready"
-                        : atomic_load(&s->draining) ? "draining"
-                                                    : "starting");
-        if (!ready) snprintf(r->err, sizeof r->err, "not ready");
-        return send_json(r, ready ? 200 : 503, &b);
-    case RT_METRICS: {
-        if (!s->cfg.metrics) {
-            sbuf_free(&b);
-            return send_error(r, 404, "metrics are disabled (metrics: false)");
-        }
-        long depth[CFG_MAX_MODELS];
-        int rd[CFG_MAX_MODELS];
-        for (int i = 0; i < s->nmodels; i++) {
-            rd[i] = atomic_load_explicit(&s->models[i].ready, memory_order_acquire);
-            depth[i] = rd[i] ? queue_depth(s, &s->models[i]) : 0;
-        }
-        metrics_render(s->met, &b, depth, rd, atomic_load(&s->inflight));
-        return send_sbuf(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
-    }
-    case RT_V1_MODELS:
-        sbuf_puts(&b, "{\"models\":[");
-        for (int i = 0; i < s->nmodels; i++) {
-            if (i) sbuf_puts(&b, ",");
-            model_json(&b, &s->models[i]);
-        }
-        sbuf_puts(&b, "]}\n");
-        return send_json(r, 200, &b);
-    case RT_V1_MODEL:
-        model_json(&b, &s->models[r->model]);
-        sbuf_puts(&b, "\n");
-        return send_json(r, 200, &b);
-    case RT_V2_SERVER:
-        sbuf_puts(&b, "{\"name\":\"xbnserve\",\"version\":\"1\",\"extensions\":[]}\n");
-        return send_json(r, 200, &b);
-    case RT_V2_MODEL_READY: {
-        int mr = atomic_load_explicit(&s->models[r->model].ready, memory_order_acquire) &&
-                 !atomic_load(&s->draining);
-        sbuf_puts(&b, "{\"name\":");
-        sbuf_json_str(&b, s->models[r->model].cfg->name);
-        sbuf_printf(&b, ",\"ready\":%s}\n", mr ? "true" : "false");
-        return send_json(r, mr ? 200 : 503, &b);
-    }
-    case RT_V2_MODEL: {
-        const srv_model *m = &s->models[r->model];
-        if (!atomic_load_explicit(&m->ready, memory_order_acquire)) {
-            sbuf_free(&b);
-            return send_error(r, 503, "model is loading");
-        }
-        v2_format_model(&b, m->cfg->name, m->S, m->classes, arch_name(m->info.arch),
-                        flavour_name(m->info.flavour), m->info.untrained);
-        return send_json(r, 200, &b);
-    }
-    default:
-        sbuf_free(&b);
-        return send_error(r, 404, "no such route");
-    }
-}
-
-/* Content-Type without parameters, lower-case, into out. */
-static void media_type(const char *ct, char *out, size_t n)
-{
-    size_t i = 0;
-    for (; ct && ct[i] && ct[i] != ';' && ct[i] != ' ' && i + 1 < n; i++)
-        out[i] = (char)((ct[i] >= 'A' && ct[i] <= 'Z') ? ct[i] + 32 : ct[i]);
-    out[i] = 0;
-}
-
-static int http_of_parse(int st)
-{
-    return st == PARSE_ETOOMANY ? 413 : st == PARSE_ENOMEM ? 500 : 400;
-}
-
-static int http_of_image(int st)
-{
-    return st == IMG_EUNSUPPORTED ? 415 : st == IMG_ETOOBIG ? 413 : st == IMG_ENOMEM ? 500 : 400;
-}
-
-static void done_cb(batch_job *job)
-{
-    req *r = job->user;
+    r->state = ST_WAIT;
     pthread_mutex_lock(&r->mu);
-    r->done = 1;
+    int woken = r->woken;
+    if (!woken) {
+        MHD_suspend_connection(r->conn);
+        r->suspended = 1;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return woken;
+}
+
+void http_wake(request *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->woken = 1;
     int susp = r->suspended;
     struct MHD_Connection *c = r->conn;
     pthread_mutex_unlock(&r->mu);
     if (susp) MHD_resume_connection(c);
 }
 
-/* batch_job.load: image i's bytes to the model's float input. */
-static void load_pixels(const batch_job *job, int i, float *dst)
-{
-    const req *r = job->user;
-    const srv_model *m = &r->s->models[r->model];
-    image_normalise(&m->info.pre, r->px + (size_t)i * m->in_elems, dst);
-}
+/* ---- the request record ---- */
 
-/* Decode n images into r->px. Returns 0 or an HTTP status with r->err set. */
-static int decode_all(req *r, const srv_model *m, const blob *imgs, int n)
+/* X-Request-Id: the client's if it is 1-63 bytes of [A-Za-z0-9._-], else a counter. */
+static void request_id(request *r)
 {
-    for (int i = 0; i < n; i++) {
-        char e[200];
-        int st = image_to_pixels(imgs[i].data, imgs[i].len, &m->info.pre, &r->s->img, 0,
-                                 r->px + (size_t)i * m->in_elems, e, sizeof e);
-        if (st) {
-            snprintf(r->err, sizeof r->err, "image %d: %s", i, e);
-            return http_of_image(st);
-        }
-    }
-    return 0;
-}
-
-/* The last call of a POST: body to tensors to batcher. Returns 1 when the job finished
- * before the connection could be suspended (answer now); otherwise 0 with *res set. */
-static int start_inference(req *r, enum MHD_Result *res)
-{
-    server *s = r->s;
-    srv_model *m = &s->models[r->model];
-    int code = 0, st;
-    blob *imgs = NULL;
-    int nimg = 0;
-    long top_k = -1;
-    char ct[128];
-    media_type(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type"), ct,
-               sizeof ct);
-    int max_img = (int)s->cfg.max_images_per_request;
-    if (r->rt == RT_V2_INFER) {
-        if (ct[0] && strcmp(ct, "application/json")) {
-            code = 415;
-            snprintf(r->err, sizeof r->err, "V2 infer takes application/json, not %s", ct);
-            goto fail;
-        }
-        r->is_v2 = 1;
-        st = v2_parse_infer((const char *)r->body, r->len, m->S, max_img, &r->v2, r->err,
-                            sizeof r->err);
-        if (st) {
-            code = http_of_parse(st);
-            goto fail;
-        }
-        nimg = r->v2.n;
-        if (r->v2.kind == V2_FP32) {
-            r->in = r->v2.fp32;
-            r->v2.fp32 = NULL;
-        }
-    } else {
-        if (!strcmp(ct, "application/json")) {
-            st = v1_parse_json((const char *)r->body, r->len, max_img, &imgs, &nimg, &top_k, r->err,
-                               sizeof r->err);
-        } else if (!strcmp(ct, "multipart/form-data")) {
-            st = multipart_parse(
-                MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type"), r->body,
-                r->len, max_img, &imgs, &nimg, &top_k, r->err, sizeof r->err);
-        } else if (!ct[0] || !strcmp(ct, "image/jpeg") || !strcmp(ct, "image/png") ||
-                   !strcmp(ct, "application/octet-stream")) {
-            st = PARSE_OK;
-            imgs = calloc(1, sizeof *imgs);
-            if (!imgs) {
-                code = 500;
-                snprintf(r->err, sizeof r->err, "out of memory");
-                goto fail;
-            }
-            imgs[0].data = r->body;
-            imgs[0].len = r->len;
-            nimg = 1;
-        } else {
-            code = 415;
-            snprintf(r->err, sizeof r->err,
-                     "unsupported Content-Type '%.60s' (send image/jpeg, image/png, "
-                     "application/octet-stream, multipart/form-data or application/json)",
-                     ct);
-            goto fail;
-        }
-        if (st) {
-            code = http_of_parse(st);
-            goto fail;
-        }
-        if (top_k < 0) {
-            const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k");
-            if (q) {
-                char *end;
-                top_k = strtol(q, &end, 10);
-                if (!*q || *end || top_k < 0) {
-                    code = 400;
-                    snprintf(r->err, sizeof r->err, "top_k must be a non-negative integer");
-                    goto fail;
-                }
-            }
-        }
-        r->top_k = top_k < 0 ? 5 : top_k;
-    }
-    if (nimg > m->cfg->max_queue_size) {
-        code = 413;
-        snprintf(r->err, sizeof r->err, "%d images exceed this model's max_queue_size %lld", nimg,
-                 m->cfg->max_queue_size);
-        goto fail;
-    }
-    r->nimg = nimg;
-    /* Images wait in the queue as bytes and are normalised when their batch is assembled. */
-    if (!r->in) r->px = malloc((size_t)nimg * m->in_elems);
-    r->out = malloc((size_t)nimg * (size_t)m->classes * sizeof(float));
-    if ((!r->in && !r->px) || !r->out) {
-        code = 500;
-        snprintf(r->err, sizeof r->err, "out of memory");
-        goto fail;
-    }
-    if (r->is_v2 && r->v2.kind == V2_BYTES) {
-        code = decode_all(r, m, r->v2.imgs, nimg);
-    } else if (!r->is_v2) {
-        code = decode_all(r, m, imgs, nimg);
-    }
-    if (code) goto fail;
-    blobs_free(imgs, nimg);
-    imgs = NULL;
-    /* The encoded bytes are no longer needed: release them before the wait. */
-    free(r->body);
-    r->body = NULL;
-    r->len = r->cap = 0;
-    if (r->is_v2) {
-        blobs_free(r->v2.imgs, r->v2.kind == V2_BYTES ? r->v2.n : 0);
-        r->v2.imgs = NULL;
-    }
-    r->job = (batch_job){.n = nimg,
-                         .in = r->in,
-                         .load = r->px ? load_pixels : NULL,
-                         .out = r->out,
-                         .deadline_ns = r->t0 + m->cfg->request_timeout_ms * 1000000LL,
-                         .done = done_cb,
-                         .user = r};
-    st = submit(s, m, &r->job);
-    if (st) {
-        *res = send_error(r, 503,
-                          st == BATCH_EFULL ? "queue full, retry later" : "model is shutting down");
-        return 0;
-    }
-    r->state = ST_WAIT;
-    pthread_mutex_lock(&r->mu);
-    int wait = !r->done;
-    if (wait) {
-        MHD_suspend_connection(r->conn);
-        r->suspended = 1;
-    }
-    pthread_mutex_unlock(&r->mu);
-    *res = MHD_YES;
-    return !wait;
-fail:
-    blobs_free(imgs, nimg);
-    *res = send_error(r, code ? code : 500, r->err);
-    return 0;
-}
-
-/* The job is done: format the answer. */
-static enum MHD_Result finish_inference(req *r)
-{
-    server *s = r->s;
-    srv_model *m = &s->models[r->model];
-    int st = atomic_load(&r->job.status);
-    if (st == BATCH_EDEADLINE)
-        return send_error(r, 504, "deadline (request_timeout_ms) passed before compute");
-    if (st == BATCH_ECANCELLED) return send_error(r, 503, "server is shutting down");
-    if (st) return send_error(r, 500, "inference failed");
-    size_t total = (size_t)r->nimg * (size_t)m->classes;
-    float *probs = malloc(total * sizeof(float));
-    if (!probs) return send_error(r, 500, "out of memory");
-    for (int i = 0; i < r->nimg; i++)
-        softmax(r->out + (size_t)i * (size_t)m->classes, m->classes,
-                probs + (size_t)i * (size_t)m->classes);
-    sbuf b;
-    sbuf_init(&b, RESPONSE_MAX);
-    if (r->is_v2)
-        v2_format_infer(&b, m->cfg->name, &r->v2, r->out, probs, m->classes);
+    const char *rid = http_header(r, "X-Request-Id");
+    int ok = rid && strlen(rid) > 0 && strlen(rid) < 64;
+    for (const char *p = rid; ok && *p; p++)
+        ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+             *p == '-' || *p == '_' || *p == '.';
+    if (ok)
+        snprintf(r->id, sizeof r->id, "%s", rid);
     else
-        v1_format(&b, m->cfg->name, m->info.untrained, m->info.labels, m->classes, probs, r->nimg,
-                  r->top_k);
-    free(probs);
-    return send_json(r, 200, &b);
+        snprintf(r->id, sizeof r->id, "%lx", (unsigned long)atomic_fetch_add(&r->s->next_id, 1));
 }
+
+static request *request_new(server *s, struct MHD_Connection *conn, const char *url,
+                            const char *method)
+{
+    request *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->s = s;
+    r->conn = conn;
+    r->model = -1;
+    r->t0 = batcher_now_ns();
+    pthread_mutex_init(&r->mu, NULL);
+    atomic_fetch_add(&s->inflight, 1);
+    /* after counting it in flight: the drain never sees the request as neither */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    int *fresh = ci ? ci->socket_context : NULL;
+    if (fresh && *fresh) {
+        *fresh = 0;
+        atomic_fetch_sub(&s->fresh_conns, 1);
+    }
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(r->path, sizeof r->path, "%s", url);
+    request_id(r);
+    return r;
+}
+
+static void request_free(request *r)
+{
+    free(r->body);
+    infer_work_free(&r->work);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* ---- the door, the body ---- */
 
 /* MHD_KeyValueIterator: add "key=value&" lengths of the query arguments to *cls. */
 static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -561,129 +183,118 @@ static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* The headers are in: refuse what they condemn, or get ready for the body. */
+static int at_the_door(request *r, const char *url, const char *method)
+{
+    server *s = r->s;
+    size_t ulen = strlen(url); /* MHD strips the query: count its arguments too */
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg_len, &ulen);
+    if (ulen > (size_t)s->cfg.max_url_bytes) return http_send_error(r, 414, "URL too long");
+    int unknown;
+    r->rt = routes_match(s, url, &r->model, &unknown);
+    if (!r->rt) return http_send_error(r, 404, "no such route");
+    if (!routes_method_ok(r->rt, method)) {
+        snprintf(r->err, sizeof r->err, "method %s not allowed, use %s", method, r->rt->method);
+        return http_send_error(r, 405, r->err);
+    }
+    if (unknown) return http_send_error(r, 404, "no such model");
+    if (!strcmp(r->rt->method, "GET")) {
+        /* Answered on the next call: a response queued before MHD has seen the (empty)
+         * body makes it close the connection, which would defeat keep-alive. */
+        r->state = ST_BODY;
+        return 0;
+    }
+    const char *why;
+    int code = r->rt->admit ? r->rt->admit(r, &why) : 0;
+    if (code) return http_send_error(r, code, why);
+    const char *cl = http_header(r, "Content-Length");
+    if (cl) {
+        char *end;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (*end || n > (unsigned long long)s->cfg.max_body_bytes) {
+            snprintf(r->err, sizeof r->err, "body larger than max_body_bytes (%lld)",
+                     s->cfg.max_body_bytes);
+            return http_send_error(r, 413, r->err);
+        }
+        r->cap = (size_t)n;
+    }
+    r->state = ST_BODY;
+    return 0;
+}
+
+/* Append n bytes of body; past max_body_bytes, drop the connection. */
+static int add_body(request *r, const char *data, size_t n)
+{
+    size_t max = (size_t)r->s->cfg.max_body_bytes;
+    if (r->overflow) return 0;
+    if (r->len + n > max) {
+        /* Chunked body past the cap: too late to answer, drop the connection. */
+        r->overflow = 1;
+        snprintf(r->err, sizeof r->err, "body larger than max_body_bytes");
+        return -1;
+    }
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 65536;
+        while (cap < r->len + n) cap *= 2;
+        if (cap > max) cap = max;
+        unsigned char *p = realloc(r->body, cap);
+        if (!p) return -1;
+        r->body = p;
+        r->cap = cap;
+    } else if (!r->body) {
+        r->body = malloc(r->cap ? r->cap : 1);
+        if (!r->body) return -1;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    return 0;
+}
+
+/* The body is in: the route's handler. */
+static int body_done(request *r)
+{
+    if (strcmp(r->rt->method, "GET") && r->len == 0) return http_send_error(r, 400, "empty body");
+    return r->rt->handle(r);
+}
+
+/* Called again after http_wake resumed the connection: the route's resume handler. */
+static int resumed(request *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int woken = r->woken;
+    r->suspended = 0;
+    pthread_mutex_unlock(&r->mu);
+    if (!woken) return 0; /* spurious: cannot happen, but stay safe */
+    return r->rt->resume(r);
+}
+
+/* MHD_AccessHandlerCallback: one call with the headers, one per piece of body, one at the
+ * end, and one more after a resume. */
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
 {
     (void)version;
-    server *s = cls;
-    req *r = *con_cls;
+    request *r = *con_cls;
+    int rc = -1;
     if (!r) {
-        r = calloc(1, sizeof *r);
+        r = request_new(cls, conn, url, method);
         if (!r) return MHD_NO;
         *con_cls = r;
-        r->s = s;
-        r->conn = conn;
-        r->model = -1;
-        r->endpoint = "other";
-        r->t0 = batcher_now_ns();
-        pthread_mutex_init(&r->mu, NULL);
-        atomic_fetch_add(&s->inflight, 1);
-        /* after counting it in flight: the drain never sees the request as neither */
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        int *fresh = ci ? ci->socket_context : NULL;
-        if (fresh && *fresh) {
-            *fresh = 0;
-            atomic_fetch_sub(&s->fresh_conns, 1);
-        }
-        snprintf(r->method, sizeof r->method, "%s", method);
-        snprintf(r->path, sizeof r->path, "%s", url);
-        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-        int ok = rid && strlen(rid) > 0 && strlen(rid) < 64;
-        for (const char *p = rid; ok && *p; p++)
-            ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                 *p == '-' || *p == '_' || *p == '.';
-        if (ok)
-            snprintf(r->id, sizeof r->id, "%s", rid);
-        else
-            snprintf(r->id, sizeof r->id, "%lx", (unsigned long)atomic_fetch_add(&s->next_id, 1));
-        size_t ulen = strlen(url); /* MHD strips the query: count its arguments too */
-        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg_len, &ulen);
-        if (ulen > (size_t)s->cfg.max_url_bytes) return send_error(r, 414, "URL too long");
-        const char *need;
-        int unknown;
-        r->rt = route_of(s, url, &need, &r->endpoint, &r->model, &unknown);
-        if (r->rt == RT_NONE) return send_error(r, 404, "no such route");
-        if (strcmp(method_of(method), need)) {
-            snprintf(r->err, sizeof r->err, "method %s not allowed, use %s", method, need);
-            return send_error(r, 405, r->err);
-        }
-        if (unknown) return send_error(r, 404, "no such model");
-        if (!strcmp(need, "GET")) {
-            /* Answered on the next call: a response queued before MHD has seen the (empty)
-             * body makes it close the connection, which would defeat keep-alive. */
-            r->state = ST_BODY;
-            return MHD_YES;
-        }
-        /* POST: refuse at the door before reading any body. While draining, requests on
-         * connections accepted earlier are still served (answered with Connection: close). */
-        if (!atomic_load_explicit(&s->models[r->model].ready, memory_order_acquire))
-            return send_error(r, 503, "model is loading");
-        /* A full queue refuses before the body is read and decoded (batcher_submit still
-         * has the last word): under overload a 503 costs microseconds, not a decode. */
-        if (queue_depth(s, &s->models[r->model]) >= s->models[r->model].cfg->max_queue_size)
-            return send_error(r, 503, "queue full, retry later");
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl) {
-            char *end;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (*end || n > (unsigned long long)s->cfg.max_body_bytes) {
-                snprintf(r->err, sizeof r->err, "body larger than max_body_bytes (%lld)",
-                         s->cfg.max_body_bytes);
-                return send_error(r, 413, r->err);
-            }
-            r->cap = (size_t)n;
-        }
-        r->state = ST_BODY;
-        return MHD_YES;
-    }
-    if (r->state == ST_ANSWERED) { /* MHD may still offer data: swallow it */
+        rc = at_the_door(r, url, method);
+    } else if (r->state == ST_ANSWERED) { /* MHD may still offer data: swallow it */
         *upload_size = 0;
-        return MHD_YES;
-    }
-    if (r->state == ST_BODY && *upload_size) {
+        rc = 0;
+    } else if (r->state == ST_BODY && *upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->overflow) return MHD_YES;
-        if (r->len + n > (size_t)s->cfg.max_body_bytes) {
-            /* Chunked body past the cap: too late to answer, drop the connection. */
-            r->overflow = 1;
-            snprintf(r->err, sizeof r->err, "body larger than max_body_bytes");
-            return MHD_NO;
-        }
-        if (r->len + n > r->cap) {
-            size_t cap = r->cap ? r->cap : 65536;
-            while (cap < r->len + n) cap *= 2;
-            if (cap > (size_t)s->cfg.max_body_bytes) cap = (size_t)s->cfg.max_body_bytes;
-            unsigned char *p = realloc(r->body, cap);
-            if (!p) return MHD_NO;
-            r->body = p;
-            r->cap = cap;
-        } else if (!r->body) {
-            r->body = malloc(r->cap ? r->cap : 1);
-            if (!r->body) return MHD_NO;
-        }
-        memcpy(r->body + r->len, upload, n);
-        r->len += n;
-        return MHD_YES;
+        rc = add_body(r, upload, n);
+    } else if (r->state == ST_BODY) {
+        rc = body_done(r);
+    } else if (r->state == ST_WAIT) {
+        rc = resumed(r);
     }
-    if (r->state == ST_BODY) {
-        if (r->rt != RT_V1_PREDICT && r->rt != RT_V2_INFER) return handle_get(r);
-        if (r->len == 0) return send_error(r, 400, "empty body");
-        enum MHD_Result res = MHD_NO;
-        if (start_inference(r, &res)) return finish_inference(r); /* done before suspend */
-        return res;
-    }
-    if (r->state == ST_WAIT) {
-        pthread_mutex_lock(&r->mu);
-        int done = r->done;
-        r->suspended = 0;
-        pthread_mutex_unlock(&r->mu);
-        if (!done) return MHD_YES; /* spurious: cannot happen, but stay safe */
-        return finish_inference(r);
-    }
-    return MHD_NO;
+    return rc ? MHD_NO : MHD_YES;
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -691,7 +302,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)conn;
     server *s = cls;
-    req *r = *con_cls;
+    request *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
     double lat = (double)(batcher_now_ns() - r->t0) * 1e-9;
@@ -703,19 +314,13 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            r->path,
                            r->model >= 0 ? s->models[r->model].cfg->name : "",
                            code,
-                           r->nimg,
-                           atomic_load(&r->job.max_batch),
+                           r->work.nimg,
+                           atomic_load(&r->work.job.max_batch),
                            lat * 1e3,
                            r->status >= 400 || !r->status ? r->err : ""};
     log_request(&s->log, &rec);
-    metrics_request(s->met, r->model, r->endpoint, code, lat);
-    free(r->body);
-    free(r->in);
-    free(r->px);
-    free(r->out);
-    v2_infer_free(&r->v2);
-    pthread_mutex_destroy(&r->mu);
-    free(r);
+    metrics_request(s->met, r->model, r->rt ? r->rt->endpoint : "other", code, lat);
+    request_free(r);
     pthread_mutex_lock(&s->mu);
     if (atomic_fetch_sub(&s->inflight, 1) == 1) pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);

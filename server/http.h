@@ -1,23 +1,62 @@
-/* http.h - the HTTP front end (libmicrohttpd): routing, bodies, responses.
+/* http.h - the HTTP front end (libmicrohttpd): the daemon, one `request` record per
+ * request, and what a route's handlers may do with it.
  *
- * One MHD daemon with an internal thread pool of s->http_threads threads. Each request's
- * state lives in MHD's per-connection pointer (con_cls) and is freed in exactly one place,
- * the request-completed callback, which also logs the request line and counts metrics.
- * Bodies are capped at max_body_bytes: a larger Content-Length is answered 413 before any
- * byte is read; a chunked body that grows past the cap closes the connection.
+ * One MHD daemon with an internal thread pool of s->http_threads threads. http.c is the
+ * only file that speaks to libmicrohttpd. When a request's headers are in, it creates the
+ * record, matches the route (routes.h) and refuses at the door what the headers already
+ * condemn: URL over max_url_bytes (414), no route (404), wrong method (405, with Allow),
+ * unknown model (404), the route's own admission check (infer.c: 503), a Content-Length
+ * over max_body_bytes (413). MHD then reads no body and closes. Otherwise the body is
+ * accumulated, never past max_body_bytes (a chunked body growing past it closes the
+ * connection), and once it is in, the route's handler runs on the same HTTP thread.
  *
- * Decoding and preprocessing run on the HTTP thread that received the body; the images
- * then go to the model's batcher and the connection is suspended
- * (MHD_suspend_connection) so the thread serves other connections. The batcher's done
- * callback, on a compute worker, resumes it; the HTTP thread then formats the response.
- * See docs/api.md for the endpoints.
+ * A handler either answers (http_send_*) or hands the work to another thread and suspends
+ * the connection (http_suspend), so the HTTP thread serves other connections meanwhile;
+ * whoever finishes the work calls http_wake, and the route's resume handler answers on an
+ * HTTP thread. Handlers and http_send_* return 0, or -1 when the connection must be dropped.
+ *
+ * Ownership: the record lives in MHD's per-connection pointer from the first call to the
+ * request-completed callback, which logs the request, counts it in the metrics and frees
+ * the record with everything in it (the body, and the inference state through
+ * infer_work_free). See docs/api.md for the endpoints, docs/architecture.md for the path
+ * of one request through these files.
  */
 #ifndef XBN_HTTP_H
 #define XBN_HTTP_H
 
+#include <pthread.h>
 #include <stddef.h>
 
+#include "server/infer.h"
+#include "server/sbuf.h"
 #include "server/server.h"
+
+#define HTTP_RESPONSE_MAX (256u << 20) /* bytes of one response body */
+
+typedef struct route route; /* routes.h */
+typedef struct request request;
+
+struct request {
+    server *s;
+    const route *rt; /* the matched route; NULL for none */
+    int model;       /* index into s->models, or -1 */
+    char id[72];     /* X-Request-Id: the client's when sane, else a fresh one */
+    char method[12]; /* method and path as received, for the log */
+    char path[256];
+    long long t0;        /* arrival, CLOCK_MONOTONIC ns (batcher_now_ns) */
+    unsigned char *body; /* the body, len bytes; NULL after http_release_body */
+    size_t len;
+    int status;              /* the answer's HTTP status once queued; 0 before */
+    char err[SERVER_ERRLEN]; /* the error message sent, for the log; "" if none */
+    infer_work work;         /* the inference routes' state (infer.c) */
+    /* http.c's own. */
+    struct MHD_Connection *conn;
+    int state;
+    size_t cap;
+    int overflow;
+    pthread_mutex_t mu; /* http_suspend against http_wake */
+    int woken, suspended;
+};
 
 /* Bind and start serving. On success s->mhd and s->port are set. */
 int http_start(server *s, char *err, size_t errlen);
@@ -25,5 +64,32 @@ int http_start(server *s, char *err, size_t errlen);
 void http_quiesce(server *s);
 /* Close every connection and stop the threads. Every batcher job must be finished. */
 void http_stop(server *s);
+
+/* Queue r's one answer: status `code`, the bytes of b (taken; a failed b becomes a 500
+ * "out of memory"). Every answer carries X-Request-Id; a 503 also Retry-After: 1, a 405 the
+ * route's Allow, and every answer while draining Connection: close. Sets r->status. */
+int http_send(request *r, int code, sbuf *b, const char *content_type);
+int http_send_json(request *r, int code, sbuf *b);
+/* Answer {"error": msg}; msg is also kept in r->err for the log. */
+int http_send_error(request *r, int code, const char *msg);
+
+/* A request header's value, or a query argument's; NULL when absent. Valid until the answer
+ * is sent. */
+const char *http_header(const request *r, const char *name);
+const char *http_query(const request *r, const char *name);
+
+/* Free the body early, once nothing borrows it: a request waiting for compute holds no
+ * encoded bytes. */
+void http_release_body(request *r);
+
+/* Suspend r's connection until http_wake(r). Returns 0 once suspended (the HTTP thread
+ * returns from the handler; the route's resume handler answers later), or 1 when http_wake
+ * has already been called (answer now). Called at most once per request. */
+int http_suspend(request *r);
+
+/* Wake r, from any thread, exactly once, when the work its handler started is finished
+ * (possibly before http_suspend). The caller must not touch r afterwards: it may be
+ * answered and freed at once. */
+void http_wake(request *r);
 
 #endif

@@ -1,4 +1,5 @@
-/* serve.c - `xbnserve serve`: the daemon's life cycle.
+/* serve.c - `xbnserve serve`: the daemon's life cycle, on the main thread. Requests are
+ * http.c's; this file starts the pieces, loads the models and stops everything in order.
  *
  *   1. Configuration (config.c): flags > XBNSERVE_* > file > defaults; --check-config stops
  *      here. Thread counts default to the CPUs the process may really use (cpus.c).
@@ -8,9 +9,10 @@
  *      not block them, so a handler re-sends any signal such a thread catches to the main
  *      thread (tgkill to tid == pid). A second signal during the drain is ignored.
  *   3. The HTTP daemon starts first, so /healthz answers and /readyz says 503 while models
- *      load. Each model is loaded, its preprocessing/labels overridden from the config, and
- *      its batcher started: one engine session per worker, each running a warm-up batch.
- *      Only then is the model marked ready. Any failure stops the start (exit 1).
+ *      load. Each model is loaded (load_model), its preprocessing/labels overridden from the
+ *      config, and its batcher started: one engine session per worker (worker.c), each
+ *      running a warm-up batch. Only then is the model marked ready. Any failure stops the
+ *      start (exit 1).
  *   4. On SIGTERM/SIGINT: readiness turns 503 at once, new connections are refused
  *      (http_quiesce), and the main thread waits up to drain_timeout_ms for every accepted
  *      request to be answered, and up to FRESH_WAIT_MS for connections accepted before
@@ -36,6 +38,7 @@
 #include "server/cpus.h"
 #include "server/http.h"
 #include "server/server.h"
+#include "server/worker.h"
 
 #define DRAIN_GRACE_MS 2000   /* after drain_timeout_ms: time for cancelled answers to go out */
 #define FRESH_WAIT_MS 1000    /* how long the drain waits for connections still to send */
@@ -49,45 +52,6 @@ static void forward_to_main(int sig)
 {
     pid_t pid = getpid();
     if ((pid_t)syscall(SYS_gettid) != pid) syscall(SYS_tgkill, pid, pid, sig);
-}
-
-/* ---- batcher callbacks: one engine session per worker ---- */
-
-static int worker_init(void *arg, int w, void **ctx)
-{
-    srv_model *m = arg;
-    char err[256];
-    session *s = NULL;
-    if (session_new_threads(m->m, m->S, m->S, (int)m->cfg->max_batch_size,
-                            (int)m->cfg->threads_per_worker, &s, err, sizeof err)) {
-        log_msg(m->log, LOG_ERROR, "model %s worker %d: %s", m->cfg->name, w, err);
-        return -1;
-    }
-    log_msg(m->log, LOG_INFO, "model %s worker %d: engine arena %.1f MB, %d threads", m->cfg->name,
-            w, session_arena_bytes(s) / 1e6, (int)m->cfg->threads_per_worker);
-    *ctx = s;
-    return 0;
-}
-
-static int worker_run(void *ctx, const float *in, int n, float *out)
-{
-    return session_run(ctx, in, n, out);
-}
-
-static float *worker_input(void *ctx)
-{
-    return session_input(ctx);
-}
-
-static void worker_fini(void *ctx)
-{
-    session_free(ctx);
-}
-
-static void worker_stats(void *arg, int n, double compute_s, const double *waits)
-{
-    srv_model *m = arg;
-    metrics_batch(m->met, m->idx, n, compute_s, waits);
 }
 
 /* ---- model loading ---- */
@@ -227,13 +191,8 @@ static void drain(server *s)
         for (int i = 0; i < s->nmodels; i++) batcher_cancel(s->models[i].b);
         wait_idle(s, 0, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
     }
-    for (int i = 0; i < s->nmodels; i++) {
-        pthread_mutex_lock(&s->mu); /* http.c uses a batcher only under s->mu */
-        batcher *b = s->models[i].b;
-        s->models[i].b = NULL;
-        pthread_mutex_unlock(&s->mu);
-        batcher_free(b); /* joins workers: every job is done after this */
-    }
+    for (int i = 0; i < s->nmodels; i++) /* joins workers: every job is done after this */
+        batcher_free(server_take_batcher(s, &s->models[i]));
     wait_idle(s, 0, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
     long left = atomic_load(&s->inflight);
     http_stop(s);
@@ -254,6 +213,21 @@ static void size_threads(server *s, int cpus)
             c->models[i].threads_per_worker = cpus / workers > 0 ? cpus / workers : 1;
 }
 
+/* ---- start-up ---- */
+
+static server *server_new(void)
+{
+    server *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return s;
+}
+
 static void server_free(server *s)
 {
     if (!s) return;
@@ -271,19 +245,88 @@ static void server_free(server *s)
     free(s);
 }
 
+/* --check-config: every model and labels file readable, then the effective configuration
+ * on stdout. The exit code. */
+static int check_config(const server *s, int cpus)
+{
+    for (int i = 0; i < s->cfg.nmodels; i++) {
+        const model_cfg *m = &s->cfg.models[i];
+        if (access(m->path, R_OK) || (m->labels[0] && access(m->labels, R_OK))) {
+            fprintf(stderr, "xbnserve serve: models[%d] (%s): cannot read %s\n", i, m->name,
+                    access(m->path, R_OK) ? m->path : m->labels);
+            return 1;
+        }
+    }
+    config_print(&s->cfg, stdout);
+    fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d)\n", s->cfg.nmodels,
+            cpus, s->http_threads);
+    return 0;
+}
+
+/* Block SIGTERM, SIGINT and SIGPIPE before any thread of ours starts (the mask is
+ * inherited); *sigs gets the two the main thread waits for. */
+static void block_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+    sigdelset(sigs, SIGPIPE);
+    struct sigaction sa = {0};
+    sa.sa_handler = forward_to_main;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* One record per configured model, not loaded yet, and the metrics. 0, or -1 out of memory. */
+static int models_init(server *s)
+{
+    const char *names[CFG_MAX_MODELS];
+    s->nmodels = s->cfg.nmodels;
+    s->models = calloc((size_t)s->nmodels, sizeof *s->models);
+    for (int i = 0; i < s->nmodels; i++) names[i] = s->cfg.models[i].name;
+    s->met = metrics_new(s->nmodels, names);
+    if (!s->models || !s->met) return -1;
+    for (int i = 0; i < s->nmodels; i++) {
+        s->models[i].idx = i;
+        s->models[i].cfg = &s->cfg.models[i];
+        s->models[i].met = s->met;
+        s->models[i].log = &s->log;
+    }
+    return 0;
+}
+
+/* Load the models in turn while HTTP already answers the probes. 0 when every one is ready;
+ * otherwise the daemon has been drained: -1 after a failure, 1 after a signal. */
+static int load_models(server *s, const sigset_t *sigs, char *err, size_t errlen)
+{
+    for (int i = 0; i < s->nmodels; i++) {
+        if (load_model(s, &s->models[i], err, errlen)) {
+            log_msg(&s->log, LOG_ERROR, "%s", err);
+            s->cfg.drain_timeout_ms = 0; /* answer nothing more: stop at once */
+            drain(s);
+            return -1;
+        }
+        struct timespec zero = {0, 0};
+        if (sigtimedwait(sigs, NULL, &zero) > 0) {
+            log_msg(&s->log, LOG_INFO, "signal during start-up");
+            drain(s);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int serve_main(int argc, char **argv)
 {
     char err[600];
     config_opts o;
     int rc = 1;
-    server *s = calloc(1, sizeof *s);
+    server *s = server_new();
     if (!s) return 1;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
     if (config_load(argc, argv, environ, &s->cfg, &o, err, sizeof err)) {
         fprintf(stderr, "xbnserve serve: %s\n", err);
         rc = 2;
@@ -298,48 +341,14 @@ int serve_main(int argc, char **argv)
     int cpus = cpus_usable();
     size_threads(s, cpus);
     if (o.check_only) {
-        for (int i = 0; i < s->cfg.nmodels; i++) {
-            const model_cfg *m = &s->cfg.models[i];
-            if (access(m->path, R_OK) || (m->labels[0] && access(m->labels, R_OK))) {
-                fprintf(stderr, "xbnserve serve: models[%d] (%s): cannot read %s\n", i, m->name,
-                        access(m->path, R_OK) ? m->path : m->labels);
-                goto out;
-            }
-        }
-        config_print(&s->cfg, stdout);
-        fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d)\n", s->cfg.nmodels,
-                cpus, s->http_threads);
-        rc = 0;
+        rc = check_config(s, cpus);
         goto out;
     }
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    sigdelset(&sigs, SIGPIPE);
-    struct sigaction sa = {0};
-    sa.sa_handler = forward_to_main;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    const char *names[CFG_MAX_MODELS];
-    s->nmodels = s->cfg.nmodels;
-    s->models = calloc((size_t)s->nmodels, sizeof *s->models);
-    for (int i = 0; i < s->nmodels; i++) names[i] = s->cfg.models[i].name;
-    s->met = metrics_new(s->nmodels, names);
-    if (!s->models || !s->met) {
+    block_signals(&sigs);
+    if (models_init(s)) {
         fprintf(stderr, "xbnserve serve: out of memory\n");
         goto out;
-    }
-    for (int i = 0; i < s->nmodels; i++) {
-        s->models[i].idx = i;
-        s->models[i].cfg = &s->cfg.models[i];
-        s->models[i].met = s->met;
-        s->models[i].log = &s->log;
     }
     s->img.max_bytes = (size_t)s->cfg.max_body_bytes;
     s->img.max_pixels = (long)s->cfg.max_image_pixels;
@@ -349,20 +358,10 @@ int serve_main(int argc, char **argv)
     }
     log_msg(&s->log, LOG_INFO, "listening on %s:%d (usable CPUs %d, http_threads %d, %d models)",
             s->cfg.listen_address, s->port, cpus, s->http_threads, s->nmodels);
-    for (int i = 0; i < s->nmodels; i++) {
-        if (load_model(s, &s->models[i], err, sizeof err)) {
-            log_msg(&s->log, LOG_ERROR, "%s", err);
-            s->cfg.drain_timeout_ms = 0; /* answer nothing more: stop at once */
-            drain(s);
-            goto out;
-        }
-        struct timespec zero = {0, 0};
-        if (sigtimedwait(&sigs, NULL, &zero) > 0) {
-            log_msg(&s->log, LOG_INFO, "signal during start-up");
-            drain(s);
-            rc = 0;
-            goto out;
-        }
+    int st = load_models(s, &sigs, err, sizeof err);
+    if (st) {
+        rc = st > 0 ? 0 : 1;
+        goto out;
     }
     /* Loading freed big temporaries (weight transforms, packing) that malloc keeps for reuse;
      * give their pages back once instead of carrying ~5 MB for the daemon's lifetime. */

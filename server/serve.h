@@ -1,4 +1,4 @@
-/* serve.h - the daemon's entry point, the one function of server/ that the CLI calls.
+/* serve.h - the daemon's entry point, called by the CLI's `serve` command.
  *
  * serve_main takes the arguments after `serve` (argv[0] is "serve"), runs the daemon until
  * SIGTERM/SIGINT and the drain that follows, and returns the process exit code: 0 after a

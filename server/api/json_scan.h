@@ -3,8 +3,9 @@
  *
  * cJSON builds a node (~80 bytes) per value, so 32 MB of "0," would cost 1.3 GB. v1.c and
  * v2.c therefore count the values first (json_scan) and refuse a body with more than a
- * request could need before cJSON sees it; V2's FP32 "data" array, the one place with many
- * values, is cut out of the text and read straight into floats (json_numbers).
+ * request could need before cJSON sees it. V2's input "data", where an FP32 tensor has one
+ * value per element, is cut out of the text and read on its own: FP32 numbers straight
+ * into floats (json_numbers), BYTES strings by cJSON once they are counted.
  *
  * Neither allocates. Both are pure functions over (s, n) and are fuzzed through v1/v2.
  */

@@ -90,6 +90,85 @@ static int parse_long(const unsigned char *p, size_t n, long *out)
     return 0;
 }
 
+/* One part: its headers hdr[0, hn) and its data. */
+typedef struct {
+    const char *hdr;
+    size_t hn;
+    const unsigned char *data;
+    size_t len;
+} part;
+
+enum { PART_FOUND = 0, PART_END = 1 }; /* next_part, besides PARSE_EINVAL */
+
+/* Just after the first delimiter, which may start the body without its leading CRLF; NULL
+ * when there is none. */
+static const unsigned char *after_first_delimiter(const unsigned char *body, size_t len,
+                                                  const char *delim, size_t dn)
+{
+    if (len >= dn - 2 && !memcmp(body, delim + 2, dn - 2)) return body + dn - 2;
+    const unsigned char *p = memmem(body, len, delim, dn);
+    return p ? p + dn : NULL;
+}
+
+/* *p is just after a delimiter: "--" ends the body (PART_END); otherwise CRLF starts a part,
+ * read into *pt, and *p moves past the delimiter that ends it (PART_FOUND). */
+static int next_part(const unsigned char **p, const unsigned char *end, const char *delim,
+                     size_t dn, part *pt, char *err, size_t errlen)
+{
+    const unsigned char *q = *p;
+    if (end - q >= 2 && q[0] == '-' && q[1] == '-') return PART_END;
+    while (q < end && (*q == ' ' || *q == '\t')) q++;
+    if (end - q < 2 || q[0] != '\r' || q[1] != '\n') {
+        snprintf(err, errlen, "multipart delimiter not followed by CRLF");
+        return PARSE_EINVAL;
+    }
+    q += 2;
+    const unsigned char *hend = memmem(q, (size_t)(end - q), "\r\n\r\n", 4);
+    pt->hdr = (const char *)q;
+    if (end - q >= 2 && q[0] == '\r' && q[1] == '\n') { /* no headers */
+        pt->hn = 0;
+        pt->data = q + 2;
+    } else if (hend) {
+        pt->hn = (size_t)(hend - q);
+        pt->data = hend + 4;
+    } else {
+        snprintf(err, errlen, "multipart part without end of headers");
+        return PARSE_EINVAL;
+    }
+    const unsigned char *next = memmem(pt->data, (size_t)(end - pt->data), delim, dn);
+    if (!next) {
+        snprintf(err, errlen, "multipart body not terminated by its closing boundary");
+        return PARSE_EINVAL;
+    }
+    pt->len = (size_t)(next - pt->data);
+    *p = next + dn;
+    return PART_FOUND;
+}
+
+/* A "top_k" form field (no Content-Type) into *top_k; any other part is the next image. */
+static int take_part(const part *pt, blob *out, int *n, int max_parts, long *top_k, char *err,
+                     size_t errlen)
+{
+    const char *v;
+    size_t vn;
+    int has_ct = header(pt->hdr, pt->hn, "content-type", &v, &vn);
+    if (!has_ct && header(pt->hdr, pt->hn, "content-disposition", &v, &vn) &&
+        disposition_name_is(v, vn, "top_k")) {
+        if (parse_long(pt->data, pt->len, top_k)) {
+            snprintf(err, errlen, "top_k must be a non-negative integer");
+            return PARSE_EINVAL;
+        }
+        return PARSE_OK;
+    }
+    if (*n == max_parts) {
+        snprintf(err, errlen, "more than %d images in one request", max_parts);
+        return PARSE_ETOOMANY;
+    }
+    out[*n] = (blob){.data = pt->data, .len = pt->len};
+    (*n)++;
+    return PARSE_OK;
+}
+
 int multipart_parse(const char *content_type, const unsigned char *body, size_t len, int max_parts,
                     blob **parts, int *nparts, long *top_k, char *err, size_t errlen)
 {
@@ -111,66 +190,17 @@ int multipart_parse(const char *content_type, const unsigned char *body, size_t 
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    /* The first delimiter may start the body without the leading CRLF. */
-    const unsigned char *p, *end = body + len;
-    if (len >= dn - 2 && !memcmp(body, delim + 2, dn - 2)) {
-        p = body + dn - 2;
-    } else {
-        p = memmem(body, len, delim, dn);
-        if (!p) {
-            snprintf(err, errlen, "multipart body without its boundary");
-            goto fail;
-        }
-        p += dn;
+    const unsigned char *p = after_first_delimiter(body, len, delim, dn);
+    if (!p) {
+        snprintf(err, errlen, "multipart body without its boundary");
+        goto fail;
     }
-    for (;;) {
-        /* p is just after a delimiter: "--" ends the body, else CRLF starts a part. */
-        if (end - p >= 2 && p[0] == '-' && p[1] == '-') break;
-        while (p < end && (*p == ' ' || *p == '\t')) p++;
-        if (end - p < 2 || p[0] != '\r' || p[1] != '\n') {
-            snprintf(err, errlen, "multipart delimiter not followed by CRLF");
-            goto fail;
-        }
-        p += 2;
-        const unsigned char *hend = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
-        const unsigned char *data;
-        size_t hn;
-        if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') { /* no headers */
-            hn = 0;
-            data = p + 2;
-        } else if (hend) {
-            hn = (size_t)(hend - p);
-            data = hend + 4;
-        } else {
-            snprintf(err, errlen, "multipart part without end of headers");
-            goto fail;
-        }
-        const unsigned char *next = memmem(data, (size_t)(end - data), delim, dn);
-        if (!next) {
-            snprintf(err, errlen, "multipart body not terminated by its closing boundary");
-            goto fail;
-        }
-        const char *v;
-        size_t vn;
-        int has_ct = header((const char *)p, hn, "content-type", &v, &vn);
-        if (!has_ct && header((const char *)p, hn, "content-disposition", &v, &vn) &&
-            disposition_name_is(v, vn, "top_k")) {
-            if (parse_long(data, (size_t)(next - data), top_k)) {
-                snprintf(err, errlen, "top_k must be a non-negative integer");
-                goto fail;
-            }
-        } else {
-            if (n == max_parts) {
-                st = PARSE_ETOOMANY;
-                snprintf(err, errlen, "more than %d images in one request", max_parts);
-                goto fail;
-            }
-            out[n].data = data;
-            out[n].len = (size_t)(next - data);
-            n++;
-        }
-        p = next + dn;
-    }
+    part pt;
+    int found;
+    while ((found = next_part(&p, body + len, delim, dn, &pt, err, errlen)) == PART_FOUND)
+        if ((st = take_part(&pt, out, &n, max_parts, top_k, err, errlen))) goto fail;
+    st = PARSE_EINVAL;
+    if (found != PART_END) goto fail;
     if (n == 0) {
         snprintf(err, errlen, "multipart body has no image part");
         goto fail;

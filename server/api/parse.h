@@ -2,7 +2,7 @@
  *
  * Every parser is a pure function over (bytes, len): no I/O, no globals, bounded
  * allocation, so a libFuzzer driver can call it directly. They return PARSE_OK (0) or a
- * negative status and write a one-line reason into `err`. The HTTP layer maps the status:
+ * negative status and write a one-line reason into `err`. server/infer.c maps the status:
  * PARSE_EINVAL -> 400, PARSE_ETOOMANY -> 413, PARSE_ENOMEM -> 500.
  *
  * A `blob` is one encoded image found in a body. `data` points either into the request

@@ -28,159 +28,200 @@ static int get_shape(const cJSON *shape, long dims[4], int *nd)
     return 0;
 }
 
-int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer *out, char *err,
-                   size_t errlen)
+static int nomem(char *err, size_t errlen)
 {
-    int st = PARSE_EINVAL;
-    memset(out, 0, sizeof *out);
-    /* inputs[0].data is cut out of the text cJSON parses (replaced by []) and read on its own:
-     * FP32 numbers straight into floats, BYTES strings with cJSON once counted. */
-    json_scan_result sc;
-    cJSON *root = NULL, *bytes = NULL;
-    char *text = NULL;
-    size_t limit = PARSE_MAX_JSON_VALUES(max_images);
-    if (json_scan(body, len, "inputs", "data", &sc)) {
+    snprintf(err, errlen, "out of memory");
+    return PARSE_ENOMEM;
+}
+
+/* Count the body's values and parse it with inputs[0].data cut out of the text cJSON sees
+ * (replaced by []): *sc locates that data in body, to be read on its own. */
+static int parse_outline(const char *body, size_t len, size_t limit, json_scan_result *sc,
+                         cJSON **root, char *err, size_t errlen)
+{
+    if (json_scan(body, len, "inputs", "data", sc)) {
         snprintf(err, errlen, "body is not a JSON object");
-        goto fail;
+        return PARSE_EINVAL;
     }
-    if (sc.values > limit) {
-        st = PARSE_ETOOMANY;
+    if (sc->values > limit) {
         snprintf(err, errlen, "JSON body has more than %zu values besides the input's data", limit);
-        goto fail;
+        return PARSE_ETOOMANY;
     }
-    if (sc.found) {
-        size_t tlen = len - (sc.hi - sc.lo) + 2;
-        if (!(text = malloc(tlen))) goto nomem;
-        memcpy(text, body, sc.lo);
-        memcpy(text + sc.lo, "[]", 2);
-        memcpy(text + sc.lo + 2, body + sc.hi, len - sc.hi);
-        root = cJSON_ParseWithLength(text, tlen);
+    if (sc->found) {
+        size_t tlen = len - (sc->hi - sc->lo) + 2;
+        char *text = malloc(tlen);
+        if (!text) return nomem(err, errlen);
+        memcpy(text, body, sc->lo);
+        memcpy(text + sc->lo, "[]", 2);
+        memcpy(text + sc->lo + 2, body + sc->hi, len - sc->hi);
+        *root = cJSON_ParseWithLength(text, tlen);
+        free(text); /* cJSON keeps copies of what it needs */
     } else {
-        root = cJSON_ParseWithLength(body, len);
+        *root = cJSON_ParseWithLength(body, len);
     }
-    if (!cJSON_IsObject(root)) {
+    if (!cJSON_IsObject(*root)) {
         snprintf(err, errlen, "body is not a JSON object");
-        goto fail;
+        return PARSE_EINVAL;
     }
+    return PARSE_OK;
+}
+
+/* "id" and "outputs". */
+static int parse_id_outputs(const cJSON *root, v2_infer *out, char *err, size_t errlen)
+{
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
     if (id) {
-        if (!cJSON_IsString(id) || strlen(id->valuestring) >= sizeof out->id) {
+        size_t n = cJSON_IsString(id) ? strlen(id->valuestring) : sizeof out->id;
+        if (n >= sizeof out->id) {
             snprintf(err, errlen, "\"id\" must be a string of at most %zu bytes",
                      sizeof out->id - 1);
-            goto fail;
+            return PARSE_EINVAL;
         }
-        strcpy(out->id, id->valuestring);
+        memcpy(out->id, id->valuestring, n + 1);
     }
     const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outputs"), *it;
-    if (outs) {
-        if (!cJSON_IsArray(outs)) {
-            snprintf(err, errlen, "\"outputs\" must be an array");
-            goto fail;
-        }
-        cJSON_ArrayForEach(it, outs)
-        {
-            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
-            if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "probabilities"))
-                out->want_probs = 1;
-            else if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "logits"))
-                out->want_logits = 1;
-            else {
-                snprintf(err, errlen, "unknown output (known: probabilities, logits)");
-                goto fail;
-            }
+    if (outs && !cJSON_IsArray(outs)) {
+        snprintf(err, errlen, "\"outputs\" must be an array");
+        return PARSE_EINVAL;
+    }
+    cJSON_ArrayForEach(it, outs)
+    {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+        if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "probabilities")) {
+            out->want_probs = 1;
+        } else if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "logits")) {
+            out->want_logits = 1;
+        } else {
+            snprintf(err, errlen, "unknown output (known: probabilities, logits)");
+            return PARSE_EINVAL;
         }
     }
     if (!out->want_probs && !out->want_logits) out->want_probs = 1;
+    return PARSE_OK;
+}
+
+/* The one input tensor's shape and datatype; sets out->n. */
+static int parse_input(const cJSON *root, int found, int max_images, long d[4], int *nd,
+                       const char **datatype, v2_infer *out, char *err, size_t errlen)
+{
     const cJSON *ins = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     if (!cJSON_IsArray(ins) || cJSON_GetArraySize(ins) != 1) {
         snprintf(err, errlen, "\"inputs\" must be an array of exactly one tensor");
-        goto fail;
+        return PARSE_EINVAL;
     }
-    const cJSON *in = ins->child;
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
-    const char *data = body + sc.lo;
-    size_t data_len = sc.hi - sc.lo;
-    long d[4];
-    int nd;
-    if (get_shape(cJSON_GetObjectItemCaseSensitive(in, "shape"), d, &nd)) {
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(ins->child, "datatype");
+    if (get_shape(cJSON_GetObjectItemCaseSensitive(ins->child, "shape"), d, nd)) {
         snprintf(err, errlen, "input \"shape\" must be an array of non-negative integers");
-        goto fail;
+        return PARSE_EINVAL;
     }
-    if (!cJSON_IsString(dt) || !sc.found) {
+    if (!cJSON_IsString(dt) || !found) {
         snprintf(err, errlen, "input needs a \"datatype\" string and a \"data\" array");
-        goto fail;
+        return PARSE_EINVAL;
     }
-    if (nd < 1 || d[0] < 1) {
+    if (*nd < 1 || d[0] < 1) {
         snprintf(err, errlen, "input shape must start with a batch size >= 1");
-        goto fail;
+        return PARSE_EINVAL;
     }
     if (d[0] > max_images) {
-        st = PARSE_ETOOMANY;
         snprintf(err, errlen, "more than %d images in one request", max_images);
-        goto fail;
+        return PARSE_ETOOMANY;
     }
     out->n = (int)d[0];
-    if (!strcmp(dt->valuestring, "FP32")) {
-        out->kind = V2_FP32;
-        if (nd != 4 || d[1] != 3 || d[2] != S || d[3] != S) {
-            snprintf(err, errlen, "FP32 input shape must be [N,3,%d,%d]", S, S);
-            goto fail;
+    *datatype = dt->valuestring;
+    return PARSE_OK;
+}
+
+/* FP32 data, shape [N,3,S,S], straight into out->fp32. */
+static int read_fp32(const char *data, size_t len, int S, const long d[4], int nd, v2_infer *out,
+                     char *err, size_t errlen)
+{
+    out->kind = V2_FP32;
+    if (nd != 4 || d[1] != 3 || d[2] != S || d[3] != S) {
+        snprintf(err, errlen, "FP32 input shape must be [N,3,%d,%d]", S, S);
+        return PARSE_EINVAL;
+    }
+    size_t want = (size_t)out->n * 3 * (size_t)S * (size_t)S, got;
+    if (!(out->fp32 = malloc(want * sizeof(float)))) return nomem(err, errlen);
+    if (json_numbers(data, len, FP32_MAX_DEPTH, out->fp32, want, &got) || got != want) {
+        snprintf(err, errlen, "FP32 data must be an array of exactly %zu numbers", want);
+        return PARSE_EINVAL;
+    }
+    return PARSE_OK;
+}
+
+/* BYTES data, shape [N] (or [N,1]): N base64 strings, counted before cJSON parses them,
+ * decoded into out->imgs. */
+static int read_bytes(const char *data, size_t len, size_t limit, const long d[4], int nd,
+                      v2_infer *out, char *err, size_t errlen)
+{
+    out->kind = V2_BYTES;
+    json_scan_result ds;
+    if (json_scan(data, len, NULL, NULL, &ds) || ds.values > limit) {
+        snprintf(err, errlen, "BYTES data must be an array of N base64 strings");
+        return PARSE_EINVAL;
+    }
+    int st = PARSE_EINVAL, i = 0;
+    cJSON *bytes = cJSON_ParseWithLength(data, len);
+    const cJSON *it;
+    if (!cJSON_IsArray(bytes) || !(nd == 1 || (nd == 2 && d[1] == 1)) ||
+        cJSON_GetArraySize(bytes) != out->n) {
+        snprintf(err, errlen, "BYTES input must have shape [N] and N data elements");
+        goto done;
+    }
+    out->imgs = calloc((size_t)out->n, sizeof *out->imgs);
+    if (!out->imgs) {
+        st = nomem(err, errlen);
+        goto done;
+    }
+    cJSON_ArrayForEach(it, bytes)
+    {
+        const cJSON *s = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "b64") : it;
+        if (!cJSON_IsString(s)) {
+            snprintf(err, errlen, "BYTES element %d must be a base64 string", i);
+            goto done;
         }
-        size_t want = (size_t)out->n * 3 * (size_t)S * (size_t)S, got;
-        if (!(out->fp32 = malloc(want * sizeof(float)))) goto nomem;
-        if (json_numbers(data, data_len, FP32_MAX_DEPTH, out->fp32, want, &got) || got != want) {
-            snprintf(err, errlen, "FP32 data must be an array of exactly %zu numbers", want);
-            goto fail;
+        blob *b = &out->imgs[i];
+        int rc = b64_decode_alloc(s->valuestring, strlen(s->valuestring), &b->own, &b->len);
+        if (rc == -3) {
+            st = nomem(err, errlen);
+            goto done;
         }
-    } else if (!strcmp(dt->valuestring, "BYTES")) {
-        out->kind = V2_BYTES;
-        json_scan_result ds;
-        if (json_scan(data, data_len, NULL, NULL, &ds) || ds.values > limit) {
-            snprintf(err, errlen, "BYTES data must be an array of N base64 strings");
-            goto fail;
+        if (rc) {
+            snprintf(err, errlen, "BYTES element %d is not valid base64", i);
+            goto done;
         }
-        bytes = cJSON_ParseWithLength(data, data_len);
-        if (!cJSON_IsArray(bytes) || !(nd == 1 || (nd == 2 && d[1] == 1)) ||
-            cJSON_GetArraySize(bytes) != out->n) {
-            snprintf(err, errlen, "BYTES input must have shape [N] and N data elements");
-            goto fail;
-        }
-        out->imgs = calloc((size_t)out->n, sizeof *out->imgs);
-        if (!out->imgs) goto nomem;
-        int i = 0;
-        cJSON_ArrayForEach(it, bytes)
-        {
-            const cJSON *s = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "b64") : it;
-            if (!cJSON_IsString(s)) {
-                snprintf(err, errlen, "BYTES element %d must be a base64 string", i);
-                goto fail;
-            }
-            blob *b = &out->imgs[i];
-            int r = b64_decode_alloc(s->valuestring, strlen(s->valuestring), &b->own, &b->len);
-            if (r == -3) goto nomem;
-            if (r) {
-                snprintf(err, errlen, "BYTES element %d is not valid base64", i);
-                goto fail;
-            }
-            b->data = b->own;
-            i++;
-        }
-    } else {
+        b->data = b->own;
+        i++;
+    }
+    st = PARSE_OK;
+done:
+    cJSON_Delete(bytes);
+    return st;
+}
+
+int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer *out, char *err,
+                   size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    size_t limit = PARSE_MAX_JSON_VALUES(max_images);
+    json_scan_result sc;
+    cJSON *root = NULL;
+    long d[4];
+    int nd = 0;
+    const char *dt = NULL;
+    int st = parse_outline(body, len, limit, &sc, &root, err, errlen);
+    if (!st) st = parse_id_outputs(root, out, err, errlen);
+    if (!st) st = parse_input(root, sc.found, max_images, d, &nd, &dt, out, err, errlen);
+    if (!st && !strcmp(dt, "FP32")) {
+        st = read_fp32(body + sc.lo, sc.hi - sc.lo, S, d, nd, out, err, errlen);
+    } else if (!st && !strcmp(dt, "BYTES")) {
+        st = read_bytes(body + sc.lo, sc.hi - sc.lo, limit, d, nd, out, err, errlen);
+    } else if (!st) {
         snprintf(err, errlen, "datatype must be FP32 or BYTES");
-        goto fail;
+        st = PARSE_EINVAL;
     }
     cJSON_Delete(root);
-    cJSON_Delete(bytes);
-    free(text);
-    return PARSE_OK;
-nomem:
-    st = PARSE_ENOMEM;
-    snprintf(err, errlen, "out of memory");
-fail:
-    cJSON_Delete(root);
-    cJSON_Delete(bytes);
-    free(text);
-    v2_infer_free(out);
+    if (st) v2_infer_free(out);
     return st;
 }
 

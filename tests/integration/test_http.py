@@ -260,6 +260,14 @@ def test_error_statuses(srv):
     assert srv.json("GET", "/healthz")[0] == 200
 
 
+def test_405_allow_is_the_routes_even_for_a_long_path(srv):
+    # the request log keeps 255 bytes of the path; Allow comes from the matched route
+    st, h, j = srv.json("GET", "/v1/models/" + "a" * 300 + ":predict")
+    assert st == 405 and h.get("Allow") == "POST" and "use POST" in j["error"]
+    st, h, _ = srv.json("POST", "/v2/models/small/ready", b"x")
+    assert st == 405 and h.get("Allow") == "GET, HEAD"
+
+
 def test_metrics(srv):
     st, h, data = srv.request("GET", "/metrics")
     text = data.decode()

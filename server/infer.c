@@ -1,0 +1,254 @@
+/* infer.c - request -> batch job -> response, for the two inference routes (see infer.h).
+ *
+ * The HTTP thread does all the per-request work it can before the queue: body parsing,
+ * image decoding and resizing, so compute workers only normalise bytes and run the engine.
+ * The two functions under "compute workers" are the only code of this file that runs on a
+ * worker thread; they read the request's decoded images and wake it, nothing else.
+ */
+#include "server/infer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/api/multipart.h"
+#include "server/api/v1.h"
+#include "server/http.h"
+
+/* ---- compute workers ---- */
+
+/* batch_job.load, on the worker assembling a batch: image i's bytes to the model's float
+ * input, written straight into the batch. */
+static void infer_load_image(const batch_job *job, int i, float *dst)
+{
+    const request *r = job->user;
+    const srv_model *m = &r->s->models[r->model];
+    image_normalise(&m->info.pre, r->work.px + (size_t)i * m->in_elems, dst);
+}
+
+/* batch_job.done, on the worker that finished the job's last image (or the thread that
+ * cancelled it): wake the request; infer_finish answers on an HTTP thread. */
+static void infer_job_done(batch_job *job)
+{
+    http_wake(job->user);
+}
+
+/* ---- the body ---- */
+
+/* Content-Type without parameters, lower-case, into out. */
+static void media_type(const char *ct, char *out, size_t n)
+{
+    size_t i = 0;
+    for (; ct && ct[i] && ct[i] != ';' && ct[i] != ' ' && i + 1 < n; i++)
+        out[i] = (char)((ct[i] >= 'A' && ct[i] <= 'Z') ? ct[i] + 32 : ct[i]);
+    out[i] = 0;
+}
+
+static int http_of_parse(int st)
+{
+    return st == PARSE_ETOOMANY ? 413 : st == PARSE_ENOMEM ? 500 : 400;
+}
+
+static int http_of_image(int st)
+{
+    return st == IMG_EUNSUPPORTED ? 415 : st == IMG_ETOOBIG ? 413 : st == IMG_ENOMEM ? 500 : 400;
+}
+
+/* top_k from the body (-1 when absent), else the query string, else 5. 0 or 400. */
+static int v1_top_k_of(request *r, long body_top_k)
+{
+    long top_k = body_top_k;
+    const char *q = top_k < 0 ? http_query(r, "top_k") : NULL;
+    if (q) {
+        char *end;
+        top_k = strtol(q, &end, 10);
+        if (!*q || *end || top_k < 0) {
+            snprintf(r->err, sizeof r->err, "top_k must be a non-negative integer");
+            return 400;
+        }
+    }
+    r->work.top_k = top_k < 0 ? 5 : top_k;
+    return 0;
+}
+
+/* A v1 body, by its Content-Type, into *imgs (owned by the caller, possibly borrowing
+ * r->body) and top_k. 0 or an HTTP status with r->err set. */
+static int v1_read_body(request *r, blob **imgs, int *nimg)
+{
+    int max_img = (int)r->s->cfg.max_images_per_request;
+    const char *ctype = http_header(r, "Content-Type");
+    char ct[128];
+    media_type(ctype, ct, sizeof ct);
+    long top_k = -1;
+    int st = PARSE_OK;
+    if (!strcmp(ct, "application/json")) {
+        st = v1_parse_json((const char *)r->body, r->len, max_img, imgs, nimg, &top_k, r->err,
+                           sizeof r->err);
+    } else if (!strcmp(ct, "multipart/form-data")) {
+        st = multipart_parse(ctype, r->body, r->len, max_img, imgs, nimg, &top_k, r->err,
+                             sizeof r->err);
+    } else if (!ct[0] || !strcmp(ct, "image/jpeg") || !strcmp(ct, "image/png") ||
+               !strcmp(ct, "application/octet-stream")) {
+        *imgs = calloc(1, sizeof **imgs);
+        if (!*imgs) {
+            snprintf(r->err, sizeof r->err, "out of memory");
+            return 500;
+        }
+        (*imgs)[0] = (blob){.data = r->body, .len = r->len};
+        *nimg = 1;
+    } else {
+        snprintf(r->err, sizeof r->err,
+                 "unsupported Content-Type '%.60s' (send image/jpeg, image/png, "
+                 "application/octet-stream, multipart/form-data or application/json)",
+                 ct);
+        return 415;
+    }
+    if (st) return http_of_parse(st);
+    return v1_top_k_of(r, top_k);
+}
+
+/* A V2 body into r->work.v2; an FP32 tensor moves to r->work.in. 0 or an HTTP status. */
+static int v2_read_body(request *r, const srv_model *m)
+{
+    infer_work *w = &r->work;
+    char ct[128];
+    media_type(http_header(r, "Content-Type"), ct, sizeof ct);
+    if (ct[0] && strcmp(ct, "application/json")) {
+        snprintf(r->err, sizeof r->err, "V2 infer takes application/json, not %s", ct);
+        return 415;
+    }
+    w->is_v2 = 1;
+    int st = v2_parse_infer((const char *)r->body, r->len, m->S,
+                            (int)r->s->cfg.max_images_per_request, &w->v2, r->err, sizeof r->err);
+    if (st) return http_of_parse(st);
+    if (w->v2.kind == V2_FP32) {
+        w->in = w->v2.fp32;
+        w->v2.fp32 = NULL;
+    }
+    return 0;
+}
+
+/* ---- images to the queue ---- */
+
+/* Check nimg against the queue, allocate the job's buffers and decode imgs (NULL for an
+ * FP32 tensor, already in w->in) into 8-bit planes. 0 or an HTTP status with r->err set. */
+static int decode_images(request *r, const srv_model *m, const blob *imgs, int nimg)
+{
+    infer_work *w = &r->work;
+    if (nimg > m->cfg->max_queue_size) {
+        snprintf(r->err, sizeof r->err, "%d images exceed this model's max_queue_size %lld", nimg,
+                 m->cfg->max_queue_size);
+        return 413;
+    }
+    w->nimg = nimg;
+    /* Images wait in the queue as bytes and are normalised when their batch is assembled. */
+    if (imgs) w->px = malloc((size_t)nimg * m->in_elems);
+    w->out = malloc((size_t)nimg * (size_t)m->classes * sizeof(float));
+    if ((imgs && !w->px) || !w->out) {
+        snprintf(r->err, sizeof r->err, "out of memory");
+        return 500;
+    }
+    for (int i = 0; imgs && i < nimg; i++) {
+        char e[SERVER_ERRLEN];
+        int st = image_to_pixels(imgs[i].data, imgs[i].len, &m->info.pre, &r->s->img, 0,
+                                 w->px + (size_t)i * m->in_elems, e, sizeof e);
+        if (st) {
+            snprintf(r->err, sizeof r->err, "image %d: %.200s", i, e); /* room for the prefix */
+            return http_of_image(st);
+        }
+    }
+    return 0;
+}
+
+/* Release the encoded bytes, submit the job, suspend until infer_job_done. */
+static int submit(request *r, srv_model *m)
+{
+    infer_work *w = &r->work;
+    http_release_body(r);
+    blobs_free(w->v2.imgs, w->v2.kind == V2_BYTES ? w->v2.n : 0);
+    w->v2.imgs = NULL;
+    w->job = (batch_job){.n = w->nimg,
+                         .in = w->in,
+                         .load = w->px ? infer_load_image : NULL,
+                         .out = w->out,
+                         .deadline_ns = r->t0 + m->cfg->request_timeout_ms * 1000000LL,
+                         .done = infer_job_done,
+                         .user = r};
+    int st = server_submit(r->s, m, &w->job);
+    if (st)
+        return http_send_error(
+            r, 503, st == BATCH_EFULL ? "queue full, retry later" : "model is shutting down");
+    if (http_suspend(r)) return infer_finish(r); /* done before the suspend */
+    return 0;
+}
+
+/* ---- the routes ---- */
+
+int infer_admit(request *r, const char **why)
+{
+    server *s = r->s;
+    srv_model *m = &s->models[r->model];
+    *why = NULL;
+    /* While draining, requests on connections accepted earlier are still served. */
+    if (!atomic_load_explicit(&m->ready, memory_order_acquire))
+        *why = "model is loading";
+    else if (server_queue_depth(s, m) >= m->cfg->max_queue_size)
+        *why = "queue full, retry later";
+    return *why ? 503 : 0;
+}
+
+int infer_v1(request *r)
+{
+    srv_model *m = &r->s->models[r->model];
+    blob *imgs = NULL;
+    int nimg = 0;
+    int code = v1_read_body(r, &imgs, &nimg);
+    if (!code) code = decode_images(r, m, imgs, nimg);
+    blobs_free(imgs, nimg);
+    if (code) return http_send_error(r, code, r->err);
+    return submit(r, m);
+}
+
+int infer_v2(request *r)
+{
+    srv_model *m = &r->s->models[r->model];
+    const v2_infer *v2 = &r->work.v2;
+    int code = v2_read_body(r, m);
+    if (!code) code = decode_images(r, m, v2->kind == V2_BYTES ? v2->imgs : NULL, v2->n);
+    if (code) return http_send_error(r, code, r->err);
+    return submit(r, m);
+}
+
+int infer_finish(request *r)
+{
+    const srv_model *m = &r->s->models[r->model];
+    const infer_work *w = &r->work;
+    int st = atomic_load(&w->job.status);
+    if (st == BATCH_EDEADLINE)
+        return http_send_error(r, 504, "deadline (request_timeout_ms) passed before compute");
+    if (st == BATCH_ECANCELLED) return http_send_error(r, 503, "server is shutting down");
+    if (st) return http_send_error(r, 500, "inference failed");
+    size_t total = (size_t)w->nimg * (size_t)m->classes;
+    float *probs = malloc(total * sizeof(float));
+    if (!probs) return http_send_error(r, 500, "out of memory");
+    for (int i = 0; i < w->nimg; i++)
+        softmax(w->out + (size_t)i * (size_t)m->classes, m->classes,
+                probs + (size_t)i * (size_t)m->classes);
+    sbuf b;
+    sbuf_init(&b, HTTP_RESPONSE_MAX);
+    if (w->is_v2)
+        v2_format_infer(&b, m->cfg->name, &w->v2, w->out, probs, m->classes);
+    else
+        v1_format(&b, m->cfg->name, m->info.untrained, m->info.labels, m->classes, probs, w->nimg,
+                  w->top_k);
+    free(probs);
+    return http_send_json(r, 200, &b);
+}
+
+void infer_work_free(infer_work *w)
+{
+    free(w->in);
+    free(w->px);
+    free(w->out);
+    v2_infer_free(&w->v2);
+}

@@ -1,0 +1,74 @@
+/* routes.c - the route table (see routes.h): which path and method reach which handler.
+ *
+ * Rows are tried in order; the exact paths come first, so "/v1/models" is the listing and
+ * "/v1/models/{name}" a model. A path that names a model matches its row whether or not
+ * the model is served: the method is checked first (405), then the name (404).
+ */
+#include "server/routes.h"
+
+#include <string.h>
+
+#include "server/info.h"
+#include "server/infer.h"
+
+static const route table[] = {
+    {"/healthz", NULL, NULL, "GET", "healthz", NULL, info_healthz, NULL},
+    {"/readyz", NULL, NULL, "GET", "readyz", NULL, info_readyz, NULL},
+    {"/metrics", NULL, NULL, "GET", "metrics", NULL, info_metrics, NULL},
+    {"/v1/models", NULL, NULL, "GET", "v1_models", NULL, info_v1_models, NULL},
+    {"/v2", NULL, NULL, "GET", "v2_server", NULL, info_v2_server, NULL},
+    {"/v2/health/live", NULL, NULL, "GET", "v2_live", NULL, info_v2_live, NULL},
+    {"/v2/health/ready", NULL, NULL, "GET", "v2_ready", NULL, info_v2_ready, NULL},
+    /* The name is what precedes the last ":predict", whatever it holds. */
+    {"/v1/models/", ":predict", "", "POST", "v1_predict", infer_admit, infer_v1, infer_finish},
+    {"/v1/models/", "", "/:", "GET", "v1_model", NULL, info_v1_model, NULL},
+    {"/v2/models/", "", "/", "GET", "v2_model", NULL, info_v2_model, NULL},
+    {"/v2/models/", "/ready", "/", "GET", "v2_model_ready", NULL, info_v2_model_ready, NULL},
+    {"/v2/models/", "/infer", "/", "POST", "v2_infer", infer_admit, infer_v2, infer_finish},
+};
+
+/* Does url follow rt? Then the model's name, if the route has one, is name[0, n). */
+static int follows(const route *rt, const char *url, const char **name, size_t *n)
+{
+    if (!rt->suffix) return !strcmp(url, rt->prefix);
+    size_t lp = strlen(rt->prefix), ls = strlen(rt->suffix), lu = strlen(url);
+    if (strncmp(url, rt->prefix, lp) || lu < lp + ls || strcmp(url + lu - ls, rt->suffix)) return 0;
+    *name = url + lp;
+    *n = lu - lp - ls;
+    return strcspn(*name, rt->name_stop) >= *n;
+}
+
+static int model_index(const server *s, const char *name, size_t n)
+{
+    for (int i = 0; i < s->nmodels; i++)
+        if (strlen(s->models[i].cfg->name) == n && !strncmp(s->models[i].cfg->name, name, n))
+            return i;
+    return -1;
+}
+
+const route *routes_match(const server *s, const char *url, int *model_idx, int *unknown_model)
+{
+    *model_idx = -1;
+    *unknown_model = 0;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        const char *name = NULL;
+        size_t n = 0;
+        if (!follows(&table[i], url, &name, &n)) continue;
+        if (table[i].suffix) {
+            *model_idx = model_index(s, name, n);
+            *unknown_model = *model_idx < 0;
+        }
+        return &table[i];
+    }
+    return NULL;
+}
+
+int routes_method_ok(const route *rt, const char *method)
+{
+    return !strcmp(!strcmp(method, "HEAD") ? "GET" : method, rt->method);
+}
+
+const char *routes_allow(const route *rt)
+{
+    return !strcmp(rt->method, "GET") ? "GET, HEAD" : rt->method;
+}
