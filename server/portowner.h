@@ -5,7 +5,7 @@
  * IPv6 socket on :: or on the v4-mapped address), then scans /proc/PID/fd for the process
  * that holds the best one (the same address first). /proc of another user's process is not
  * readable: the result then says how many could not be inspected, never guesses. Linux only;
- * it reads /proc of the caller's own network and PID namespaces. Nothing is allocated.
+ * it reads /proc of the caller's own network and PID namespaces; nothing outlives the call.
  */
 #ifndef XBN_PORTOWNER_H
 #define XBN_PORTOWNER_H
