@@ -42,6 +42,8 @@ static const setting server_keys[] = {
     {"listen_address", K_STR, offsetof(config, listen_address), sizeof((config *)0)->listen_address,
      0, 0, NULL, "IPv4 address to listen on"},
     S_INT(port, 0, 65535, "TCP port (0: any free port, printed in the log)"),
+    {"reuse_port", K_BOOL, offsetof(config, reuse_port), 0, 0, 1, NULL,
+     "share the port with daemons that set it too (replacement; docs/deploy.md)"},
     S_INT(http_threads, 0, CFG_MAX_THREADS, "HTTP/decode threads (0: usable CPUs)"),
     S_INT(max_connections, 1, 100000, "concurrent connections"),
     S_INT(connection_timeout_s, 1, 3600, "idle connection timeout, seconds"),

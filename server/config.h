@@ -58,6 +58,7 @@ typedef struct {
 typedef struct {
     char listen_address[64];
     long long port;
+    long long reuse_port;           /* SO_REUSEPORT: share the port with other daemons */
     long long http_threads;         /* 0 = auto: CPUs the process may use */
     long long max_connections;      /* concurrent connections; more are refused */
     long long connection_timeout_s; /* idle connection timeout */

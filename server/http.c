@@ -16,15 +16,15 @@
  */
 #include "server/http.h"
 
-#include <arpa/inet.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "server/listener.h"
 #include "server/routes.h"
 
 enum { ST_NEW, ST_BODY, ST_WAIT, ST_ANSWERED }; /* request.state */
@@ -352,17 +352,33 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
     *socket_context = NULL;
 }
 
+int http_bind(server *s, char *err, size_t errlen)
+{
+    s->listen_fd = listener_bind(s->cfg.listen_address, (int)s->cfg.port, (int)s->cfg.reuse_port,
+                                 &s->port, err, errlen);
+    if (s->listen_fd < 0) return -1;
+    if (s->cfg.reuse_port && listener_migrates() != 1)
+        log_msg(&s->log, LOG_WARN,
+                "reuse_port: net.ipv4.tcp_migrate_req is not 1, so connections still queued on "
+                "a daemon of this port when it stops are reset (docs/deploy.md)");
+    return 0;
+}
+
+/* MHD closes the listen socket on some of its failure paths and not on others: close it
+ * here only if it is still the same socket. */
+static void close_if_same(int fd, const struct stat *was)
+{
+    struct stat st;
+    if (!fstat(fd, &st) && st.st_ino == was->st_ino && st.st_dev == was->st_dev) close(fd);
+}
+
 int http_start(server *s, char *err, size_t errlen)
 {
-    s->listen_fd = -1;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)s->cfg.port);
-    if (inet_pton(AF_INET, s->cfg.listen_address, &sa.sin_addr) != 1) {
-        snprintf(err, errlen, "listen_address: '%s' is not an IPv4 address", s->cfg.listen_address);
-        return -1;
-    }
+    int fd = s->listen_fd;
+    if (listener_listen(fd, s->cfg.listen_address, s->port, (int)s->cfg.reuse_port, err, errlen))
+        return -1; /* the socket stays in s->listen_fd for http_stop */
+    struct stat st = {0};
+    (void)fstat(fd, &st); /* cannot fail on an open socket; if it did, nothing is closed */
     /* poll(), not epoll: libmicrohttpd 0.9.75's MHD_quiesce_daemon races with its own epoll
      * loop on a thread pool (both remove the listen socket; the loser's EPOLL_CTL_DEL fails
      * and MHD_PANIC aborts the process mid-drain). A few hundred connections per thread are
@@ -370,20 +386,19 @@ int http_start(server *s, char *err, size_t errlen)
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_POLL | MHD_USE_ITC;
     size_t mem = (size_t)s->cfg.max_header_bytes + 4096;
+    s->listen_fd = -1; /* MHD's now; MHD_quiesce_daemon gives it back */
     s->mhd = MHD_start_daemon(
-        flags, (uint16_t)s->cfg.port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)s->cfg.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection,
-        s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+        flags, 0, NULL, NULL, handler, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)s->http_threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s, MHD_OPTION_END);
     if (!s->mhd) {
-        snprintf(err, errlen, "cannot listen on %s:%lld (in use, or not permitted)",
-                 s->cfg.listen_address, s->cfg.port);
+        close_if_same(fd, &st);
+        snprintf(err, errlen, "cannot serve on %s:%d: libmicrohttpd did not start",
+                 s->cfg.listen_address, s->port);
         return -1;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : (int)s->cfg.port;
     return 0;
 }
 

@@ -58,7 +58,10 @@ struct request {
     int woken, suspended;
 };
 
-/* Bind and start serving. On success s->mhd and s->port are set. */
+/* Bind the listening socket (server/listener.h): s->listen_fd and s->port are set, and a
+ * taken port fails here, at once, with the holder named. http_stop closes it. */
+int http_bind(server *s, char *err, size_t errlen);
+/* Listen on the bound socket and start serving: s->mhd is set. */
 int http_start(server *s, char *err, size_t errlen);
 /* Stop accepting new connections (existing ones are still served). */
 void http_quiesce(server *s);

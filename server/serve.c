@@ -200,6 +200,14 @@ static void drain(server *s)
             (double)(batcher_now_ns() - t0) * 1e-9, left);
 }
 
+static int start_listening(server *s, int cpus, char *err, size_t errlen)
+{
+    if (http_start(s, err, errlen)) return -1;
+    log_msg(&s->log, LOG_INFO, "listening on %s:%d (usable CPUs %d, http_threads %d, %d models)",
+            s->cfg.listen_address, s->port, cpus, s->http_threads, s->nmodels);
+    return 0;
+}
+
 /* ---- thread sizing ---- */
 
 static void size_threads(server *s, int cpus)
@@ -352,12 +360,15 @@ int serve_main(int argc, char **argv)
     }
     s->img.max_bytes = (size_t)s->cfg.max_body_bytes;
     s->img.max_pixels = (long)s->cfg.max_image_pixels;
-    if (http_start(s, err, sizeof err)) {
+    /* The port is claimed before the models load, so a taken one fails at once. With
+     * reuse_port the daemon starts listening only when ready: the kernel spreads a shared
+     * port's connections over its listeners, and one still loading could not answer. */
+    int late = (int)s->cfg.reuse_port;
+    if (http_bind(s, err, sizeof err) || (!late && start_listening(s, cpus, err, sizeof err))) {
         log_msg(&s->log, LOG_ERROR, "%s", err);
+        http_stop(s);
         goto out;
     }
-    log_msg(&s->log, LOG_INFO, "listening on %s:%d (usable CPUs %d, http_threads %d, %d models)",
-            s->cfg.listen_address, s->port, cpus, s->http_threads, s->nmodels);
     int st = load_models(s, &sigs, err, sizeof err);
     if (st) {
         rc = st > 0 ? 0 : 1;
@@ -366,6 +377,12 @@ int serve_main(int argc, char **argv)
     /* Loading freed big temporaries (weight transforms, packing) that malloc keeps for reuse;
      * give their pages back once instead of carrying ~5 MB for the daemon's lifetime. */
     malloc_trim(0);
+    if (late && start_listening(s, cpus, err, sizeof err)) {
+        log_msg(&s->log, LOG_ERROR, "%s", err);
+        s->cfg.drain_timeout_ms = 0;
+        drain(s);
+        goto out;
+    }
     log_msg(&s->log, LOG_INFO, "ready");
     int sig;
     while ((sig = sigwaitinfo(&sigs, NULL)) < 0 && errno == EINTR) {

@@ -55,7 +55,7 @@ typedef struct server {
     int http_threads;
     image_limits img;
     struct MHD_Daemon *mhd;
-    int listen_fd; /* after http_quiesce: closed by http_stop, once the HTTP threads are gone */
+    int listen_fd; /* bound, not yet MHD's; or after http_quiesce: closed by http_stop */
     int port;      /* bound port */
     atomic_int draining;
     atomic_long inflight;

@@ -169,6 +169,7 @@ def main():
     base = open(os.path.join(ROOT, "config/xbnserve.json"), "rb").read()
     write(cf, "default", base)
     write(cf, "flags_env", base + b"\0\0--port\0" + b"0\0--max-batch-size=4\0--model\0a=b.st\0"
+          b"--reuse-port\0yes\0"
           b"--model-set\0a.workers=2\0--help\0\0XBNSERVE_MAX_BODY_BYTES=1000\0XBNSERVE_MODELS=x=y,z=w")
     pre = {"models": [{"name": "m", "path": "p", "labels": "l.txt", "preprocess": {
         "resize_mode": "shorter_crop", "resize": 256, "crop": 224, "channel_order": "BGR",
