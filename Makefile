@@ -20,7 +20,7 @@ TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test
 C_FILES := $(foreach d,$(SRC_DIRS) tests/unit tests/fuzz,$(wildcard $(d)/*.[ch]))
 MODELS  := $(BUILD)/models
 
-.PHONY: bench all deps run test unit pytest asan asan-unit asan-pytest format lint clean models fuzzers fuzz-build \
+.PHONY: FORCE bench all deps run test unit pytest asan asan-unit asan-pytest format lint clean models fuzzers fuzz-build \
         fuzz-smoke fuzz container-test check-deps
 all: $(BUILD)/xbnserve
 
@@ -35,6 +35,17 @@ $(BUILD)/%.o: %.c
 # The engine lets the compiler fuse a*b+c into one FMA: faster and more exact. Every sample
 # runs the same code, so batch invariance holds; image code stays unfused to match PIL.
 $(BUILD)/engine/%.o: CFLAGS += -ffp-contract=fast
+
+# The version xbnserve_build_info reports: `git describe`, or the fallback where there is no
+# git checkout (the container build copies no .git; it passes XBN_VERSION instead). The
+# stamp changes only when the version does, so metrics.o is rebuilt then and only then.
+XBN_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unreleased)
+$(BUILD)/version.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(XBN_VERSION)' | cmp -s - $@ || echo '$(XBN_VERSION)' > $@
+$(BUILD)/server/metrics.o: $(BUILD)/version.stamp
+$(BUILD)/server/metrics.o: override CFLAGS += -DXBN_VERSION='"$(XBN_VERSION)"'
+FORCE:
 
 $(BUILD)/xbnserve: $(BUILD)/cli/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
