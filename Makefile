@@ -115,10 +115,14 @@ container-test:
 # --avx512 unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the benchmark's own processes.
 bench: all models
 	@scripts/deps.sh bench
-	$(PY) bench/run.py --avx512
-	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/mobilenetv2-torch.safetensors
-	$(PY) bench/http_bench.py --avx512 --client-resize 256 --model $(MODELS)/mobilenetv2-torch.safetensors
-	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/resnet50-torch.safetensors
+	$(PY) bench/run.py --avx512 --out $(BUILD)/bench/engine.json
+	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/mobilenetv2-torch.safetensors \
+	    --out $(BUILD)/bench/http-mobilenetv2-torch.json
+	$(PY) bench/http_bench.py --avx512 --client-resize 256 --model $(MODELS)/mobilenetv2-torch.safetensors \
+	    --out $(BUILD)/bench/http-mobilenetv2-torch-client256.json
+	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/resnet50-torch.safetensors \
+	    --out $(BUILD)/bench/http-resnet50-torch.json
+	$(PY) bench/plot.py $(BUILD)/bench/engine.json $(BUILD)/bench/http-*.json
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O3 $(ARCHFLAGS) -ffp-contract=fast bench/layout.c -o $(BUILD)/bench/layout \
 	    $(shell pkg-config --cflags --libs openblas) -lm && $(BUILD)/bench/layout

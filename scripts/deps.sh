@@ -15,7 +15,7 @@ build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcjson-dev libjpeg62-turbo-d
 test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-h5py
     python3-yaml curl clang libclang-rt-14-dev
     python-matplotlib-data lomiri-wallpapers-20.04 libjpeg-turbo-progs
-    prometheus)
+    prometheus python3-matplotlib)
 container_pkgs=(podman runc debootstrap)
 bench_pkgs=(wrk)
 
