@@ -39,7 +39,9 @@ $(BUILD)/engine/%.o: CFLAGS += -ffp-contract=fast
 # The version xbnserve_build_info reports: `git describe`, or the fallback where there is no
 # git checkout (the container build copies no .git; it passes XBN_VERSION instead). The
 # stamp changes only when the version does, so metrics.o is rebuilt then and only then.
-XBN_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unreleased)
+ifndef XBN_VERSION
+XBN_VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo unreleased)
+endif
 $(BUILD)/version.stamp: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(XBN_VERSION)' | cmp -s - $@ || echo '$(XBN_VERSION)' > $@
