@@ -175,3 +175,28 @@ def test_process_metrics_agree_with_proc(daemon):
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     assert abs(cpu - (int(fields[11]) + int(fields[12])) / ticks) < 0.5
+
+
+def test_body_bytes_and_preprocess_step_exactly(daemon):
+    """Once their call sites are wired (test_dashboard.PENDING): the body byte counters move
+    by exactly the bytes on the wire, the preprocess histogram by one per decoded image."""
+    from test_http import PNG, multipart
+    req = 'xbnserve_request_bytes_total{model="small",endpoint="v1_predict"}'
+    resp = 'xbnserve_response_bytes_total{model="small",endpoint="v1_predict"}'
+    pre = 'xbnserve_preprocess_seconds_count{model="small"}'
+    before = scrape(daemon)
+    body, hdr = multipart([(JPEG, "image/jpeg"), (PNG, "image/png"), (JPEG, "image/jpeg")])
+    st, _, answer = daemon.request("POST", "/v1/models/small:predict", body, hdr)
+    assert st == 200
+    cut = JPEG[:len(JPEG) // 2]  # decoded, and refused
+    st, _, bad = daemon.request("POST", "/v1/models/small:predict", cut,
+                                {"Content-Type": "image/jpeg"})
+    assert 400 <= st < 500
+    after = scrape(daemon)
+    wired = [s for s in (req, resp, pre) if sample(after, s)]
+    if not wired:
+        pytest.xfail("metrics_request_bytes / metrics_response_bytes / metrics_preprocess "
+                     "not called from the request path yet")
+    assert sample(after, req) - sample(before, req) == len(body) + len(cut)
+    assert sample(after, resp) - sample(before, resp) == len(answer) + len(bad)
+    assert sample(after, pre) - sample(before, pre) == 3  # the undecodable image is not counted
