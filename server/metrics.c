@@ -410,7 +410,7 @@ int metrics_proc_parse(const char *self_stat, const char *sys_stat, long clk_tck
     return 0;
 }
 
-/* Open descriptors, the directory stream's own included (as the client libraries count). */
+/* Open descriptors, the directory stream's own included. */
 static long count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -444,7 +444,7 @@ void metrics_proc_render(sbuf *b, const metrics_proc *p)
     sbuf_printf(b, "process_virtual_memory_bytes %lld\n", p->virtual_bytes);
     head(b, "process_open_fds", "gauge", "Number of open file descriptors.");
     sbuf_printf(b, "process_open_fds %ld\n", p->open_fds);
-    if (p->max_fds >= 0) { /* no limit: no series, as the client libraries do */
+    if (p->max_fds >= 0) { /* unlimited: no series rather than a made-up number */
         head(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
         sbuf_printf(b, "process_max_fds %ld\n", p->max_fds);
     }
