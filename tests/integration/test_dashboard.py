@@ -107,9 +107,11 @@ def load_dashboard():
 @pytest.fixture(scope="module")
 def daemon():
     s = Server("--model", "small=" + SMALL, "--max-batch-size", "4")
-    traffic(s)
-    yield s
-    assert s.stop() == 0
+    try:  # a failed request here must not leave the daemon running
+        traffic(s)
+        yield s
+    finally:
+        assert s.stop() == 0
 
 
 def traffic(s):

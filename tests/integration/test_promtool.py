@@ -43,15 +43,17 @@ def daemon():
     t0 = time.time()
     s = Server("--model", "small=" + SMALL)
     s.t0 = t0
-    hdr = {"Content-Type": "image/jpeg"}
-    assert s.request("POST", "/v1/models/small:predict", JPEG, hdr)[0] == 200
-    assert s.request("POST", "/v1/models/nosuch:predict", JPEG, hdr)[0] == 404
-    assert s.request("GET", "/no/such/route")[0] == 404
-    assert s.request("GET", "/healthz")[0] == 200
-    assert s.request("GET", "/v2/models/small/ready")[0] == 200
-    assert s.request("GET", "/v1/models")[0] == 200
-    yield s
-    assert s.stop() == 0
+    try:  # a failed request here must not leave the daemon running
+        hdr = {"Content-Type": "image/jpeg"}
+        assert s.request("POST", "/v1/models/small:predict", JPEG, hdr)[0] == 200
+        assert s.request("POST", "/v1/models/nosuch:predict", JPEG, hdr)[0] == 404
+        assert s.request("GET", "/no/such/route")[0] == 404
+        assert s.request("GET", "/healthz")[0] == 200
+        assert s.request("GET", "/v2/models/small/ready")[0] == 200
+        assert s.request("GET", "/v1/models")[0] == 200
+        yield s
+    finally:
+        assert s.stop() == 0
 
 
 def scrape(s, timeout=5):
