@@ -20,7 +20,7 @@ TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test
 C_FILES := $(foreach d,$(SRC_DIRS) tests/unit tests/fuzz,$(wildcard $(d)/*.[ch]))
 MODELS  := $(BUILD)/models
 
-.PHONY: bench all deps run test unit pytest asan asan-unit asan-pytest format lint clean models fuzzers fuzz-build \
+.PHONY: FORCE bench all deps run test unit pytest asan asan-unit asan-pytest format lint clean models fuzzers fuzz-build \
         fuzz-smoke fuzz container-test check-deps
 all: $(BUILD)/xbnserve
 
@@ -35,6 +35,19 @@ $(BUILD)/%.o: %.c
 # The engine lets the compiler fuse a*b+c into one FMA: faster and more exact. Every sample
 # runs the same code, so batch invariance holds; image code stays unfused to match PIL.
 $(BUILD)/engine/%.o: CFLAGS += -ffp-contract=fast
+
+# The version xbnserve_build_info reports: `git describe`, or the fallback where there is no
+# git checkout (the container build copies no .git; it passes XBN_VERSION instead). The
+# stamp changes only when the version does, so metrics.o is rebuilt then and only then.
+ifndef XBN_VERSION
+XBN_VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo unreleased)
+endif
+$(BUILD)/version.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(XBN_VERSION)' | cmp -s - $@ || echo '$(XBN_VERSION)' > $@
+$(BUILD)/server/metrics.o: $(BUILD)/version.stamp
+$(BUILD)/server/metrics.o: override CFLAGS += -DXBN_VERSION='"$(XBN_VERSION)"'
+FORCE:
 
 $(BUILD)/xbnserve: $(BUILD)/cli/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
@@ -104,10 +117,14 @@ container-test:
 # --avx512 unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the benchmark's own processes.
 bench: all models
 	@scripts/deps.sh bench
-	$(PY) bench/run.py --avx512
-	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/mobilenetv2-torch.safetensors
-	$(PY) bench/http_bench.py --avx512 --client-resize 256 --model $(MODELS)/mobilenetv2-torch.safetensors
-	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/resnet50-torch.safetensors
+	$(PY) bench/run.py --avx512 --out $(BUILD)/bench/engine.json
+	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/mobilenetv2-torch.safetensors \
+	    --out $(BUILD)/bench/http-mobilenetv2-torch.json
+	$(PY) bench/http_bench.py --avx512 --client-resize 256 --model $(MODELS)/mobilenetv2-torch.safetensors \
+	    --out $(BUILD)/bench/http-mobilenetv2-torch-client256.json
+	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/resnet50-torch.safetensors \
+	    --out $(BUILD)/bench/http-resnet50-torch.json
+	$(PY) bench/plot.py $(BUILD)/bench/engine.json $(BUILD)/bench/http-*.json
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O3 $(ARCHFLAGS) -ffp-contract=fast bench/layout.c -o $(BUILD)/bench/layout \
 	    $(shell pkg-config --cflags --libs openblas) -lm && $(BUILD)/bench/layout

@@ -2,20 +2,23 @@
 
 usage: /usr/bin/python3 bench/http_bench.py [--model build/models/mobilenetv2-torch.safetensors]
          [--image FILE.jpg] [--client-resize N] [--seconds 10] [--concurrency 1,8,32]
-         [--batch 8] [--rounds 3] [--avx512]
+         [--batch 8] [--rounds 3] [--avx512] [--out FILE]
 
 1. Start-up: time from process start to GET /readyz = 200 (weights loaded, folded, warmed up),
    and peak RSS (VmHWM) against the model file's size.
 2. Load: wrk (Debian) POSTs the JPEG to /v1/models/NAME:predict at each concurrency for
    --seconds; reports requests/s, p50/p99/p99.9 latency (wrk's own histogram) and the batch
-   sizes the batcher formed (the xbnserve_batch_size histogram of /metrics, as a delta).
+   sizes the batcher formed (the xbnserve_batch_size histogram of /metrics, as a delta);
+   the latency distribution (wrk's percentiles from 0 to 100) goes to the JSON for
+   bench/plot.py.
 3. HTTP against the engine alone (`xbnserve bench`, same batch size and threads), in
    --rounds alternating pairs because this shared machine drifts by 10-20% within minutes:
    the engine for --seconds, then wrk at the highest concurrency, counting the answers the
    daemon sent (xbnserve_requests_total) over --seconds of steady state, from 1 s after wrk
    starts (queue filled) to 1 s before it stops (nothing half-done is counted or dropped).
    The ratio of each pair and their median are printed.
-Everything talks to 127.0.0.1 only and stops by itself.
+Everything talks to 127.0.0.1 only and stops by itself. Results also go to --out as JSON
+(default build/bench/http-MODEL.json); bench/plot.py draws them.
 """
 import argparse
 import http.client
@@ -41,6 +44,11 @@ done = function(summary, latency, requests)
     summary.duration, summary.errors.status + summary.errors.connect + summary.errors.read +
     summary.errors.write + summary.errors.timeout, latency:percentile(50) / 1000,
     latency:percentile(99) / 1000, latency:percentile(99.9) / 1000, summary.errors.status))
+  io.write("XBNLATENCY")
+  for _, p in ipairs({0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100}) do
+    io.write(string.format(" %g %.3f", p, latency:percentile(p) / 1000))
+  end
+  io.write("\n")
 end
 """
 
@@ -112,8 +120,12 @@ def main():
     ap.add_argument("--client-resize", type=int, default=0, metavar="N",
                     help="post the photo resized (PIL) to shorter side N, as an app does before "
                     "uploading; 0 posts it as it is")
+    ap.add_argument("--out", help="results JSON (default build/bench/http-MODEL[-clientN].json)")
     a = ap.parse_args()
     a.model = a.model or [os.path.join(ROOT, "build/models/mobilenetv2-torch.safetensors")]
+    stem = os.path.basename(a.model[0]).split(".")[0]
+    a.out = a.out or os.path.join(ROOT, "build", "bench", "http-%s%s.json" % (
+        stem, "-client%d" % a.client_resize if a.client_resize else ""))
     env = dict(os.environ)
     if a.avx512:
         env.pop("OPENBLAS_CORETYPE", None)
@@ -129,6 +141,7 @@ def main():
         from PIL import Image
         image = os.path.join(tmp, "img.jpg")
         Image.effect_mandelbrot((640, 480), (-2, -1.2, 1, 1.2), 100).convert("RGB").save(image)
+    source = os.path.basename(image)
     if a.client_resize:
         from PIL import Image
         im = Image.open(image).convert("RGB")
@@ -181,11 +194,13 @@ def main():
             if not line:
                 raise SystemExit("wrk failed: " + r.stdout + r.stderr)
             n, dur_us, errors, p50, p99, p999, status_err = line[0].split()[1:]
+            pct = [l for l in r.stdout.splitlines() if l.startswith("XBNLATENCY")][0].split()[1:]
             rps = int(n) / (int(dur_us) / 1e6)
             batches = hist_delta_summary(before, batch_hist(port, name))
             run = {"concurrency": conc, "requests": int(n), "req_per_s": rps, "errors": int(errors),
                    "p50_ms": float(p50), "p99_ms": float(p99), "p999_ms": float(p999),
-                   "batch_sizes": batches}
+                   "batch_sizes": batches,
+                   "latency_ms": [[float(p), float(v)] for p, v in zip(pct[::2], pct[1::2])]}
             results["runs"].append(run)
             print("c=%-3d %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  errors %s  "
                   "batches (size<=: count) %s" % (conc, rps, float(p50), float(p99), float(p999),
@@ -222,6 +237,11 @@ def main():
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+    results.update(model=stem, image=source, batch=a.batch,
+                   threads=a.threads, client_resize=a.client_resize, avx512=a.avx512)
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(results, f, indent=1)
     print(json.dumps(results))
 
 

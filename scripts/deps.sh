@@ -4,6 +4,8 @@
 # `container` is only what `make container-test` needs (podman, runc, debootstrap); `bench`
 # adds the HTTP load generator to the build set (`make bench`; Node.js for ONNX Runtime is
 # the machine's own).
+# `prometheus` is for its promtool and its server binary, which the metrics and dashboard tests
+# run on their own ports; the system service it installs is stopped and disabled again.
 # Installs only what is missing. As root it runs apt-get; otherwise it prints the
 # command to run and fails, so a build never half-works for lack of a package.
 set -euo pipefail
@@ -12,7 +14,8 @@ build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcjson-dev libjpeg62-turbo-d
     libopenblas-dev python3 python3-torch python3-numpy)
 test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-h5py
     python3-yaml curl clang libclang-rt-14-dev
-    python-matplotlib-data lomiri-wallpapers-20.04 libjpeg-turbo-progs)
+    python-matplotlib-data lomiri-wallpapers-20.04 libjpeg-turbo-progs
+    prometheus python3-matplotlib)
 container_pkgs=(podman runc debootstrap)
 bench_pkgs=(wrk)
 
@@ -40,3 +43,6 @@ echo "deps.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi

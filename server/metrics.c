@@ -1,11 +1,17 @@
 /* metrics.c - see metrics.h. */
 #include "server/metrics.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#ifndef XBN_VERSION
+#define XBN_VERSION "unknown" /* the Makefile defines it; other builds say they do not know */
+#endif
 
 static const double time_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                       0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -26,17 +32,21 @@ typedef struct {
     unsigned long long n;
 } series;
 
+/* Everything kept per (model, endpoint): latency (API endpoints only) and body bytes. */
 typedef struct {
     const char *endpoint;
     int model;
-    hist h;
-} lat_series;
+    hist lat;
+    unsigned long long bytes_in, bytes_out;
+} ep_series;
 
 typedef struct {
     char *name;
-    hist wait, compute, batch;
+    hist pre, wait, compute, batch;
     unsigned long long images;
     double load_s;
+    char info[320]; /* xbnserve_model_info's labels after "model=...,", "" until registered */
+    char gemm[16];
 } model_m;
 
 struct metrics {
@@ -45,8 +55,8 @@ struct metrics {
     model_m *models;
     series *req;
     int nreq;
-    lat_series *lat;
-    int nlat;
+    ep_series *ep;
+    int nep;
 };
 
 metrics *metrics_new(int nmodels, const char *const *names)
@@ -57,8 +67,8 @@ metrics *metrics_new(int nmodels, const char *const *names)
     m->nmodels = nmodels;
     m->models = calloc((size_t)nmodels + 1, sizeof *m->models);
     m->req = calloc(METRICS_MAX_SERIES, sizeof *m->req);
-    m->lat = calloc(METRICS_MAX_SERIES, sizeof *m->lat);
-    if (!m->models || !m->req || !m->lat) goto fail;
+    m->ep = calloc(METRICS_MAX_SERIES, sizeof *m->ep);
+    if (!m->models || !m->req || !m->ep) goto fail;
     for (int i = 0; i < nmodels; i++)
         if (!(m->models[i].name = strdup(names[i]))) goto fail;
     return m;
@@ -73,9 +83,23 @@ void metrics_free(metrics *m)
     for (int i = 0; m->models && i < m->nmodels; i++) free(m->models[i].name);
     free(m->models);
     free(m->req);
-    free(m->lat);
+    free(m->ep);
     pthread_mutex_destroy(&m->mu);
     free(m);
+}
+
+const char *metrics_version(void)
+{
+    return XBN_VERSION;
+}
+
+int metrics_is_probe(const char *endpoint)
+{
+    static const char *const probes[] = {"healthz", "readyz",         "v2_live", "v2_ready",
+                                         "metrics", "v2_model_ready", "other"};
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++)
+        if (!strcmp(endpoint, probes[i])) return 1;
+    return 0;
 }
 
 static void observe(hist *h, const double *bk, size_t nb, double v)
@@ -87,36 +111,82 @@ static void observe(hist *h, const double *bk, size_t nb, double v)
     h->sum += v;
 }
 
-void metrics_request(metrics *m, int model, const char *endpoint, int code, double seconds)
+/* Indices outside the registered models are requests not addressed to one. */
+static int model_or_none(const metrics *m, int mod)
+{
+    return mod >= 0 && mod < m->nmodels ? mod : -1;
+}
+
+/* The (model, endpoint) entry, created on first use; NULL once the table is full. Locked. */
+static ep_series *ep_of(metrics *m, int mod, const char *endpoint)
+{
+    for (int i = 0; i < m->nep; i++)
+        if (m->ep[i].model == mod && !strcmp(m->ep[i].endpoint, endpoint)) return &m->ep[i];
+    if (m->nep == METRICS_MAX_SERIES) return NULL;
+    ep_series *e = &m->ep[m->nep++];
+    memset(e, 0, sizeof *e);
+    e->endpoint = endpoint;
+    e->model = mod;
+    return e;
+}
+
+/* The (model, endpoint, code) counter, created on first use; NULL once full. Locked. */
+static series *req_of(metrics *m, int mod, const char *endpoint, int code)
+{
+    for (int i = 0; i < m->nreq; i++)
+        if (m->req[i].model == mod && m->req[i].code == code &&
+            !strcmp(m->req[i].endpoint, endpoint))
+            return &m->req[i];
+    if (m->nreq == METRICS_MAX_SERIES) return NULL;
+    m->req[m->nreq] = (series){mod, endpoint, code, 0};
+    return &m->req[m->nreq++];
+}
+
+void metrics_request(metrics *m, int mod, const char *endpoint, int code, double seconds)
 {
     if (!m) return;
-    if (model >= m->nmodels) model = -1;
+    mod = model_or_none(m, mod);
     pthread_mutex_lock(&m->mu);
-    int i;
-    for (i = 0; i < m->nreq; i++)
-        if (m->req[i].model == model && m->req[i].code == code &&
-            !strcmp(m->req[i].endpoint, endpoint))
-            break;
-    if (i == m->nreq && m->nreq < METRICS_MAX_SERIES)
-        m->req[m->nreq++] = (series){model, endpoint, code, 0};
-    if (i < m->nreq) m->req[i].n++;
-    for (i = 0; i < m->nlat; i++)
-        if (m->lat[i].model == model && !strcmp(m->lat[i].endpoint, endpoint)) break;
-    if (i == m->nlat && m->nlat < METRICS_MAX_SERIES) {
-        memset(&m->lat[i], 0, sizeof m->lat[i]);
-        m->lat[i].endpoint = endpoint;
-        m->lat[i].model = model;
-        m->nlat++;
-    }
-    if (i < m->nlat) observe(&m->lat[i].h, time_buckets, NTB, seconds);
+    series *s = req_of(m, mod, endpoint, code);
+    if (s) s->n++;
+    ep_series *e = metrics_is_probe(endpoint) ? NULL : ep_of(m, mod, endpoint);
+    if (e) observe(&e->lat, time_buckets, NTB, seconds);
     pthread_mutex_unlock(&m->mu);
 }
 
-void metrics_batch(metrics *m, int model, int n, double compute_s, const double *waits_s)
+static void add_bytes(metrics *m, int mod, const char *endpoint, size_t bytes, int out)
 {
-    if (!m || model < 0 || model >= m->nmodels) return;
+    if (!m) return;
+    mod = model_or_none(m, mod);
     pthread_mutex_lock(&m->mu);
-    model_m *mm = &m->models[model];
+    ep_series *e = ep_of(m, mod, endpoint);
+    if (e) *(out ? &e->bytes_out : &e->bytes_in) += bytes;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_request_bytes(metrics *m, int mod, const char *endpoint, size_t bytes)
+{
+    add_bytes(m, mod, endpoint, bytes, 0);
+}
+
+void metrics_response_bytes(metrics *m, int mod, const char *endpoint, size_t bytes)
+{
+    add_bytes(m, mod, endpoint, bytes, 1);
+}
+
+void metrics_preprocess(metrics *m, int mod, double seconds)
+{
+    if (!m || mod < 0 || mod >= m->nmodels) return;
+    pthread_mutex_lock(&m->mu);
+    observe(&m->models[mod].pre, time_buckets, NTB, seconds);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_batch(metrics *m, int mod, int n, double compute_s, const double *waits_s)
+{
+    if (!m || mod < 0 || mod >= m->nmodels) return;
+    pthread_mutex_lock(&m->mu);
+    model_m *mm = &m->models[mod];
     observe(&mm->compute, time_buckets, NTB, compute_s);
     observe(&mm->batch, size_buckets, NSB, n);
     for (int i = 0; i < n; i++) observe(&mm->wait, time_buckets, NTB, waits_s[i]);
@@ -124,13 +194,31 @@ void metrics_batch(metrics *m, int model, int n, double compute_s, const double 
     pthread_mutex_unlock(&m->mu);
 }
 
-void metrics_model_loaded(metrics *m, int model, double seconds)
+void metrics_model_loaded(metrics *m, int mod, double seconds)
 {
-    if (!m || model < 0 || model >= m->nmodels) return;
+    if (!m || mod < 0 || mod >= m->nmodels) return;
     pthread_mutex_lock(&m->mu);
-    m->models[model].load_s = seconds;
+    m->models[mod].load_s = seconds;
     pthread_mutex_unlock(&m->mu);
 }
+
+void metrics_model_info(metrics *m, int mod, const char *version, const model_info *info)
+{
+    if (!m || mod < 0 || mod >= m->nmodels) return;
+    char width[32] = "";
+    if (info->arch == ARCH_MOBILENETV2) snprintf(width, sizeof width, "%g", info->width);
+    pthread_mutex_lock(&m->mu);
+    model_m *mm = &m->models[mod];
+    snprintf(mm->info, sizeof mm->info,
+             "version=\"%.32s\",arch=\"%s\",flavour=\"%s\",width=\"%s\",classes=\"%d\","
+             "input_size=\"%d\",gemm=\"%.15s\",untrained=\"%s\"",
+             version, arch_name(info->arch), flavour_name(info->flavour), width, info->classes,
+             info->pre.crop, info->gemm, info->untrained ? "true" : "false");
+    snprintf(mm->gemm, sizeof mm->gemm, "%s", info->gemm);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- rendering ---- */
 
 static void render_hist(sbuf *b, const char *name, const char *labels, const hist *h,
                         const double *bk, size_t nb)
@@ -151,39 +239,64 @@ static void head(sbuf *b, const char *name, const char *type, const char *help)
     sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-void metrics_render(metrics *m, sbuf *b, const long *depth, const int *ready, long in_flight)
+static const char *model_label(const metrics *m, int mod)
 {
-    char lab[256];
-    pthread_mutex_lock(&m->mu);
+    return mod >= 0 ? m->models[mod].name : "";
+}
+
+/* One histogram per model; `field` is the offset of the hist in model_m. */
+static void render_model_hists(sbuf *b, const metrics *m, const char *name, size_t field,
+                               const double *bk, size_t nb)
+{
+    char lab[128];
+    for (int i = 0; i < m->nmodels; i++) {
+        snprintf(lab, sizeof lab, "model=\"%s\"", m->models[i].name);
+        render_hist(b, name, lab, (const hist *)((const char *)&m->models[i] + field), bk, nb);
+    }
+}
+
+static void render_requests(sbuf *b, const metrics *m)
+{
+    char lab[192];
     head(b, "xbnserve_requests_total", "counter", "HTTP requests by model, endpoint, code.");
     for (int i = 0; i < m->nreq; i++) {
         const series *s = &m->req[i];
         sbuf_printf(b, "xbnserve_requests_total{model=\"%s\",endpoint=\"%s\",code=\"%d\"} %llu\n",
-                    s->model >= 0 ? m->models[s->model].name : "", s->endpoint, s->code, s->n);
+                    model_label(m, s->model), s->endpoint, s->code, s->n);
     }
     head(b, "xbnserve_request_duration_seconds", "histogram",
-         "Request latency, arrival to response queued.");
-    for (int i = 0; i < m->nlat; i++) {
-        const lat_series *s = &m->lat[i];
-        snprintf(lab, sizeof lab, "model=\"%s\",endpoint=\"%s\"",
-                 s->model >= 0 ? m->models[s->model].name : "", s->endpoint);
-        render_hist(b, "xbnserve_request_duration_seconds", lab, &s->h, time_buckets, NTB);
+         "Request latency, arrival to response queued (API endpoints; no probes).");
+    for (int i = 0; i < m->nep; i++) {
+        const ep_series *e = &m->ep[i];
+        if (metrics_is_probe(e->endpoint)) continue;
+        snprintf(lab, sizeof lab, "model=\"%s\",endpoint=\"%s\"", model_label(m, e->model),
+                 e->endpoint);
+        render_hist(b, "xbnserve_request_duration_seconds", lab, &e->lat, time_buckets, NTB);
     }
+    head(b, "xbnserve_request_bytes_total", "counter", "Request body bytes received.");
+    for (int i = 0; i < m->nep; i++)
+        sbuf_printf(b, "xbnserve_request_bytes_total{model=\"%s\",endpoint=\"%s\"} %llu\n",
+                    model_label(m, m->ep[i].model), m->ep[i].endpoint, m->ep[i].bytes_in);
+    head(b, "xbnserve_response_bytes_total", "counter", "Response body bytes sent.");
+    for (int i = 0; i < m->nep; i++)
+        sbuf_printf(b, "xbnserve_response_bytes_total{model=\"%s\",endpoint=\"%s\"} %llu\n",
+                    model_label(m, m->ep[i].model), m->ep[i].endpoint, m->ep[i].bytes_out);
+}
+
+static void render_models(sbuf *b, const metrics *m, const long *depth, const int *ready)
+{
+    head(b, "xbnserve_preprocess_seconds", "histogram",
+         "Per image: decode and preprocessing to the input pixels.");
+    render_model_hists(b, m, "xbnserve_preprocess_seconds", offsetof(model_m, pre), time_buckets,
+                       NTB);
     head(b, "xbnserve_queue_wait_seconds", "histogram", "Per image: queued to batch start.");
-    for (int i = 0; i < m->nmodels; i++) {
-        snprintf(lab, sizeof lab, "model=\"%s\"", m->models[i].name);
-        render_hist(b, "xbnserve_queue_wait_seconds", lab, &m->models[i].wait, time_buckets, NTB);
-    }
+    render_model_hists(b, m, "xbnserve_queue_wait_seconds", offsetof(model_m, wait), time_buckets,
+                       NTB);
     head(b, "xbnserve_compute_seconds", "histogram", "Engine time per batch.");
-    for (int i = 0; i < m->nmodels; i++) {
-        snprintf(lab, sizeof lab, "model=\"%s\"", m->models[i].name);
-        render_hist(b, "xbnserve_compute_seconds", lab, &m->models[i].compute, time_buckets, NTB);
-    }
+    render_model_hists(b, m, "xbnserve_compute_seconds", offsetof(model_m, compute), time_buckets,
+                       NTB);
     head(b, "xbnserve_batch_size", "histogram", "Images per engine batch.");
-    for (int i = 0; i < m->nmodels; i++) {
-        snprintf(lab, sizeof lab, "model=\"%s\"", m->models[i].name);
-        render_hist(b, "xbnserve_batch_size", lab, &m->models[i].batch, size_buckets, NSB);
-    }
+    render_model_hists(b, m, "xbnserve_batch_size", offsetof(model_m, batch), size_buckets, NSB);
     head(b, "xbnserve_images_total", "counter", "Images computed.");
     for (int i = 0; i < m->nmodels; i++)
         sbuf_printf(b, "xbnserve_images_total{model=\"%s\"} %llu\n", m->models[i].name,
@@ -200,15 +313,142 @@ void metrics_render(metrics *m, sbuf *b, const long *depth, const int *ready, lo
     for (int i = 0; i < m->nmodels; i++)
         sbuf_printf(b, "xbnserve_model_load_seconds{model=\"%s\"} %.6f\n", m->models[i].name,
                     m->models[i].load_s);
+    head(b, "xbnserve_model_info", "gauge", "1 per loaded model; its description in the labels.");
+    for (int i = 0; i < m->nmodels; i++)
+        if (m->models[i].info[0])
+            sbuf_printf(b, "xbnserve_model_info{model=\"%s\",%s} 1\n", m->models[i].name,
+                        m->models[i].info);
+}
+
+/* The distinct GEMM kernels of the loaded models, in model order, comma separated. */
+static void gemm_set(const metrics *m, char *out, size_t outlen)
+{
+    out[0] = 0;
+    for (int i = 0; i < m->nmodels; i++) {
+        const char *g = m->models[i].gemm;
+        int seen = !g[0];
+        for (int j = 0; j < i && !seen; j++) seen = !strcmp(m->models[j].gemm, g);
+        if (seen) continue;
+        size_t len = strlen(out);
+        snprintf(out + len, outlen - len, "%s%s", len ? "," : "", g);
+    }
+}
+
+static void render_build_info(sbuf *b, const metrics *m)
+{
+    char gemm[64];
+    gemm_set(m, gemm, sizeof gemm);
+    head(b, "xbnserve_build_info", "gauge",
+         "1; the version and the GEMM kernels the loaded models run in the labels.");
+    sbuf_printf(b, "xbnserve_build_info{version=\"%s\",gemm=\"%s\"} 1\n", metrics_version(), gemm);
+}
+
+void metrics_render(metrics *m, sbuf *b, const long *depth, const int *ready, long in_flight)
+{
+    pthread_mutex_lock(&m->mu);
+    render_requests(b, m);
+    render_models(b, m, depth, ready);
+    render_build_info(b, m);
     pthread_mutex_unlock(&m->mu);
     head(b, "xbnserve_requests_in_flight", "gauge", "Requests accepted and not yet answered.");
     sbuf_printf(b, "xbnserve_requests_in_flight %ld\n", in_flight);
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-        fclose(f);
+    metrics_proc p;
+    if (!metrics_proc_read(&p)) metrics_proc_render(b, &p);
+}
+
+/* ---- process_* from /proc ---- */
+
+/* The whole of a small /proc file, NUL-terminated. 0 on success. */
+static int read_text(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return n ? 0 : -1;
+}
+
+/* The "btime" line of /proc/stat. It comes after the per-CPU and interrupt lines, which
+ * run to many kilobytes on a large machine, so the file is read line by line. */
+static int read_btime_line(char *buf, size_t size)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    int found = 0;
+    while (!found && getline(&line, &cap, f) > 0)
+        if (!strncmp(line, "btime ", 6)) found = snprintf(buf, size, "%s", line) > 0;
+    free(line);
+    fclose(f);
+    return found ? 0 : -1;
+}
+
+int metrics_proc_parse(const char *self_stat, const char *sys_stat, long clk_tck, long page_size,
+                       metrics_proc *p)
+{
+    /* The command name (field 2) is in parentheses and may itself hold spaces and ')':
+     * the fields after it start after the last ')'. */
+    const char *rest = strrchr(self_stat, ')');
+    unsigned long utime, stime, vsize;
+    unsigned long long start;
+    long rss;
+    if (!rest || clk_tck <= 0 ||
+        sscanf(rest + 1,
+               " %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %lu %*s %*s %*s %*s %*s %*s "
+               "%llu %lu %ld",
+               &utime, &stime, &start, &vsize, &rss) != 5)
+        return -1;
+    const char *bt = !strncmp(sys_stat, "btime ", 6) ? sys_stat : strstr(sys_stat, "\nbtime ");
+    long long btime;
+    if (!bt || sscanf(bt, " btime %lld", &btime) != 1) return -1;
+    p->cpu_seconds = (double)(utime + stime) / (double)clk_tck;
+    p->start_time_seconds = (double)btime + (double)start / (double)clk_tck;
+    p->virtual_bytes = (long long)vsize;
+    p->resident_bytes = (long long)rss * page_size;
+    return 0;
+}
+
+/* Open descriptors, the directory stream's own included. */
+static long count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+int metrics_proc_read(metrics_proc *p)
+{
+    char self[1024], btime[64];
+    if (read_text("/proc/self/stat", self, sizeof self) || read_btime_line(btime, sizeof btime) ||
+        metrics_proc_parse(self, btime, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE), p))
+        return -1;
+    struct rlimit rl;
+    int limited = !getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY;
+    p->max_fds = limited ? (long)rl.rlim_cur : -1;
+    p->open_fds = count_fds();
+    return p->open_fds < 0 ? -1 : 0;
+}
+
+void metrics_proc_render(sbuf *b, const metrics_proc *p)
+{
+    head(b, "process_cpu_seconds_total", "counter", "Total user and system CPU time in seconds.");
+    sbuf_printf(b, "process_cpu_seconds_total %.3f\n", p->cpu_seconds);
+    head(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    sbuf_printf(b, "process_resident_memory_bytes %lld\n", p->resident_bytes);
+    head(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    sbuf_printf(b, "process_virtual_memory_bytes %lld\n", p->virtual_bytes);
+    head(b, "process_open_fds", "gauge", "Number of open file descriptors.");
+    sbuf_printf(b, "process_open_fds %ld\n", p->open_fds);
+    if (p->max_fds >= 0) { /* unlimited: no series rather than a made-up number */
+        head(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        sbuf_printf(b, "process_max_fds %ld\n", p->max_fds);
     }
-    head(b, "xbnserve_process_resident_memory_bytes", "gauge", "Resident set size.");
-    sbuf_printf(b, "xbnserve_process_resident_memory_bytes %ld\n", rss * sysconf(_SC_PAGESIZE));
+    head(b, "process_start_time_seconds", "gauge",
+         "Start time of the process since the Unix epoch in seconds.");
+    sbuf_printf(b, "process_start_time_seconds %.2f\n", p->start_time_seconds);
 }

@@ -144,6 +144,7 @@ static int load_model(server *s, srv_model *m, char *err, size_t errlen)
     }
     m->load_s = (double)(batcher_now_ns() - t0) * 1e-9;
     metrics_model_loaded(s->met, m->idx, m->load_s);
+    metrics_model_info(s->met, m->idx, "1", &m->info); /* "1": as /v2/models/{m} says */
     log_msg(&s->log, LOG_INFO,
             "model %s loaded in %.2fs: %s %s classes=%d input=%dx%d gemm=%s max_batch_size=%lld "
             "workers=%lld%s",

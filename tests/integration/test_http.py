@@ -275,7 +275,7 @@ def test_metrics(srv):
     for name in ("xbnserve_requests_total", "xbnserve_request_duration_seconds_bucket",
                  "xbnserve_queue_wait_seconds_bucket", "xbnserve_compute_seconds_bucket",
                  "xbnserve_batch_size_bucket", "xbnserve_queue_depth", "xbnserve_requests_in_flight",
-                 "xbnserve_model_load_seconds", "xbnserve_process_resident_memory_bytes"):
+                 "xbnserve_model_load_seconds", "process_resident_memory_bytes"):
         assert name in text, name
     assert re.search(r'xbnserve_requests_total\{model="small",endpoint="v1_predict",code="200"\} \d+', text)
 
