@@ -143,3 +143,17 @@ clean:
 	rm -rf $(BUILD) build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- npm validators for tests/integration (Kubernetes/KServe manifests, OpenAPI) ----
+# Installed from the committed lock file into build/node (whatever BUILD is); the tests
+# then run offline. `make test` and `make asan` get them through `pytest`.
+NODE_DIR := build/node
+NODE_SRC := tests/integration/node
+$(NODE_DIR)/.stamp: $(NODE_SRC)/package.json $(NODE_SRC)/package-lock.json
+	@mkdir -p $(NODE_DIR)
+	cp $^ $(NODE_DIR)/
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+node-deps: $(NODE_DIR)/.stamp
+pytest: node-deps
+.PHONY: node-deps

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian packages xbnserve needs to build, test and run.
 # Usage: scripts/deps.sh [build|test|all|container|bench]   (default: all)
+# `test` and `all` include Node.js and npm for the validators in tests/integration/node.
 # `container` is only what `make container-test` needs (podman, runc, debootstrap); `bench`
 # adds the HTTP load generator to the build set (`make bench`; Node.js for ONNX Runtime is
 # the machine's own).
@@ -16,6 +17,10 @@ test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-
     python3-yaml curl clang libclang-rt-14-dev
     python-matplotlib-data lomiri-wallpapers-20.04 libjpeg-turbo-progs
     prometheus python3-matplotlib)
+# npm installs the validators of tests/integration/node (Makefile: node-deps). Debian's
+# nodejs + npm only where the machine has no npm of its own (a Node.js from elsewhere
+# ships npm inside its nodejs package, which Debian's npm would conflict with).
+command -v npm >/dev/null 2>&1 || test_pkgs+=(nodejs npm)
 container_pkgs=(podman runc debootstrap)
 bench_pkgs=(wrk)
 

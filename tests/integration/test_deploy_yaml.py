@@ -1,10 +1,12 @@
 """Deployment files (docker/): every YAML parses and carries what docs/deploy.md promises.
 
-No Kubernetes schema is packaged in Debian, so these are structural checks of the fields
-that matter: probes on the right paths, a startup probe long enough to load ResNet50, a
-grace period longer than the drain, non-root and read-only root filesystem, resources,
-the HPA target, the KServe kinds and the Dockerfile's promises. The image itself is built
-and run by `make container-test` (tests/container/run.sh).
+Structural checks of the fields that matter: probes on the right paths, a startup probe long
+enough to load ResNet50, a grace period longer than preStop + drain, non-root and read-only
+root filesystem, resources, the HPA target, the KServe runtime and both InferenceService
+variants (Serverless, RawDeployment) and the Dockerfile's promises. Schema validation of every
+manifest (Kubernetes and KServe schemas, Knative's field restrictions) is in
+test_k8s_schemas.py. The image itself is built and run by `make container-test`
+(tests/container/run.sh).
 """
 
 import json
@@ -87,21 +89,24 @@ def check_container_security(c, pod_sc):
     assert uid is None or uid != 0
 
 
-def check_probes(c):
+def check_probes(c, startup=True):
     port_names = {p.get("name") for p in c.get("ports", [])} | {
         p["containerPort"] for p in c.get("ports", [])
     }
-    for probe, paths in [
+    probes = [
         ("livenessProbe", {"/healthz", "/v2/health/live"}),
         ("readinessProbe", {"/readyz", "/v2/health/ready"}),
-        ("startupProbe", {"/readyz", "/v2/health/ready"}),
-    ]:
+    ]
+    if startup:
+        probes.append(("startupProbe", {"/readyz", "/v2/health/ready"}))
+    for probe, paths in probes:
         p = c.get(probe)
         assert p, f"{c['name']}: no {probe}"
         assert p["httpGet"]["path"] in paths, f"{probe} on {p['httpGet']['path']}"
         assert p["httpGet"]["port"] in port_names, f"{probe} port {p['httpGet']['port']}"
-    # ResNet50 load + warm-up on 2 CPUs is seconds; leave two minutes for slow volumes.
-    assert probe_budget_s(c["startupProbe"]) >= 120
+    if startup:
+        # ResNet50 load + warm-up on 2 CPUs is seconds; leave two minutes for slow volumes.
+        assert probe_budget_s(c["startupProbe"]) >= 120
     assert c["livenessProbe"].get("failureThreshold", 3) >= 2
 
 
@@ -163,13 +168,30 @@ def test_hpa_scales_the_deployment_on_cpu():
     assert "cpu" in dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
 
 
-def test_kserve_runtime_and_inference_service():
+def deployment_mode(isvc):
+    """KServe's mode for an InferenceService: the annotation, else KServe's shipped default
+    (Serverless); 0.16+ names them Knative and Standard."""
+    mode = isvc["metadata"].get("annotations", {}).get("serving.kserve.io/deploymentMode", "Serverless")
+    return {"Knative": "Serverless", "Standard": "RawDeployment"}.get(mode, mode)
+
+
+def merged_container(rt, isvc):
+    """The container KServe runs: the runtime's kserve-container with the predictor's model
+    fields laid over it (KServe merges them the same way)."""
+    (c,) = rt["spec"]["containers"]
+    m = isvc["spec"]["predictor"]["model"]
+    out = dict(c)
+    out.update({k: v for k, v in m.items() if k not in KSERVE_MODEL_KEYS})
+    return out
+
+
+KSERVE_MODEL_KEYS = {"modelFormat", "runtime", "runtimeVersion", "protocolVersion", "storageUri", "storage"}
+
+
+def test_kserve_runtime():
     (rt,) = kind("ServingRuntime")
-    (isvc,) = kind("InferenceService")
     assert rt["apiVersion"] == "serving.kserve.io/v1alpha1"
-    assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
     assert "v2" in rt["spec"]["protocolVersions"]
-    formats = {f["name"] for f in rt["spec"]["supportedModelFormats"]}
     (c,) = rt["spec"]["containers"]
     assert c["name"] == "kserve-container"
     assert any(p["containerPort"] == 8080 for p in c["ports"])
@@ -177,17 +199,61 @@ def test_kserve_runtime_and_inference_service():
     models = env_of(c)["XBNSERVE_MODELS"]
     assert models.startswith("{{.Name}}=/mnt/models/")
     check_container_security(c, {})
-    check_probes(c)
+    # No startup probe in the shared runtime (older Knative refuses it): liveness must not
+    # depend on loading, which /healthz and /v2/health/live do not.
+    check_probes(c, startup=False)
+    assert c["livenessProbe"]["httpGet"]["path"] in ("/healthz", "/v2/health/live")
     check_resources(c)
+    # Shared by both modes: nothing Knative refuses (test_k8s_schemas.py checks every field).
+    assert "lifecycle" not in c and "startupProbe" not in c
 
+
+def test_kserve_inference_services_one_per_mode():
+    (rt,) = kind("ServingRuntime")
+    isvcs = kind("InferenceService")
+    modes = sorted(deployment_mode(i) for i in isvcs)
+    assert modes == ["RawDeployment", "Serverless"], modes
+    assert len({i["metadata"]["name"] for i in isvcs}) == len(isvcs), "names collide"
+    formats = {f["name"] for f in rt["spec"]["supportedModelFormats"]}
+    for isvc in isvcs:
+        assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
+        pred = isvc["spec"]["predictor"]
+        m = pred["model"]
+        assert m["runtime"] == rt["metadata"]["name"]
+        assert m["modelFormat"]["name"] in formats
+        assert m["protocolVersion"] == "v2" and m["protocolVersion"] in rt["spec"]["protocolVersions"]
+        assert m["storageUri"]
+        assert 1 <= pred["minReplicas"] <= pred["maxReplicas"]
+        c = merged_container(rt, isvc)
+        check_container_security(c, pred.get("securityContext", {}))
+        check_resources(c)
+
+
+def test_kserve_raw_deployment_drains_like_the_deployment():
+    (rt,) = kind("ServingRuntime")
+    (isvc,) = [i for i in kind("InferenceService") if deployment_mode(i) == "RawDeployment"]
     pred = isvc["spec"]["predictor"]
-    m = pred["model"]
-    assert m["runtime"] == rt["metadata"]["name"]
-    assert m["modelFormat"]["name"] in formats
-    assert m["protocolVersion"] == "v2"
-    assert m["storageUri"]
+    c = merged_container(rt, isvc)
+    check_probes(c, startup=True)
+    # The kubelet SIGKILLs after the grace period: it must cover preStop + drain.
+    assert prestop_s(c) >= 5
+    assert pred["terminationGracePeriodSeconds"] > prestop_s(c) + drain_s(c)
     assert pred["securityContext"]["runAsNonRoot"] is True
-    assert pred["terminationGracePeriodSeconds"] > drain_s(c)
+    # Rolling updates never drop below the wanted capacity; HPA on CPU as hpa.yaml.
+    assert pred["deploymentStrategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert pred["scaleMetric"] == "cpu" and 0 < pred["scaleTarget"] <= 100
+
+
+def test_kserve_serverless_leaves_shutdown_to_knative():
+    (rt,) = kind("ServingRuntime")
+    (isvc,) = [i for i in kind("InferenceService") if deployment_mode(i) == "Serverless"]
+    pred = isvc["spec"]["predictor"]
+    c = merged_container(rt, isvc)
+    # Knative sets the grace period (the revision timeout, 300 s by default) and its own
+    # preStop (the queue-proxy's drain); the daemon's drain fits in the default.
+    assert "terminationGracePeriodSeconds" not in pred and "lifecycle" not in c
+    assert drain_s(c) < 300 - 30
+    assert pred["scaleMetric"] in ("concurrency", "rps")
 
 
 def test_compose():
