@@ -44,6 +44,7 @@ static int send_body(request *r, int code, char *body, size_t len, const char *c
     if (code == 503) MHD_add_response_header(resp, "Retry-After", "1");
     if (code == 405) MHD_add_response_header(resp, "Allow", routes_allow(r->rt));
     if (atomic_load(&r->s->draining)) MHD_add_response_header(resp, "Connection", "close");
+    metrics_response_bytes(r->s->met, r->model, r->rt ? r->rt->endpoint : "other", len);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)code, resp);
     MHD_destroy_response(resp);
     r->status = code;
@@ -254,6 +255,7 @@ static int add_body(request *r, const char *data, size_t n)
 static int body_done(request *r)
 {
     if (strcmp(r->rt->method, "GET") && r->len == 0) return http_send_error(r, 400, "empty body");
+    metrics_request_bytes(r->s->met, r->model, r->rt->endpoint, r->len);
     return r->rt->handle(r);
 }
 

@@ -150,8 +150,10 @@ static int decode_images(request *r, const srv_model *m, const blob *imgs, int n
     }
     for (int i = 0; imgs && i < nimg; i++) {
         char e[SERVER_ERRLEN];
+        long long t0 = batcher_now_ns();
         int st = image_to_pixels(imgs[i].data, imgs[i].len, &m->info.pre, &r->s->img, 0,
                                  w->px + (size_t)i * m->in_elems, e, sizeof e);
+        if (!st) metrics_preprocess(r->s->met, r->model, (double)(batcher_now_ns() - t0) * 1e-9);
         if (st) {
             snprintf(r->err, sizeof r->err, "image %d: %.200s", i, e); /* room for the prefix */
             return http_of_image(st);

@@ -27,16 +27,6 @@ GRAFANA = ROOT / "docker" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "xbnserve.json"
 PROMETHEUS = shutil.which("prometheus")
 
-# Series the daemon renders (zero) from the start but that record something only once their
-# call sites in the request path exist: the dashboard's panels for them stay flat until then.
-# test_pending_series_record_traffic xfails for each while it stays zero under traffic and
-# fails once it records, until the entry leaves this list. Keep it short.
-PENDING = {
-    "xbnserve_preprocess_seconds_count": "metrics_preprocess() around image_to_pixels",
-    "xbnserve_request_bytes_total": "metrics_request_bytes() once the body is complete",
-    "xbnserve_response_bytes_total": "metrics_response_bytes() where a response is queued",
-}
-
 # What Grafana substitutes before a query reaches Prometheus: the "All" values of the
 # dashboard's variables and a rate window of four 1 s scrapes (the test's scrape interval).
 GRAFANA_VARS = {"$__rate_interval": "4s", "$job": ".+", "$model": ".*"}
@@ -139,16 +129,6 @@ def test_dashboard_names_only_exported_metrics(daemon):
     queries = dashboard_queries(dash)
     assert len(queries) >= 20
     assert unknown_names(dash, scrape(daemon)) == {}
-
-
-@pytest.mark.parametrize("series", sorted(PENDING))
-def test_pending_series_record_traffic(daemon, series):
-    values = [float(v) for v in re.findall(
-        "^" + re.escape(series) + r'\{[^}]*model="small"[^}]*\} (\S+)$', scrape(daemon), re.M)]
-    assert values, f"{series} is not rendered at all"
-    if not any(values):
-        pytest.xfail(f"call site not wired yet: {PENDING[series]}")
-    assert False, f"{series} records traffic now: remove it from PENDING"
 
 
 def test_misspelt_metric_is_caught(daemon):

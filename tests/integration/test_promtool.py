@@ -157,8 +157,9 @@ def test_model_and_build_info(daemon):
 
 
 def test_process_metrics_agree_with_proc(daemon):
-    text = scrape(daemon)
     pid = daemon.proc.pid
+    fds_before = len(os.listdir(f"/proc/{pid}/fd"))
+    text = scrape(daemon)
     with open(f"/proc/{pid}/status") as f:
         rss = int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) * 1024
     assert abs(sample(text, "process_resident_memory_bytes") - rss) < 0.2 * rss
@@ -167,8 +168,9 @@ def test_process_metrics_agree_with_proc(daemon):
     assert daemon.t0 - 2 <= start <= daemon.t0 + 5, (start, daemon.t0)
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     # the daemon counts its own /proc/self/fd handle and this scrape's socket, which may
-    # have closed by now
-    assert fds <= sample(text, "process_open_fds") <= fds + 2
+    # have closed by now; connections of earlier requests may close around the scrape
+    lo, hi = min(fds, fds_before), max(fds, fds_before)
+    assert lo <= sample(text, "process_open_fds") <= hi + 2, (fds_before, fds)
     with open(f"/proc/{pid}/limits") as f:
         soft = re.search(r"Max open files\s+(\S+)", f.read()).group(1)
     assert sample(text, "process_max_fds") == float(soft)
@@ -180,8 +182,8 @@ def test_process_metrics_agree_with_proc(daemon):
 
 
 def test_body_bytes_and_preprocess_step_exactly(daemon):
-    """Once their call sites are wired (test_dashboard.PENDING): the body byte counters move
-    by exactly the bytes on the wire, the preprocess histogram by one per decoded image."""
+    """The body byte counters move by exactly the bytes on the wire, the preprocess histogram
+    by one per decoded image."""
     from test_http import PNG, multipart
     req = 'xbnserve_request_bytes_total{model="small",endpoint="v1_predict"}'
     resp = 'xbnserve_response_bytes_total{model="small",endpoint="v1_predict"}'
@@ -195,10 +197,6 @@ def test_body_bytes_and_preprocess_step_exactly(daemon):
                                 {"Content-Type": "image/jpeg"})
     assert 400 <= st < 500
     after = scrape(daemon)
-    wired = [s for s in (req, resp, pre) if sample(after, s)]
-    if not wired:
-        pytest.xfail("metrics_request_bytes / metrics_response_bytes / metrics_preprocess "
-                     "not called from the request path yet")
     assert sample(after, req) - sample(before, req) == len(body) + len(cut)
     assert sample(after, resp) - sample(before, resp) == len(answer) + len(bad)
     assert sample(after, pre) - sample(before, pre) == 3  # the undecodable image is not counted
