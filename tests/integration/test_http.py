@@ -110,6 +110,79 @@ def raw_scores(body):
             re.findall(r"\[\{.*?\}\]", body.decode())]
 
 
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?[ \t]+(\S+)(?:[ \t]+-?\d+)?$")
+_LABEL = re.compile(r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\\n]|\\.)*)"[ \t]*(?:,|$)')
+
+
+def parse_metrics(text):
+    """Prometheus text exposition format 0.0.4 -> ({(name, labels): value}, {family: type}),
+    labels a sorted tuple of (key, value) pairs. Every line must parse, every sample must
+    belong to a family declared by # TYPE, and no series may appear twice."""
+    samples, types = {}, {}
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            parts = line.split(None, 3)
+            if len(parts) >= 3 and parts[1] == "TYPE":
+                assert len(parts) == 4 and parts[3] in ("counter", "gauge", "histogram",
+                                                        "summary", "untyped"), line
+                types[parts[2]] = parts[3]
+            continue
+        m = _SAMPLE.match(line)
+        assert m, "not a sample line: %r" % line
+        labels, body, pos = [], m.group(2) or "", 0
+        while pos < len(body):
+            lm = _LABEL.match(body, pos)
+            assert lm and lm.end() > pos, "bad labels in %r" % line
+            value = re.sub(r"\\(.)", lambda e: "\n" if e.group(1) == "n" else e.group(1),
+                           lm.group(2))
+            labels.append((lm.group(1), value))
+            pos = lm.end()
+        name = m.group(1)
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in types or (family in types and types[family] == "histogram"), \
+            "sample without a # TYPE: %r" % line
+        key = (name, tuple(sorted(labels)))
+        assert key not in samples, "series twice: %r" % line
+        samples[key] = float(m.group(3))
+    return samples, types
+
+
+def metric(samples, name, **labels):
+    """One series' value; 0 when the series does not exist (yet): counters start at 0."""
+    return samples.get((name, tuple(sorted((k, str(v)) for k, v in labels.items()))), 0.0)
+
+
+def scrape(srv, settle=True, attempts=None):
+    """GET /metrics, parsed. With settle, scrape until the daemon counts only this scrape
+    in flight, so every earlier request has been counted (a request is counted just after
+    its answer is sent, which can be a moment after the client has read it). `attempts`, a
+    list, gets the number of GET /metrics sent."""
+    deadline = time.time() + 10
+    n = 0
+    while True:
+        st, h, data = srv.request("GET", "/metrics")
+        n += 1
+        assert st == 200, (st, data[:200])
+        samples, _ = parse_metrics(data.decode())
+        if not settle or metric(samples, "xbnserve_requests_in_flight") == 1:
+            break
+        assert time.time() < deadline, "requests still in flight after 10 s"
+        time.sleep(0.01)
+    if attempts is not None:
+        attempts.append(n)
+    return samples
+
+
+def model_labels(path):
+    """The class labels stored in a model file, read from its safetensors header."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        meta = json.loads(f.read(n))["__metadata__"]
+    return json.loads(meta["labels"])
+
+
 @pytest.fixture(scope="module")
 def srv():
     s = Server("--model", "small=" + SMALL, "--max-batch-size", "8", "--max-queue-delay-us",
