@@ -229,6 +229,9 @@ def test_raw_jpeg_png_octet(srv):
         assert all(set(e) == {"index", "label", "score"} for e in top)
         assert [e["score"] for e in top] == sorted([e["score"] for e in top], reverse=True)
         assert "X-Request-Id" in h
+        assert re.fullmatch(r"[0-9a-f]{1,16}", h["X-Request-Id"])  # none sent: the daemon's
+        labels = model_labels(SMALL)
+        assert all(e["label"] == labels[e["index"]] for e in top)
 
 
 def test_top_k(srv):
@@ -305,6 +308,7 @@ def test_error_statuses(srv):
     assert srv.json("GET", "/v2/models/nope")[0] == 404
     st, h, j = srv.json("GET", "/v1/models/small:predict")
     assert st == 405 and "POST" in h.get("Allow", "")
+    assert h["Allow"] == "POST"
     assert srv.json("POST", "/healthz", b"x")[0] == 405
     assert srv.json("POST", "/v1/models/small:predict", b"hello", {"Content-Type": "text/plain"})[0] == 415
     assert srv.json("POST", "/v1/models/small:predict", b"GIF89a....", jpg)[0] == 415
@@ -343,6 +347,17 @@ def test_metrics(srv):
                  "xbnserve_model_load_seconds", "xbnserve_process_resident_memory_bytes"):
         assert name in text, name
     assert re.search(r'xbnserve_requests_total\{model="small",endpoint="v1_predict",code="200"\} \d+', text)
+    # by value: one more predict moves the counter by exactly one
+    before = scrape(srv)
+    assert srv.request("POST", "/v1/models/small:predict", JPEG, {"Content-Type": "image/jpeg"})[0] == 200
+    after = scrape(srv)
+    for name in ("xbnserve_requests_total", "xbnserve_request_duration_seconds_count"):
+        lab = {"model": "small", "endpoint": "v1_predict"}
+        if name == "xbnserve_requests_total":
+            lab["code"] = 200
+        assert metric(after, name, **lab) - metric(before, name, **lab) == 1, name
+    assert metric(before, "xbnserve_requests_total", model="small", endpoint="v1_predict",
+                  code=200) >= 1
 
 
 def test_request_log_lines(srv):
@@ -351,6 +366,9 @@ def test_request_log_lines(srv):
     time.sleep(0.2)
     line = [l for l in srv.lines if "id=trace-42" in l]
     assert line and "status=200" in line[0] and "images=1" in line[0] and "batch=" in line[0]
+    assert len(line) == 1
+    assert re.search(r" request id=trace-42 POST /v1/models/small:predict model=small "
+                     r"status=200 images=1 batch=1 latency_ms=\d+\.\d+$", line[0]), line[0]
 
 
 def test_concurrent_clients_bit_identical(srv):
@@ -399,6 +417,7 @@ def test_full_queue_503_fast():
         full = [r for r in res if r[0] == 503]
         assert full, res
         assert all(r[1] for r in full)
+        assert all(r[1] == "1" for r in full)
         assert min(r[2] for r in full) < 0.5
         assert all(r[0] in (200, 503) for r in res)
     finally:
@@ -448,7 +467,8 @@ def test_readiness_503_while_draining():
                "--max-batch-size", "8", "--drain-timeout-ms", "10000")
     c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
     c.request("GET", "/readyz")
-    assert c.getresponse().read() and True
+    r = c.getresponse()
+    assert r.status == 200 and json.loads(r.read()) == {"status": "ready"}
     done = []
     t = threading.Thread(target=lambda: done.append(
         s.request("POST", "/v1/models/small:predict", JPEG, {"Content-Type": "image/jpeg"})[0]))
