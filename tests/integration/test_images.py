@@ -10,6 +10,7 @@ its high byte, CMYK without an Adobe marker read as plain (non-inverted) ink.
 import functools
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -152,6 +153,17 @@ def test_exact_cases_cover_every_png():
     pngs = [c for c in REF if c["file"].lower().endswith(".png")]
     assert len(pngs) >= 25 and all(c in exact for c in pngs)
     assert len(REF) - len(exact) <= 4, [c["name"] for c in REF if c not in exact]
+
+
+@pytest.mark.parametrize("tool,names", [
+    ("jpegtran", ["restart.jpg", "restart_progressive.jpg", "arithmetic.jpg"]),
+    ("cjpeg", ["sample_411.jpg", "sample_440.jpg", "restart_rows.jpg"])])
+def test_fixture_tool_cases_present(tool, names):
+    """tools/make_image_fixtures.py makes these cases only with libjpeg-turbo-progs: without
+    it they are missing from the corpus, which is reported here rather than passed over."""
+    if not shutil.which(tool):
+        pytest.skip(f"{tool} not installed (libjpeg-turbo-progs): {', '.join(names)} not tested")
+    assert set(names) <= {c["name"] for c in REF}
 
 
 def test_cmyk_plain_has_colour():
