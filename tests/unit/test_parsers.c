@@ -214,6 +214,22 @@ static void test_v1_format(void **state)
     assert_int_equal(idx[1], 2);
     assert_int_equal(v1_top_k(probs, 4, 0, idx), 4);
     assert_int_equal(v1_top_k(probs, 4, 99, idx), 4);
+    /* every position against the full order: 0.1000000015f is the float 0.1f, so classes
+     * 1, 2 tie and so do 0, 3 (lower index first) */
+    assert_true(probs[0] == probs[3]);
+    static const int order[4] = {1, 2, 0, 3};
+    assert_memory_equal(idx, order, sizeof order);
+    /* the ends: the last class best, the first class worst */
+    const float up[5] = {0.01f, 0.1f, 0.2f, 0.3f, 0.39f};
+    assert_int_equal(v1_top_k(up, 5, 1, idx), 1);
+    assert_int_equal(idx[0], 4);
+    assert_int_equal(v1_top_k(up, 5, 0, idx), 5);
+    static const int desc[5] = {4, 3, 2, 1, 0};
+    assert_memory_equal(idx, desc, sizeof desc);
+    const float tie_end[3] = {0.25f, 0.25f, 0.5f};
+    assert_int_equal(v1_top_k(tie_end, 3, 2, idx), 2);
+    assert_int_equal(idx[0], 2);
+    assert_int_equal(idx[1], 0);
     sbuf b;
     sbuf_init(&b, 1 << 16);
     assert_int_equal(v1_format(&b, "m", 1, labels, 4, probs, 1, 0), 0);
