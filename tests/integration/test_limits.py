@@ -378,7 +378,7 @@ def test_queue_full_refused_at_the_door():
             ts.append(threading.Thread(target=lambda: res.append(
                 s.request("POST", PREDICT, two, hdr, timeout=60)[0])))
             ts[-1].start()
-            time.sleep(0.05)
+            time.sleep(0.1)  # the first is taken at once and computes for ~0.4 s
         deadline = time.time() + 10
         while metric(scrape(s, settle=False), "xbnserve_queue_depth", model="small") != 2:
             assert time.time() < deadline, "the queue never held 2 images"
