@@ -112,8 +112,18 @@ def main():
     add(save("progressive.jpg", img, quality=85, progressive=True))
     add(save("gray.jpg", img.convert("L"), quality=90))
     add(save("cmyk_adobe.jpg", img.convert("CMYK"), quality=95))
-    with open(os.path.join(out, "cmyk_adobe.jpg"), "rb") as f:
+    # Plain CMYK (no Adobe marker: the stored values are the ink). Pillow writes CMYK
+    # Adobe-inverted (stores 255 - v), so the ink wanted is saved as 255 - ink, then the
+    # marker is stripped. The ink has all four channels varied, K at most 120, so the image
+    # has real colour (img.convert("CMYK") has K = 0, which read plain is solid black).
+    rgb = np.asarray(img).astype(np.int32)
+    k = (np.arange(640)[None, :] * 120 // 639 + np.zeros((480, 1), np.int32))
+    ink = np.dstack([255 - rgb[..., 0], 255 - rgb[..., 1], 255 - rgb[..., 2], k])
+    cmyk = Image.fromarray((255 - ink).astype(np.uint8), "CMYK")
+    cmyk.save(os.path.join(out, "cmyk_inverted_ink.jpg"), quality=95)
+    with open(os.path.join(out, "cmyk_inverted_ink.jpg"), "rb") as f:
         plain = strip_app14(f.read())
+    os.remove(os.path.join(out, "cmyk_inverted_ink.jpg"))
     with open(os.path.join(out, "cmyk_plain.jpg"), "wb") as f:
         f.write(plain)
     add("cmyk_plain.jpg", ref={"cmyk_plain": True})

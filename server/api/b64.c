@@ -16,8 +16,8 @@ static int val(unsigned char c)
 int b64_decode(const char *in, size_t n, unsigned char *out, size_t *outlen)
 {
     unsigned acc = 0;
-    int bits = 0, pad = 0, quad = 0;
-    size_t o = 0;
+    int bits = 0;
+    size_t o = 0, chars = 0, pad = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
@@ -26,17 +26,19 @@ int b64_decode(const char *in, size_t n, unsigned char *out, size_t *outlen)
             continue;
         }
         int v = val(c);
-        if (v < 0 || pad) return -1;
+        if (v < 0 || pad) return -1; /* not base64, or data after the padding */
         acc = (acc << 6) | (unsigned)v;
         bits += 6;
-        quad = (quad + 1) & 3;
+        chars++;
         if (bits >= 8) {
             bits -= 8;
             out[o++] = (unsigned char)(acc >> bits);
             acc &= (1u << bits) - 1;
         }
     }
-    if (quad == 1 || pad > 2) return -1;
+    /* The last quad holds 0, 2 or 3 data characters; padding, if any, completes it. */
+    size_t rem = chars % 4;
+    if (rem == 1 || (pad && (rem == 0 || pad != 4 - rem))) return -1;
     *outlen = o;
     return 0;
 }

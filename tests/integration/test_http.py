@@ -110,6 +110,79 @@ def raw_scores(body):
             re.findall(r"\[\{.*?\}\]", body.decode())]
 
 
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?[ \t]+(\S+)(?:[ \t]+-?\d+)?$")
+_LABEL = re.compile(r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\\n]|\\.)*)"[ \t]*(?:,|$)')
+
+
+def parse_metrics(text):
+    """Prometheus text exposition format 0.0.4 -> ({(name, labels): value}, {family: type}),
+    labels a sorted tuple of (key, value) pairs. Every line must parse, every sample must
+    belong to a family declared by # TYPE, and no series may appear twice."""
+    samples, types = {}, {}
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            parts = line.split(None, 3)
+            if len(parts) >= 3 and parts[1] == "TYPE":
+                assert len(parts) == 4 and parts[3] in ("counter", "gauge", "histogram",
+                                                        "summary", "untyped"), line
+                types[parts[2]] = parts[3]
+            continue
+        m = _SAMPLE.match(line)
+        assert m, "not a sample line: %r" % line
+        labels, body, pos = [], m.group(2) or "", 0
+        while pos < len(body):
+            lm = _LABEL.match(body, pos)
+            assert lm and lm.end() > pos, "bad labels in %r" % line
+            value = re.sub(r"\\(.)", lambda e: "\n" if e.group(1) == "n" else e.group(1),
+                           lm.group(2))
+            labels.append((lm.group(1), value))
+            pos = lm.end()
+        name = m.group(1)
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in types or (family in types and types[family] == "histogram"), \
+            "sample without a # TYPE: %r" % line
+        key = (name, tuple(sorted(labels)))
+        assert key not in samples, "series twice: %r" % line
+        samples[key] = float(m.group(3))
+    return samples, types
+
+
+def metric(samples, name, **labels):
+    """One series' value; 0 when the series does not exist (yet): counters start at 0."""
+    return samples.get((name, tuple(sorted((k, str(v)) for k, v in labels.items()))), 0.0)
+
+
+def scrape(srv, settle=True, attempts=None):
+    """GET /metrics, parsed. With settle, scrape until the daemon counts only this scrape
+    in flight, so every earlier request has been counted (a request is counted just after
+    its answer is sent, which can be a moment after the client has read it). `attempts`, a
+    list, gets the number of GET /metrics sent."""
+    deadline = time.time() + 10
+    n = 0
+    while True:
+        st, h, data = srv.request("GET", "/metrics")
+        n += 1
+        assert st == 200, (st, data[:200])
+        samples, _ = parse_metrics(data.decode())
+        if not settle or metric(samples, "xbnserve_requests_in_flight") == 1:
+            break
+        assert time.time() < deadline, "requests still in flight after 10 s"
+        time.sleep(0.01)
+    if attempts is not None:
+        attempts.append(n)
+    return samples
+
+
+def model_labels(path):
+    """The class labels stored in a model file, read from its safetensors header."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        meta = json.loads(f.read(n))["__metadata__"]
+    return json.loads(meta["labels"])
+
+
 @pytest.fixture(scope="module")
 def srv():
     s = Server("--model", "small=" + SMALL, "--max-batch-size", "8", "--max-queue-delay-us",
@@ -156,6 +229,9 @@ def test_raw_jpeg_png_octet(srv):
         assert all(set(e) == {"index", "label", "score"} for e in top)
         assert [e["score"] for e in top] == sorted([e["score"] for e in top], reverse=True)
         assert "X-Request-Id" in h
+        assert re.fullmatch(r"[0-9a-f]{1,16}", h["X-Request-Id"])  # none sent: the daemon's
+        labels = model_labels(SMALL)
+        assert all(e["label"] == labels[e["index"]] for e in top)
 
 
 def test_top_k(srv):
@@ -232,6 +308,7 @@ def test_error_statuses(srv):
     assert srv.json("GET", "/v2/models/nope")[0] == 404
     st, h, j = srv.json("GET", "/v1/models/small:predict")
     assert st == 405 and "POST" in h.get("Allow", "")
+    assert h["Allow"] == "POST"
     assert srv.json("POST", "/healthz", b"x")[0] == 405
     assert srv.json("POST", "/v1/models/small:predict", b"hello", {"Content-Type": "text/plain"})[0] == 415
     assert srv.json("POST", "/v1/models/small:predict", b"GIF89a....", jpg)[0] == 415
@@ -278,6 +355,17 @@ def test_metrics(srv):
                  "xbnserve_model_load_seconds", "process_resident_memory_bytes"):
         assert name in text, name
     assert re.search(r'xbnserve_requests_total\{model="small",endpoint="v1_predict",code="200"\} \d+', text)
+    # by value: one more predict moves the counter by exactly one
+    before = scrape(srv)
+    assert srv.request("POST", "/v1/models/small:predict", JPEG, {"Content-Type": "image/jpeg"})[0] == 200
+    after = scrape(srv)
+    for name in ("xbnserve_requests_total", "xbnserve_request_duration_seconds_count"):
+        lab = {"model": "small", "endpoint": "v1_predict"}
+        if name == "xbnserve_requests_total":
+            lab["code"] = 200
+        assert metric(after, name, **lab) - metric(before, name, **lab) == 1, name
+    assert metric(before, "xbnserve_requests_total", model="small", endpoint="v1_predict",
+                  code=200) >= 1
 
 
 def test_request_log_lines(srv):
@@ -286,6 +374,9 @@ def test_request_log_lines(srv):
     time.sleep(0.2)
     line = [l for l in srv.lines if "id=trace-42" in l]
     assert line and "status=200" in line[0] and "images=1" in line[0] and "batch=" in line[0]
+    assert len(line) == 1
+    assert re.search(r" request id=trace-42 POST /v1/models/small:predict model=small "
+                     r"status=200 images=1 batch=1 latency_ms=\d+\.\d+$", line[0]), line[0]
 
 
 def test_concurrent_clients_bit_identical(srv):
@@ -334,6 +425,7 @@ def test_full_queue_503_fast():
         full = [r for r in res if r[0] == 503]
         assert full, res
         assert all(r[1] for r in full)
+        assert all(r[1] == "1" for r in full)
         assert min(r[2] for r in full) < 0.5
         assert all(r[0] in (200, 503) for r in res)
     finally:
@@ -383,7 +475,8 @@ def test_readiness_503_while_draining():
                "--max-batch-size", "8", "--drain-timeout-ms", "10000")
     c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
     c.request("GET", "/readyz")
-    assert c.getresponse().read() and True
+    r = c.getresponse()
+    assert r.status == 200 and json.loads(r.read()) == {"status": "ready"}
     done = []
     t = threading.Thread(target=lambda: done.append(
         s.request("POST", "/v1/models/small:predict", JPEG, {"Content-Type": "image/jpeg"})[0]))

@@ -252,48 +252,112 @@ static void test_plan(void **state)
 
 /* ---- resize kernel vs a naive reference ------------------------------------------------ */
 
-/* Naive twin: full-size resize of the upright image in doubles (Pillow's filter definition,
- * intermediate rounded to 8 bits as Pillow does), then crop with zero padding. */
-static void naive(const pixmap_view *v, const double box[4], const resize_plan *p, int ch,
-                  float *out)
+/* The upright pixel (X, Y) of a w x h image stored under EXIF orientation o: the stored
+ * (x, y) that PIL.ImageOps.exif_transpose shows there (the table of test_orient_views). */
+static void stored_of_upright(int o, int w, int h, int X, int Y, int *x, int *y)
 {
-    int ow = p->out_w, oh = p->out_h, S = p->crop;
-    double *tmp = calloc((size_t)v->h * ow * ch, sizeof *tmp);
+    switch (o) {
+    case 2:
+        *x = w - 1 - X, *y = Y;
+        break;
+    case 3:
+        *x = w - 1 - X, *y = h - 1 - Y;
+        break;
+    case 4:
+        *x = X, *y = h - 1 - Y;
+        break;
+    case 5:
+        *x = Y, *y = X;
+        break;
+    case 6:
+        *x = Y, *y = h - 1 - X;
+        break;
+    case 7:
+        *x = w - 1 - Y, *y = h - 1 - X;
+        break;
+    case 8:
+        *x = w - 1 - Y, *y = X;
+        break;
+    default:
+        *x = X, *y = Y;
+        break;
+    }
+}
+
+/* Python's round(d / 2) for an integer d >= 0: half to even. */
+static int round_half_even_2(int d)
+{
+    return d % 2 == 0 ? d / 2 : (d / 2) % 2 == 0 ? d / 2 : d / 2 + 1;
+}
+
+/* The geometry of docs/images.md, computed here from the rule: torchvision's Resize(R)
+ * (shorter side to R, longer to int(R * long / short), which for these sizes is the integer
+ * quotient) or Resize((S, S)), then CenterCrop(S): offset round((n - S) / 2), or, where n < S,
+ * padding (S - n) // 2 before. */
+typedef struct {
+    int out_w, out_h, crop_x, crop_y;
+} ref_geometry;
+
+static ref_geometry ref_plan(const preprocess_spec *s, int w, int h)
+{
+    ref_geometry g;
+    if (s->mode == RESIZE_DIRECT) {
+        g.out_w = g.out_h = s->crop;
+    } else if (w <= h) {
+        g.out_w = s->resize, g.out_h = (int)((long long)s->resize * h / w);
+    } else {
+        g.out_h = s->resize, g.out_w = (int)((long long)s->resize * w / h);
+    }
+    g.crop_x =
+        g.out_w >= s->crop ? round_half_even_2(g.out_w - s->crop) : -((s->crop - g.out_w) / 2);
+    g.crop_y =
+        g.out_h >= s->crop ? round_half_even_2(g.out_h - s->crop) : -((s->crop - g.out_h) / 2);
+    return g;
+}
+
+/* Naive twin: full-size resize of the upright image img (w x h x ch, already transposed by
+ * the test) in doubles (Pillow's filter definition, intermediate rounded to 8 bits as Pillow
+ * does), then the crop with zero padding; planes in R,G,B or B,G,R order per s->bgr. */
+static void naive(const unsigned char *img, int w, int h, int ch, const double box[4],
+                  const ref_geometry *g, const preprocess_spec *sp, float *out)
+{
+    int ow = g->out_w, oh = g->out_h, S = sp->crop;
+    double *tmp = calloc((size_t)h * ow * ch, sizeof *tmp);
     for (int axis = 0; axis < 2; axis++) {
-        int in = axis ? v->h : v->w, n = axis ? oh : ow;
+        int in = axis ? h : w, n = axis ? oh : ow;
         double in0 = box[axis], in1 = box[axis + 2], scale = (in1 - in0) / n;
         double fs = scale < 1 ? 1 : scale;
         for (int o = 0; o < n; o++) {
-            double c = in0 + (o + 0.5) * scale, wsum = 0, w[20000];
+            double c = in0 + (o + 0.5) * scale, wsum = 0, wt[20000];
             int lo = (int)(c - fs + 0.5), hi = (int)(c + fs + 0.5);
             if (lo < 0) lo = 0;
             if (hi > in) hi = in;
             for (int i = lo; i < hi; i++) {
                 double d = fabs((i - c + 0.5) / fs);
-                w[i - lo] = d < 1 ? 1 - d : 0;
-                wsum += w[i - lo];
+                wt[i - lo] = d < 1 ? 1 - d : 0;
+                wsum += wt[i - lo];
             }
             if (axis == 0) {
-                for (int y = 0; y < v->h; y++)
+                for (int y = 0; y < h; y++)
                     for (int k = 0; k < ch; k++) {
                         double s = 0;
                         for (int i = lo; i < hi; i++)
-                            s += w[i - lo] / wsum * v->origin[i * v->sx + y * v->sy + k];
+                            s += wt[i - lo] / wsum * img[((size_t)y * w + i) * ch + k];
                         tmp[((size_t)y * ow + o) * ch + k] = s < 0     ? 0
                                                              : s > 255 ? 255
                                                                        : floor(s + 0.5);
                     }
             } else {
-                int oy = o - p->crop_y;
+                int oy = o - g->crop_y;
                 if (oy < 0 || oy >= S) continue;
                 for (int x = 0; x < ow; x++) {
-                    int ox = x - p->crop_x;
+                    int ox = x - g->crop_x;
                     if (ox < 0 || ox >= S) continue;
                     for (int k = 0; k < 3; k++) {
+                        int src = ch == 1 ? 0 : sp->bgr ? 2 - k : k;
                         double s = 0;
                         for (int i = lo; i < hi; i++)
-                            s += w[i - lo] / wsum *
-                                 tmp[((size_t)i * ow + x) * ch + (ch == 1 ? 0 : k)];
+                            s += wt[i - lo] / wsum * tmp[((size_t)i * ow + x) * ch + src];
                         out[(size_t)k * S * S + (size_t)oy * S + ox] =
                             (float)(floor(s + 0.5) / 255.0);
                     }
@@ -304,10 +368,34 @@ static void naive(const pixmap_view *v, const double box[4], const resize_plan *
     free(tmp);
 }
 
+/* The geometry rule against resize_plan_make on many sizes, both modes, padding included. */
+static void test_plan_vs_rule(void **state)
+{
+    (void)state;
+    test_rng r = {17};
+    for (int iter = 0; iter < 20000; iter++) {
+        preprocess_spec s = torch_spec();
+        s.mode = iter % 5 ? RESIZE_SHORTER_CROP : RESIZE_DIRECT;
+        s.resize = 1 + (int)(rng_u32(&r) % 600);
+        s.crop = 1 + (int)(rng_u32(&r) % 600);
+        int w = 1 + (int)(rng_u32(&r) % (iter % 3 ? 5000 : 40));
+        int h = 1 + (int)(rng_u32(&r) % (iter % 2 ? 5000 : 40));
+        resize_plan p;
+        assert_int_equal(resize_plan_make(&s, w, h, &p), RESIZE_OK);
+        ref_geometry g = ref_plan(&s, w, h);
+        if (p.out_w != g.out_w || p.out_h != g.out_h || p.crop_x != g.crop_x ||
+            p.crop_y != g.crop_y || p.crop != s.crop)
+            fail_msg("%dx%d mode %d R %d S %d: plan %dx%d at (%d,%d), rule %dx%d at (%d,%d)", w, h,
+                     s.mode, s.resize, s.crop, p.out_w, p.out_h, p.crop_x, p.crop_y, g.out_w,
+                     g.out_h, g.crop_x, g.crop_y);
+    }
+}
+
 static void test_resize_vs_naive(void **state)
 {
     (void)state;
     test_rng r = {42};
+    int ran = 0, bgr_ran = 0, gray_ran = 0;
     for (int iter = 0; iter < 60; iter++) {
         int w = 1 + (int)(rng_u32(&r) % 90), h = 1 + (int)(rng_u32(&r) % 90);
         int ch = rng_u32(&r) % 2 ? 3 : 1, o = 1 + (int)(rng_u32(&r) % 8);
@@ -315,19 +403,28 @@ static void test_resize_vs_naive(void **state)
         s.mode = rng_u32(&r) % 3 ? RESIZE_SHORTER_CROP : RESIZE_DIRECT;
         s.resize = 8 + (int)(rng_u32(&r) % 60);
         s.crop = 4 + (int)(rng_u32(&r) % 60);
+        s.bgr = iter % 3 == 1;
         pixmap pm;
         assert_int_equal(pixmap_alloc(&pm, w, h, ch), 0);
         for (size_t i = 0; i < pm.stride * (size_t)h; i++) /* smooth + noise */
             pm.px[i] = (unsigned char)((i * 7 % 200) + rng_u32(&r) % 56);
+        /* the upright image, transposed here from the stored pixels by the PIL table */
+        int uw = o >= 5 ? h : w, uh = o >= 5 ? w : h;
+        unsigned char *up = malloc((size_t)uw * uh * ch);
+        for (int Y = 0; Y < uh; Y++)
+            for (int X = 0; X < uw; X++) {
+                int x, y;
+                stored_of_upright(o, w, h, X, Y, &x, &y);
+                memcpy(up + ((size_t)Y * uw + X) * ch,
+                       pm.px + (size_t)y * pm.stride + (size_t)x * ch, (size_t)ch);
+            }
+        ref_geometry g = ref_plan(&s, uw, uh);
+        assert_true((long)g.out_w * g.out_h <= 400000); /* sizes above stay small */
         pixmap_view v = pixmap_oriented(&pm, o);
         resize_plan p;
-        if (resize_plan_make(&s, v.w, v.h, &p)) continue;
-        if ((long)p.out_w * p.out_h > 400000) {
-            pixmap_free(&pm);
-            continue;
-        }
-        double box[4] = {0, 0, v.w, v.h};
-        if (iter % 4 == 3) box[0] = 0.3, box[2] = v.w - 0.2; /* fractional boxes (DCT scaling) */
+        assert_int_equal(resize_plan_make(&s, v.w, v.h, &p), RESIZE_OK);
+        double box[4] = {0, 0, uw, uh};
+        if (iter % 4 == 3) box[0] = 0.3, box[2] = uw - 0.2; /* fractional boxes (DCT scaling) */
         int chan[3];
         resize_chan_map(&s, ch, chan);
         size_t n = (size_t)3 * s.crop * s.crop;
@@ -336,16 +433,20 @@ static void test_resize_vs_naive(void **state)
         assert_int_equal(resize_run(&v, box, &p, chan, px), RESIZE_OK);
         image_normalise(&s, px, got);
         free(px);
-        naive(&v, box, &p, ch, want);
+        naive(up, uw, uh, ch, box, &g, &s, want);
         char what[128];
-        snprintf(what, sizeof what, "%dx%dx%d orient %d mode %d R %d S %d", w, h, ch, o, s.mode,
-                 s.resize, s.crop);
+        snprintf(what, sizeof what, "%dx%dx%d orient %d mode %d R %d S %d bgr %d", w, h, ch, o,
+                 s.mode, s.resize, s.crop, s.bgr);
         /* fixed-point vs double rounding: at most one 8-bit step per pass */
         expect_close(got, want, n, 2.01 / 255, 0, what);
+        ran++, bgr_ran += s.bgr && ch == 3, gray_ran += ch == 1;
+        free(up);
         free(got);
         free(want);
         pixmap_free(&pm);
     }
+    assert_int_equal(ran, 60);
+    assert_true(bgr_ran >= 5 && gray_ran >= 10);
 }
 
 /* The vectorised passes (upright rows) against the scalar ones (the same image stored mirrored
@@ -579,20 +680,41 @@ static void test_truncated_and_corrupt(void **state)
     }
     assert_int_equal(run(j, jl / 2, NULL, err), IMG_ECORRUPT);
     assert_non_null(strstr(err, "Premature end"));
-    /* random damage: any status, never a crash or leak (ASan build) */
+    /* random damage: never a crash or leak (ASan build), and the status the damage calls
+     * for: a broken signature is not recognised; a PNG is CRC-checked chunk by chunk, so any
+     * damage before IEND is an error, while IEND itself is not needed; a JPEG's entropy data
+     * carries no check, so damage there may decode, but both outcomes must occur. */
     test_rng r = {3};
+    int ok[3] = {0}, bad[3] = {0};
     for (int i = 0; i < 600; i++) {
-        unsigned char *src = i % 3 == 0 ? j : i % 3 == 1 ? jp : p;
-        size_t n = i % 3 == 0 ? jl : i % 3 == 1 ? jpl : pl;
+        int kind = i % 3; /* baseline JPEG, progressive JPEG, PNG */
+        unsigned char *src = kind == 0 ? j : kind == 1 ? jp : p;
+        size_t n = kind == 0 ? jl : kind == 1 ? jpl : pl;
         unsigned char *c = malloc(n);
         memcpy(c, src, n);
         for (int f = 0; f < 1 + i % 4; f++)
             c[rng_u32(&r) % n] ^= (unsigned char)(1 + rng_u32(&r) % 255);
+        size_t first = 0;
+        while (first < n && c[first] == src[first]) first++;
+        err[0] = 0;
         int rc = run(c, n, NULL, err);
         assert_true(rc == IMG_OK || rc == IMG_ECORRUPT || rc == IMG_EUNSUPPORTED ||
                     rc == IMG_ETOOBIG);
+        if (rc != IMG_OK && !err[0]) fail_msg("damage %d: status %d without a message", i, rc);
+        size_t sig = kind == 2 ? 8 : 2;
+        if (first < sig && rc != IMG_EUNSUPPORTED)
+            fail_msg("damage %d: signature byte %zu changed, status %d", i, first, rc);
+        if (kind == 2 && first >= sig && first + 12 < n && rc == IMG_OK)
+            fail_msg("damage %d: PNG byte %zu of %zu changed, decoded anyway", i, first, n);
+        if (kind == 2 && first + 12 >= n && rc != IMG_OK)
+            fail_msg("damage %d: only IEND changed, status %d (%s)", i, rc, err);
+        rc == IMG_OK ? ok[kind]++ : bad[kind]++;
         free(c);
     }
+    for (int k = 0; k < 2; k++)
+        if (ok[k] < 20 || bad[k] < 20)
+            fail_msg("JPEG kind %d: %d decoded, %d refused", k, ok[k], bad[k]);
+    assert_true(bad[2] >= 150);
     free(j);
     free(jp);
     free(p);
@@ -721,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_orient_views),
         cmocka_unit_test(test_orient_windows),
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_plan_vs_rule),
         cmocka_unit_test(test_resize_vs_naive),
         cmocka_unit_test(test_resize_simd_equals_scalar),
         cmocka_unit_test(test_resize_normalise_and_bgr),

@@ -10,6 +10,24 @@
 #include "server/api/v1.h"
 #include "server/api/v2.h"
 
+/* An independent encoder (RFC 4648 section 4, standard alphabet, padded). */
+static size_t ref_b64_encode(const unsigned char *in, size_t n, char *out)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < n) v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < n) v |= in[i + 2];
+        out[o++] = a[v >> 18 & 63];
+        out[o++] = a[v >> 12 & 63];
+        out[o++] = i + 1 < n ? a[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? a[v & 63] : '=';
+    }
+    out[o] = 0;
+    return o;
+}
+
 static void test_b64(void **state)
 {
     (void)state;
@@ -21,11 +39,96 @@ static void test_b64(void **state)
     assert_int_equal(b64_decode("aGVs\nbG8", 8, out, &n), 0); /* no padding, whitespace */
     assert_int_equal(n, 5);
     assert_int_equal(b64_decode("_-8=", 4, out, &n), 0); /* URL-safe */
+    assert_int_equal(n, 2);
+    assert_memory_equal(out, "\xff\xef", 2);
     assert_int_equal(b64_decode("a", 1, out, &n), -1);
     assert_int_equal(b64_decode("aGVsbG8=x", 9, out, &n), -1);
     assert_int_equal(b64_decode("a$==", 4, out, &n), -1);
     assert_int_equal(b64_decode("", 0, out, &n), 0);
     assert_int_equal(n, 0);
+}
+
+/* The padding rule (b64.h): optional, and when present exactly the '=' that complete the
+ * last quad. Each valid case decodes to the given bytes; each invalid one is refused. */
+static void test_b64_padding(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int len; /* decoded bytes */
+        const char *bytes;
+    } ok[] = {
+        {"AA==", 1, "\0"},
+        {"AA", 1, "\0"},
+        {"AAA=", 2, "\0\0"},
+        {"AAA", 2, "\0\0"},
+        {"AAAA", 3, "\0\0\0"},
+        {"aGVsbA==", 4, "hell"},
+        {"aGVsbA", 4, "hell"},
+        {"aGVsbG8=", 5, "hello"},
+        {"aGVsbG8", 5, "hello"},
+        {"aGVsbG8h", 6, "hello!"},
+        {"aGVsbA==\r\n", 4, "hell"},     /* whitespace after the padding */
+        {" aG Vs\tbA =\n= ", 4, "hell"}, /* whitespace anywhere, even between the '=' */
+        {"/w==", 1, "\xff"},
+        {"_w==", 1, "\xff"}, /* URL-safe alphabet, padded */
+        {"-_8", 2, "\xfb\xff"},
+        {"", 0, ""},
+    };
+    static const char *const bad[] = {
+        "=",         "==",       "===",    "====",     /* padding without data */
+        "A",         "A=",       "A==",    "A===",     /* a lone character in the last quad */
+        "AAAAA",     "AAAAA===", "AAAA=",  "AAAA==",   /* a lone one again; full quad + "=" */
+        "AAAA===",   "AAAA====", "AA=",    "AA===",    /* too few / too many after two */
+        "AA====",    "AAA==",    "AAA===", "AA==AA==", /* ...after three; data after padding */
+        "AA==A",     "AAA=A",    "A=AA",   "AA=A",     /* '=' inside the data */
+        "aGVsbG8=x", "a$==",     "AA==!",  "AA.A",     /* bytes outside the alphabet */
+    };
+    unsigned char out[64];
+    size_t n;
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        n = 999;
+        if (b64_decode(ok[i].in, strlen(ok[i].in), out, &n) != 0)
+            fail_msg("'%s' refused, expected %d bytes", ok[i].in, ok[i].len);
+        if (n != (size_t)ok[i].len || memcmp(out, ok[i].bytes, n))
+            fail_msg("'%s' decoded to %zu bytes, expected %d", ok[i].in, n, ok[i].len);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (b64_decode(bad[i], strlen(bad[i]), out, &n) != -1) fail_msg("'%s' accepted", bad[i]);
+    /* b64_decode_alloc applies the same rule */
+    unsigned char *p = NULL;
+    assert_int_equal(b64_decode_alloc("AAAA=", 5, &p, &n), -1);
+    assert_null(p);
+    assert_int_equal(b64_decode_alloc("AAA=", 4, &p, &n), 0);
+    assert_int_equal(n, 2);
+    free(p);
+}
+
+/* Random data of every length mod 3, encoded by the reference: decodes back padded and
+ * unpadded; one '=' more, or one less than the padding needs, is refused. */
+static void test_b64_round_trip(void **state)
+{
+    (void)state;
+    test_rng r = {13};
+    unsigned char data[64], out[64];
+    char enc[128];
+    for (int len = 0; len <= 40; len++)
+        for (int rep = 0; rep < 8; rep++) {
+            for (int i = 0; i < len; i++) data[i] = (unsigned char)rng_u32(&r);
+            size_t e = ref_b64_encode(data, (size_t)len, enc), n = 999;
+            size_t pad = (size_t)(len % 3 ? 3 - len % 3 : 0);
+            assert_int_equal(b64_decode(enc, e, out, &n), 0);
+            assert_int_equal(n, (size_t)len);
+            assert_memory_equal(out, data, (size_t)len);
+            n = 999; /* unpadded */
+            assert_int_equal(b64_decode(enc, e - pad, out, &n), 0);
+            assert_int_equal(n, (size_t)len);
+            assert_memory_equal(out, data, (size_t)len);
+            enc[e] = '=', enc[e + 1] = 0; /* one '=' too many */
+            if (b64_decode(enc, e + 1, out, &n) != -1) fail_msg("len %d: extra '=' accepted", len);
+            if (pad == 2 && b64_decode(enc, e - 1, out, &n) != -1)
+                fail_msg("len %d: one '=' of two accepted", len);
+        }
 }
 
 #define CT "multipart/form-data; boundary=XyZ"
@@ -111,6 +214,22 @@ static void test_v1_format(void **state)
     assert_int_equal(idx[1], 2);
     assert_int_equal(v1_top_k(probs, 4, 0, idx), 4);
     assert_int_equal(v1_top_k(probs, 4, 99, idx), 4);
+    /* every position against the full order: 0.1000000015f is the float 0.1f, so classes
+     * 1, 2 tie and so do 0, 3 (lower index first) */
+    assert_true(probs[0] == probs[3]);
+    static const int order[4] = {1, 2, 0, 3};
+    assert_memory_equal(idx, order, sizeof order);
+    /* the ends: the last class best, the first class worst */
+    const float up[5] = {0.01f, 0.1f, 0.2f, 0.3f, 0.39f};
+    assert_int_equal(v1_top_k(up, 5, 1, idx), 1);
+    assert_int_equal(idx[0], 4);
+    assert_int_equal(v1_top_k(up, 5, 0, idx), 5);
+    static const int desc[5] = {4, 3, 2, 1, 0};
+    assert_memory_equal(idx, desc, sizeof desc);
+    const float tie_end[3] = {0.25f, 0.25f, 0.5f};
+    assert_int_equal(v1_top_k(tie_end, 3, 2, idx), 2);
+    assert_int_equal(idx[0], 2);
+    assert_int_equal(idx[1], 0);
     sbuf b;
     sbuf_init(&b, 1 << 16);
     assert_int_equal(v1_format(&b, "m", 1, labels, 4, probs, 1, 0), 0);
@@ -281,10 +400,16 @@ static void test_sbuf(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64),          cmocka_unit_test(test_multipart),
-        cmocka_unit_test(test_v1_json),      cmocka_unit_test(test_v1_format),
-        cmocka_unit_test(test_v2),           cmocka_unit_test(test_json_scan),
-        cmocka_unit_test(test_json_numbers), cmocka_unit_test(test_json_value_bound),
+        cmocka_unit_test(test_b64),
+        cmocka_unit_test(test_b64_padding),
+        cmocka_unit_test(test_b64_round_trip),
+        cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_v1_json),
+        cmocka_unit_test(test_v1_format),
+        cmocka_unit_test(test_v2),
+        cmocka_unit_test(test_json_scan),
+        cmocka_unit_test(test_json_numbers),
+        cmocka_unit_test(test_json_value_bound),
         cmocka_unit_test(test_sbuf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
