@@ -72,10 +72,8 @@ int cmd_bench(int argc, char **argv)
     float *x = NULL, *logits = NULL;
     double *lat = NULL;
     int rc = 1, b = (int)batch;
-    if (model_load(path, &m, err, sizeof err)) {
-        fprintf(stderr, "bench: %s\n", err);
-        return 1;
-    }
+    preprocess_spec pre;
+    if (cli_load_model("bench", path, &m, &pre)) return 1;
     const model_info *info = model_get_info(m);
     int sz = size ? (int)size : info->input_size;
     if (session_new_threads(m, sz, sz, b, (int)threads, &s, err, sizeof err)) {

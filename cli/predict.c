@@ -102,7 +102,8 @@ fail:
 }
 
 /* Load one input into a freshly allocated [n,3,h,w] tensor. */
-static int load_input(const char *path, const model_info *info, float **x, int *n, int *h, int *w)
+static int load_input(const char *path, const preprocess_spec *pre, float **x, int *n, int *h,
+                      int *w)
 {
     char err[256];
     size_t len = strlen(path);
@@ -134,7 +135,7 @@ static int load_input(const char *path, const model_info *info, float **x, int *
     }
     buf = malloc(PREDICT_MAX_IMAGE_BYTES);
     size_t got = buf ? fread(buf, 1, PREDICT_MAX_IMAGE_BYTES, f) : 0;
-    int s = info->pre.crop;
+    int s = pre->crop;
     image_limits lim = {.max_bytes = PREDICT_MAX_IMAGE_BYTES, .max_pixels = 100000000L};
     if (!buf || ferror(f) || got == PREDICT_MAX_IMAGE_BYTES) {
         fprintf(stderr, "predict: %s: unreadable or larger than %u bytes\n", path,
@@ -142,7 +143,7 @@ static int load_input(const char *path, const model_info *info, float **x, int *
         goto done;
     }
     if (!(*x = malloc((size_t)3 * s * s * sizeof **x))) goto done;
-    if (image_to_tensor(buf, got, &info->pre, &lim, *x, err, sizeof err)) {
+    if (image_to_tensor(buf, got, pre, &lim, *x, err, sizeof err)) {
         fprintf(stderr, "predict: %s: %s\n", path, err);
         free(*x);
         *x = NULL;
@@ -171,17 +172,15 @@ int cmd_predict(int argc, char **argv)
                         "  INPUT: an image (JPEG, PNG) or a float32 .npy [N,3,H,W] or [3,H,W]\n");
         return 2;
     }
-    if (model_load(a.model, &m, err, sizeof err)) {
-        fprintf(stderr, "predict: %s\n", err);
-        return 1;
-    }
+    preprocess_spec pre;
+    if (cli_load_model("predict", a.model, &m, &pre)) return 1;
     const model_info *info = model_get_info(m);
     doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "model", a.model);
     results = cJSON_AddArrayToObject(doc, "results");
     for (int i = 0; i < a.n_inputs; i++) {
         int n, h, w;
-        if (load_input(a.inputs[i], info, &x, &n, &h, &w)) goto done;
+        if (load_input(a.inputs[i], &pre, &x, &n, &h, &w)) goto done;
         if (!s || h != sh || w != sw) { /* a session per input size */
             session_free(s);
             s = NULL;
@@ -232,10 +231,8 @@ int cmd_inspect(int argc, char **argv)
         return 2;
     }
     const char *path = a.model;
-    if (model_load(path, &m, err, sizeof err)) {
-        fprintf(stderr, "inspect: %s\n", err);
-        return 1;
-    }
+    preprocess_spec pre;
+    if (cli_load_model("inspect", path, &m, &pre)) return 1;
     const model_info *in = model_get_info(m);
     int size = a.size ? a.size : in->input_size;
     if (session_new(m, size, size, 1, &s, err, sizeof err)) {

@@ -95,8 +95,7 @@ fail:
 
 int cmd_preprocess(int argc, char **argv)
 {
-    preprocess_spec pre = {RESIZE_SHORTER_CROP,      256, 224, 0, {0.485f, 0.456f, 0.406f},
-                           {0.229f, 0.224f, 0.225f}, 1};
+    preprocess_spec pre;
     image_limits lim = {IMG_DEFAULT_MAX_BYTES, IMG_DEFAULT_MAX_PIXELS};
     double margin = 0;
     const char *model_path = NULL, *in = NULL, *outp = NULL;
@@ -178,11 +177,9 @@ int cmd_preprocess(int argc, char **argv)
         return 2;
     }
     if (model_path) {
-        if (model_load(model_path, &m, err, sizeof err)) {
-            fprintf(stderr, "preprocess: %s\n", err);
-            goto done;
-        }
-        pre = model_get_info(m)->pre;
+        if (cli_load_model("preprocess", model_path, &m, &pre)) goto done;
+    } else {
+        preprocess_defaults(&pre, 224);
     }
     if (mode >= 0) pre.mode = (resize_mode)mode;
     if (resize) pre.resize = (int)resize;

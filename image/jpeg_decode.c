@@ -140,7 +140,7 @@ int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o
     jpeg_create_decompress(&di);
     di.progress = &d.progress;
     jpeg_mem_src(&di, data, (unsigned long)len);
-    if (o->use_exif) jpeg_save_markers(&di, JPEG_APP0 + 1, 0xffff);
+    if (o->use_exif) jpeg_save_markers(&di, JPEG_APP0 + 1, EXIF_MAX_BYTES);
     jpeg_read_header(&di, TRUE);
 
     int w = (int)di.image_width, h = (int)di.image_height;

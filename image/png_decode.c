@@ -11,6 +11,7 @@
 
 #include "image/exif.h"
 #include "image/image.h"
+#include "image/limits.h"
 
 typedef struct {
     const unsigned char *data;
@@ -127,7 +128,7 @@ int png_decode(const unsigned char *data, size_t len, long max_pixels, int use_e
     if (check_chunks(&d)) goto fail;
     if (setjmp(png_jmpbuf(png))) goto fail;
     png_set_read_fn(png, &d, on_read);
-    png_set_user_limits(png, 0x7fffffff, 0x7fffffff); /* our own pixel limit applies */
+    png_set_user_limits(png, PNG_MAX_SIDE, PNG_MAX_SIDE); /* our own pixel limit applies */
     png_read_info(png, info);
 
     png_uint_32 w, h;

@@ -195,73 +195,6 @@ static int set_json(const setting *s, void *base, const cJSON *v, const char *wh
     return set_text(s, base, v->valuestring, where, err, errlen);
 }
 
-static int float3(const cJSON *a, float out[3])
-{
-    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3) return -1;
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, a)
-    {
-        if (!cJSON_IsNumber(it)) return -1;
-        out[i++] = (float)it->valuedouble;
-    }
-    return 0;
-}
-
-static int parse_preprocess(const cJSON *o, cfg_preprocess *p, const char *where, char *err,
-                            size_t errlen)
-{
-    if (!cJSON_IsObject(o)) {
-        snprintf(err, errlen, "%s: expected an object", where);
-        return -1;
-    }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, o)
-    {
-        const char *k = it->string;
-        if (!strcmp(k, "resize_mode")) {
-            const char *v = cJSON_GetStringValue(it);
-            if (!v || (strcmp(v, "shorter_crop") && strcmp(v, "direct"))) goto bad;
-            p->has_mode = 1;
-            p->mode = !strcmp(v, "direct");
-        } else if (!strcmp(k, "resize") || !strcmp(k, "crop")) {
-            if (!cJSON_IsNumber(it) || it->valuedouble < 1 || it->valuedouble > 4096 ||
-                it->valuedouble != (double)(int)it->valuedouble)
-                goto bad;
-            if (k[0] == 'r') {
-                p->has_resize = 1;
-                p->resize = (int)it->valuedouble;
-            } else {
-                p->has_crop = 1;
-                p->crop = (int)it->valuedouble;
-            }
-        } else if (!strcmp(k, "channel_order")) {
-            const char *v = cJSON_GetStringValue(it);
-            if (!v || (strcmp(v, "RGB") && strcmp(v, "BGR"))) goto bad;
-            p->has_bgr = 1;
-            p->bgr = !strcmp(v, "BGR");
-        } else if (!strcmp(k, "mean")) {
-            if (float3(it, p->mean)) goto bad;
-            p->has_mean = 1;
-        } else if (!strcmp(k, "std")) {
-            if (float3(it, p->std) || !(p->std[0] > 0 && p->std[1] > 0 && p->std[2] > 0)) goto bad;
-            p->has_std = 1;
-        } else if (!strcmp(k, "exif_orient")) {
-            if (!cJSON_IsBool(it)) goto bad;
-            p->has_exif = 1;
-            p->exif = cJSON_IsTrue(it);
-        } else {
-            snprintf(err, errlen, "%s.%s: unknown key", where, k);
-            return -1;
-        }
-        continue;
-    bad:
-        snprintf(err, errlen, "%s.%s: bad value (see docs/model-format.md, preprocess)", where, k);
-        return -1;
-    }
-    return 0;
-}
-
 static int parse_model(const cJSON *o, model_cfg *m, int idx, char *err, size_t errlen)
 {
     char where[96];
@@ -274,7 +207,7 @@ static int parse_model(const cJSON *o, model_cfg *m, int idx, char *err, size_t 
     {
         snprintf(where, sizeof where, "models[%d].%.40s", idx, it->string);
         if (!strcmp(it->string, "preprocess")) {
-            if (parse_preprocess(it, &m->pre, where, err, errlen)) return -1;
+            if (preprocess_parse(it, &m->pre, &m->pre_set, where, err, errlen)) return -1;
             continue;
         }
         const setting *s = find(model_keys, NMODEL, it->string);
@@ -343,14 +276,15 @@ int config_set(config *c, int model, const char *key, const char *value, char *e
         return set_text(s, c, value, key, err, errlen);
     }
     int lo = model < 0 ? 0 : model, hi = model < 0 ? c->nmodels : model + 1;
-    if (!strcmp(key, "preprocess")) {
-        cJSON *o = cJSON_Parse(value);
-        int r = 0;
-        for (int i = lo; i < hi && !r; i++)
-            r = parse_preprocess(o, &c->models[i].pre, key, err, errlen);
-        if (!o) snprintf(err, errlen, "preprocess: expected a JSON object"), r = -1;
-        cJSON_Delete(o);
-        return r;
+    if (!strcmp(key, "preprocess")) { /* parsed once, even for no model, then applied */
+        preprocess_spec p = {0};
+        unsigned set = 0;
+        if (preprocess_parse_text(value, strlen(value), &p, &set, key, err, errlen)) return -1;
+        for (int i = lo; i < hi; i++) {
+            preprocess_apply(&c->models[i].pre, &p, set);
+            c->models[i].pre_set |= set;
+        }
+        return 0;
     }
     s = find(model_keys, NMODEL, key);
     if (!s || (model < 0 && (!strcmp(key, "name") || !strcmp(key, "path")))) {
@@ -709,11 +643,7 @@ void config_print(const config *c, FILE *f)
         fprintf(f, "%s\n    {\n", i ? "," : "");
         print_keys(f, model_keys, NMODEL, &c->models[i], "      ");
         fprintf(f, "      \"preprocess_overrides\": %s\n    }",
-                (c->models[i].pre.has_mode || c->models[i].pre.has_resize ||
-                 c->models[i].pre.has_crop || c->models[i].pre.has_bgr ||
-                 c->models[i].pre.has_mean || c->models[i].pre.has_std || c->models[i].pre.has_exif)
-                    ? "true"
-                    : "false");
+                c->models[i].pre_set ? "true" : "false");
     }
     fprintf(f, "\n  ]\n}\n");
 }

@@ -369,7 +369,7 @@ static void load_pixels(const batch_job *job, int i, float *dst)
 {
     const req *r = job->user;
     const srv_model *m = &r->s->models[r->model];
-    image_normalise(&m->info.pre, r->px + (size_t)i * m->in_elems, dst);
+    image_normalise(&m->pre, r->px + (size_t)i * m->in_elems, dst);
 }
 
 /* Decode n images into r->px. Returns 0 or an HTTP status with r->err set. */
@@ -377,7 +377,7 @@ static int decode_all(req *r, const srv_model *m, const blob *imgs, int n)
 {
     for (int i = 0; i < n; i++) {
         char e[200];
-        int st = image_to_pixels(imgs[i].data, imgs[i].len, &m->info.pre, &r->s->img, 0,
+        int st = image_to_pixels(imgs[i].data, imgs[i].len, &m->pre, &r->s->img, 0,
                                  r->px + (size_t)i * m->in_elems, e, sizeof e);
         if (st) {
             snprintf(r->err, sizeof r->err, "image %d: %s", i, e);

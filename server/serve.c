@@ -130,19 +130,6 @@ static int load_labels(srv_model *m, char *err, size_t errlen)
     return 0;
 }
 
-static void apply_preprocess(preprocess_spec *p, const cfg_preprocess *o)
-{
-    if (o->has_mode) p->mode = o->mode ? RESIZE_DIRECT : RESIZE_SHORTER_CROP;
-    if (o->has_resize) p->resize = o->resize;
-    if (o->has_crop) p->crop = o->crop;
-    if (o->has_bgr) p->bgr = o->bgr;
-    if (o->has_exif) p->exif_orient = o->exif;
-    for (int c = 0; c < 3; c++) {
-        if (o->has_mean) p->mean[c] = o->mean[c];
-        if (o->has_std) p->std[c] = o->std[c];
-    }
-}
-
 static int load_model(server *s, srv_model *m, char *err, size_t errlen)
 {
     long long t0 = batcher_now_ns();
@@ -152,8 +139,13 @@ static int load_model(server *s, srv_model *m, char *err, size_t errlen)
         return -1;
     }
     m->info = *model_get_info(m->m);
-    apply_preprocess(&m->info.pre, &m->cfg->pre);
-    m->S = m->info.pre.crop;
+    /* the file's spec is refused here as model_load refuses the rest of a bad file */
+    if (preprocess_from_model(m->info.preprocess_json, m->info.input_size, &m->pre, e, sizeof e)) {
+        snprintf(err, errlen, "model %s (%.200s): %.300s", m->cfg->name, m->cfg->path, e);
+        return -1;
+    }
+    preprocess_apply(&m->pre, &m->cfg->pre, m->cfg->pre_set);
+    m->S = m->pre.crop;
     m->classes = m->info.classes;
     m->in_elems = 3 * (size_t)m->S * (size_t)m->S;
     if (m->cfg->labels[0] && load_labels(m, e, sizeof e)) {

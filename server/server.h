@@ -27,9 +27,10 @@ typedef struct {
     metrics *met; /* the server's, for the batcher's on_batch */
     const logger *log;
     model *m;
-    model_info info;   /* the model's, with the config's preprocess and labels applied */
-    char **labels_own; /* labels read from cfg->labels, or NULL */
-    char *labels_blob; /* their storage */
+    model_info info;     /* the model's, with the config's labels applied */
+    preprocess_spec pre; /* the file's spec with the config's overrides applied */
+    char **labels_own;   /* labels read from cfg->labels, or NULL */
+    char *labels_blob;   /* their storage */
     int S, classes;
     size_t in_elems; /* 3*S*S */
     batcher *b;

@@ -24,9 +24,9 @@ static void test_file(void **state)
     assert_int_equal(c.nmodels, 2);
     assert_int_equal(c.models[0].max_batch_size, 4);
     assert_int_equal(c.models[1].max_batch_size, 8); /* default */
-    assert_true(c.models[0].pre.has_crop && c.models[0].pre.crop == 192);
-    assert_true(c.models[0].pre.has_bgr && c.models[0].pre.bgr == 1);
-    assert_false(c.models[0].pre.has_std);
+    assert_true((c.models[0].pre_set & PRE_CROP) && c.models[0].pre.crop == 192);
+    assert_true((c.models[0].pre_set & PRE_ORDER) && c.models[0].pre.bgr == 1);
+    assert_false(c.models[0].pre_set & PRE_STD);
     assert_int_equal(config_validate(&c, err, sizeof err), 0);
 }
 
