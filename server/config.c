@@ -41,16 +41,25 @@ static const char *const log_formats[] = {"text", "json", NULL};
 static const setting server_keys[] = {
     {"listen_address", K_STR, offsetof(config, listen_address), sizeof((config *)0)->listen_address,
      0, 0, NULL, "IPv4 address to listen on"},
-    S_INT(port, 0, 65535, "TCP port (0: any free port, printed in the log)"),
-    S_INT(http_threads, 0, CFG_MAX_THREADS, "HTTP/decode threads (0: usable CPUs)"),
-    S_INT(max_connections, 1, 100000, "concurrent connections"),
-    S_INT(connection_timeout_s, 1, 3600, "idle connection timeout, seconds"),
-    S_INT(max_body_bytes, 1024, 1LL << 32, "request body limit (413 above)"),
-    S_INT(max_image_pixels, 1, 1LL << 32, "width*height limit of one image (413 above)"),
-    S_INT(max_images_per_request, 1, 4096, "images in one request (413 above)"),
-    S_INT(max_header_bytes, 1024, 1 << 20, "request line + headers limit"),
-    S_INT(max_url_bytes, 64, 65536, "URL limit incl. query (414 above)"),
-    S_INT(drain_timeout_ms, 0, 3600000, "SIGTERM: longest wait for in-flight requests"),
+    S_INT(port, CFG_PORT_MIN, CFG_PORT_MAX, "TCP port (0: any free port, printed in the log)"),
+    S_INT(http_threads, CFG_HTTP_THREADS_MIN, CFG_HTTP_THREADS_MAX,
+          "HTTP/decode threads (0: usable CPUs)"),
+    S_INT(max_connections, CFG_MAX_CONNECTIONS_MIN, CFG_MAX_CONNECTIONS_MAX,
+          "concurrent connections"),
+    S_INT(connection_timeout_s, CFG_CONNECTION_TIMEOUT_S_MIN, CFG_CONNECTION_TIMEOUT_S_MAX,
+          "idle connection timeout, seconds"),
+    S_INT(max_body_bytes, CFG_MAX_BODY_BYTES_MIN, CFG_MAX_BODY_BYTES_MAX,
+          "request body limit (413 above)"),
+    S_INT(max_image_pixels, CFG_MAX_IMAGE_PIXELS_MIN, CFG_MAX_IMAGE_PIXELS_MAX,
+          "width*height limit of one image (413 above)"),
+    S_INT(max_images_per_request, CFG_MAX_IMAGES_PER_REQUEST_MIN, CFG_MAX_IMAGES_PER_REQUEST_MAX,
+          "images in one request (413 above)"),
+    S_INT(max_header_bytes, CFG_MAX_HEADER_BYTES_MIN, CFG_MAX_HEADER_BYTES_MAX,
+          "request line + headers limit"),
+    S_INT(max_url_bytes, CFG_MAX_URL_BYTES_MIN, CFG_MAX_URL_BYTES_MAX,
+          "URL limit incl. query (414 above)"),
+    S_INT(drain_timeout_ms, CFG_DRAIN_TIMEOUT_MS_MIN, CFG_DRAIN_TIMEOUT_MS_MAX,
+          "SIGTERM: longest wait for in-flight requests"),
     {"log_level", K_ENUM, offsetof(config, log_level), 0, 0, 0, log_levels,
      "error|warn|info|debug (info logs one line per request)"},
     {"log_format", K_ENUM, offsetof(config, log_format), 0, 0, 0, log_formats, "text|json"},
@@ -63,12 +72,15 @@ static const setting model_keys[] = {
     {"path", K_STR, offsetof(model_cfg, path), CFG_PATH_MAX, 0, 0, NULL, "model file"},
     {"labels", K_STR, offsetof(model_cfg, labels), CFG_PATH_MAX, 0, 0, NULL,
      "labels file overriding the model's, one per line"},
-    M_INT(max_batch_size, 1, CFG_MAX_BATCH, "images per engine call"),
-    M_INT(max_queue_delay_us, 0, 10000000, "longest wait for a batch to fill, microseconds"),
-    M_INT(max_queue_size, 1, 1000000, "images waiting per model (503 above)"),
-    M_INT(request_timeout_ms, 1, 3600000, "deadline; not computed by then = 504"),
-    M_INT(workers, 1, CFG_MAX_THREADS, "compute threads per model"),
-    M_INT(threads_per_worker, 0, CFG_MAX_THREADS,
+    M_INT(max_batch_size, CFG_MAX_BATCH_SIZE_MIN, CFG_MAX_BATCH_SIZE_MAX, "images per engine call"),
+    M_INT(max_queue_delay_us, CFG_MAX_QUEUE_DELAY_US_MIN, CFG_MAX_QUEUE_DELAY_US_MAX,
+          "longest wait for a batch to fill, microseconds"),
+    M_INT(max_queue_size, CFG_MAX_QUEUE_SIZE_MIN, CFG_MAX_QUEUE_SIZE_MAX,
+          "images waiting per model (503 above)"),
+    M_INT(request_timeout_ms, CFG_REQUEST_TIMEOUT_MS_MIN, CFG_REQUEST_TIMEOUT_MS_MAX,
+          "deadline; not computed by then = 504"),
+    M_INT(workers, CFG_WORKERS_MIN, CFG_WORKERS_MAX, "compute threads per model"),
+    M_INT(threads_per_worker, CFG_THREADS_PER_WORKER_MIN, CFG_THREADS_PER_WORKER_MAX,
           "engine threads per worker (0: usable CPUs / workers)"),
 };
 
@@ -78,28 +90,28 @@ static const setting model_keys[] = {
 void model_cfg_defaults(model_cfg *m)
 {
     memset(m, 0, sizeof *m);
-    m->max_batch_size = 8;
-    m->max_queue_delay_us = 2000;
-    m->max_queue_size = 256;
-    m->request_timeout_ms = 30000;
-    m->workers = 1;
-    m->threads_per_worker = 0;
+    m->max_batch_size = CFG_MAX_BATCH_SIZE_DEFAULT;
+    m->max_queue_delay_us = CFG_MAX_QUEUE_DELAY_US_DEFAULT;
+    m->max_queue_size = CFG_MAX_QUEUE_SIZE_DEFAULT;
+    m->request_timeout_ms = CFG_REQUEST_TIMEOUT_MS_DEFAULT;
+    m->workers = CFG_WORKERS_DEFAULT;
+    m->threads_per_worker = CFG_THREADS_PER_WORKER_DEFAULT;
 }
 
 void config_defaults(config *c)
 {
     memset(c, 0, sizeof *c);
-    strcpy(c->listen_address, "127.0.0.1");
-    c->port = 8080;
-    c->http_threads = 0;
-    c->max_connections = 512;
-    c->connection_timeout_s = 30;
-    c->max_body_bytes = 32LL << 20;
-    c->max_image_pixels = 40000000;
-    c->max_images_per_request = 64;
-    c->max_header_bytes = 16384;
-    c->max_url_bytes = 2048;
-    c->drain_timeout_ms = 30000;
+    snprintf(c->listen_address, sizeof c->listen_address, "127.0.0.1");
+    c->port = CFG_PORT_DEFAULT;
+    c->http_threads = CFG_HTTP_THREADS_DEFAULT;
+    c->max_connections = CFG_MAX_CONNECTIONS_DEFAULT;
+    c->connection_timeout_s = CFG_CONNECTION_TIMEOUT_S_DEFAULT;
+    c->max_body_bytes = CFG_MAX_BODY_BYTES_DEFAULT;
+    c->max_image_pixels = CFG_MAX_IMAGE_PIXELS_DEFAULT;
+    c->max_images_per_request = CFG_MAX_IMAGES_PER_REQUEST_DEFAULT;
+    c->max_header_bytes = CFG_MAX_HEADER_BYTES_DEFAULT;
+    c->max_url_bytes = CFG_MAX_URL_BYTES_DEFAULT;
+    c->drain_timeout_ms = CFG_DRAIN_TIMEOUT_MS_DEFAULT;
     c->log_level = LOG_INFO;
     c->log_format = LOGFMT_TEXT;
     c->metrics = 1;

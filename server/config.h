@@ -1,5 +1,5 @@
-/* config.h - every setting of `xbnserve serve`, its default, its limits, and where it comes
- * from. This header is the place where all limits live (docs/api.md lists them too).
+/* config.h - every setting of `xbnserve serve` and where it comes from. Defaults and ranges
+ * live in server/limits.h (docs/security.md lists them too).
  *
  * Sources, highest precedence first: CLI flag (`--max-body-bytes 1048576` or
  * `--max-body-bytes=1048576`), environment (`XBNSERVE_MAX_BODY_BYTES`), the JSON config file
@@ -22,13 +22,7 @@
 #include <stdio.h>
 
 #include "image/preprocess.h"
-
-#define CFG_MAX_MODELS 16      /* models one daemon serves */
-#define CFG_NAME_MAX 64        /* model name, [A-Za-z0-9._-], used in URLs */
-#define CFG_PATH_MAX 1024      /* model / labels file path */
-#define CFG_FILE_MAX (1 << 20) /* config file size */
-#define CFG_MAX_BATCH 256      /* max_batch_size upper bound */
-#define CFG_MAX_THREADS 256    /* any thread count */
+#include "server/limits.h"
 
 enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 enum { LOGFMT_TEXT, LOGFMT_JSON };

@@ -40,7 +40,6 @@
 #define DRAIN_GRACE_MS 2000   /* after drain_timeout_ms: time for cancelled answers to go out */
 #define FRESH_WAIT_MS 1000    /* how long the drain waits for connections still to send */
 #define QUIESCE_SETTLE_MS 100 /* see drain() */
-#define LABELS_MAX (8u << 20) /* labels file size */
 
 extern char **environ;
 
@@ -99,10 +98,10 @@ static int load_labels(srv_model *m, char *err, size_t errlen)
         snprintf(err, errlen, "labels file %.200s: cannot open", m->cfg->labels);
         return -1;
     }
-    char *buf = malloc(LABELS_MAX + 1);
-    size_t n = buf ? fread(buf, 1, LABELS_MAX + 1, f) : 0;
+    char *buf = malloc(CFG_LABELS_MAX + 1);
+    size_t n = buf ? fread(buf, 1, CFG_LABELS_MAX + 1, f) : 0;
     fclose(f);
-    if (!buf || n > LABELS_MAX) {
+    if (!buf || n > CFG_LABELS_MAX) {
         free(buf);
         snprintf(err, errlen, "labels file %.200s: unreadable or too large", m->cfg->labels);
         return -1;
