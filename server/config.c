@@ -8,12 +8,13 @@
 
 #include <cJSON.h>
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "server/num.h"
 
 typedef enum { K_INT, K_STR, K_BOOL, K_ENUM } ktype;
 
@@ -149,16 +150,14 @@ static int set_text(const setting *s, void *base, const char *v, const char *whe
 {
     char *p = (char *)base + s->off;
     if (s->type == K_STR) {
-        if (strlen(v) >= s->size) goto bad;
-        strcpy(p, v);
+        size_t n = strlen(v);
+        if (n >= s->size) goto bad;
+        memcpy(p, v, n + 1);
         return 0;
     }
     long long x;
     if (s->type == K_INT) {
-        char *end;
-        errno = 0;
-        x = strtoll(v, &end, 10);
-        if (!*v || *end || errno || x < s->min || x > s->max) goto bad;
+        if (num_parse_ll(v, s->min, s->max, &x)) goto bad;
     } else if (s->type == K_BOOL) {
         if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"))
             x = 1;

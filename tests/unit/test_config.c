@@ -166,6 +166,14 @@ static void test_ranges_and_defaults(void **state)
             if (j >= 2 && !strstr(err, keys[i].key)) fail_msg("%s: message '%s'", keys[i].key, err);
         }
     }
+    /* text values: the whole string, decimal */
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, -1, "port", "9000", err, sizeof err), 0);
+    const char *bad[] = {"", " 9000", "9000 ", "0x2328", "9000x", "9e3", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (config_set(&c, -1, "port", bad[i], err, sizeof err) != -1)
+            fail_msg("port '%s' accepted", bad[i]);
+    assert_int_equal(c.port, 9000);
 }
 
 static void test_cpus(void **state)
@@ -175,6 +183,12 @@ static void test_cpus(void **state)
     assert_int_equal(cpus_from_cpu_max("150000 100000\n"), 2);
     assert_int_equal(cpus_from_cpu_max("100000 100000"), 1);
     assert_int_equal(cpus_from_cpu_max("garbage"), -1);
+    assert_int_equal(cpus_from_cpu_max("100001 100000\n"), 2);
+    assert_int_equal(cpus_from_cpu_max("0 100000\n"), -1);
+    assert_int_equal(cpus_from_cpu_max("150000 0\n"), -1);
+    assert_int_equal(cpus_from_cpu_max("150000 100000x\n"), -1);
+    assert_int_equal(cpus_from_cpu_max("max\n"), -1);
+    assert_int_equal(cpus_from_cpu_max("9223372036854775807 1\n"), 2147483647);
     assert_true(cpus_usable() >= 1);
 }
 
