@@ -16,6 +16,10 @@
 
 #include "server/num.h"
 
+/* A setting's key, or a flag's name, with its NUL: the longest key is 22 bytes, and a longer
+ * flag is unknown anyway. */
+#define KEY_MAX 96
+
 typedef enum { K_INT, K_STR, K_BOOL, K_ENUM } ktype;
 
 typedef struct {
@@ -363,7 +367,7 @@ static int add_model(config *c, const char *spec, const char *where, char *err, 
     model_cfg *m = &c->models[c->nmodels++];
     model_cfg_defaults(m);
     memcpy(m->name, spec, (size_t)(eq - spec));
-    strcpy(m->path, eq + 1);
+    memcpy(m->path, eq + 1, strlen(eq + 1) + 1); /* length checked above */
     return 0;
 }
 
@@ -412,28 +416,20 @@ static const char *env_get(char **envp, const char *name)
     return NULL;
 }
 
+/* One flag of argv, kept until the file and the environment are applied. */
 typedef struct {
-    const char *key; /* NULL for a --model / --model-set value */
+    char key[KEY_MAX]; /* the setting's key ("max_body_bytes") */
     const char *value;
-    int kind; /* 0 setting, 1 --model, 2 --model-set */
-} cli_pair;
+    enum { FLAG_SETTING, FLAG_MODEL, FLAG_MODEL_SET } kind;
+} flag_pair;
 
-int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, char *err,
-                size_t errlen)
+/* 1. Read argv's flags into pairs[0..*np) (room for argc); the actions (--help,
+ * --check-config, --config) go into *o. 0, or -1 with a message. */
+static int read_flags(int argc, char **argv, config_opts *o, flag_pair *pairs, int *np, char *err,
+                      size_t errlen)
 {
-    char key[96], where[128], *file = NULL;
-    int st = -1, np = 0;
-    cli_pair *pairs = calloc((size_t)argc + 1, sizeof *pairs);
-    char(*keys)[96] = calloc((size_t)argc + 1, sizeof *keys);
-    config_defaults(c);
-    memset(o, 0, sizeof *o);
-    if (!pairs || !keys) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    /* 1. Read the flags; settings are applied last, after file and env. */
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *val;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             o->help = 1;
             continue;
@@ -444,11 +440,11 @@ int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, c
         }
         if (strncmp(a, "--", 2) || !a[2]) {
             snprintf(err, errlen, "unexpected argument '%.60s'", a);
-            goto out;
+            return -1;
         }
-        const char *eq = strchr(a, '='), *val;
+        const char *eq = strchr(a, '=');
+        char flag[KEY_MAX];
         size_t kn = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        char flag[96];
         if (kn >= sizeof flag) kn = sizeof flag - 1;
         memcpy(flag, a + 2, kn);
         flag[kn] = 0;
@@ -458,44 +454,74 @@ int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, c
             val = argv[++i];
         } else {
             snprintf(err, errlen, "flag --%s: missing value", flag);
-            goto out;
+            return -1;
         }
-        flag_to_key(flag, keys[np], sizeof keys[np]);
-        const char *k = keys[np];
-        if (!strcmp(k, "config")) {
+        flag_pair *p = &pairs[*np];
+        flag_to_key(flag, p->key, sizeof p->key);
+        if (!strcmp(p->key, "config")) {
             if (strlen(val) >= sizeof o->config_path) {
                 snprintf(err, errlen, "flag --config: path too long");
-                goto out;
+                return -1;
             }
-            strcpy(o->config_path, val);
+            snprintf(o->config_path, sizeof o->config_path, "%s", val);
             continue;
         }
-        int kind = !strcmp(k, "model") ? 1 : !strcmp(k, "model_set") ? 2 : 0;
-        if (!kind && !find(server_keys, NSERVER, k) &&
-            (!find(model_keys, NMODEL, k) || !strcmp(k, "name") || !strcmp(k, "path")) &&
-            strcmp(k, "preprocess")) {
+        p->kind = !strcmp(p->key, "model")       ? FLAG_MODEL
+                  : !strcmp(p->key, "model_set") ? FLAG_MODEL_SET
+                                                 : FLAG_SETTING;
+        if (p->kind == FLAG_SETTING && !find(server_keys, NSERVER, p->key) &&
+            (!find(model_keys, NMODEL, p->key) || !strcmp(p->key, "name") ||
+             !strcmp(p->key, "path")) &&
+            strcmp(p->key, "preprocess")) {
             snprintf(err, errlen, "flag --%s: unknown flag (see serve --help)", flag);
-            goto out;
+            return -1;
         }
-        pairs[np++] = (cli_pair){k, val, kind};
+        p->value = val;
+        (*np)++;
     }
-    if (o->help) {
-        st = 0;
+    return 0;
+}
+
+/* 2. The file: --config, else XBNSERVE_CONFIG, else none. */
+static int apply_file(config *c, config_opts *o, char **envp, char *err, size_t errlen)
+{
+    char *file = NULL, msg[SRV_ERR_MAX];
+    size_t len;
+    const char *cp = o->config_path[0] ? o->config_path : env_get(envp, "XBNSERVE_CONFIG");
+    int st = -1;
+    if (!cp || !*cp) return 0;
+    if (!o->config_path[0]) snprintf(o->config_path, sizeof o->config_path, "%s", cp);
+    if (read_file(cp, &file, &len, err, errlen)) return -1;
+    if (config_parse_json(file, len, c, msg, sizeof msg)) {
+        snprintf(err, errlen, "config file %s: %s", cp, msg);
         goto out;
     }
-    /* 2. The file. */
-    const char *cp = o->config_path[0] ? o->config_path : env_get(envp, "XBNSERVE_CONFIG");
-    if (cp && *cp) {
-        if (!o->config_path[0]) snprintf(o->config_path, sizeof o->config_path, "%s", cp);
-        size_t len;
-        if (read_file(cp, &file, &len, err, errlen)) goto out;
-        char e2[400];
-        if (config_parse_json(file, len, c, e2, sizeof e2)) {
-            snprintf(err, errlen, "config file %s: %s", cp, e2);
-            goto out;
-        }
+    st = 0;
+out:
+    free(file);
+    return st;
+}
+
+/* XBNSERVE_MODELS=NAME=PATH,NAME=PATH: replaces the model list. */
+static int env_models(config *c, const char *list, const char *where, char *err, size_t errlen)
+{
+    char *copy = strdup(list), *save = NULL;
+    int r = 0;
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
-    /* 3. The environment: every XBNSERVE_* must be a known key. */
+    c->nmodels = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && !r; t = strtok_r(NULL, ",", &save))
+        r = add_model(c, t, where, err, errlen);
+    free(copy);
+    return r;
+}
+
+/* 3. The environment: every XBNSERVE_* must be a known key. */
+static int apply_env(config *c, char **envp, char *err, size_t errlen)
+{
+    char key[KEY_MAX], where[KEY_MAX + 32], msg[SRV_ERR_MAX];
     for (char **e = envp; e && *e; e++) {
         if (strncmp(*e, "XBNSERVE_", 9)) continue;
         const char *eq = strchr(*e, '=');
@@ -507,74 +533,97 @@ int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, c
         if (!strcmp(key, "config")) continue;
         snprintf(where, sizeof where, "env %.*s", (int)(eq - *e), *e);
         if (!strcmp(key, "models")) {
-            char *list = strdup(eq + 1), *save = NULL;
-            if (!list) goto out;
-            c->nmodels = 0;
-            int r = 0;
-            for (char *t = strtok_r(list, ",", &save); t && !r; t = strtok_r(NULL, ",", &save))
-                r = add_model(c, t, where, err, errlen);
-            free(list);
-            if (r) goto out;
+            if (env_models(c, eq + 1, where, err, errlen)) return -1;
             continue;
         }
         if (!find(server_keys, NSERVER, key) && !find(model_keys, NMODEL, key) &&
             strcmp(key, "preprocess")) {
             snprintf(err, errlen, "%s: unknown variable", where);
-            goto out;
+            return -1;
         }
-        char e2[400];
-        if (config_set(c, -1, key, eq + 1, e2, sizeof e2)) {
-            snprintf(err, errlen, "%s: %s", where, e2);
-            goto out;
+        if (config_set(c, -1, key, eq + 1, msg, sizeof msg)) {
+            snprintf(err, errlen, "%s: %s", where, msg);
+            return -1;
         }
     }
-    /* 4. The flags: --model first (replaces the list), then settings in order. */
+    return 0;
+}
+
+/* --model-set NAME.KEY=VALUE: names may hold dots, so the key follows the last one. */
+static int model_set(config *c, const char *v, char *err, size_t errlen)
+{
+    char key[KEY_MAX], msg[SRV_ERR_MAX];
+    const char *eq = strchr(v, '='), *dot = NULL;
+    int m = -1;
+    for (const char *p = v; eq && p < eq; p++)
+        if (*p == '.') dot = p;
+    if (dot && eq) {
+        for (int j = 0; j < c->nmodels; j++)
+            if (strlen(c->models[j].name) == (size_t)(dot - v) &&
+                !strncmp(c->models[j].name, v, (size_t)(dot - v)))
+                m = j;
+    }
+    if (m < 0 || (size_t)(eq - dot - 1) >= sizeof key) {
+        snprintf(err, errlen,
+                 "flag --model-set: expected NAME.KEY=VALUE for a configured model, got '%.60s'",
+                 v);
+        return -1;
+    }
+    memcpy(key, dot + 1, (size_t)(eq - dot - 1));
+    key[eq - dot - 1] = 0;
+    if (config_set(c, m, key, eq + 1, msg, sizeof msg)) {
+        snprintf(err, errlen, "flag --model-set %s: %s", c->models[m].name, msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* 4. The flags: --model first (they replace the list), then settings in their order. */
+static int apply_flags(config *c, const flag_pair *pairs, int np, char *err, size_t errlen)
+{
+    char msg[SRV_ERR_MAX];
     int replaced = 0;
     for (int i = 0; i < np; i++) {
-        if (pairs[i].kind != 1) continue;
-        if (!replaced) c->nmodels = 0, replaced = 1;
-        if (add_model(c, pairs[i].value, "flag --model", err, errlen)) goto out;
+        if (pairs[i].kind != FLAG_MODEL) continue;
+        if (!replaced) {
+            c->nmodels = 0;
+            replaced = 1;
+        }
+        if (add_model(c, pairs[i].value, "flag --model", err, errlen)) return -1;
     }
     for (int i = 0; i < np; i++) {
-        char e2[400];
-        if (pairs[i].kind == 1) continue;
-        if (pairs[i].kind == 0) {
-            if (config_set(c, -1, pairs[i].key, pairs[i].value, e2, sizeof e2)) {
-                snprintf(err, errlen, "flag --%s: %s", pairs[i].key, e2);
-                goto out;
-            }
-            continue;
-        }
-        /* --model-set NAME.KEY=VALUE */
-        const char *v = pairs[i].value, *eq = strchr(v, '='), *dot = NULL;
-        for (const char *p = v; eq && p < eq; p++)
-            if (*p == '.') dot = p; /* names may hold dots: the key follows the last one */
-        int m = -1;
-        if (dot && eq) {
-            for (int j = 0; j < c->nmodels; j++)
-                if (strlen(c->models[j].name) == (size_t)(dot - v) &&
-                    !strncmp(c->models[j].name, v, (size_t)(dot - v)))
-                    m = j;
-        }
-        if (m < 0 || (size_t)(eq - dot - 1) >= sizeof key) {
-            snprintf(err, errlen,
-                     "flag --model-set: expected NAME.KEY=VALUE for a configured "
-                     "model, got '%.60s'",
-                     v);
-            goto out;
-        }
-        memcpy(key, dot + 1, (size_t)(eq - dot - 1));
-        key[eq - dot - 1] = 0;
-        if (config_set(c, m, key, eq + 1, e2, sizeof e2)) {
-            snprintf(err, errlen, "flag --model-set %s: %s", c->models[m].name, e2);
-            goto out;
+        if (pairs[i].kind == FLAG_MODEL_SET && model_set(c, pairs[i].value, err, errlen)) return -1;
+        if (pairs[i].kind == FLAG_SETTING &&
+            config_set(c, -1, pairs[i].key, pairs[i].value, msg, sizeof msg)) {
+            snprintf(err, errlen, "flag --%s: %s", pairs[i].key, msg);
+            return -1;
         }
     }
+    return 0;
+}
+
+int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, char *err,
+                size_t errlen)
+{
+    int st = -1, np = 0;
+    flag_pair *pairs = calloc((size_t)argc + 1, sizeof *pairs);
+    config_defaults(c);
+    memset(o, 0, sizeof *o);
+    if (!pairs) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (read_flags(argc, argv, o, pairs, &np, err, errlen)) goto out;
+    if (o->help) {
+        st = 0;
+        goto out;
+    }
+    if (apply_file(c, o, envp, err, errlen) || apply_env(c, envp, err, errlen) ||
+        apply_flags(c, pairs, np, err, errlen))
+        goto out;
     st = config_validate(c, err, errlen);
 out:
-    free(file);
     free(pairs);
-    free(keys);
     return st;
 }
 

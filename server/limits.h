@@ -26,6 +26,10 @@
  * its memory grows with the batch size. */
 #define CFG_MAX_BATCH 256
 
+/* Every error message buffer of the configuration and the daemon's start: a source, a key and
+ * a value, or a model's name, path and loader's message (each cut to its %.Ns in the format). */
+#define SRV_ERR_MAX 1024
+
 /* ---- server settings: default, min, max ---- */
 
 /* TCP's port range; 0 asks the kernel for a free port (the log names it; tests use it). */

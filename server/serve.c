@@ -55,7 +55,7 @@ static void forward_to_main(int sig)
 static int worker_init(void *arg, int w, void **ctx)
 {
     srv_model *m = arg;
-    char err[256];
+    char err[SRV_ERR_MAX];
     session *s = NULL;
     if (session_new_threads(m->m, m->S, m->S, (int)m->cfg->max_batch_size,
                             (int)m->cfg->threads_per_worker, &s, err, sizeof err)) {
@@ -132,7 +132,7 @@ static int load_labels(srv_model *m, char *err, size_t errlen)
 static int load_model(server *s, srv_model *m, char *err, size_t errlen)
 {
     long long t0 = batcher_now_ns();
-    char e[400];
+    char e[SRV_ERR_MAX];
     if (model_load(m->cfg->path, &m->m, e, sizeof e)) {
         snprintf(err, errlen, "model %s (%.200s): %.300s", m->cfg->name, m->cfg->path, e);
         return -1;
@@ -148,7 +148,7 @@ static int load_model(server *s, srv_model *m, char *err, size_t errlen)
     m->classes = m->info.classes;
     m->in_elems = 3 * (size_t)m->S * (size_t)m->S;
     if (m->cfg->labels[0] && load_labels(m, e, sizeof e)) {
-        snprintf(err, errlen, "model %s: %s", m->cfg->name, e);
+        snprintf(err, errlen, "model %s: %.300s", m->cfg->name, e);
         return -1;
     }
     batcher_cfg bc = {.max_batch = (int)m->cfg->max_batch_size,
@@ -264,7 +264,7 @@ static void server_free(server *s)
 
 int serve_main(int argc, char **argv)
 {
-    char err[600];
+    char err[SRV_ERR_MAX];
     config_opts o;
     int rc = 1;
     server *s = calloc(1, sizeof *s);
