@@ -108,6 +108,9 @@ static int check_chunks(pdec *d)
     return 0;
 }
 
+/* One function, past 60 lines, because it is libpng's fixed call sequence (read_info, the
+ * transforms, read_image, read_end) under the setjmp its errors return to, with one cleanup
+ * of what libpng may leave behind. */
 int png_decode(const unsigned char *data, size_t len, long max_pixels, int use_exif, pixmap *out,
                char *err, size_t errlen)
 {

@@ -262,6 +262,85 @@ static void server_free(server *s)
     free(s);
 }
 
+/* --check-config: every model and labels file readable, then the effective configuration
+ * printed. The exit code. */
+static int check_config(const server *s, int cpus)
+{
+    for (int i = 0; i < s->cfg.nmodels; i++) {
+        const model_cfg *m = &s->cfg.models[i];
+        if (access(m->path, R_OK) || (m->labels[0] && access(m->labels, R_OK))) {
+            fprintf(stderr, "xbnserve serve: models[%d] (%s): cannot read %s\n", i, m->name,
+                    access(m->path, R_OK) ? m->path : m->labels);
+            return 1;
+        }
+    }
+    config_print(&s->cfg, stdout);
+    fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d)\n", s->cfg.nmodels,
+            cpus, s->http_threads);
+    return 0;
+}
+
+/* Block SIGTERM, SIGINT and SIGPIPE in this thread and every thread it starts, forward the
+ * first two from threads that did not block them, ignore SIGPIPE. *sigs: the two the main
+ * thread waits for. */
+static void take_signals(sigset_t *sigs)
+{
+    struct sigaction sa = {0};
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+    sigdelset(sigs, SIGPIPE);
+    sa.sa_handler = forward_to_main;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* The models' slots (not loaded yet) and the metrics over their names. 0, or -1 out of
+ * memory (server_free releases what was made). */
+static int models_new(server *s)
+{
+    const char *names[CFG_MAX_MODELS];
+    s->nmodels = s->cfg.nmodels;
+    s->models = calloc((size_t)s->nmodels, sizeof *s->models);
+    for (int i = 0; i < s->nmodels; i++) names[i] = s->cfg.models[i].name;
+    s->met = metrics_new(s->nmodels, names);
+    if (!s->models || !s->met) return -1;
+    for (int i = 0; i < s->nmodels; i++) {
+        s->models[i].idx = i;
+        s->models[i].cfg = &s->cfg.models[i];
+        s->models[i].met = s->met;
+        s->models[i].log = &s->log;
+    }
+    return 0;
+}
+
+/* Load every model, each ready as soon as it is. -1 when the start stops (a model failed:
+ * *rc stays 1; a signal came: *rc = 0), after the drain; else 0. */
+static int load_models(server *s, const sigset_t *sigs, int *rc)
+{
+    char err[SRV_ERR_MAX];
+    for (int i = 0; i < s->nmodels; i++) {
+        if (load_model(s, &s->models[i], err, sizeof err)) {
+            log_msg(&s->log, LOG_ERROR, "%s", err);
+            s->cfg.drain_timeout_ms = 0; /* answer nothing more: stop at once */
+            drain(s);
+            return -1;
+        }
+        struct timespec zero = {0, 0};
+        if (sigtimedwait(sigs, NULL, &zero) > 0) {
+            log_msg(&s->log, LOG_INFO, "signal during start-up");
+            drain(s);
+            *rc = 0;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int serve_main(int argc, char **argv)
 {
     char err[SRV_ERR_MAX];
@@ -289,48 +368,14 @@ int serve_main(int argc, char **argv)
     int cpus = cpus_usable();
     size_threads(s, cpus);
     if (o.check_only) {
-        for (int i = 0; i < s->cfg.nmodels; i++) {
-            const model_cfg *m = &s->cfg.models[i];
-            if (access(m->path, R_OK) || (m->labels[0] && access(m->labels, R_OK))) {
-                fprintf(stderr, "xbnserve serve: models[%d] (%s): cannot read %s\n", i, m->name,
-                        access(m->path, R_OK) ? m->path : m->labels);
-                goto out;
-            }
-        }
-        config_print(&s->cfg, stdout);
-        fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d)\n", s->cfg.nmodels,
-                cpus, s->http_threads);
-        rc = 0;
+        rc = check_config(s, cpus);
         goto out;
     }
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    sigdelset(&sigs, SIGPIPE);
-    struct sigaction sa = {0};
-    sa.sa_handler = forward_to_main;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    const char *names[CFG_MAX_MODELS];
-    s->nmodels = s->cfg.nmodels;
-    s->models = calloc((size_t)s->nmodels, sizeof *s->models);
-    for (int i = 0; i < s->nmodels; i++) names[i] = s->cfg.models[i].name;
-    s->met = metrics_new(s->nmodels, names);
-    if (!s->models || !s->met) {
+    take_signals(&sigs);
+    if (models_new(s)) {
         fprintf(stderr, "xbnserve serve: out of memory\n");
         goto out;
-    }
-    for (int i = 0; i < s->nmodels; i++) {
-        s->models[i].idx = i;
-        s->models[i].cfg = &s->cfg.models[i];
-        s->models[i].met = s->met;
-        s->models[i].log = &s->log;
     }
     s->img.max_bytes = (size_t)s->cfg.max_body_bytes;
     s->img.max_pixels = (long)s->cfg.max_image_pixels;
@@ -340,21 +385,7 @@ int serve_main(int argc, char **argv)
     }
     log_msg(&s->log, LOG_INFO, "listening on %s:%d (usable CPUs %d, http_threads %d, %d models)",
             s->cfg.listen_address, s->port, cpus, s->http_threads, s->nmodels);
-    for (int i = 0; i < s->nmodels; i++) {
-        if (load_model(s, &s->models[i], err, sizeof err)) {
-            log_msg(&s->log, LOG_ERROR, "%s", err);
-            s->cfg.drain_timeout_ms = 0; /* answer nothing more: stop at once */
-            drain(s);
-            goto out;
-        }
-        struct timespec zero = {0, 0};
-        if (sigtimedwait(&sigs, NULL, &zero) > 0) {
-            log_msg(&s->log, LOG_INFO, "signal during start-up");
-            drain(s);
-            rc = 0;
-            goto out;
-        }
-    }
+    if (load_models(s, &sigs, &rc)) goto out;
     /* Loading freed big temporaries (weight transforms, packing) that malloc keeps for reuse;
      * give their pages back once instead of carrying ~5 MB for the daemon's lifetime. */
     malloc_trim(0);
