@@ -102,7 +102,7 @@ fail:
 static int load_input(const char *path, const preprocess_spec *pre, float **x, int *n, int *h,
                       int *w)
 {
-    char err[256];
+    char err[CLI_ERR_MAX];
     size_t len = strlen(path);
     *x = NULL;
     if (len > 4 && !strcmp(path + len - 4, ".npy")) {
@@ -120,7 +120,9 @@ static int load_input(const char *path, const preprocess_spec *pre, float **x, i
             *x = NULL;
             return -1;
         }
-        *n = nd == 4 ? (int)sh[0] : 1, *h = (int)sh[off + 1], *w = (int)sh[off + 2];
+        *n = nd == 4 ? (int)sh[0] : 1;
+        *h = (int)sh[off + 1];
+        *w = (int)sh[off + 2];
         return 0;
     }
     int rc = -1;
@@ -146,7 +148,8 @@ static int load_input(const char *path, const preprocess_spec *pre, float **x, i
         *x = NULL;
         goto done;
     }
-    *n = 1, *h = s, *w = s;
+    *n = 1;
+    *h = *w = s;
     rc = 0;
 done:
     free(buf);

@@ -36,7 +36,8 @@ static void on_error(png_structp png, png_const_charp m)
 
 static void on_warning(png_structp png, png_const_charp m)
 {
-    (void)png, (void)m;
+    (void)png;
+    (void)m;
 }
 
 static void on_read(png_structp png, png_bytep dst, size_t n)
