@@ -8,7 +8,8 @@
 #ifndef XBN_IMAGE_LIMITS_H
 #define XBN_IMAGE_LIMITS_H
 
-/* Encoded bytes of one image: a 48 MP phone JPEG is 10-25 MB. */
+/* Encoded bytes of one image: far above a phone camera's JPEG, and the daemon's default
+ * max_body_bytes. */
 #define IMG_DEFAULT_MAX_BYTES (32u << 20)
 /* width * height of one image, checked from the header: 50 MP covers 48 MP phone photos;
  * decoding one needs about 3 bytes per pixel (150 MB), progressive JPEGs up to twice that. */
@@ -28,8 +29,8 @@
 /* resize and crop in a preprocess spec (model file, config, CLI): 18x the usual 224, and the
  * input of a 4096 x 4096 model is already 200 MB of floats per image. */
 #define PREPROCESS_MAX_SIDE 4096
-/* The resizer's own bound on any output side, for every caller (a spec is within it): at
- * most 8192 rows of filter taps and one ring of them. */
+/* The resizer's own bound on an output side, for any caller (every spec is within it): its
+ * coefficient tables hold the filter taps of every output pixel along a side. */
 #define RESIZE_MAX_SIDE 8192
 /* Largest downscale factor per axis: filter taps grow with it (2 * factor + 1), so an absurd
  * aspect ratio (1 x 10^6 resized to 224 x 224) would cost memory and time. */

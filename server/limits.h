@@ -41,7 +41,7 @@
 #define CFG_HTTP_THREADS_MIN 0
 #define CFG_HTTP_THREADS_MAX CFG_MAX_THREADS
 /* Concurrent connections; more are closed at accept. 512 is far above what two cores serve
- * at once; 100000 stays below the descriptors one process is normally given. */
+ * at once; 100000 bounds a typo (the descriptor limit, ulimit -n, must allow as many). */
 #define CFG_MAX_CONNECTIONS_DEFAULT 512
 #define CFG_MAX_CONNECTIONS_MIN 1
 #define CFG_MAX_CONNECTIONS_MAX 100000
@@ -50,8 +50,8 @@
 #define CFG_CONNECTION_TIMEOUT_S_MIN 1
 #define CFG_CONNECTION_TIMEOUT_S_MAX 3600
 /* Request body, 413 above (before reading, from Content-Length), also the largest encoded
- * image: 32 MiB holds a few phone photos, base64 included. 1 KiB is below any real image;
- * 4 GiB bounds what a body buffer may be asked to hold. */
+ * image: 32 MiB holds a few phone photos, base64 included. The 1 KiB minimum keeps a typo
+ * from refusing every real image; 4 GiB bounds what a body buffer may be asked to hold. */
 #define CFG_MAX_BODY_BYTES_DEFAULT (32LL << 20)
 #define CFG_MAX_BODY_BYTES_MIN 1024
 #define CFG_MAX_BODY_BYTES_MAX (1LL << 32)
@@ -97,7 +97,7 @@
 #define CFG_MAX_QUEUE_SIZE_DEFAULT 256
 #define CFG_MAX_QUEUE_SIZE_MIN 1
 #define CFG_MAX_QUEUE_SIZE_MAX 1000000
-/* Deadline from arrival, 504 if not computed by then: 30 s, a client's usual timeout. */
+/* Deadline from arrival, 504 if not computed by then: 30 s, as long as the drain waits. */
 #define CFG_REQUEST_TIMEOUT_MS_DEFAULT 30000
 #define CFG_REQUEST_TIMEOUT_MS_MIN 1
 #define CFG_REQUEST_TIMEOUT_MS_MAX 3600000
