@@ -43,18 +43,6 @@ static int set_value(const cli_cmd *c, const cli_opt *o, const char *v)
             return cli_usage_error(c, "bad value for %s: '%.60s' (expected a number in [%g, %g])",
                                    o->name, v, o->dlo, o->dhi);
         return 0;
-    case CLI_ARG_CHOICE: {
-        char list[128] = "";
-        for (int i = 0; o->choices[i]; i++) {
-            if (!strcmp(o->choices[i], v)) {
-                *(int *)o->dst = i;
-                return 0;
-            }
-            size_t used = strlen(list);
-            snprintf(list + used, sizeof list - used, "%s%s", i ? "|" : "", o->choices[i]);
-        }
-        return cli_usage_error(c, "bad value for %s: '%.60s' (expected %s)", o->name, v, list);
-    }
     case CLI_ARG_SET:
         break;
     }

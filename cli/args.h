@@ -26,16 +26,14 @@ typedef enum {
     CLI_ARG_INT,    /* *(int *)dst, an integer in [lo, hi] */
     CLI_ARG_LLONG,  /* *(long long *)dst, an integer in [lo, hi] */
     CLI_ARG_DOUBLE, /* *(double *)dst, a number in [dlo, dhi] */
-    CLI_ARG_CHOICE, /* *(int *)dst = the index of the value in `choices` (NULL-terminated) */
 } cli_arg_kind;
 
 typedef struct {
     const char *name; /* as typed: "--top-k", "-o" */
     cli_arg_kind kind;
     void *dst;
-    long long lo, hi; /* CLI_ARG_INT, ARG_LLONG; ARG_SET stores lo */
-    double dlo, dhi;  /* ARG_DOUBLE */
-    const char *const *choices;
+    long long lo, hi; /* CLI_ARG_INT, CLI_ARG_LLONG; CLI_ARG_SET stores lo */
+    double dlo, dhi;  /* CLI_ARG_DOUBLE */
 } cli_opt;
 
 /* The rows; `1 ? (d) : (T *)0` makes a destination of another type a compile error. */
@@ -60,10 +58,6 @@ typedef struct {
     {                                                                                              \
         .name = (n), .kind = CLI_ARG_DOUBLE, .dst = 1 ? (d) : (double *)0, .dlo = (min),           \
         .dhi = (max)                                                                               \
-    }
-#define CLI_OPT_CHOICE(n, d, list)                                                                 \
-    {                                                                                              \
-        .name = (n), .kind = CLI_ARG_CHOICE, .dst = 1 ? (d) : (int *)0, .choices = (list)          \
     }
 
 typedef struct {

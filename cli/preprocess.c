@@ -27,8 +27,8 @@
 
 typedef struct {
     const char *model, *image, *out;
-    preprocess_spec over; /* the spec flags, */
-    unsigned over_set;    /* PRE_* bits of the ones given */
+    preprocess_spec over; /* the spec flags, parsed: the fields in over_set */
+    unsigned over_set;    /* PRE_* bits of the flags given */
     long long max_bytes, max_pixels, repeat;
     double margin; /* 0: IMG_DCT_MARGIN, < 0: no DCT scaling */
 } pp_args;
