@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -40,7 +39,9 @@ def make_jpeg(path):
     return path
 
 
-JPEG = make_jpeg(os.path.join(tempfile.mkdtemp(prefix="xbn-cli-"), "photo.jpg"))
+@pytest.fixture(scope="module")
+def jpeg(tmp_path_factory):
+    return make_jpeg(str(tmp_path_factory.mktemp("cli") / "photo.jpg"))
 
 
 def run(*args, timeout=120):
@@ -72,25 +73,25 @@ def test_mistakes_same_wording(cmd):
                 "unknown option '--no-such-option=1'")
 
 
-def test_values_at_their_bounds(tmp_path):
+def test_values_at_their_bounds(tmp_path, jpeg):
     out = str(tmp_path / "x.npy")
     # predict --top-k: 2^20 passes (all 17 classes), one more is refused before any work
-    p = run("predict", "--model", SMALL, "--top-k", str(1 << 20), JPEG)
+    p = run("predict", "--model", SMALL, "--top-k", str(1 << 20), jpeg)
     assert p.returncode == 0, p.stderr
     assert len(json.loads(p.stdout)["results"][0]["top"]) == 17
-    usage_error(run("predict", "--model", SMALL, "--top-k", str((1 << 20) + 1), JPEG), "predict",
+    usage_error(run("predict", "--model", SMALL, "--top-k", str((1 << 20) + 1), jpeg), "predict",
                 "bad value for --top-k: '1048577' (expected an integer in [0, 1048576])")
-    usage_error(run("predict", "--model", SMALL, "--top-k", "-1", JPEG), "predict",
+    usage_error(run("predict", "--model", SMALL, "--top-k", "-1", jpeg), "predict",
                 "bad value for --top-k: '-1' (expected an integer in [0, 1048576])")
     # --name=value is --name value
-    p2 = run("predict", "--model=" + SMALL, "--top-k=3", JPEG)
-    p3 = run("predict", "--model", SMALL, "--top-k", "3", JPEG)
+    p2 = run("predict", "--model=" + SMALL, "--top-k=3", jpeg)
+    p3 = run("predict", "--model", SMALL, "--top-k", "3", jpeg)
     assert p2.returncode == 0 and p2.stdout == p3.stdout and len(
         json.loads(p2.stdout)["results"][0]["top"]) == 3
     # preprocess --max-pixels: 2^40 passes, 2^40 + 1, hex and a space are refused
-    assert run("preprocess", JPEG, "-o", out, "--max-pixels", str(1 << 40)).returncode == 0
+    assert run("preprocess", jpeg, "-o", out, "--max-pixels", str(1 << 40)).returncode == 0
     for bad in (str((1 << 40) + 1), "0x10", " 5", "5 ", ""):
-        usage_error(run("preprocess", JPEG, "-o", out, "--max-pixels", bad), "preprocess",
+        usage_error(run("preprocess", jpeg, "-o", out, "--max-pixels", bad), "preprocess",
                     f"bad value for --max-pixels: '{bad}' (expected an integer in "
                     "[1, 1099511627776])")
     usage_error(run("bench", "--model", SMALL, "--seconds", "0.0099"), "bench",
@@ -104,25 +105,25 @@ def test_values_at_their_bounds(tmp_path):
     usage_error(run("predict", "--model", SMALL), "predict", "no INPUT given")
     usage_error(run("inspect"), "inspect", "no MODEL given")
     usage_error(run("inspect", SMALL, SMALL), "inspect", "one model at a time")
-    usage_error(run("preprocess", JPEG), "preprocess", "-o OUT.npy is required")
-    usage_error(run("preprocess", JPEG, JPEG, "-o", out), "preprocess", "one image at a time")
+    usage_error(run("preprocess", jpeg), "preprocess", "-o OUT.npy is required")
+    usage_error(run("preprocess", jpeg, jpeg, "-o", out), "preprocess", "one image at a time")
 
 
-def test_preprocess_flags_checked_as_the_spec(tmp_path):
+def test_preprocess_flags_checked_as_the_spec(tmp_path, jpeg):
     """The spec flags go through the spec's one parser: its ranges, its messages."""
     out = str(tmp_path / "x.npy")
     crop = "preprocess.crop must be an integer in [1, 4096]"
     for bad in ("0", "4097", "1.5"):
-        usage_error(run("preprocess", JPEG, "-o", out, "--crop", bad), "preprocess", crop)
-    usage_error(run("preprocess", JPEG, "-o", out, "--crop", "abc"), "preprocess",
+        usage_error(run("preprocess", jpeg, "-o", out, "--crop", bad), "preprocess", crop)
+    usage_error(run("preprocess", jpeg, "-o", out, "--crop", "abc"), "preprocess",
                 "bad value for --crop: 'abc' (expected a number)")
-    usage_error(run("preprocess", JPEG, "-o", out, "--std", "1,0,1"), "preprocess",
+    usage_error(run("preprocess", jpeg, "-o", out, "--std", "1,0,1"), "preprocess",
                 "preprocess.std must be 3 finite positive numbers")
-    usage_error(run("preprocess", JPEG, "-o", out, "--mean", "0.5,0.5"), "preprocess",
+    usage_error(run("preprocess", jpeg, "-o", out, "--mean", "0.5,0.5"), "preprocess",
                 "preprocess.mean must be 3 finite numbers")
-    usage_error(run("preprocess", JPEG, "-o", out, "--mode", "crop"), "preprocess",
+    usage_error(run("preprocess", jpeg, "-o", out, "--mode", "crop"), "preprocess",
                 'preprocess.resize_mode must be "shorter_crop" or "direct"')
-    p = run("preprocess", JPEG, "-o", out, "--crop", "32", "--resize", "4096")
+    p = run("preprocess", jpeg, "-o", out, "--crop", "32", "--resize", "4096")
     assert p.returncode == 0, p.stderr
 
 
@@ -145,11 +146,11 @@ def bad_spec_models(tmp_path):
     return out
 
 
-def test_bad_spec_refused_by_every_command(bad_spec_models, tmp_path):
+def test_bad_spec_refused_by_every_command(bad_spec_models, tmp_path, jpeg):
     out = str(tmp_path / "x.npy")
     for path, msg in bad_spec_models.values():
-        for cmd, args in (("inspect", [path]), ("predict", ["--model", path, JPEG]),
-                          ("preprocess", ["--model", path, JPEG, "-o", out]),
+        for cmd, args in (("inspect", [path]), ("predict", ["--model", path, jpeg]),
+                          ("preprocess", ["--model", path, jpeg, "-o", out]),
                           ("bench", ["--model", path, "--seconds", "0.01"])):
             p = run(cmd, *args)
             assert p.returncode == 1, (cmd, path, p.stderr)
@@ -184,7 +185,7 @@ def serve(*args):
     raise AssertionError("daemon did not start:\n" + "".join(lines))
 
 
-def test_daemon_override_is_the_cli_spec(tmp_path):
+def test_daemon_override_is_the_cli_spec(tmp_path, jpeg):
     """--preprocess on the daemon and the same keys as `preprocess` flags: same tensor, so
     the same scores, text for text (one engine thread on both sides)."""
     override = {"crop": 64, "resize": 80, "resize_mode": "shorter_crop", "channel_order": "BGR"}
@@ -194,7 +195,7 @@ def test_daemon_override_is_the_cli_spec(tmp_path):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         c.request("GET", "/v1/models")
         listing = c.getresponse().read().decode()
-        c.request("POST", "/v1/models/small:predict?top_k=0", body=open(JPEG, "rb").read(),
+        c.request("POST", "/v1/models/small:predict?top_k=0", body=open(jpeg, "rb").read(),
                   headers={"Content-Type": "image/jpeg"})
         r = c.getresponse()
         body = r.read().decode()
@@ -206,13 +207,13 @@ def test_daemon_override_is_the_cli_spec(tmp_path):
     served = {p["index"]: p["score"] for p in json.loads(body)["predictions"][0]}
     npy = str(tmp_path / "x.npy")
     p = run("preprocess", "--model", SMALL, "--crop", "64", "--resize", "80", "--mode",
-            "shorter_crop", "--bgr", JPEG, "-o", npy)
+            "shorter_crop", "--bgr", jpeg, "-o", npy)
     assert p.returncode == 0, p.stderr
     p = run("predict", "--model", SMALL, "--top-k", "0", npy)
     assert p.returncode == 0, p.stderr
     cli = {t["index"]: t["score"] for t in json.loads(p.stdout)["results"][0]["top"]}
     assert len(cli) == 17 and cli == served
     # and the override changed something: the file's own spec gives other scores
-    p = run("predict", "--model", SMALL, "--top-k", "0", JPEG)
+    p = run("predict", "--model", SMALL, "--top-k", "0", jpeg)
     own = {t["index"]: t["score"] for t in json.loads(p.stdout)["results"][0]["top"]}
     assert own != served
