@@ -1,16 +1,21 @@
-/* cmd_bench.c - `xbnserve bench`: the engine alone on synthetic input, one JSON line out.
+/* bench.c - `xbnserve bench`: the engine alone on synthetic input, one JSON line out.
  *
  * Runs forward passes of one batch size for a fixed time after a warm-up and reports images
  * per second, per-batch latency percentiles, effective GFLOP/s and the BLAS kernel in use.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "engine/engine.h"
+
+#define BENCH_MAX_BATCH 4096   /* --batch */
+#define BENCH_MAX_THREADS 64   /* --threads: far above this machine's cores */
+#define BENCH_MAX_SIDE 4096    /* --size: the engine's own input limit */
+#define BENCH_MAX_ITER 1000000 /* batches measured at most: the latency array's length */
 
 static double now_s(void)
 {
@@ -25,91 +30,102 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int arg_num(const char *s, double lo, double hi, double *out)
+typedef struct {
+    const char *model;
+    double seconds;
+    int batch, threads, size, profile;
+} bench_args;
+
+static void bench_usage(FILE *f)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
+    fprintf(f, "usage: xbnserve bench --model MODEL [--batch B] [--threads T] [--seconds S] "
+               "[--size S] [--profile]\n"
+               "  --batch B    samples per forward pass (default 1)\n"
+               "  --threads T  engine threads (default 1)\n"
+               "  --seconds S  how long to measure, after a warm-up (default 5)\n"
+               "  --size S     input side (default: the model's input size)\n"
+               "  --profile    per-op times on stderr\n");
 }
 
-int cmd_bench(int argc, char **argv)
+/* CLI_GO_ON with *a filled, or the exit code. */
+static int bench_parse(int argc, char **argv, bench_args *a)
 {
-    const char *path = NULL;
-    double batch = 1, threads = 1, seconds = 5, size = 0;
-    int profile = 0;
-    for (int i = 1; i < argc; i++) {
-        int bad = i + 1 >= argc;
-        if (!strcmp(argv[i], "--profile"))
-            profile = 1, bad = 0;
-        else if (!bad && !strcmp(argv[i], "--model"))
-            path = argv[++i];
-        else if (!bad && !strcmp(argv[i], "--batch"))
-            bad = arg_num(argv[++i], 1, 4096, &batch);
-        else if (!bad && !strcmp(argv[i], "--threads"))
-            bad = arg_num(argv[++i], 1, 64, &threads);
-        else if (!bad && !strcmp(argv[i], "--seconds"))
-            bad = arg_num(argv[++i], 0.01, 3600, &seconds);
-        else if (!bad && !strcmp(argv[i], "--size"))
-            bad = arg_num(argv[++i], 32, 4096, &size);
-        else
-            bad = 1;
-        if (bad) {
-            fprintf(stderr, "usage: xbnserve bench --model MODEL [--batch B] [--threads T] "
-                            "[--seconds S] [--size S] [--profile]\n");
-            return 2;
-        }
-    }
-    if (!path) {
-        fprintf(stderr, "bench: --model is required\n");
-        return 2;
-    }
-    char err[512];
-    model *m = NULL;
-    session *s = NULL;
-    float *x = NULL, *logits = NULL;
-    double *lat = NULL;
-    int rc = 1, b = (int)batch;
-    if (model_load(path, &m, err, sizeof err)) {
-        fprintf(stderr, "bench: %s\n", err);
-        return 1;
-    }
-    const model_info *info = model_get_info(m);
-    int sz = size ? (int)size : info->input_size;
-    if (session_new_threads(m, sz, sz, b, (int)threads, &s, err, sizeof err)) {
-        fprintf(stderr, "bench: %s\n", err);
-        goto done;
-    }
-    size_t n_in = (size_t)b * 3 * sz * sz;
-    size_t max_iter = 1000000;
-    x = malloc(n_in * sizeof *x);
-    logits = malloc((size_t)b * info->classes * sizeof *logits);
-    lat = malloc(max_iter * sizeof *lat);
-    if (!x || !logits || !lat) goto done;
-    unsigned r = 1;
-    for (size_t i = 0; i < n_in; i++) r = r * 1103515245u + 12345u, x[i] = (r >> 16) / 32768.0f - 1;
-    for (int i = 0; i < 2; i++) session_run(s, x, b, logits); /* warm-up: caches, page faults */
-    if (profile && session_profile(s, 1)) goto done;
+    int n;
+    *a = (bench_args){.seconds = 5, .batch = 1, .threads = 1};
+    const cli_opt opts[] = {
+        CLI_OPT_STR("--model", &a->model),
+        CLI_OPT_INT("--batch", &a->batch, 1, BENCH_MAX_BATCH),
+        CLI_OPT_INT("--threads", &a->threads, 1, BENCH_MAX_THREADS),
+        CLI_OPT_DOUBLE("--seconds", &a->seconds, 0.01, 3600),
+        CLI_OPT_INT("--size", &a->size, 32, BENCH_MAX_SIDE),
+        CLI_OPT_SET("--profile", &a->profile, 1),
+    };
+    const cli_cmd cmd = {"bench", bench_usage, opts, sizeof opts / sizeof opts[0]};
+    int rc = cli_args_parse(&cmd, argc, argv, argv, &n);
+    if (rc != CLI_GO_ON) return rc;
+    if (n) return cli_usage_error(&cmd, "unexpected argument '%.60s'", argv[0]);
+    if (!a->model) return cli_usage_error(&cmd, "--model is required");
+    return CLI_GO_ON;
+}
+
+/* Run batches of the synthetic input x for a->seconds (at least 3); lat[] gets each batch's
+ * seconds, sorted. Returns the batches run, with *total their seconds. */
+static size_t bench_measure(const bench_args *a, session *s, const float *x, float *logits,
+                            double *lat, size_t max_iter, double *total)
+{
     size_t it = 0;
     double t0 = now_s(), t = t0;
-    while (it < max_iter && (t - t0 < seconds || it < 3)) {
-        session_run(s, x, b, logits);
+    while (it < max_iter && (t - t0 < a->seconds || it < 3)) {
+        session_run(s, x, a->batch, logits);
         double t1 = now_s();
         lat[it++] = t1 - t;
         t = t1;
     }
-    double total = t - t0;
+    *total = t - t0;
     qsort(lat, it, sizeof *lat, cmp_double);
+    return it;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    bench_args a;
+    char err[CLI_ERR_MAX];
+    model *m = NULL;
+    session *s = NULL;
+    float *x = NULL, *logits = NULL;
+    double *lat = NULL, total;
+    preprocess_spec pre;
+    int rc = bench_parse(argc, argv, &a);
+    if (rc != CLI_GO_ON) return rc;
+    rc = 1;
+    if (cli_load_model("bench", a.model, &m, &pre)) return 1;
+    const model_info *info = model_get_info(m);
+    int b = a.batch, sz = a.size ? a.size : info->input_size;
+    if (session_new_threads(m, sz, sz, b, a.threads, &s, err, sizeof err)) {
+        fprintf(stderr, "bench: %s\n", err);
+        goto done;
+    }
+    size_t n_in = (size_t)b * 3 * sz * sz;
+    x = malloc(n_in * sizeof *x);
+    logits = malloc((size_t)b * info->classes * sizeof *logits);
+    lat = malloc(BENCH_MAX_ITER * sizeof *lat);
+    if (!x || !logits || !lat) goto done;
+    unsigned r = 1;
+    for (size_t i = 0; i < n_in; i++) {
+        r = r * 1103515245u + 12345u;
+        x[i] = (r >> 16) / 32768.0f - 1;
+    }
+    for (int i = 0; i < 2; i++) session_run(s, x, b, logits); /* warm-up: caches, page faults */
+    if (a.profile && session_profile(s, 1)) goto done;
+    size_t it = bench_measure(&a, s, x, logits, lat, BENCH_MAX_ITER, &total);
     double flops = session_flops_per_sample(s) * b * it / total;
     printf("{\"model\":\"%s\",\"arch\":\"%s\",\"flavour\":\"%s\",\"size\":%d,\"batch\":%d,"
            "\"threads\":%d,\"iterations\":%zu,\"img_per_s\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
            "\"gflops\":%.2f,\"gemm\":\"%s\",\"blas_kernel\":\"%s\"}\n",
-           path, arch_name(info->arch), flavour_name(info->flavour), sz, b, (int)threads, it,
+           a.model, arch_name(info->arch), flavour_name(info->flavour), sz, b, a.threads, it,
            b * it / total, lat[it / 2] * 1e3, lat[(size_t)(it * 0.99)] * 1e3, flops / 1e9,
            info->gemm, engine_blas_core());
-    if (profile) session_print_profile(s, stderr);
+    if (a.profile) session_print_profile(s, stderr);
     rc = 0;
 done:
     free(x);

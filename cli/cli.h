@@ -3,9 +3,21 @@
 #ifndef XBN_CLI_H
 #define XBN_CLI_H
 
+#include "engine/engine.h"
+#include "image/preprocess.h"
+
+/* Size of every error message buffer in cli/: a path and a decoder's or loader's message. */
+#define CLI_ERR_MAX 512
+
 int cmd_predict(int argc, char **argv);    /* cli/predict.c: offline classification */
 int cmd_inspect(int argc, char **argv);    /* cli/predict.c: print the op plan */
 int cmd_preprocess(int argc, char **argv); /* cli/preprocess.c: image -> .npy */
 int cmd_bench(int argc, char **argv);      /* cli/bench.c: engine throughput */
+
+/* model_load, then the model's preprocess spec (image/preprocess.h: the file's metadata over
+ * the defaults), so a file with a bad spec is refused like any other bad file. On failure
+ * prints "CMD: message" on stderr and returns -1 with *m NULL; on success *m is the caller's
+ * (model_free). */
+int cli_load_model(const char *cmd, const char *path, model **m, preprocess_spec *pre);
 
 #endif

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/num.h"
+
 static int bad(char *err, size_t errlen, const char *msg)
 {
     snprintf(err, errlen, "npy: %s", msg);
@@ -55,14 +57,13 @@ int npy_parse_f32(const unsigned char *buf, size_t len, float **data, int *ndim,
         while (*sh == ' ') sh++;
         if (*sh == ')') break;
         if (*ndim == NPY_MAX_DIMS) return bad(err, errlen, "too many dimensions");
-        char *end;
-        errno = 0;
-        long v = strtol(sh, &end, 10);
-        if (end == sh || errno || v < 0 || v > (1L << 40)) return bad(err, errlen, "bad shape");
-        shape[(*ndim)++] = v;
+        size_t digits = strspn(sh, "0123456789");
+        long long v;
+        if (num_parse_ll_n(sh, digits, 0, 1LL << 40, &v)) return bad(err, errlen, "bad shape");
+        shape[(*ndim)++] = (long)v;
         if (v && count > NPY_MAX_BYTES / 4 / (size_t)v) return bad(err, errlen, "array too large");
         count *= (size_t)v;
-        sh = end;
+        sh += digits;
         while (*sh == ' ') sh++;
         if (*sh == ',')
             sh++;

@@ -1,4 +1,4 @@
-/* cmd_predict.c - `xbnserve predict` and `xbnserve inspect`: the engine without the daemon.
+/* predict.c - `xbnserve predict` and `xbnserve inspect`: the engine without the daemon.
  *
  * predict prints one JSON document: for each sample its top-k classes and, with --logits,
  * every logit, floats as %.9g so that equal bits print equal text.
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "engine/engine.h"
 #include "image/image.h"
@@ -16,47 +17,43 @@
 #include "server/api/v1.h"
 
 #define PREDICT_MAX_IMAGE_BYTES (64u << 20)
+#define PREDICT_MAX_THREADS 64 /* --threads: the engine's team, far above this machine's cores */
+#define PREDICT_BATCH 16       /* samples per session_run */
+#define INSPECT_MAX_SIDE 8192  /* --size */
 
 typedef struct {
     const char *model;
-    int top_k, logits, threads, size;
+    int top_k, logits, threads;
     char **inputs;
     int n_inputs;
 } predict_args;
 
-static int parse_int(const char *s, int lo, int hi, int *out)
+static void predict_usage(FILE *f)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || errno || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
+    fprintf(f, "usage: xbnserve predict --model MODEL [--top-k K] [--logits] [--threads T] "
+               "INPUT...\n"
+               "  INPUT: an image (JPEG, PNG) or a float32 .npy [N,3,H,W] or [3,H,W]\n"
+               "  --top-k K    classes per sample, by score (default 5; 0: all)\n"
+               "  --logits     also print every logit\n"
+               "  --threads T  engine threads (default 1)\n");
 }
 
-static int parse_args(int argc, char **argv, predict_args *a, int need_inputs)
+/* CLI_GO_ON with *a filled, or the exit code. */
+static int predict_parse(int argc, char **argv, predict_args *a)
 {
-    *a = (predict_args){.top_k = 5, .threads = 1};
-    a->inputs = argv;
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        if (!strcmp(s, "--model") && i + 1 < argc)
-            a->model = argv[++i];
-        else if (!strcmp(s, "--top-k") && i + 1 < argc) {
-            if (parse_int(argv[++i], 0, 1 << 20, &a->top_k)) return -1;
-        } else if (!strcmp(s, "--threads") && i + 1 < argc) {
-            if (parse_int(argv[++i], 1, 64, &a->threads)) return -1;
-        } else if (!strcmp(s, "--size") && i + 1 < argc) {
-            if (parse_int(argv[++i], 1, 8192, &a->size)) return -1;
-        } else if (!strcmp(s, "--logits"))
-            a->logits = 1;
-        else if (s[0] == '-' && s[1])
-            return -1;
-        else
-            a->inputs[a->n_inputs++] = argv[i];
-    }
-    if (!need_inputs && !a->model && a->n_inputs == 1) a->model = a->inputs[0], a->n_inputs = 0;
-    return a->model && (!need_inputs || a->n_inputs) ? 0 : -1;
+    *a = (predict_args){.top_k = 5, .threads = 1, .inputs = argv};
+    const cli_opt opts[] = {
+        CLI_OPT_STR("--model", &a->model),
+        CLI_OPT_INT("--top-k", &a->top_k, 0, 1 << 20),
+        CLI_OPT_SET("--logits", &a->logits, 1),
+        CLI_OPT_INT("--threads", &a->threads, 1, PREDICT_MAX_THREADS),
+    };
+    const cli_cmd cmd = {"predict", predict_usage, opts, sizeof opts / sizeof opts[0]};
+    int rc = cli_args_parse(&cmd, argc, argv, a->inputs, &a->n_inputs);
+    if (rc != CLI_GO_ON) return rc;
+    if (!a->model) return cli_usage_error(&cmd, "--model is required");
+    if (!a->n_inputs) return cli_usage_error(&cmd, "no INPUT given");
+    return CLI_GO_ON;
 }
 
 static cJSON *result_json(const model_info *info, const char *input, int item, const float *logits,
@@ -102,9 +99,10 @@ fail:
 }
 
 /* Load one input into a freshly allocated [n,3,h,w] tensor. */
-static int load_input(const char *path, const model_info *info, float **x, int *n, int *h, int *w)
+static int load_input(const char *path, const preprocess_spec *pre, float **x, int *n, int *h,
+                      int *w)
 {
-    char err[256];
+    char err[CLI_ERR_MAX];
     size_t len = strlen(path);
     *x = NULL;
     if (len > 4 && !strcmp(path + len - 4, ".npy")) {
@@ -122,7 +120,9 @@ static int load_input(const char *path, const model_info *info, float **x, int *
             *x = NULL;
             return -1;
         }
-        *n = nd == 4 ? (int)sh[0] : 1, *h = (int)sh[off + 1], *w = (int)sh[off + 2];
+        *n = nd == 4 ? (int)sh[0] : 1;
+        *h = (int)sh[off + 1];
+        *w = (int)sh[off + 2];
         return 0;
     }
     int rc = -1;
@@ -134,7 +134,7 @@ static int load_input(const char *path, const model_info *info, float **x, int *
     }
     buf = malloc(PREDICT_MAX_IMAGE_BYTES);
     size_t got = buf ? fread(buf, 1, PREDICT_MAX_IMAGE_BYTES, f) : 0;
-    int s = info->pre.crop;
+    int s = pre->crop;
     image_limits lim = {.max_bytes = PREDICT_MAX_IMAGE_BYTES, .max_pixels = 100000000L};
     if (!buf || ferror(f) || got == PREDICT_MAX_IMAGE_BYTES) {
         fprintf(stderr, "predict: %s: unreadable or larger than %u bytes\n", path,
@@ -142,13 +142,14 @@ static int load_input(const char *path, const model_info *info, float **x, int *
         goto done;
     }
     if (!(*x = malloc((size_t)3 * s * s * sizeof **x))) goto done;
-    if (image_to_tensor(buf, got, &info->pre, &lim, *x, err, sizeof err)) {
+    if (image_to_tensor(buf, got, pre, &lim, *x, err, sizeof err)) {
         fprintf(stderr, "predict: %s: %s\n", path, err);
         free(*x);
         *x = NULL;
         goto done;
     }
-    *n = 1, *h = s, *w = s;
+    *n = 1;
+    *h = *w = s;
     rc = 0;
 done:
     free(buf);
@@ -156,88 +157,98 @@ done:
     return rc;
 }
 
-int cmd_predict(int argc, char **argv)
+/* Classify one input (an image or a .npy of n samples) and append its results; *s is the
+ * session, remade when the input's size changes. 0 or -1 (message printed). */
+static int predict_one(const predict_args *a, const char *input, const model *m,
+                       const preprocess_spec *pre, session **s, int hw[2], cJSON *results)
 {
-    predict_args a;
-    char err[512];
-    model *m = NULL;
-    session *s = NULL;
-    float *x = NULL, *logits = NULL;
-    cJSON *doc = NULL, *results;
-    int rc = 1, sh = 0, sw = 0;
-    if (parse_args(argc, argv, &a, 1)) {
-        fprintf(stderr, "usage: xbnserve predict --model MODEL [--top-k K] [--logits] "
-                        "[--threads T] INPUT...\n"
-                        "  INPUT: an image (JPEG, PNG) or a float32 .npy [N,3,H,W] or [3,H,W]\n");
-        return 2;
-    }
-    if (model_load(a.model, &m, err, sizeof err)) {
-        fprintf(stderr, "predict: %s\n", err);
-        return 1;
-    }
     const model_info *info = model_get_info(m);
-    doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "model", a.model);
-    results = cJSON_AddArrayToObject(doc, "results");
-    for (int i = 0; i < a.n_inputs; i++) {
-        int n, h, w;
-        if (load_input(a.inputs[i], info, &x, &n, &h, &w)) goto done;
-        if (!s || h != sh || w != sw) { /* a session per input size */
-            session_free(s);
-            s = NULL;
-            if (session_new_threads(m, h, w, 16, a.threads, &s, err, sizeof err)) {
-                fprintf(stderr, "predict: %s\n", err);
-                goto done;
-            }
-            sh = h, sw = w;
+    char err[CLI_ERR_MAX];
+    float *x = NULL, *logits = NULL;
+    int n, h, w, rc = -1;
+    if (load_input(input, pre, &x, &n, &h, &w)) return -1;
+    if (!*s || h != hw[0] || w != hw[1]) { /* a session per input size */
+        session_free(*s);
+        *s = NULL;
+        if (session_new_threads(m, h, w, PREDICT_BATCH, a->threads, s, err, sizeof err)) {
+            fprintf(stderr, "predict: %s\n", err);
+            goto done;
         }
-        float *l = realloc(logits, (size_t)n * info->classes * sizeof *l);
-        if (!l) goto done;
-        logits = l;
-        for (int b = 0; b < n; b += 16) {
-            int nb = n - b < 16 ? n - b : 16;
-            session_run(s, x + (size_t)b * 3 * h * w, nb, logits + (size_t)b * info->classes);
-        }
-        for (int b = 0; b < n; b++) {
-            cJSON *r = result_json(info, a.inputs[i], b, logits + (size_t)b * info->classes,
-                                   a.top_k, a.logits);
-            if (!r) goto done;
-            cJSON_AddItemToArray(results, r);
-        }
-        free(x);
-        x = NULL;
+        hw[0] = h;
+        hw[1] = w;
     }
-    char *out = cJSON_PrintUnformatted(doc);
-    if (!out) goto done;
-    puts(out);
-    free(out);
+    if (!(logits = malloc((size_t)n * info->classes * sizeof *logits))) goto done;
+    for (int b = 0; b < n; b += PREDICT_BATCH) {
+        int nb = n - b < PREDICT_BATCH ? n - b : PREDICT_BATCH;
+        session_run(*s, x + (size_t)b * 3 * h * w, nb, logits + (size_t)b * info->classes);
+    }
+    for (int b = 0; b < n; b++) {
+        cJSON *r =
+            result_json(info, input, b, logits + (size_t)b * info->classes, a->top_k, a->logits);
+        if (!r) goto done;
+        cJSON_AddItemToArray(results, r);
+    }
     rc = 0;
 done:
     free(x);
     free(logits);
+    return rc;
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    predict_args a;
+    model *m = NULL;
+    session *s = NULL;
+    preprocess_spec pre;
+    cJSON *doc = NULL, *results;
+    char *out = NULL;
+    int rc = predict_parse(argc, argv, &a), hw[2] = {0, 0};
+    if (rc != CLI_GO_ON) return rc;
+    rc = 1;
+    if (cli_load_model("predict", a.model, &m, &pre)) return 1;
+    if (!(doc = cJSON_CreateObject()) || !cJSON_AddStringToObject(doc, "model", a.model) ||
+        !(results = cJSON_AddArrayToObject(doc, "results")))
+        goto done;
+    for (int i = 0; i < a.n_inputs; i++)
+        if (predict_one(&a, a.inputs[i], m, &pre, &s, hw, results)) goto done;
+    if (!(out = cJSON_PrintUnformatted(doc))) goto done;
+    puts(out);
+    rc = 0;
+done:
+    free(out);
     cJSON_Delete(doc);
     session_free(s);
     model_free(m);
     return rc;
 }
 
+static void inspect_usage(FILE *f)
+{
+    fprintf(f, "usage: xbnserve inspect [--model] MODEL [--size S]\n"
+               "  --size S  plan for S x S inputs (default: the model's input size)\n");
+}
+
 int cmd_inspect(int argc, char **argv)
 {
-    predict_args a;
-    char err[512];
+    const char *path = NULL;
+    char err[CLI_ERR_MAX], **operands = argv;
     model *m = NULL;
     session *s = NULL;
-    if (parse_args(argc, argv, &a, 0) || a.n_inputs) {
-        fprintf(stderr, "usage: xbnserve inspect [--model] MODEL [--size S]\n");
-        return 2;
-    }
-    const char *path = a.model;
-    if (model_load(path, &m, err, sizeof err)) {
-        fprintf(stderr, "inspect: %s\n", err);
-        return 1;
-    }
+    preprocess_spec pre;
+    int size = 0, n;
+    const cli_opt opts[] = {
+        CLI_OPT_STR("--model", &path),
+        CLI_OPT_INT("--size", &size, 1, INSPECT_MAX_SIDE),
+    };
+    const cli_cmd cmd = {"inspect", inspect_usage, opts, sizeof opts / sizeof opts[0]};
+    int rc = cli_args_parse(&cmd, argc, argv, operands, &n);
+    if (rc != CLI_GO_ON) return rc;
+    if (n > (path ? 0 : 1)) return cli_usage_error(&cmd, "one model at a time");
+    if (!path && !(path = n ? operands[0] : NULL)) return cli_usage_error(&cmd, "no MODEL given");
+    if (cli_load_model("inspect", path, &m, &pre)) return 1;
     const model_info *in = model_get_info(m);
-    int size = a.size ? a.size : in->input_size;
+    if (!size) size = in->input_size;
     if (session_new(m, size, size, 1, &s, err, sizeof err)) {
         fprintf(stderr, "inspect: %s\n", err);
         model_free(m);

@@ -1,22 +1,46 @@
-/* cmd_preprocess.c - `xbnserve preprocess`: write the input tensor an image becomes, as .npy.
+/* preprocess.c - `xbnserve preprocess`: write the input tensor an image becomes, as .npy.
  *
  * The spec comes from --model (the model file's "preprocess" metadata) or, without one, the
- * torchvision default; each flag below then overrides one field, so tests and debugging need
- * no model file. The output is float32 [1, 3, S, S], exactly what the engine receives.
+ * torchvision default; each spec flag then overrides one key. The flags are the spec's keys
+ * written as words, so they are handed to the image layer's one parser as the JSON object
+ * they stand for ({"crop": 300}), which checks them as it checks a model file or the
+ * config: tests and debugging need no model file. The output is float32 [1, 3, S, S],
+ * exactly what the engine receives.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/npy.h"
 #include "engine/engine.h"
 #include "image/image.h"
-#include "cli/npy.h"
+#include "server/num.h"
 
-static void usage(FILE *f)
+#define PP_MAX_LIMIT (1LL << 40) /* --max-bytes, --max-pixels: far above any image */
+#define PP_MAX_REPEAT 1000000    /* --time */
+
+typedef struct {
+    const char *model, *image, *out;
+    preprocess_spec over; /* the spec flags, parsed: the fields in over_set */
+    unsigned over_set;    /* PRE_* bits of the flags given */
+    long long max_bytes, max_pixels, repeat;
+    double margin; /* 0: IMG_DCT_MARGIN, < 0: no DCT scaling */
+} pp_args;
+
+/* The spec flags as typed, before they become JSON. */
+typedef struct {
+    const char *mode, *resize, *crop, *mean, *std;
+    int bgr, exif; /* -1: not given */
+    int no_dct;
+} pp_flags;
+
+static void pp_usage(FILE *f)
 {
     fprintf(f,
             "usage: xbnserve preprocess [--model MODEL] [options] IMAGE -o OUT.npy\n"
@@ -32,37 +56,100 @@ static void usage(FILE *f)
             IMG_DEFAULT_MAX_BYTES, IMG_DEFAULT_MAX_PIXELS, IMG_DCT_MARGIN);
 }
 
-static int parse_long(const char *s, long lo, long hi, long *v)
+/* Add `key`: the number in `text`, or with `list` an array of the comma-separated numbers
+ * in it. 0, or -1 when a number is malformed (its range is the spec parser's to check). */
+static int add_numbers(cJSON *o, const char *key, const char *text, int list)
 {
-    char *end;
-    errno = 0;
-    long x = strtol(s, &end, 10);
-    if (end == s || *end || errno || x < lo || x > hi) return -1;
-    *v = x;
-    return 0;
-}
-
-static int parse_double(const char *s, double *v)
-{
-    char *end;
-    errno = 0;
-    double x = strtod(s, &end);
-    if (end == s || *end || errno) return -1;
-    *v = x;
-    return 0;
-}
-
-static int parse3(const char *s, float v[3])
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    char *save = NULL, *tok = strtok_r(buf, ",", &save);
-    for (int i = 0; i < 3; i++, tok = strtok_r(NULL, ",", &save)) {
-        double d;
-        if (!tok || parse_double(tok, &d)) return -1;
-        v[i] = (float)d;
+    char tok[NUM_MAX_CHARS + 1];
+    cJSON *arr = list ? cJSON_AddArrayToObject(o, key) : NULL;
+    if (list && !arr) return -1;
+    for (const char *p = text;; p++) {
+        size_t n = strcspn(p, list ? "," : "");
+        double v;
+        if (n >= sizeof tok) return -1;
+        memcpy(tok, p, n);
+        tok[n] = 0;
+        if (num_parse_double(tok, -HUGE_VAL, HUGE_VAL, &v)) return -1;
+        cJSON *num = cJSON_CreateNumber(v);
+        if (!num || !(arr ? cJSON_AddItemToArray(arr, num) : cJSON_AddItemToObject(o, key, num))) {
+            cJSON_Delete(num);
+            return -1;
+        }
+        p += n;
+        if (!*p) return 0;
     }
-    return tok ? -1 : 0;
+}
+
+/* The spec flags given, as a preprocess JSON object into *out. CLI_GO_ON, or the exit code
+ * after a message. */
+static int flags_json(const cli_cmd *c, const pp_flags *f, cJSON **out)
+{
+    const struct {
+        const char *flag, *key, *text;
+        int list;
+    } nums[] = {{"--resize", "resize", f->resize, 0},
+                {"--crop", "crop", f->crop, 0},
+                {"--mean", "mean", f->mean, 1},
+                {"--std", "std", f->std, 1}};
+    int rc = 1;
+    cJSON *o = cJSON_CreateObject();
+    if (!o || (f->mode && !cJSON_AddStringToObject(o, "resize_mode", f->mode)) ||
+        (f->bgr >= 0 && !cJSON_AddStringToObject(o, "channel_order", f->bgr ? "BGR" : "RGB")) ||
+        (f->exif >= 0 && !cJSON_AddBoolToObject(o, "exif_orient", f->exif))) {
+        fprintf(stderr, "%s: out of memory\n", c->name);
+        goto fail;
+    }
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if (nums[i].text && add_numbers(o, nums[i].key, nums[i].text, nums[i].list)) {
+            rc = cli_usage_error(c, "bad value for %s: '%.60s' (expected %s)", nums[i].flag,
+                                 nums[i].text, nums[i].list ? "numbers a,b,c" : "a number");
+            goto fail;
+        }
+    *out = o;
+    return CLI_GO_ON;
+fail:
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* CLI_GO_ON with *a filled, or the exit code. */
+static int pp_parse(int argc, char **argv, pp_args *a)
+{
+    pp_flags f = {.bgr = -1, .exif = -1};
+    char msg[CLI_ERR_MAX];
+    cJSON *o = NULL;
+    int n;
+    *a = (pp_args){0};
+    const cli_opt opts[] = {
+        CLI_OPT_STR("--model", &a->model),
+        CLI_OPT_STR("-o", &a->out),
+        CLI_OPT_STR("--mode", &f.mode),
+        CLI_OPT_STR("--resize", &f.resize),
+        CLI_OPT_STR("--crop", &f.crop),
+        CLI_OPT_SET("--rgb", &f.bgr, 0),
+        CLI_OPT_SET("--bgr", &f.bgr, 1),
+        CLI_OPT_STR("--mean", &f.mean),
+        CLI_OPT_STR("--std", &f.std),
+        CLI_OPT_SET("--exif", &f.exif, 1),
+        CLI_OPT_SET("--no-exif", &f.exif, 0),
+        CLI_OPT_LLONG("--max-bytes", &a->max_bytes, 1, PP_MAX_LIMIT),
+        CLI_OPT_LLONG("--max-pixels", &a->max_pixels, 1, PP_MAX_LIMIT),
+        CLI_OPT_DOUBLE("--dct-margin", &a->margin, 0.01, 1000),
+        CLI_OPT_SET("--no-dct", &f.no_dct, 1),
+        CLI_OPT_LLONG("--time", &a->repeat, 1, PP_MAX_REPEAT),
+    };
+    const cli_cmd cmd = {"preprocess", pp_usage, opts, sizeof opts / sizeof opts[0]};
+    int rc = cli_args_parse(&cmd, argc, argv, argv, &n);
+    if (rc != CLI_GO_ON) return rc;
+    if (f.no_dct) a->margin = -1;
+    if ((rc = flags_json(&cmd, &f, &o)) != CLI_GO_ON) return rc;
+    rc = preprocess_parse(o, &a->over, &a->over_set, "preprocess", msg, sizeof msg);
+    cJSON_Delete(o);
+    if (rc) return cli_usage_error(&cmd, "%s", msg);
+    if (n != 1) return cli_usage_error(&cmd, n ? "one image at a time" : "no IMAGE given");
+    if (!a->out) return cli_usage_error(&cmd, "-o OUT.npy is required");
+    a->image = argv[0];
+    return CLI_GO_ON;
 }
 
 /* Read a whole file of at most max bytes into a malloc'd buffer. */
@@ -93,134 +180,62 @@ fail:
     return NULL;
 }
 
+/* The server's two steps (image_to_pixels, image_normalise) into px and x, then with --time
+ * `repeat` more runs, timed. Buffers are kept across runs as the server's are per request (a
+ * fresh 150 KB block per run would time this machine's page faults, not the work). */
+static int pp_run(const pp_args *a, const preprocess_spec *pre, const image_limits *lim,
+                  const unsigned char *data, size_t len, unsigned char *px, float *x)
+{
+    char err[CLI_ERR_MAX];
+    struct timespec t0, t1;
+    if (image_to_pixels(data, len, pre, lim, a->margin, px, err, sizeof err)) {
+        fprintf(stderr, "preprocess: %s: %s\n", a->image, err);
+        return -1;
+    }
+    image_normalise(pre, px, x);
+    if (!a->repeat) return 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long long i = 0; i < a->repeat; i++) {
+        if (image_to_pixels(data, len, pre, lim, a->margin, px, err, sizeof err)) return -1;
+        image_normalise(pre, px, x);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    printf("%.3f ms per image (%lld runs)\n", ms / (double)a->repeat, a->repeat);
+    return 0;
+}
+
 int cmd_preprocess(int argc, char **argv)
 {
-    preprocess_spec pre = {RESIZE_SHORTER_CROP,      256, 224, 0, {0.485f, 0.456f, 0.406f},
-                           {0.229f, 0.224f, 0.225f}, 1};
-    image_limits lim = {IMG_DEFAULT_MAX_BYTES, IMG_DEFAULT_MAX_PIXELS};
-    double margin = 0;
-    const char *model_path = NULL, *in = NULL, *outp = NULL;
-    /* overrides, applied after the model's spec */
-    int mode = -1, bgr = -1, exif = -1, has_mean = 0, has_std = 0;
-    long resize = 0, crop = 0, v, repeat = 0;
-    float mean[3], stdv[3];
-    char err[512];
-    unsigned char *data = NULL;
+    pp_args a;
+    preprocess_spec pre;
+    char err[CLI_ERR_MAX];
+    unsigned char *data = NULL, *px = NULL;
     float *x = NULL;
-    unsigned char *px = NULL;
     model *m = NULL;
-    int rc = 1;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--rgb") || !strcmp(a, "--bgr")) {
-            bgr = a[2] == 'b', takes = 0;
-        } else if (!strcmp(a, "--exif") || !strcmp(a, "--no-exif")) {
-            exif = a[2] == 'e', takes = 0;
-        } else if (!strcmp(a, "--no-dct")) {
-            margin = -1, takes = 0;
-        } else if (a[0] == '-' && a[1] && !val) {
-            fprintf(stderr, "preprocess: %s needs a value\n", a);
-            return 2;
-        } else if (!strcmp(a, "--model")) {
-            model_path = val;
-        } else if (!strcmp(a, "-o")) {
-            outp = val;
-        } else if (!strcmp(a, "--mode")) {
-            if (!strcmp(val, "shorter_crop"))
-                mode = RESIZE_SHORTER_CROP;
-            else if (!strcmp(val, "direct"))
-                mode = RESIZE_DIRECT;
-            else
-                goto bad;
-        } else if (!strcmp(a, "--resize")) {
-            if (parse_long(val, 1, 65536, &resize)) goto bad;
-        } else if (!strcmp(a, "--crop")) {
-            if (parse_long(val, 1, 65536, &crop)) goto bad;
-        } else if (!strcmp(a, "--mean")) {
-            if (parse3(val, mean)) goto bad;
-            has_mean = 1;
-        } else if (!strcmp(a, "--std")) {
-            if (parse3(val, stdv)) goto bad;
-            has_std = 1;
-        } else if (!strcmp(a, "--max-bytes")) {
-            if (parse_long(val, 1, 1L << 40, &v)) goto bad;
-            lim.max_bytes = (size_t)v;
-        } else if (!strcmp(a, "--max-pixels")) {
-            if (parse_long(val, 1, 1L << 40, &lim.max_pixels)) goto bad;
-        } else if (!strcmp(a, "--time")) {
-            if (parse_long(val, 1, 1000000, &repeat)) goto bad;
-        } else if (!strcmp(a, "--dct-margin")) {
-            if (parse_double(val, &margin) || margin == 0) goto bad;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "preprocess: unknown option %s\n", a);
-            usage(stderr);
-            return 2;
-        } else {
-            if (in) {
-                fprintf(stderr, "preprocess: one image at a time\n");
-                return 2;
-            }
-            in = a, takes = 0;
-        }
-        i += takes;
-        continue;
-    bad:
-        fprintf(stderr, "preprocess: bad value for %s: '%s'\n", a, val);
-        return 2;
-    }
-    if (!in || !outp) {
-        usage(stderr);
-        return 2;
-    }
-    if (model_path) {
-        if (model_load(model_path, &m, err, sizeof err)) {
-            fprintf(stderr, "preprocess: %s\n", err);
-            goto done;
-        }
-        pre = model_get_info(m)->pre;
-    }
-    if (mode >= 0) pre.mode = (resize_mode)mode;
-    if (resize) pre.resize = (int)resize;
-    if (crop) pre.crop = (int)crop;
-    if (bgr >= 0) pre.bgr = bgr;
-    if (exif >= 0) pre.exif_orient = exif;
-    if (has_mean) memcpy(pre.mean, mean, sizeof mean);
-    if (has_std) memcpy(pre.std, stdv, sizeof stdv);
-
-    size_t len = 0, n = (size_t)3 * pre.crop * pre.crop;
-    if (!(data = slurp(in, lim.max_bytes, &len, err, sizeof err))) {
+    size_t len = 0;
+    int rc = pp_parse(argc, argv, &a);
+    if (rc != CLI_GO_ON) return rc;
+    rc = 1;
+    if (!a.model)
+        preprocess_defaults(&pre, 224);
+    else if (cli_load_model("preprocess", a.model, &m, &pre))
+        goto done;
+    preprocess_apply(&pre, &a.over, a.over_set);
+    image_limits lim = {a.max_bytes ? (size_t)a.max_bytes : IMG_DEFAULT_MAX_BYTES,
+                        a.max_pixels ? (long)a.max_pixels : IMG_DEFAULT_MAX_PIXELS};
+    size_t n = (size_t)3 * pre.crop * pre.crop;
+    if (!(data = slurp(a.image, lim.max_bytes, &len, err, sizeof err))) {
         fprintf(stderr, "preprocess: %s\n", err);
         goto done;
     }
-    /* The server's two steps, buffers kept across --time runs as the server's are per request
-     * (a fresh 150 KB block per run would time this machine's page faults, not the work). */
     if (!(x = malloc(n * sizeof *x)) || !(px = malloc(n))) {
         fprintf(stderr, "preprocess: out of memory\n");
         goto done;
     }
-    if (image_to_pixels(data, len, &pre, &lim, margin, px, err, sizeof err)) {
-        fprintf(stderr, "preprocess: %s: %s\n", in, err);
-        goto done;
-    }
-    image_normalise(&pre, px, x);
-    if (repeat) {
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        for (long i = 0; i < repeat; i++) {
-            if (image_to_pixels(data, len, &pre, &lim, margin, px, err, sizeof err)) goto done;
-            image_normalise(&pre, px, x);
-        }
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double ms = ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
-        printf("%.3f ms per image (%ld runs)\n", ms / (double)repeat, repeat);
-    }
+    if (pp_run(&a, &pre, &lim, data, len, px, x)) goto done;
     long shape[4] = {1, 3, pre.crop, pre.crop};
-    if (npy_write_f32(outp, x, 4, shape, err, sizeof err)) {
+    if (npy_write_f32(a.out, x, 4, shape, err, sizeof err)) {
         fprintf(stderr, "preprocess: %s\n", err);
         goto done;
     }

@@ -30,19 +30,6 @@ enum {
 
 typedef enum { ARCH_RESNET50, ARCH_MOBILENETV2 } model_arch;
 typedef enum { FLAVOUR_TORCH, FLAVOUR_KERAS } model_flavour;
-typedef enum { RESIZE_SHORTER_CROP, RESIZE_DIRECT } resize_mode;
-
-/* How an image becomes the input tensor (docs/model-format.md, "preprocess"). The engine only
- * parses and carries it; the server's image code applies it. x = (p/255 - mean[c]) / std[c]. */
-typedef struct {
-    resize_mode mode;
-    int resize;    /* shorter side target for RESIZE_SHORTER_CROP */
-    int crop;      /* output side S */
-    int bgr;       /* 1: planes are B,G,R; 0: R,G,B */
-    float mean[3]; /* per output plane, [0,1] scale */
-    float std[3];
-    int exif_orient; /* apply the EXIF orientation tag */
-} preprocess_spec;
 
 typedef struct {
     model_arch arch;
@@ -52,7 +39,9 @@ typedef struct {
     int gn_groups;  /* G in min(G, channels) */
     int input_size; /* S: the daemon feeds [N,3,S,S] */
     int untrained;  /* generated weights, not a real model */
-    preprocess_spec pre;
+    /* The file's "preprocess" metadata, JSON text, or NULL when it has none; owned by the
+     * model. The engine does not read it: image/preprocess.h does (docs/model-format.md). */
+    const char *preprocess_json;
     const char *const *labels; /* `classes` names, or NULL; owned by the model */
     const char *source;        /* free text from the file, "" if none */
     const char *gemm; /* the convolutions' kernels: "avx512" or "avx2" (the engine's own GEMM,

@@ -30,6 +30,7 @@ struct model {
     float *weights; /* one allocation: every folded tensor */
     char **labels;
     char *source;
+    char *preprocess; /* info.preprocess_json */
 };
 
 /* Builder state: the open file, the bump allocator over `weights`, the op list under
@@ -452,83 +453,6 @@ static int meta_int(builder *b, const char *key, int def, int lo, int hi, int *o
     return 0;
 }
 
-static int parse_floats(const cJSON *arr, float *out, int n)
-{
-    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != n) return -1;
-    for (int i = 0; i < n; i++) {
-        const cJSON *v = cJSON_GetArrayItem(arr, i);
-        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return -1;
-        out[i] = (float)v->valuedouble;
-    }
-    return 0;
-}
-
-static int parse_preprocess(builder *b, const char *s, preprocess_spec *p)
-{
-    int rc = 0;
-    cJSON *j = cJSON_Parse(s);
-    const cJSON *v;
-    if (!cJSON_IsObject(j)) {
-        rc = berr(b, "metadata 'preprocess' is not a JSON object");
-        goto done;
-    }
-    v = cJSON_GetObjectItemCaseSensitive(j, "resize_mode");
-    if (cJSON_IsString(v) && !strcmp(v->valuestring, "direct"))
-        p->mode = RESIZE_DIRECT;
-    else if (cJSON_IsString(v) && !strcmp(v->valuestring, "shorter_crop"))
-        p->mode = RESIZE_SHORTER_CROP;
-    else if (v) {
-        rc = berr(b, "preprocess.resize_mode must be \"shorter_crop\" or \"direct\"");
-        goto done;
-    }
-    static const char *ints[2] = {"resize", "crop"};
-    int *dst[2] = {&p->resize, &p->crop};
-    for (int i = 0; i < 2; i++) {
-        v = cJSON_GetObjectItemCaseSensitive(j, ints[i]);
-        if (!v) continue;
-        if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 4096 ||
-            v->valuedouble != (int)v->valuedouble) {
-            rc = berr(b, "preprocess.%s must be an integer in [1, 4096]", ints[i]);
-            goto done;
-        }
-        *dst[i] = (int)v->valuedouble;
-    }
-    v = cJSON_GetObjectItemCaseSensitive(j, "channel_order");
-    if (v) {
-        if (!cJSON_IsString(v) ||
-            (strcmp(v->valuestring, "RGB") && strcmp(v->valuestring, "BGR"))) {
-            rc = berr(b, "preprocess.channel_order must be \"RGB\" or \"BGR\"");
-            goto done;
-        }
-        p->bgr = !strcmp(v->valuestring, "BGR");
-    }
-    v = cJSON_GetObjectItemCaseSensitive(j, "mean");
-    if (v && parse_floats(v, p->mean, 3)) {
-        rc = berr(b, "preprocess.mean must be 3 numbers");
-        goto done;
-    }
-    v = cJSON_GetObjectItemCaseSensitive(j, "std");
-    if (v && (parse_floats(v, p->std, 3) || !(p->std[0] > 0 && p->std[1] > 0 && p->std[2] > 0))) {
-        rc = berr(b, "preprocess.std must be 3 positive numbers");
-        goto done;
-    }
-    v = cJSON_GetObjectItemCaseSensitive(j, "exif_orient");
-    if (v) {
-        if (!cJSON_IsBool(v)) {
-            rc = berr(b, "preprocess.exif_orient must be true or false");
-            goto done;
-        }
-        p->exif_orient = cJSON_IsTrue(v);
-    }
-    if (p->mode == RESIZE_SHORTER_CROP && p->resize < p->crop) {
-        rc = berr(b, "preprocess: resize %d is smaller than crop %d", p->resize, p->crop);
-        goto done;
-    }
-done:
-    cJSON_Delete(j);
-    return rc;
-}
-
 static int parse_labels(builder *b, const char *s)
 {
     model *m = b->m;
@@ -595,12 +519,9 @@ static int parse_meta(builder *b)
         return XBN_EFORMAT;
     s = st_meta(b->f, "untrained");
     in->untrained = s && !strcmp(s, "true");
-    /* Defaults: torchvision ImageNet; the file's own values override. */
-    in->pre = (preprocess_spec){RESIZE_SHORTER_CROP,      256, 224, 0, {0.485f, 0.456f, 0.406f},
-                                {0.229f, 0.224f, 0.225f}, 1};
-    in->pre.crop = in->input_size;
-    if (in->pre.resize < in->pre.crop) in->pre.resize = in->pre.crop;
-    if ((s = st_meta(b->f, "preprocess")) && parse_preprocess(b, s, &in->pre)) return XBN_EFORMAT;
+    /* Carried, not read: the image layer parses it (image/preprocess.h). */
+    if ((s = st_meta(b->f, "preprocess")) && !(in->preprocess_json = b->m->preprocess = strdup(s)))
+        return berr(b, "out of memory");
     if ((s = st_meta(b->f, "labels")) && parse_labels(b, s)) return XBN_EFORMAT;
     in->labels = (const char *const *)b->m->labels;
     s = st_meta(b->f, "source");
@@ -682,6 +603,7 @@ void model_free(model *m)
         for (int i = 0; i < m->info.classes; i++) free(m->labels[i]);
     free(m->labels);
     free(m->source);
+    free(m->preprocess);
     free(m->net.ops);
     free(m->weights);
     free(m);

@@ -24,7 +24,8 @@
 
 #include <stddef.h>
 
-#include "engine/engine.h"
+#include "image/limits.h"
+#include "image/preprocess.h"
 
 enum {
     IMG_OK = 0,
@@ -34,10 +35,6 @@ enum {
     IMG_ENOMEM = -4,       /* allocation failed (HTTP 500) */
 };
 
-/* Defaults used for a 0 field (or a NULL limits pointer). 50 MP covers 48 MP phone photos;
- * decoding one needs about 3 bytes per pixel (150 MB), progressive JPEGs up to twice that. */
-#define IMG_DEFAULT_MAX_BYTES (32u << 20)
-#define IMG_DEFAULT_MAX_PIXELS 50000000L
 /* Minimum source pixels per resized pixel kept by DCT scaling; see docs/images.md. */
 #define IMG_DCT_MARGIN 4.0
 

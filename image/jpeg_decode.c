@@ -124,11 +124,103 @@ static void cmyk_row(const unsigned char *in, unsigned char *out, int w, int inv
     }
 }
 
+/* The output colour space for the file's: 0, or -1 with the message (libjpeg cannot say
+ * what the components are). *cmyk: decode as CMYK, converted per row. */
+static int choose_colour(j_decompress_ptr di, jdec *d, int *cmyk)
+{
+    *cmyk = 0;
+    switch (di->jpeg_color_space) {
+    case JCS_GRAYSCALE:
+        di->out_color_space = JCS_GRAYSCALE;
+        return 0;
+    case JCS_YCbCr:
+    case JCS_RGB:
+        di->out_color_space = JCS_RGB;
+        return 0;
+    case JCS_CMYK:
+    case JCS_YCCK:
+        di->out_color_space = JCS_CMYK;
+        *cmyk = 1;
+        return 0;
+    default:
+        snprintf(d->msg, sizeof d->msg, "JPEG with %d components in an unknown colour space",
+                 di->num_components);
+        d->status = IMG_EUNSUPPORTED;
+        return -1;
+    }
+}
+
+/* After jpeg_start_decompress: decode the stored window win[] of the output image into d->pm
+ * with at least one iMCU around it, then entropy-decode the rows after it (a skip that stops
+ * one row short, as a skip to the end returns without reading, and the last row), so damage
+ * anywhere is still an error. Sets d->pm.px to the window's first pixel. 0, or -1 with the
+ * message when libjpeg stalls; its errors longjmp to jpeg_decode. */
+static int read_window(j_decompress_ptr di, jdec *d, const int win[4], int channels, int cmyk)
+{
+    int ow = (int)di->output_width, oh = (int)di->output_height;
+    int mw = di->max_h_samp_factor * di->min_DCT_scaled_size;
+    int mh = di->max_v_samp_factor * di->min_DCT_scaled_size;
+    JDIMENSION cx = (JDIMENSION)(win[0] > mw ? win[0] - mw : 0);
+    JDIMENSION cw = (JDIMENSION)(win[2] + mw < ow ? win[2] + mw : ow) - cx;
+    if (cx > 0 || (int)cw < ow) jpeg_crop_scanline(di, &cx, &cw); /* cx rounds down */
+    /* whole iMCU rows: a skip that starts inside a row group is where libjpeg-turbo has had
+     * bugs */
+    int ry0 = win[1] > mh ? (win[1] - mh) / mh * mh : 0, ry1 = (win[3] / mh + 2) * mh;
+    if (ry1 > oh) ry1 = oh;
+    if (pixmap_alloc(&d->pm, (int)cw, ry1 - ry0, channels)) {
+        snprintf(d->msg, sizeof d->msg, "JPEG: out of memory for %ux%d pixels", cw, ry1 - ry0);
+        d->status = IMG_ENOMEM;
+        return -1;
+    }
+    if (!(d->row = malloc((size_t)cw * (cmyk ? 4 : (size_t)di->output_components)))) {
+        snprintf(d->msg, sizeof d->msg, "JPEG: out of memory");
+        d->status = IMG_ENOMEM;
+        return -1;
+    }
+    if (ry0 > 0 && jpeg_skip_scanlines(di, (JDIMENSION)ry0) != (JDIMENSION)ry0) goto stalled;
+    while ((int)di->output_scanline < ry1) {
+        unsigned char *dst = d->pm.mem + (size_t)(di->output_scanline - ry0) * d->pm.stride;
+        JSAMPROW r = cmyk ? d->row : dst;
+        if (jpeg_read_scanlines(di, &r, 1) != 1) goto stalled;
+        if (cmyk) cmyk_row(d->row, dst, (int)cw, di->saw_Adobe_marker);
+    }
+    if (ry1 < oh - 1 &&
+        jpeg_skip_scanlines(di, (JDIMENSION)(oh - 1 - ry1)) != (JDIMENSION)(oh - 1 - ry1))
+        goto stalled;
+    while (di->output_scanline < di->output_height) {
+        JSAMPROW r = d->row;
+        if (jpeg_read_scanlines(di, &r, 1) != 1) goto stalled;
+    }
+    d->pm.px = d->pm.mem + (size_t)(win[1] - ry0) * d->pm.stride +
+               (size_t)(win[0] - (int)cx) * (size_t)channels;
+    return 0;
+stalled:
+    snprintf(d->msg, sizeof d->msg, "JPEG: decoder stalled");
+    d->status = IMG_ECORRUPT;
+    return -1;
+}
+
+/* The sizes, scale and orientation of `geom`, and the window win[] the pixels hold. */
+static void set_geometry(pixmap *pm, const pixmap *geom, const int win[4])
+{
+    pm->w = win[2] - win[0];
+    pm->h = win[3] - win[1];
+    pm->win_x = win[0];
+    pm->win_y = win[1];
+    pm->dec_w = geom->dec_w;
+    pm->dec_h = geom->dec_h;
+    pm->full_w = geom->full_w;
+    pm->full_h = geom->full_h;
+    pm->denom = geom->denom;
+    pm->orient = geom->orient;
+}
+
 int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o, pixmap *out,
                 char *err, size_t errlen)
 {
     struct jpeg_decompress_struct di;
     jdec d;
+    int cmyk;
     memset(&d, 0, sizeof d);
     memset(out, 0, sizeof *out);
     di.err = jpeg_std_error(&d.pub);
@@ -140,7 +232,7 @@ int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o
     jpeg_create_decompress(&di);
     di.progress = &d.progress;
     jpeg_mem_src(&di, data, (unsigned long)len);
-    if (o->use_exif) jpeg_save_markers(&di, JPEG_APP0 + 1, 0xffff);
+    if (o->use_exif) jpeg_save_markers(&di, JPEG_APP0 + 1, EXIF_MAX_BYTES);
     jpeg_read_header(&di, TRUE);
 
     int w = (int)di.image_width, h = (int)di.image_height;
@@ -150,26 +242,7 @@ int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o
         d.status = IMG_ETOOBIG;
         goto fail;
     }
-    int cmyk = 0;
-    switch (di.jpeg_color_space) {
-    case JCS_GRAYSCALE:
-        di.out_color_space = JCS_GRAYSCALE;
-        break;
-    case JCS_YCbCr:
-    case JCS_RGB:
-        di.out_color_space = JCS_RGB;
-        break;
-    case JCS_CMYK:
-    case JCS_YCCK:
-        di.out_color_space = JCS_CMYK;
-        cmyk = 1;
-        break;
-    default:
-        snprintf(d.msg, sizeof d.msg, "JPEG with %d components in an unknown colour space",
-                 di.num_components);
-        d.status = IMG_EUNSUPPORTED;
-        goto fail;
-    }
+    if (choose_colour(&di, &d, &cmyk)) goto fail;
     int orient = o->use_exif ? find_orientation(&di) : 1;
     int denom = o->scale ? o->scale(w, h, orient, o->ctx) : 1;
     if (denom != 2 && denom != 4 && denom != 8) denom = 1;
@@ -189,62 +262,13 @@ int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o
     if (o->window) o->window(&geom, o->ctx, win);
     if (win[0] < 0 || win[1] < 0 || win[2] > ow || win[3] > oh || win[0] >= win[2] ||
         win[1] >= win[3])
-        win[0] = win[1] = 0, win[2] = ow, win[3] = oh;
-    /* Decode the window and at least one iMCU around it. */
-    int mw = di.max_h_samp_factor * di.min_DCT_scaled_size;
-    int mh = di.max_v_samp_factor * di.min_DCT_scaled_size;
-    JDIMENSION cx = (JDIMENSION)(win[0] > mw ? win[0] - mw : 0);
-    JDIMENSION cw = (JDIMENSION)(win[2] + mw < ow ? win[2] + mw : ow) - cx;
-    if (cx > 0 || (int)cw < ow) jpeg_crop_scanline(&di, &cx, &cw); /* cx rounds down */
-    /* whole iMCU rows: a skip that starts inside a row group is where libjpeg-turbo has had
-     * bugs */
-    int ry0 = win[1] > mh ? (win[1] - mh) / mh * mh : 0, ry1 = (win[3] / mh + 2) * mh;
-    if (ry1 > oh) ry1 = oh;
-    if (pixmap_alloc(&d.pm, (int)cw, ry1 - ry0, geom.channels)) {
-        snprintf(d.msg, sizeof d.msg, "JPEG: out of memory for %ux%d pixels", cw, ry1 - ry0);
-        d.status = IMG_ENOMEM;
-        goto fail;
-    }
-    if (!(d.row = malloc((size_t)cw * (cmyk ? 4 : (size_t)di.output_components)))) {
-        snprintf(d.msg, sizeof d.msg, "JPEG: out of memory");
-        d.status = IMG_ENOMEM;
-        goto fail;
-    }
-    if (ry0 > 0 && jpeg_skip_scanlines(&di, (JDIMENSION)ry0) != (JDIMENSION)ry0) goto stalled;
-    while ((int)di.output_scanline < ry1) {
-        unsigned char *dst = d.pm.mem + (size_t)(di.output_scanline - ry0) * d.pm.stride;
-        JSAMPROW r = cmyk ? d.row : dst;
-        if (jpeg_read_scanlines(&di, &r, 1) != 1) goto stalled;
-        if (cmyk) cmyk_row(d.row, dst, (int)cw, di.saw_Adobe_marker);
-    }
-    /* The rest is entropy-decoded by a skip that stops one row short (a skip to the end
-     * returns without reading) and the last row. */
-    if (ry1 < oh - 1 &&
-        jpeg_skip_scanlines(&di, (JDIMENSION)(oh - 1 - ry1)) != (JDIMENSION)(oh - 1 - ry1))
-        goto stalled;
-    while (di.output_scanline < di.output_height) {
-        JSAMPROW r = d.row;
-        if (jpeg_read_scanlines(&di, &r, 1) != 1) goto stalled;
-    }
-    d.pm.px = d.pm.mem + (size_t)(win[1] - ry0) * d.pm.stride +
-              (size_t)(win[0] - (int)cx) * (size_t)geom.channels;
-    d.pm.w = win[2] - win[0];
-    d.pm.h = win[3] - win[1];
-    d.pm.win_x = win[0];
-    d.pm.win_y = win[1];
-    d.pm.dec_w = ow;
-    d.pm.dec_h = oh;
-    d.pm.full_w = w;
-    d.pm.full_h = h;
-    d.pm.denom = denom;
-    d.pm.orient = orient;
+        memcpy(win, (int[4]){0, 0, ow, oh}, sizeof win); /* a bad window: the whole image */
+    if (read_window(&di, &d, win, geom.channels, cmyk)) goto fail;
+    set_geometry(&d.pm, &geom, win);
     *out = d.pm;
     free(d.row);
     jpeg_destroy_decompress(&di);
     return IMG_OK;
-stalled:
-    snprintf(d.msg, sizeof d.msg, "JPEG: decoder stalled");
-    d.status = IMG_ECORRUPT;
 fail:
     snprintf(err, errlen, "%s", d.msg);
     pixmap_free(&d.pm);

@@ -32,9 +32,8 @@
 
 #include <stddef.h>
 
+#include "image/limits.h"
 #include "image/pixmap.h"
-
-#define JPEG_MAX_SCANS 500 /* the limit libjpeg-turbo's TurboJPEG API uses */
 
 typedef int (*jpeg_scale_fn)(int w, int h, int orient, void *ctx);
 typedef void (*jpeg_window_fn)(const pixmap *geom, void *ctx, int win[4]);

@@ -20,8 +20,9 @@
 
 #include <stdint.h>
 
-#include "engine/engine.h"
+#include "image/limits.h"
 #include "image/pixmap.h"
+#include "image/preprocess.h"
 
 enum {
     RESIZE_OK = 0,
@@ -29,12 +30,6 @@ enum {
     RESIZE_ETOOBIG = -2, /* resized size overflows, or a side shrinks > RESIZE_MAX_FACTOR */
     RESIZE_ENOMEM = -3,
 };
-
-/* Largest crop / resize side accepted; an output side bigger than any model's input. */
-#define RESIZE_MAX_SIDE 8192
-/* Largest downscale factor per axis: filter taps grow with it (2 * factor + 1), so an
- * absurd aspect ratio (1 x 10^6 resized to 224 x 224) would cost memory and time. */
-#define RESIZE_MAX_FACTOR 1024.0
 
 typedef struct {
     int out_w, out_h;   /* the resized image, before cropping */

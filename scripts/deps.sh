@@ -14,7 +14,7 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
     libopenblas-dev python3 python3-torch python3-numpy)
 test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-h5py
-    python3-yaml curl clang libclang-rt-14-dev
+    python3-yaml curl clang clang-format libclang-rt-14-dev
     python-matplotlib-data lomiri-wallpapers-20.04 libjpeg-turbo-progs
     prometheus python3-matplotlib)
 # npm installs the validators of tests/integration/node (Makefile: node-deps). Debian's

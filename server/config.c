@@ -8,12 +8,17 @@
 
 #include <cJSON.h>
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "server/num.h"
+
+/* A setting's key, or a flag's name, with its NUL: the longest key is 22 bytes, and a longer
+ * flag is unknown anyway. */
+#define KEY_MAX 96
 
 typedef enum { K_INT, K_STR, K_BOOL, K_ENUM } ktype;
 
@@ -41,18 +46,27 @@ static const char *const log_formats[] = {"text", "json", NULL};
 static const setting server_keys[] = {
     {"listen_address", K_STR, offsetof(config, listen_address), sizeof((config *)0)->listen_address,
      0, 0, NULL, "IPv4 address to listen on"},
-    S_INT(port, 0, 65535, "TCP port (0: any free port, printed in the log)"),
+    S_INT(port, CFG_PORT_MIN, CFG_PORT_MAX, "TCP port (0: any free port, printed in the log)"),
     {"reuse_port", K_BOOL, offsetof(config, reuse_port), 0, 0, 1, NULL,
      "share the port with daemons that set it too (replacement; docs/deploy.md)"},
-    S_INT(http_threads, 0, CFG_MAX_THREADS, "HTTP/decode threads (0: usable CPUs)"),
-    S_INT(max_connections, 1, 100000, "concurrent connections"),
-    S_INT(connection_timeout_s, 1, 3600, "idle connection timeout, seconds"),
-    S_INT(max_body_bytes, 1024, 1LL << 32, "request body limit (413 above)"),
-    S_INT(max_image_pixels, 1, 1LL << 32, "width*height limit of one image (413 above)"),
-    S_INT(max_images_per_request, 1, 4096, "images in one request (413 above)"),
-    S_INT(max_header_bytes, 1024, 1 << 20, "request line + headers limit"),
-    S_INT(max_url_bytes, 64, 65536, "URL limit incl. query (414 above)"),
-    S_INT(drain_timeout_ms, 0, 3600000, "SIGTERM: longest wait for in-flight requests"),
+    S_INT(http_threads, CFG_HTTP_THREADS_MIN, CFG_HTTP_THREADS_MAX,
+          "HTTP/decode threads (0: usable CPUs)"),
+    S_INT(max_connections, CFG_MAX_CONNECTIONS_MIN, CFG_MAX_CONNECTIONS_MAX,
+          "concurrent connections"),
+    S_INT(connection_timeout_s, CFG_CONNECTION_TIMEOUT_S_MIN, CFG_CONNECTION_TIMEOUT_S_MAX,
+          "idle connection timeout, seconds"),
+    S_INT(max_body_bytes, CFG_MAX_BODY_BYTES_MIN, CFG_MAX_BODY_BYTES_MAX,
+          "request body limit (413 above)"),
+    S_INT(max_image_pixels, CFG_MAX_IMAGE_PIXELS_MIN, CFG_MAX_IMAGE_PIXELS_MAX,
+          "width*height limit of one image (413 above)"),
+    S_INT(max_images_per_request, CFG_MAX_IMAGES_PER_REQUEST_MIN, CFG_MAX_IMAGES_PER_REQUEST_MAX,
+          "images in one request (413 above)"),
+    S_INT(max_header_bytes, CFG_MAX_HEADER_BYTES_MIN, CFG_MAX_HEADER_BYTES_MAX,
+          "request line + headers limit"),
+    S_INT(max_url_bytes, CFG_MAX_URL_BYTES_MIN, CFG_MAX_URL_BYTES_MAX,
+          "URL limit incl. query (414 above)"),
+    S_INT(drain_timeout_ms, CFG_DRAIN_TIMEOUT_MS_MIN, CFG_DRAIN_TIMEOUT_MS_MAX,
+          "SIGTERM: longest wait for in-flight requests"),
     {"log_level", K_ENUM, offsetof(config, log_level), 0, 0, 0, log_levels,
      "error|warn|info|debug (info logs one line per request)"},
     {"log_format", K_ENUM, offsetof(config, log_format), 0, 0, 0, log_formats, "text|json"},
@@ -65,12 +79,15 @@ static const setting model_keys[] = {
     {"path", K_STR, offsetof(model_cfg, path), CFG_PATH_MAX, 0, 0, NULL, "model file"},
     {"labels", K_STR, offsetof(model_cfg, labels), CFG_PATH_MAX, 0, 0, NULL,
      "labels file overriding the model's, one per line"},
-    M_INT(max_batch_size, 1, CFG_MAX_BATCH, "images per engine call"),
-    M_INT(max_queue_delay_us, 0, 10000000, "longest wait for a batch to fill, microseconds"),
-    M_INT(max_queue_size, 1, 1000000, "images waiting per model (503 above)"),
-    M_INT(request_timeout_ms, 1, 3600000, "deadline; not computed by then = 504"),
-    M_INT(workers, 1, CFG_MAX_THREADS, "compute threads per model"),
-    M_INT(threads_per_worker, 0, CFG_MAX_THREADS,
+    M_INT(max_batch_size, CFG_MAX_BATCH_SIZE_MIN, CFG_MAX_BATCH_SIZE_MAX, "images per engine call"),
+    M_INT(max_queue_delay_us, CFG_MAX_QUEUE_DELAY_US_MIN, CFG_MAX_QUEUE_DELAY_US_MAX,
+          "longest wait for a batch to fill, microseconds"),
+    M_INT(max_queue_size, CFG_MAX_QUEUE_SIZE_MIN, CFG_MAX_QUEUE_SIZE_MAX,
+          "images waiting per model (503 above)"),
+    M_INT(request_timeout_ms, CFG_REQUEST_TIMEOUT_MS_MIN, CFG_REQUEST_TIMEOUT_MS_MAX,
+          "deadline; not computed by then = 504"),
+    M_INT(workers, CFG_WORKERS_MIN, CFG_WORKERS_MAX, "compute threads per model"),
+    M_INT(threads_per_worker, CFG_THREADS_PER_WORKER_MIN, CFG_THREADS_PER_WORKER_MAX,
           "engine threads per worker (0: usable CPUs / workers)"),
 };
 
@@ -80,28 +97,28 @@ static const setting model_keys[] = {
 void model_cfg_defaults(model_cfg *m)
 {
     memset(m, 0, sizeof *m);
-    m->max_batch_size = 8;
-    m->max_queue_delay_us = 2000;
-    m->max_queue_size = 256;
-    m->request_timeout_ms = 30000;
-    m->workers = 1;
-    m->threads_per_worker = 0;
+    m->max_batch_size = CFG_MAX_BATCH_SIZE_DEFAULT;
+    m->max_queue_delay_us = CFG_MAX_QUEUE_DELAY_US_DEFAULT;
+    m->max_queue_size = CFG_MAX_QUEUE_SIZE_DEFAULT;
+    m->request_timeout_ms = CFG_REQUEST_TIMEOUT_MS_DEFAULT;
+    m->workers = CFG_WORKERS_DEFAULT;
+    m->threads_per_worker = CFG_THREADS_PER_WORKER_DEFAULT;
 }
 
 void config_defaults(config *c)
 {
     memset(c, 0, sizeof *c);
-    strcpy(c->listen_address, "127.0.0.1");
-    c->port = 8080;
-    c->http_threads = 0;
-    c->max_connections = 512;
-    c->connection_timeout_s = 30;
-    c->max_body_bytes = 32LL << 20;
-    c->max_image_pixels = 40000000;
-    c->max_images_per_request = 64;
-    c->max_header_bytes = 16384;
-    c->max_url_bytes = 2048;
-    c->drain_timeout_ms = 30000;
+    snprintf(c->listen_address, sizeof c->listen_address, "127.0.0.1");
+    c->port = CFG_PORT_DEFAULT;
+    c->http_threads = CFG_HTTP_THREADS_DEFAULT;
+    c->max_connections = CFG_MAX_CONNECTIONS_DEFAULT;
+    c->connection_timeout_s = CFG_CONNECTION_TIMEOUT_S_DEFAULT;
+    c->max_body_bytes = CFG_MAX_BODY_BYTES_DEFAULT;
+    c->max_image_pixels = CFG_MAX_IMAGE_PIXELS_DEFAULT;
+    c->max_images_per_request = CFG_MAX_IMAGES_PER_REQUEST_DEFAULT;
+    c->max_header_bytes = CFG_MAX_HEADER_BYTES_DEFAULT;
+    c->max_url_bytes = CFG_MAX_URL_BYTES_DEFAULT;
+    c->drain_timeout_ms = CFG_DRAIN_TIMEOUT_MS_DEFAULT;
     c->log_level = LOG_INFO;
     c->log_format = LOGFMT_TEXT;
     c->metrics = 1;
@@ -139,16 +156,14 @@ static int set_text(const setting *s, void *base, const char *v, const char *whe
 {
     char *p = (char *)base + s->off;
     if (s->type == K_STR) {
-        if (strlen(v) >= s->size) goto bad;
-        strcpy(p, v);
+        size_t n = strlen(v);
+        if (n >= s->size) goto bad;
+        memcpy(p, v, n + 1);
         return 0;
     }
     long long x;
     if (s->type == K_INT) {
-        char *end;
-        errno = 0;
-        x = strtoll(v, &end, 10);
-        if (!*v || *end || errno || x < s->min || x > s->max) goto bad;
+        if (num_parse_ll(v, s->min, s->max, &x)) goto bad;
     } else if (s->type == K_BOOL) {
         if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"))
             x = 1;
@@ -197,73 +212,6 @@ static int set_json(const setting *s, void *base, const cJSON *v, const char *wh
     return set_text(s, base, v->valuestring, where, err, errlen);
 }
 
-static int float3(const cJSON *a, float out[3])
-{
-    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3) return -1;
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, a)
-    {
-        if (!cJSON_IsNumber(it)) return -1;
-        out[i++] = (float)it->valuedouble;
-    }
-    return 0;
-}
-
-static int parse_preprocess(const cJSON *o, cfg_preprocess *p, const char *where, char *err,
-                            size_t errlen)
-{
-    if (!cJSON_IsObject(o)) {
-        snprintf(err, errlen, "%s: expected an object", where);
-        return -1;
-    }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, o)
-    {
-        const char *k = it->string;
-        if (!strcmp(k, "resize_mode")) {
-            const char *v = cJSON_GetStringValue(it);
-            if (!v || (strcmp(v, "shorter_crop") && strcmp(v, "direct"))) goto bad;
-            p->has_mode = 1;
-            p->mode = !strcmp(v, "direct");
-        } else if (!strcmp(k, "resize") || !strcmp(k, "crop")) {
-            if (!cJSON_IsNumber(it) || it->valuedouble < 1 || it->valuedouble > 4096 ||
-                it->valuedouble != (double)(int)it->valuedouble)
-                goto bad;
-            if (k[0] == 'r') {
-                p->has_resize = 1;
-                p->resize = (int)it->valuedouble;
-            } else {
-                p->has_crop = 1;
-                p->crop = (int)it->valuedouble;
-            }
-        } else if (!strcmp(k, "channel_order")) {
-            const char *v = cJSON_GetStringValue(it);
-            if (!v || (strcmp(v, "RGB") && strcmp(v, "BGR"))) goto bad;
-            p->has_bgr = 1;
-            p->bgr = !strcmp(v, "BGR");
-        } else if (!strcmp(k, "mean")) {
-            if (float3(it, p->mean)) goto bad;
-            p->has_mean = 1;
-        } else if (!strcmp(k, "std")) {
-            if (float3(it, p->std) || !(p->std[0] > 0 && p->std[1] > 0 && p->std[2] > 0)) goto bad;
-            p->has_std = 1;
-        } else if (!strcmp(k, "exif_orient")) {
-            if (!cJSON_IsBool(it)) goto bad;
-            p->has_exif = 1;
-            p->exif = cJSON_IsTrue(it);
-        } else {
-            snprintf(err, errlen, "%s.%s: unknown key", where, k);
-            return -1;
-        }
-        continue;
-    bad:
-        snprintf(err, errlen, "%s.%s: bad value (see docs/model-format.md, preprocess)", where, k);
-        return -1;
-    }
-    return 0;
-}
-
 static int parse_model(const cJSON *o, model_cfg *m, int idx, char *err, size_t errlen)
 {
     char where[96];
@@ -276,7 +224,7 @@ static int parse_model(const cJSON *o, model_cfg *m, int idx, char *err, size_t 
     {
         snprintf(where, sizeof where, "models[%d].%.40s", idx, it->string);
         if (!strcmp(it->string, "preprocess")) {
-            if (parse_preprocess(it, &m->pre, where, err, errlen)) return -1;
+            if (preprocess_parse(it, &m->pre, &m->pre_set, where, err, errlen)) return -1;
             continue;
         }
         const setting *s = find(model_keys, NMODEL, it->string);
@@ -345,14 +293,15 @@ int config_set(config *c, int model, const char *key, const char *value, char *e
         return set_text(s, c, value, key, err, errlen);
     }
     int lo = model < 0 ? 0 : model, hi = model < 0 ? c->nmodels : model + 1;
-    if (!strcmp(key, "preprocess")) {
-        cJSON *o = cJSON_Parse(value);
-        int r = 0;
-        for (int i = lo; i < hi && !r; i++)
-            r = parse_preprocess(o, &c->models[i].pre, key, err, errlen);
-        if (!o) snprintf(err, errlen, "preprocess: expected a JSON object"), r = -1;
-        cJSON_Delete(o);
-        return r;
+    if (!strcmp(key, "preprocess")) { /* parsed once, even for no model, then applied */
+        preprocess_spec p = {0};
+        unsigned set = 0;
+        if (preprocess_parse_text(value, strlen(value), &p, &set, key, err, errlen)) return -1;
+        for (int i = lo; i < hi; i++) {
+            preprocess_apply(&c->models[i].pre, &p, set);
+            c->models[i].pre_set |= set;
+        }
+        return 0;
     }
     s = find(model_keys, NMODEL, key);
     if (!s || (model < 0 && (!strcmp(key, "name") || !strcmp(key, "path")))) {
@@ -420,7 +369,7 @@ static int add_model(config *c, const char *spec, const char *where, char *err, 
     model_cfg *m = &c->models[c->nmodels++];
     model_cfg_defaults(m);
     memcpy(m->name, spec, (size_t)(eq - spec));
-    strcpy(m->path, eq + 1);
+    memcpy(m->path, eq + 1, strlen(eq + 1) + 1); /* length checked above */
     return 0;
 }
 
@@ -469,28 +418,20 @@ static const char *env_get(char **envp, const char *name)
     return NULL;
 }
 
+/* One flag of argv, kept until the file and the environment are applied. */
 typedef struct {
-    const char *key; /* NULL for a --model / --model-set value */
+    char key[KEY_MAX]; /* the setting's key ("max_body_bytes") */
     const char *value;
-    int kind; /* 0 setting, 1 --model, 2 --model-set */
-} cli_pair;
+    enum { FLAG_SETTING, FLAG_MODEL, FLAG_MODEL_SET } kind;
+} flag_pair;
 
-int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, char *err,
-                size_t errlen)
+/* 1. Read argv's flags into pairs[0..*np) (room for argc); the actions (--help,
+ * --check-config, --config) go into *o. 0, or -1 with a message. */
+static int read_flags(int argc, char **argv, config_opts *o, flag_pair *pairs, int *np, char *err,
+                      size_t errlen)
 {
-    char key[96], where[128], *file = NULL;
-    int st = -1, np = 0;
-    cli_pair *pairs = calloc((size_t)argc + 1, sizeof *pairs);
-    char(*keys)[96] = calloc((size_t)argc + 1, sizeof *keys);
-    config_defaults(c);
-    memset(o, 0, sizeof *o);
-    if (!pairs || !keys) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    /* 1. Read the flags; settings are applied last, after file and env. */
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *val;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             o->help = 1;
             continue;
@@ -501,11 +442,11 @@ int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, c
         }
         if (strncmp(a, "--", 2) || !a[2]) {
             snprintf(err, errlen, "unexpected argument '%.60s'", a);
-            goto out;
+            return -1;
         }
-        const char *eq = strchr(a, '='), *val;
+        const char *eq = strchr(a, '=');
+        char flag[KEY_MAX];
         size_t kn = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        char flag[96];
         if (kn >= sizeof flag) kn = sizeof flag - 1;
         memcpy(flag, a + 2, kn);
         flag[kn] = 0;
@@ -515,44 +456,74 @@ int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, c
             val = argv[++i];
         } else {
             snprintf(err, errlen, "flag --%s: missing value", flag);
-            goto out;
+            return -1;
         }
-        flag_to_key(flag, keys[np], sizeof keys[np]);
-        const char *k = keys[np];
-        if (!strcmp(k, "config")) {
+        flag_pair *p = &pairs[*np];
+        flag_to_key(flag, p->key, sizeof p->key);
+        if (!strcmp(p->key, "config")) {
             if (strlen(val) >= sizeof o->config_path) {
                 snprintf(err, errlen, "flag --config: path too long");
-                goto out;
+                return -1;
             }
-            strcpy(o->config_path, val);
+            snprintf(o->config_path, sizeof o->config_path, "%s", val);
             continue;
         }
-        int kind = !strcmp(k, "model") ? 1 : !strcmp(k, "model_set") ? 2 : 0;
-        if (!kind && !find(server_keys, NSERVER, k) &&
-            (!find(model_keys, NMODEL, k) || !strcmp(k, "name") || !strcmp(k, "path")) &&
-            strcmp(k, "preprocess")) {
+        p->kind = !strcmp(p->key, "model")       ? FLAG_MODEL
+                  : !strcmp(p->key, "model_set") ? FLAG_MODEL_SET
+                                                 : FLAG_SETTING;
+        if (p->kind == FLAG_SETTING && !find(server_keys, NSERVER, p->key) &&
+            (!find(model_keys, NMODEL, p->key) || !strcmp(p->key, "name") ||
+             !strcmp(p->key, "path")) &&
+            strcmp(p->key, "preprocess")) {
             snprintf(err, errlen, "flag --%s: unknown flag (see serve --help)", flag);
-            goto out;
+            return -1;
         }
-        pairs[np++] = (cli_pair){k, val, kind};
+        p->value = val;
+        (*np)++;
     }
-    if (o->help) {
-        st = 0;
+    return 0;
+}
+
+/* 2. The file: --config, else XBNSERVE_CONFIG, else none. */
+static int apply_file(config *c, config_opts *o, char **envp, char *err, size_t errlen)
+{
+    char *file = NULL, msg[SRV_ERR_MAX];
+    size_t len;
+    const char *cp = o->config_path[0] ? o->config_path : env_get(envp, "XBNSERVE_CONFIG");
+    int st = -1;
+    if (!cp || !*cp) return 0;
+    if (!o->config_path[0]) snprintf(o->config_path, sizeof o->config_path, "%s", cp);
+    if (read_file(cp, &file, &len, err, errlen)) return -1;
+    if (config_parse_json(file, len, c, msg, sizeof msg)) {
+        snprintf(err, errlen, "config file %s: %s", cp, msg);
         goto out;
     }
-    /* 2. The file. */
-    const char *cp = o->config_path[0] ? o->config_path : env_get(envp, "XBNSERVE_CONFIG");
-    if (cp && *cp) {
-        if (!o->config_path[0]) snprintf(o->config_path, sizeof o->config_path, "%s", cp);
-        size_t len;
-        if (read_file(cp, &file, &len, err, errlen)) goto out;
-        char e2[400];
-        if (config_parse_json(file, len, c, e2, sizeof e2)) {
-            snprintf(err, errlen, "config file %s: %s", cp, e2);
-            goto out;
-        }
+    st = 0;
+out:
+    free(file);
+    return st;
+}
+
+/* XBNSERVE_MODELS=NAME=PATH,NAME=PATH: replaces the model list. */
+static int env_models(config *c, const char *list, const char *where, char *err, size_t errlen)
+{
+    char *copy = strdup(list), *save = NULL;
+    int r = 0;
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
-    /* 3. The environment: every XBNSERVE_* must be a known key. */
+    c->nmodels = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && !r; t = strtok_r(NULL, ",", &save))
+        r = add_model(c, t, where, err, errlen);
+    free(copy);
+    return r;
+}
+
+/* 3. The environment: every XBNSERVE_* must be a known key. */
+static int apply_env(config *c, char **envp, char *err, size_t errlen)
+{
+    char key[KEY_MAX], where[KEY_MAX + 32], msg[SRV_ERR_MAX];
     for (char **e = envp; e && *e; e++) {
         if (strncmp(*e, "XBNSERVE_", 9)) continue;
         const char *eq = strchr(*e, '=');
@@ -564,74 +535,97 @@ int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, c
         if (!strcmp(key, "config")) continue;
         snprintf(where, sizeof where, "env %.*s", (int)(eq - *e), *e);
         if (!strcmp(key, "models")) {
-            char *list = strdup(eq + 1), *save = NULL;
-            if (!list) goto out;
-            c->nmodels = 0;
-            int r = 0;
-            for (char *t = strtok_r(list, ",", &save); t && !r; t = strtok_r(NULL, ",", &save))
-                r = add_model(c, t, where, err, errlen);
-            free(list);
-            if (r) goto out;
+            if (env_models(c, eq + 1, where, err, errlen)) return -1;
             continue;
         }
         if (!find(server_keys, NSERVER, key) && !find(model_keys, NMODEL, key) &&
             strcmp(key, "preprocess")) {
             snprintf(err, errlen, "%s: unknown variable", where);
-            goto out;
+            return -1;
         }
-        char e2[400];
-        if (config_set(c, -1, key, eq + 1, e2, sizeof e2)) {
-            snprintf(err, errlen, "%s: %s", where, e2);
-            goto out;
+        if (config_set(c, -1, key, eq + 1, msg, sizeof msg)) {
+            snprintf(err, errlen, "%s: %s", where, msg);
+            return -1;
         }
     }
-    /* 4. The flags: --model first (replaces the list), then settings in order. */
+    return 0;
+}
+
+/* --model-set NAME.KEY=VALUE: names may hold dots, so the key follows the last one. */
+static int model_set(config *c, const char *v, char *err, size_t errlen)
+{
+    char key[KEY_MAX], msg[SRV_ERR_MAX];
+    const char *eq = strchr(v, '='), *dot = NULL;
+    int m = -1;
+    for (const char *p = v; eq && p < eq; p++)
+        if (*p == '.') dot = p;
+    if (dot && eq) {
+        for (int j = 0; j < c->nmodels; j++)
+            if (strlen(c->models[j].name) == (size_t)(dot - v) &&
+                !strncmp(c->models[j].name, v, (size_t)(dot - v)))
+                m = j;
+    }
+    if (m < 0 || (size_t)(eq - dot - 1) >= sizeof key) {
+        snprintf(err, errlen,
+                 "flag --model-set: expected NAME.KEY=VALUE for a configured model, got '%.60s'",
+                 v);
+        return -1;
+    }
+    memcpy(key, dot + 1, (size_t)(eq - dot - 1));
+    key[eq - dot - 1] = 0;
+    if (config_set(c, m, key, eq + 1, msg, sizeof msg)) {
+        snprintf(err, errlen, "flag --model-set %s: %s", c->models[m].name, msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* 4. The flags: --model first (they replace the list), then settings in their order. */
+static int apply_flags(config *c, const flag_pair *pairs, int np, char *err, size_t errlen)
+{
+    char msg[SRV_ERR_MAX];
     int replaced = 0;
     for (int i = 0; i < np; i++) {
-        if (pairs[i].kind != 1) continue;
-        if (!replaced) c->nmodels = 0, replaced = 1;
-        if (add_model(c, pairs[i].value, "flag --model", err, errlen)) goto out;
+        if (pairs[i].kind != FLAG_MODEL) continue;
+        if (!replaced) {
+            c->nmodels = 0;
+            replaced = 1;
+        }
+        if (add_model(c, pairs[i].value, "flag --model", err, errlen)) return -1;
     }
     for (int i = 0; i < np; i++) {
-        char e2[400];
-        if (pairs[i].kind == 1) continue;
-        if (pairs[i].kind == 0) {
-            if (config_set(c, -1, pairs[i].key, pairs[i].value, e2, sizeof e2)) {
-                snprintf(err, errlen, "flag --%s: %s", pairs[i].key, e2);
-                goto out;
-            }
-            continue;
-        }
-        /* --model-set NAME.KEY=VALUE */
-        const char *v = pairs[i].value, *eq = strchr(v, '='), *dot = NULL;
-        for (const char *p = v; eq && p < eq; p++)
-            if (*p == '.') dot = p; /* names may hold dots: the key follows the last one */
-        int m = -1;
-        if (dot && eq) {
-            for (int j = 0; j < c->nmodels; j++)
-                if (strlen(c->models[j].name) == (size_t)(dot - v) &&
-                    !strncmp(c->models[j].name, v, (size_t)(dot - v)))
-                    m = j;
-        }
-        if (m < 0 || (size_t)(eq - dot - 1) >= sizeof key) {
-            snprintf(err, errlen,
-                     "flag --model-set: expected NAME.KEY=VALUE for a configured "
-                     "model, got '%.60s'",
-                     v);
-            goto out;
-        }
-        memcpy(key, dot + 1, (size_t)(eq - dot - 1));
-        key[eq - dot - 1] = 0;
-        if (config_set(c, m, key, eq + 1, e2, sizeof e2)) {
-            snprintf(err, errlen, "flag --model-set %s: %s", c->models[m].name, e2);
-            goto out;
+        if (pairs[i].kind == FLAG_MODEL_SET && model_set(c, pairs[i].value, err, errlen)) return -1;
+        if (pairs[i].kind == FLAG_SETTING &&
+            config_set(c, -1, pairs[i].key, pairs[i].value, msg, sizeof msg)) {
+            snprintf(err, errlen, "flag --%s: %s", pairs[i].key, msg);
+            return -1;
         }
     }
+    return 0;
+}
+
+int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, char *err,
+                size_t errlen)
+{
+    int st = -1, np = 0;
+    flag_pair *pairs = calloc((size_t)argc + 1, sizeof *pairs);
+    config_defaults(c);
+    memset(o, 0, sizeof *o);
+    if (!pairs) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (read_flags(argc, argv, o, pairs, &np, err, errlen)) goto out;
+    if (o->help) {
+        st = 0;
+        goto out;
+    }
+    if (apply_file(c, o, envp, err, errlen) || apply_env(c, envp, err, errlen) ||
+        apply_flags(c, pairs, np, err, errlen))
+        goto out;
     st = config_validate(c, err, errlen);
 out:
-    free(file);
     free(pairs);
-    free(keys);
     return st;
 }
 
@@ -711,11 +705,7 @@ void config_print(const config *c, FILE *f)
         fprintf(f, "%s\n    {\n", i ? "," : "");
         print_keys(f, model_keys, NMODEL, &c->models[i], "      ");
         fprintf(f, "      \"preprocess_overrides\": %s\n    }",
-                (c->models[i].pre.has_mode || c->models[i].pre.has_resize ||
-                 c->models[i].pre.has_crop || c->models[i].pre.has_bgr ||
-                 c->models[i].pre.has_mean || c->models[i].pre.has_std || c->models[i].pre.has_exif)
-                    ? "true"
-                    : "false");
+                c->models[i].pre_set ? "true" : "false");
     }
     fprintf(f, "\n  ]\n}\n");
 }

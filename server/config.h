@@ -1,5 +1,5 @@
-/* config.h - every setting of `xbnserve serve`, its default, its limits, and where it comes
- * from. This header is the place where all limits live (docs/api.md lists them too).
+/* config.h - every setting of `xbnserve serve` and where it comes from. Defaults and ranges
+ * live in server/limits.h (docs/security.md lists them too).
  *
  * Sources, highest precedence first: CLI flag (`--max-body-bytes 1048576` or
  * `--max-body-bytes=1048576`), environment (`XBNSERVE_MAX_BODY_BYTES`), the JSON config file
@@ -21,32 +21,18 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define CFG_MAX_MODELS 16      /* models one daemon serves */
-#define CFG_NAME_MAX 64        /* model name, [A-Za-z0-9._-], used in URLs */
-#define CFG_PATH_MAX 1024      /* model / labels file path */
-#define CFG_FILE_MAX (1 << 20) /* config file size */
-#define CFG_MAX_BATCH 256      /* max_batch_size upper bound */
-#define CFG_MAX_THREADS 256    /* any thread count */
+#include "image/preprocess.h"
+#include "server/limits.h"
 
 enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 enum { LOGFMT_TEXT, LOGFMT_JSON };
 
-/* A partial preprocess spec: only the fields whose has_* is set override the model's. */
-typedef struct {
-    int has_mode, mode; /* resize_mode: 0 shorter_crop, 1 direct */
-    int has_resize, resize;
-    int has_crop, crop;
-    int has_bgr, bgr;
-    int has_mean, has_std;
-    float mean[3], std[3];
-    int has_exif, exif;
-} cfg_preprocess;
-
 typedef struct {
     char name[CFG_NAME_MAX];
-    char path[CFG_PATH_MAX];   /* model file (.safetensors), relative to the working dir */
-    char labels[CFG_PATH_MAX]; /* optional labels file, one per line, overrides the model's */
-    cfg_preprocess pre;
+    char path[CFG_PATH_MAX];      /* model file (.safetensors), relative to the working dir */
+    char labels[CFG_PATH_MAX];    /* optional labels file, one per line, overrides the model's */
+    preprocess_spec pre;          /* overrides of the model file's spec: the fields in pre_set */
+    unsigned pre_set;             /* PRE_* bits (image/preprocess.h) */
     long long max_batch_size;     /* images per engine call */
     long long max_queue_delay_us; /* longest wait for a batch to fill */
     long long max_queue_size;     /* images waiting; more is 503 */

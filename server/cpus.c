@@ -1,21 +1,36 @@
 /* cpus.c - see cpus.h. */
 #include "server/cpus.h"
 
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+
+#include "server/num.h"
+
+/* A positive number filling s[0..n) and then only a line end (cgroup files end in one). */
+static int positive(const char *s, size_t n, long long *out)
+{
+    while (n && (s[n - 1] == '\n' || s[n - 1] == ' ')) n--;
+    return num_parse_ll_n(s, n, 1, LLONG_MAX, out);
+}
+
+/* quota / period CPUs, rounded up. */
+static int cpus_of(long long quota, long long period)
+{
+    long long n = quota / period + (quota % period != 0);
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
 
 int cpus_from_cpu_max(const char *text)
 {
-    char q[32];
-    long long period;
-    if (sscanf(text, "%31s %lld", q, &period) != 2 || period <= 0) return -1;
-    if (!strcmp(q, "max")) return 0;
-    char *end;
-    long long quota = strtoll(q, &end, 10);
-    if (*end || quota <= 0) return -1;
-    return (int)((quota + period - 1) / period);
+    /* "QUOTA PERIOD\n", QUOTA "max" when there is none */
+    const char *sp = strchr(text, ' ');
+    long long quota, period;
+    if (!sp || positive(sp + 1, strlen(sp + 1), &period)) return -1;
+    if (sp - text == 3 && !strncmp(text, "max", 3)) return 0;
+    if (positive(text, (size_t)(sp - text), &quota)) return -1;
+    return cpus_of(quota, period);
 }
 
 static int read_small(const char *path, char *buf, size_t n)
@@ -63,9 +78,9 @@ static int quota_v1(void)
     if (read_small("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", a, sizeof a) ||
         read_small("/sys/fs/cgroup/cpu/cpu.cfs_period_us", b, sizeof b))
         return 0;
-    long long q = atoll(a), per = atoll(b);
-    if (q <= 0 || per <= 0) return 0;
-    return (int)((q + per - 1) / per);
+    long long q, per; /* a quota of -1 is none */
+    if (positive(a, strlen(a), &q) || positive(b, strlen(b), &per)) return 0;
+    return cpus_of(q, per);
 }
 
 int cpus_usable(void)

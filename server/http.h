@@ -46,9 +46,9 @@ struct request {
     long long t0;        /* arrival, CLOCK_MONOTONIC ns (batcher_now_ns) */
     unsigned char *body; /* the body, len bytes; NULL after http_release_body */
     size_t len;
-    int status;              /* the answer's HTTP status once queued; 0 before */
-    char err[SERVER_ERRLEN]; /* the error message sent, for the log; "" if none */
-    infer_work work;         /* the inference routes' state (infer.c) */
+    int status;            /* the answer's HTTP status once queued; 0 before */
+    char err[SRV_ERR_MAX]; /* the error message sent, for the log; "" if none */
+    infer_work work;       /* the inference routes' state (infer.c) */
     /* http.c's own. */
     struct MHD_Connection *conn;
     int state;

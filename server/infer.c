@@ -23,7 +23,7 @@ static void infer_load_image(const batch_job *job, int i, float *dst)
 {
     const request *r = job->user;
     const srv_model *m = &r->s->models[r->model];
-    image_normalise(&m->info.pre, r->work.px + (size_t)i * m->in_elems, dst);
+    image_normalise(&m->pre, r->work.px + (size_t)i * m->in_elems, dst);
 }
 
 /* batch_job.done, on the worker that finished the job's last image (or the thread that
@@ -149,9 +149,9 @@ static int decode_images(request *r, const srv_model *m, const blob *imgs, int n
         return 500;
     }
     for (int i = 0; imgs && i < nimg; i++) {
-        char e[SERVER_ERRLEN];
+        char e[SRV_ERR_MAX];
         long long t0 = batcher_now_ns();
-        int st = image_to_pixels(imgs[i].data, imgs[i].len, &m->info.pre, &r->s->img, 0,
+        int st = image_to_pixels(imgs[i].data, imgs[i].len, &m->pre, &r->s->img, 0,
                                  w->px + (size_t)i * m->in_elems, e, sizeof e);
         if (!st) metrics_preprocess(r->s->met, r->model, (double)(batcher_now_ns() - t0) * 1e-9);
         if (st) {

@@ -213,7 +213,7 @@ void metrics_model_info(metrics *m, int mod, const char *version, const model_in
              "version=\"%.32s\",arch=\"%s\",flavour=\"%s\",width=\"%s\",classes=\"%d\","
              "input_size=\"%d\",gemm=\"%.15s\",untrained=\"%s\"",
              version, arch_name(info->arch), flavour_name(info->flavour), width, info->classes,
-             info->pre.crop, info->gemm, info->untrained ? "true" : "false");
+             info->input_size, info->gemm, info->untrained ? "true" : "false");
     snprintf(mm->gemm, sizeof mm->gemm, "%s", info->gemm);
     pthread_mutex_unlock(&m->mu);
 }

@@ -43,7 +43,6 @@
 #define DRAIN_GRACE_MS 2000   /* after drain_timeout_ms: time for cancelled answers to go out */
 #define FRESH_WAIT_MS 1000    /* how long the drain waits for connections still to send */
 #define QUIESCE_SETTLE_MS 100 /* see drain() */
-#define LABELS_MAX (8u << 20) /* labels file size */
 
 extern char **environ;
 
@@ -63,10 +62,10 @@ static int load_labels(srv_model *m, char *err, size_t errlen)
         snprintf(err, errlen, "labels file %.200s: cannot open", m->cfg->labels);
         return -1;
     }
-    char *buf = malloc(LABELS_MAX + 1);
-    size_t n = buf ? fread(buf, 1, LABELS_MAX + 1, f) : 0;
+    char *buf = malloc(CFG_LABELS_MAX + 1);
+    size_t n = buf ? fread(buf, 1, CFG_LABELS_MAX + 1, f) : 0;
     fclose(f);
-    if (!buf || n > LABELS_MAX) {
+    if (!buf || n > CFG_LABELS_MAX) {
         free(buf);
         snprintf(err, errlen, "labels file %.200s: unreadable or too large", m->cfg->labels);
         return -1;
@@ -94,34 +93,26 @@ static int load_labels(srv_model *m, char *err, size_t errlen)
     return 0;
 }
 
-static void apply_preprocess(preprocess_spec *p, const cfg_preprocess *o)
-{
-    if (o->has_mode) p->mode = o->mode ? RESIZE_DIRECT : RESIZE_SHORTER_CROP;
-    if (o->has_resize) p->resize = o->resize;
-    if (o->has_crop) p->crop = o->crop;
-    if (o->has_bgr) p->bgr = o->bgr;
-    if (o->has_exif) p->exif_orient = o->exif;
-    for (int c = 0; c < 3; c++) {
-        if (o->has_mean) p->mean[c] = o->mean[c];
-        if (o->has_std) p->std[c] = o->std[c];
-    }
-}
-
 static int load_model(server *s, srv_model *m, char *err, size_t errlen)
 {
     long long t0 = batcher_now_ns();
-    char e[400];
+    char e[SRV_ERR_MAX];
     if (model_load(m->cfg->path, &m->m, e, sizeof e)) {
         snprintf(err, errlen, "model %s (%.200s): %.300s", m->cfg->name, m->cfg->path, e);
         return -1;
     }
     m->info = *model_get_info(m->m);
-    apply_preprocess(&m->info.pre, &m->cfg->pre);
-    m->S = m->info.pre.crop;
+    /* the file's spec is refused here as model_load refuses the rest of a bad file */
+    if (preprocess_from_model(m->info.preprocess_json, m->info.input_size, &m->pre, e, sizeof e)) {
+        snprintf(err, errlen, "model %s (%.200s): %.300s", m->cfg->name, m->cfg->path, e);
+        return -1;
+    }
+    preprocess_apply(&m->pre, &m->cfg->pre, m->cfg->pre_set);
+    m->S = m->pre.crop;
     m->classes = m->info.classes;
     m->in_elems = 3 * (size_t)m->S * (size_t)m->S;
     if (m->cfg->labels[0] && load_labels(m, e, sizeof e)) {
-        snprintf(err, errlen, "model %s: %s", m->cfg->name, e);
+        snprintf(err, errlen, "model %s: %.300s", m->cfg->name, e);
         return -1;
     }
     batcher_cfg bc = {.max_batch = (int)m->cfg->max_batch_size,
@@ -331,7 +322,7 @@ static int load_models(server *s, const sigset_t *sigs, char *err, size_t errlen
 
 int serve_main(int argc, char **argv)
 {
-    char err[600];
+    char err[SRV_ERR_MAX];
     config_opts o;
     int rc = 1;
     server *s = server_new();

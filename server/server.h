@@ -26,19 +26,16 @@
 #include "server/log.h"
 #include "server/metrics.h"
 
-/* Bytes of an error message buffer on a request's path: the message a client is sent and
- * the request log shows, and the messages it is built from. */
-#define SERVER_ERRLEN 256
-
 typedef struct {
     int idx;
     const model_cfg *cfg;
     metrics *met; /* the server's, for the batcher's on_batch */
     const logger *log;
     model *m;
-    model_info info;   /* the model's, with the config's preprocess and labels applied */
-    char **labels_own; /* labels read from cfg->labels, or NULL */
-    char *labels_blob; /* their storage */
+    model_info info;     /* the model's, with the config's labels applied */
+    preprocess_spec pre; /* the file's spec with the config's overrides applied */
+    char **labels_own;   /* labels read from cfg->labels, or NULL */
+    char *labels_blob;   /* their storage */
     int S, classes;
     size_t in_elems; /* 3*S*S */
     batcher *b;      /* set before `ready`; then used under server.mu only (below) */

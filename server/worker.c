@@ -7,7 +7,7 @@
 int worker_init(void *arg, int w, void **ctx)
 {
     srv_model *m = arg;
-    char err[SERVER_ERRLEN];
+    char err[SRV_ERR_MAX];
     session *s = NULL;
     if (session_new_threads(m->m, m->S, m->S, (int)m->cfg->max_batch_size,
                             (int)m->cfg->threads_per_worker, &s, err, sizeof err)) {

@@ -7,10 +7,13 @@
 #include "server/api/multipart.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "server/num.h"
 
 int multipart_boundary(const char *ct, char *out, size_t outlen)
 {
@@ -76,17 +79,15 @@ static int disposition_name_is(const char *v, size_t n, const char *want)
     return 0;
 }
 
-static int parse_long(const unsigned char *p, size_t n, long *out)
+/* The top_k field's value: a non-negative integer, space around it allowed (form encoders
+ * may add a line end). */
+static int parse_top_k(const unsigned char *p, size_t n, long *out)
 {
-    char tmp[24];
+    long long v;
     while (n && isspace(p[n - 1])) n--;
-    if (n == 0 || n >= sizeof tmp) return -1;
-    memcpy(tmp, p, n);
-    tmp[n] = 0;
-    char *end;
-    long v = strtol(tmp, &end, 10);
-    if (*end || v < 0) return -1;
-    *out = v;
+    for (; n && isspace(p[0]); n--) p++;
+    if (num_parse_ll_n((const char *)p, n, 0, LONG_MAX, &v)) return -1;
+    *out = (long)v;
     return 0;
 }
 
@@ -154,7 +155,7 @@ static int take_part(const part *pt, blob *out, int *n, int max_parts, long *top
     int has_ct = header(pt->hdr, pt->hn, "content-type", &v, &vn);
     if (!has_ct && header(pt->hdr, pt->hn, "content-disposition", &v, &vn) &&
         disposition_name_is(v, vn, "top_k")) {
-        if (parse_long(pt->data, pt->len, top_k)) {
+        if (parse_top_k(pt->data, pt->len, top_k)) {
             snprintf(err, errlen, "top_k must be a non-negative integer");
             return PARSE_EINVAL;
         }

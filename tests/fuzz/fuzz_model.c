@@ -8,7 +8,9 @@
  *      the header and a data section of that many bytes (capped at 32 MiB): zeros, or
  *      (bit 1 of the first byte) a repeated float chosen by bits 2-3 (NaN, Inf, 1e30, -1).
  *      Real headers with their real data length load; mutated ones lie about it.
- * Checks: a failure has a message; a success has sane info and frees cleanly.
+ * Checks: a failure has a message; a success has sane info and frees cleanly. The file's
+ * "preprocess" metadata then goes through the image layer's parser (preprocess_from_model),
+ * as it does after every model_load in the daemon and the CLI.
  */
 #include <math.h>
 #include <stdint.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "image/preprocess.h"
 
 #define MAX_DATA (32u << 20)
 
@@ -75,7 +78,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = model_load(path, &m, err, sizeof err);
     if (rc == XBN_OK) {
         const model_info *in = model_get_info(m);
-        if (!m || !in || in->classes < 1 || in->input_size < 1 || in->pre.crop < 1) abort();
+        if (!m || !in || in->classes < 1 || in->input_size < 1) abort();
+        /* the spec, as the daemon and the CLI build it right after model_load */
+        preprocess_spec pre;
+        err[0] = 0;
+        int bad = preprocess_from_model(in->preprocess_json, in->input_size, &pre, err, sizeof err);
+        if (bad && !err[0]) abort();
+        if (!bad && (pre.crop < 1 || pre.resize < 1)) abort();
         model_free(m);
     } else if (m || !err[0]) {
         abort();

@@ -1,4 +1,5 @@
 /* test_config.c - config file, env and flag parsing: precedence, strict keys, ranges. */
+#include <stddef.h>
 #include <string.h>
 
 #include "server/config.h"
@@ -24,9 +25,9 @@ static void test_file(void **state)
     assert_int_equal(c.nmodels, 2);
     assert_int_equal(c.models[0].max_batch_size, 4);
     assert_int_equal(c.models[1].max_batch_size, 8); /* default */
-    assert_true(c.models[0].pre.has_crop && c.models[0].pre.crop == 192);
-    assert_true(c.models[0].pre.has_bgr && c.models[0].pre.bgr == 1);
-    assert_false(c.models[0].pre.has_std);
+    assert_true((c.models[0].pre_set & PRE_CROP) && c.models[0].pre.crop == 192);
+    assert_true((c.models[0].pre_set & PRE_ORDER) && c.models[0].pre.bgr == 1);
+    assert_false(c.models[0].pre_set & PRE_STD);
     assert_int_equal(config_validate(&c, err, sizeof err), 0);
 }
 
@@ -117,6 +118,64 @@ static void test_load_errors(void **state)
     assert_non_null(strstr(err, "models"));
 }
 
+/* Every integer setting at its documented range (docs/security.md): the bound passes, one
+ * past it fails; and its documented default. Literal values, so a changed limit is seen. */
+static void test_ranges_and_defaults(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key;
+        long long lo, hi, def;
+        int model; /* a per-model key */
+        size_t off;
+    } keys[] = {
+        {"port", 0, 65535, 8080, 0, offsetof(config, port)},
+        {"http_threads", 0, 256, 0, 0, offsetof(config, http_threads)},
+        {"max_connections", 1, 100000, 512, 0, offsetof(config, max_connections)},
+        {"connection_timeout_s", 1, 3600, 30, 0, offsetof(config, connection_timeout_s)},
+        {"max_body_bytes", 1024, 4294967296LL, 33554432, 0, offsetof(config, max_body_bytes)},
+        {"max_image_pixels", 1, 4294967296LL, 40000000, 0, offsetof(config, max_image_pixels)},
+        {"max_images_per_request", 1, 4096, 64, 0, offsetof(config, max_images_per_request)},
+        {"max_header_bytes", 1024, 1048576, 16384, 0, offsetof(config, max_header_bytes)},
+        {"max_url_bytes", 64, 65536, 2048, 0, offsetof(config, max_url_bytes)},
+        {"drain_timeout_ms", 0, 3600000, 30000, 0, offsetof(config, drain_timeout_ms)},
+        {"max_batch_size", 1, 256, 8, 1, offsetof(model_cfg, max_batch_size)},
+        {"max_queue_delay_us", 0, 10000000, 2000, 1, offsetof(model_cfg, max_queue_delay_us)},
+        {"max_queue_size", 1, 1000000, 256, 1, offsetof(model_cfg, max_queue_size)},
+        {"request_timeout_ms", 1, 3600000, 30000, 1, offsetof(model_cfg, request_timeout_ms)},
+        {"workers", 1, 256, 1, 1, offsetof(model_cfg, workers)},
+        {"threads_per_worker", 0, 256, 0, 1, offsetof(model_cfg, threads_per_worker)},
+    };
+    static config c;
+    char err[256], v[32];
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        config_defaults(&c);
+        c.nmodels = 1;
+        model_cfg_defaults(&c.models[0]);
+        const char *base = keys[i].model ? (const char *)&c.models[0] : (const char *)&c;
+        long long got;
+        memcpy(&got, base + keys[i].off, sizeof got);
+        if (got != keys[i].def) fail_msg("%s: default %lld", keys[i].key, got);
+        const long long at[4] = {keys[i].lo, keys[i].hi, keys[i].lo - 1, keys[i].hi + 1};
+        for (int j = 0; j < 4; j++) {
+            snprintf(v, sizeof v, "%lld", at[j]);
+            int r = config_set(&c, -1, keys[i].key, v, err, sizeof err);
+            if (r != (j < 2 ? 0 : -1)) fail_msg("%s = %s: returned %d", keys[i].key, v, r);
+            memcpy(&got, base + keys[i].off, sizeof got);
+            if (j < 2 && got != at[j]) fail_msg("%s = %s: set to %lld", keys[i].key, v, got);
+            if (j >= 2 && !strstr(err, keys[i].key)) fail_msg("%s: message '%s'", keys[i].key, err);
+        }
+    }
+    /* text values: the whole string, decimal */
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, -1, "port", "9000", err, sizeof err), 0);
+    const char *bad[] = {"", " 9000", "9000 ", "0x2328", "9000x", "9e3", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (config_set(&c, -1, "port", bad[i], err, sizeof err) != -1)
+            fail_msg("port '%s' accepted", bad[i]);
+    assert_int_equal(c.port, 9000);
+}
+
 static void test_cpus(void **state)
 {
     (void)state;
@@ -124,14 +183,23 @@ static void test_cpus(void **state)
     assert_int_equal(cpus_from_cpu_max("150000 100000\n"), 2);
     assert_int_equal(cpus_from_cpu_max("100000 100000"), 1);
     assert_int_equal(cpus_from_cpu_max("garbage"), -1);
+    assert_int_equal(cpus_from_cpu_max("100001 100000\n"), 2);
+    assert_int_equal(cpus_from_cpu_max("0 100000\n"), -1);
+    assert_int_equal(cpus_from_cpu_max("150000 0\n"), -1);
+    assert_int_equal(cpus_from_cpu_max("150000 100000x\n"), -1);
+    assert_int_equal(cpus_from_cpu_max("max\n"), -1);
+    assert_int_equal(cpus_from_cpu_max("9223372036854775807 1\n"), 2147483647);
     assert_true(cpus_usable() >= 1);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_file),       cmocka_unit_test(test_file_errors),
-        cmocka_unit_test(test_precedence), cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_file),
+        cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_ranges_and_defaults),
         cmocka_unit_test(test_cpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /* test_parsers.c - the request-body parsers: base64, multipart, v1 JSON, V2 infer, and the
- * response builders (float round trip, top-k order, JSON escaping). */
+ * response builders (float round trip, top-k order, JSON escaping); the .npy header. */
 #include <string.h>
 
+#include "cli/npy.h"
 #include "server/api/b64.h"
 #include "server/api/json_scan.h"
 #include "server/api/multipart.h"
@@ -173,6 +174,94 @@ static void test_multipart(void **state)
     assert_int_equal(multipart_parse(CT, (const unsigned char *)empty, sizeof empty - 1, 8, &p, &n,
                                      &k, err, sizeof err),
                      PARSE_EINVAL);
+}
+
+/* The top_k form field: a non-negative integer (server/num.h), space around it allowed. */
+static void test_multipart_top_k(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        long want; /* -2: refused */
+    } cases[] = {{"0", 0},
+                 {" 7\t", 7},
+                 {"\r\n12 ", 12},
+                 {"9223372036854775807", 9223372036854775807L},
+                 {"9223372036854775808", -2},
+                 {"-1", -2},
+                 {"3x", -2},
+                 {"0x3", -2},
+                 {"", -2},
+                 {"  ", -2},
+                 {"3 4", -2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[256], err[128];
+        int len = snprintf(body, sizeof body,
+                           "--XyZ\r\nContent-Disposition: form-data; name=\"top_k\"\r\n\r\n%s"
+                           "\r\n--XyZ\r\nContent-Type: image/png\r\n\r\nP\r\n--XyZ--\r\n",
+                           cases[i].value);
+        blob *p = NULL;
+        int n = 0;
+        long k = -5;
+        int st = multipart_parse(CT, (const unsigned char *)body, (size_t)len, 8, &p, &n, &k, err,
+                                 sizeof err);
+        if (cases[i].want == -2) {
+            if (st != PARSE_EINVAL || !strstr(err, "top_k"))
+                fail_msg("top_k '%s': status %d, '%s'", cases[i].value, st, err);
+        } else if (st != PARSE_OK || k != cases[i].want) {
+            fail_msg("top_k '%s': status %d, k %ld", cases[i].value, st, k);
+        }
+        blobs_free(p, n);
+    }
+}
+
+/* The .npy header's shape (cli/npy.c): each dimension a decimal number (server/num.h). A
+ * refused shape comes with the data a lax reading of it would want, so only the shape fails. */
+static void test_npy_shape(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *shape;
+        int ndim; /* -1: refused */
+        long dims[3];
+        size_t floats; /* data after the header */
+    } cases[] = {{"(2, 3)", 2, {2, 3}, 6},
+                 {"(3,)", 1, {3}, 3},
+                 {"()", 0, {0}, 1},
+                 {"(1,2,3)", 3, {1, 2, 3}, 6},
+                 {"(0, 5)", 2, {0, 5}, 0},
+                 {"(-2, 3)", -1, {0}, 6},
+                 {"(+2, 3)", -1, {0}, 6},
+                 {"(0x2, 3)", -1, {0}, 6},
+                 {"(2 3)", -1, {0}, 6},
+                 {"(2,, 3)", -1, {0}, 6},
+                 {"(1099511627777,)", -1, {0}, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        static unsigned char buf[256];
+        char err[128];
+        int hl = snprintf((char *)buf + 10, 128,
+                          "{'descr': '<f4', 'fortran_order': False, "
+                          "'shape': %s, }\n",
+                          cases[i].shape);
+        memcpy(buf, "\x93NUMPY\x01\x00", 8);
+        buf[8] = (unsigned char)hl;
+        buf[9] = 0;
+        size_t len = 10 + (size_t)hl + 4 * cases[i].floats;
+        memset(buf + 10 + hl, 0, 4 * cases[i].floats);
+        float *data = NULL;
+        int ndim = -1;
+        long shape[NPY_MAX_DIMS];
+        int r = npy_parse_f32(buf, len, &data, &ndim, shape, err, sizeof err);
+        if (cases[i].ndim < 0) {
+            if (r == 0) fail_msg("shape %s accepted", cases[i].shape);
+            if (!strstr(err, "bad shape")) fail_msg("shape %s: '%s'", cases[i].shape, err);
+        } else {
+            if (r) fail_msg("shape %s: %s", cases[i].shape, err);
+            assert_int_equal(ndim, cases[i].ndim);
+            for (int d = 0; d < ndim; d++) assert_int_equal(shape[d], cases[i].dims[d]);
+        }
+        free(data);
+    }
 }
 
 static void test_v1_json(void **state)
@@ -404,6 +493,8 @@ int main(void)
         cmocka_unit_test(test_b64_padding),
         cmocka_unit_test(test_b64_round_trip),
         cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_multipart_top_k),
+        cmocka_unit_test(test_npy_shape),
         cmocka_unit_test(test_v1_json),
         cmocka_unit_test(test_v1_format),
         cmocka_unit_test(test_v2),

@@ -1,0 +1,39 @@
+/* limits.h - every limit of the image layer, each named once with why it has its value.
+ *
+ * Decoding is bounded before any pixel exists: the encoded size and width * height come from
+ * the caller (image_limits, image.h; the daemon passes max_body_bytes and max_image_pixels),
+ * these are only the defaults for a 0 field. The rest bound what a small hostile file or an
+ * odd preprocess spec could otherwise make a decoder or the resizer spend.
+ */
+#ifndef XBN_IMAGE_LIMITS_H
+#define XBN_IMAGE_LIMITS_H
+
+/* Encoded bytes of one image: far above a phone camera's JPEG, and the daemon's default
+ * max_body_bytes. */
+#define IMG_DEFAULT_MAX_BYTES (32u << 20)
+/* width * height of one image, checked from the header: 50 MP covers 48 MP phone photos;
+ * decoding one needs about 3 bytes per pixel (150 MB), progressive JPEGs up to twice that. */
+#define IMG_DEFAULT_MAX_PIXELS 50000000L
+
+/* Scans of a progressive JPEG: each scan re-walks every coefficient, so a few kilobytes of
+ * scans can cost minutes of CPU. 500 is the limit libjpeg-turbo's TurboJPEG API uses; real
+ * encoders write about 10. */
+#define JPEG_MAX_SCANS 500
+/* Bytes of an EXIF APP1 segment kept for the orientation tag: a JPEG marker's length field is
+ * 16 bits, so no segment is longer; libjpeg keeps at most this much of it. */
+#define EXIF_MAX_BYTES 0xffff
+/* A PNG's side as libpng checks it: the format's own maximum (2^31 - 1). libpng's default of
+ * 10^6 is lifted because max_pixels bounds the area before any row is inflated. */
+#define PNG_MAX_SIDE 0x7fffffff
+
+/* resize and crop in a preprocess spec (model file, config, CLI): 18x the usual 224, and the
+ * input of a 4096 x 4096 model is already 200 MB of floats per image. */
+#define PREPROCESS_MAX_SIDE 4096
+/* The resizer's own bound on an output side, for any caller (every spec is within it): its
+ * coefficient tables hold the filter taps of every output pixel along a side. */
+#define RESIZE_MAX_SIDE 8192
+/* Largest downscale factor per axis: filter taps grow with it (2 * factor + 1), so an absurd
+ * aspect ratio (1 x 10^6 resized to 224 x 224) would cost memory and time. */
+#define RESIZE_MAX_FACTOR 1024.0
+
+#endif
