@@ -184,3 +184,104 @@ def test_v2_fp32_past_float_range(srv):
                                    "data": data}]})
     st, _, r = srv.json("POST", "/v2/models/m/infer", body.encode())
     assert st == 200, r
+
+
+# ---- bearer tokens ----
+
+TOKEN = "s3cret-token-0123456789abcdef"
+PROBES = ["/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"]
+GUARDED_GET = ["/v1/models", "/v1/models/m", "/v2", "/v2/models/m", "/v2/models/m/ready"]
+
+
+def predict_body():
+    return json.dumps({"instances": [{"b64": base64.b64encode(image_bytes(3)).decode()}]}).encode()
+
+
+def v2_body(srv, headers):
+    st, _, meta = srv.json("GET", "/v2/models/m", headers=headers)
+    assert st == 200
+    shape = [1] + meta["inputs"][0]["shape"][1:]
+    n = shape[1] * shape[2] * shape[3]
+    return json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": shape,
+                                   "data": [0.0] * n}]}).encode()
+
+
+def assert_401(st, h, body):
+    assert st == 401
+    assert h["WWW-Authenticate"] == 'Bearer realm="xbnserve"'
+    assert json.loads(body) == {"error": "missing or invalid bearer token"}
+
+
+@pytest.fixture(scope="module")
+def guarded():
+    s = Server("--model", "m=" + SMALL, env={"XBNSERVE_AUTH_TOKEN": TOKEN})
+    yield s
+    assert s.stop() == 0
+    assert not any(TOKEN in l for l in s.lines), "a token reached the log"
+
+
+def test_token_required_on_every_guarded_route(guarded):
+    good = {"Authorization": "Bearer " + TOKEN}
+    posts = [("/v1/models/m:predict", predict_body()), ("/v2/models/m/infer", v2_body(guarded, good))]
+    for wrong in [None, {"Authorization": "Bearer " + TOKEN[:-1] + "x"},
+                  {"Authorization": "Bearer " + TOKEN + "x"}, {"Authorization": "Basic " + TOKEN},
+                  {"Authorization": TOKEN}, {"Authorization": "Bearer"}]:
+        for p in GUARDED_GET:
+            assert_401(*guarded.request("GET", p, headers=wrong))
+        for p, body in posts:  # refused from the headers: the body is never sent
+            auth = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in (wrong or {}).items())
+            resp, closed = raw(guarded.port, b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                               b"%s\r\n" % (p.encode(), len(body), auth), timeout=5)
+            st, h, b = head_of(resp)
+            assert_401(st, {"WWW-Authenticate": h["www-authenticate"]}, b[: int(h["content-length"])])
+            assert closed
+    for p in GUARDED_GET:
+        assert guarded.request("GET", p, headers=good)[0] == 200, p
+    for p, body in posts:
+        st, _, r = guarded.request("POST", p, body, headers={**good, "Content-Type": "application/json"})
+        assert st == 200, (p, r)
+    # the scheme is case-insensitive (RFC 9110 11.1)
+    assert guarded.request("GET", "/v1/models", headers={"Authorization": "bearer " + TOKEN})[0] == 200
+
+
+def test_probes_and_metrics_exempt_by_default(guarded):
+    for p in PROBES + ["/metrics"]:
+        assert guarded.request("GET", p)[0] == 200, p
+
+
+def test_unknown_model_hidden_without_token(guarded):
+    assert_401(*guarded.request("GET", "/v1/models/nope"))
+    assert_401(*guarded.request("DELETE", "/v1/models/m"))
+    assert guarded.request("GET", "/nowhere")[0] == 404  # the route table is public (docs/api.md)
+
+
+def test_exemptions_off_and_token_file(tmp_path):
+    f = tmp_path / "token"
+    f.write_text(TOKEN + "\n")
+    s = Server("--model", "m=" + SMALL, "--auth-token-file", str(f), "--auth-exempt-probes",
+               "false", "--auth-exempt-metrics", "false")
+    try:
+        for p in PROBES + ["/metrics"]:
+            assert_401(*s.request("GET", p))
+            assert s.request("GET", p, headers={"Authorization": "Bearer " + TOKEN})[0] == 200
+    finally:
+        assert s.stop() == 0
+
+
+def run_serve(args, env=None):
+    import os, subprocess
+    from test_http import BIN
+    e = {k: v for k, v in os.environ.items() if not k.startswith("XBNSERVE_")}
+    e.update(env or {})
+    return subprocess.run([BIN, "serve", "--model", "m=" + SMALL, *args], env=e,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_token_never_from_a_flag_and_checked(tmp_path):
+    r = run_serve(["--auth-token", TOKEN, "--check-config"])
+    assert r.returncode == 2 and TOKEN not in r.stderr
+    r = run_serve(["--check-config"], env={"XBNSERVE_AUTH_TOKEN": "short"})
+    assert r.returncode == 2
+    assert "env XBNSERVE_AUTH_TOKEN: a token must be 16-4096 bytes" in r.stderr
+    r = run_serve(["--auth-token-file", str(tmp_path / "missing"), "--check-config"])
+    assert r.returncode == 2 and "cannot open" in r.stderr
