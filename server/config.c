@@ -71,6 +71,14 @@ static const setting server_keys[] = {
      "error|warn|info|debug (info logs one line per request)"},
     {"log_format", K_ENUM, offsetof(config, log_format), 0, 0, 0, log_formats, "text|json"},
     {"metrics", K_BOOL, offsetof(config, metrics), 0, 0, 1, NULL, "serve GET /metrics"},
+    {"auth_token_file", K_STR, offsetof(config, auth_token_file), CFG_PATH_MAX, 0, 0, NULL,
+     "bearer token file (or env XBNSERVE_AUTH_TOKEN; never a flag)"},
+    {"admin_token_file", K_STR, offsetof(config, admin_token_file), CFG_PATH_MAX, 0, 0, NULL,
+     "admin bearer token file (or env XBNSERVE_ADMIN_TOKEN)"},
+    {"auth_exempt_probes", K_BOOL, offsetof(config, auth_exempt_probes), 0, 0, 1, NULL,
+     "health probes need no token"},
+    {"auth_exempt_metrics", K_BOOL, offsetof(config, auth_exempt_metrics), 0, 0, 1, NULL,
+     "/metrics needs no token"},
 };
 
 static const setting model_keys[] = {
@@ -122,6 +130,8 @@ void config_defaults(config *c)
     c->log_level = LOG_INFO;
     c->log_format = LOGFMT_TEXT;
     c->metrics = 1;
+    c->auth_exempt_probes = 1;
+    c->auth_exempt_metrics = 1;
 }
 
 static const setting *find(const setting *t, size_t n, const char *key)
@@ -533,6 +543,8 @@ static int apply_env(config *c, char **envp, char *err, size_t errlen)
         for (size_t j = 0; j < kn; j++) key[j] = (char)tolower((unsigned char)(*e)[9 + j]);
         key[kn] = 0;
         if (!strcmp(key, "config")) continue;
+        /* The tokens themselves: read by server/auth.c, and never flags or file keys. */
+        if (!strcmp(key, "auth_token") || !strcmp(key, "admin_token")) continue;
         snprintf(where, sizeof where, "env %.*s", (int)(eq - *e), *e);
         if (!strcmp(key, "models")) {
             if (env_models(c, eq + 1, where, err, errlen)) return -1;

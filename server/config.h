@@ -57,6 +57,11 @@ typedef struct {
     long long log_level;        /* LOG_* */
     long long log_format;       /* LOGFMT_* */
     long long metrics;          /* serve /metrics */
+
+    long long auth_exempt_probes;        /* probes need no token (server/auth.h) */
+    long long auth_exempt_metrics;       /* /metrics needs no token */
+    char auth_token_file[CFG_PATH_MAX];  /* bearer token; else XBNSERVE_AUTH_TOKEN */
+    char admin_token_file[CFG_PATH_MAX]; /* admin token; else XBNSERVE_ADMIN_TOKEN */
     model_cfg models[CFG_MAX_MODELS];
     int nmodels;
 } config;

@@ -16,10 +16,12 @@
  */
 #include "server/http.h"
 
+#include <ctype.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,7 +45,9 @@ static int send_body(request *r, int code, char *body, size_t len, const char *c
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     if (code == 503) MHD_add_response_header(resp, "Retry-After", "1");
     if (code == 405) MHD_add_response_header(resp, "Allow", routes_allow(r->rt));
-    if (atomic_load(&r->s->draining)) MHD_add_response_header(resp, "Connection", "close");
+    if (code == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"xbnserve\"");
+    if (r->close || atomic_load(&r->s->draining))
+        MHD_add_response_header(resp, "Connection", "close");
     metrics_response_bytes(r->s->met, r->model, r->rt ? r->rt->endpoint : "other", len);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)code, resp);
     MHD_destroy_response(resp);
@@ -184,16 +188,81 @@ static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* MHD_KeyValueIterator: count the Content-Length and Transfer-Encoding headers. */
+static enum MHD_Result count_length_headers(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+    (void)kind;
+    (void)value;
+    int *n = cls;
+    if (!strcasecmp(key, "Content-Length")) n[0]++;
+    if (!strcasecmp(key, "Transfer-Encoding")) n[1]++;
+    return MHD_YES;
+}
+
+/* RFC 9112's framing rules that libmicrohttpd 0.9.75 does not enforce itself. Where the body's
+ * end is in doubt the connection is closed after the 400: the bytes that follow could be read
+ * as another request (request smuggling behind a proxy that framed them differently). A body
+ * on a GET or HEAD is refused before it is read. A control byte in the path, raw or
+ * percent-decoded (unescape() turns %00 into DEL, since a NUL would cut the path and
+ * "/metrics%00x" would be "/metrics"), is a 400 too. Returns a message, or NULL. */
+static const char *bad_framing(request *r, const char *url, const char *method)
+{
+    int n[2] = {0, 0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_length_headers, n);
+    const char *cl = http_header(r, "Content-Length");
+    r->close = n[0] > 1 || n[1] > 0 || (cl && strcmp(cl, "0"));
+    if (n[0] > 1) return "more than one Content-Length";
+    if (n[0] && n[1]) return "both Content-Length and Transfer-Encoding";
+    if (n[1] > 1) return "more than one Transfer-Encoding";
+    if (cl && (!*cl || strspn(cl, "0123456789") != strlen(cl))) return "invalid Content-Length";
+    if ((!strcmp(method, "GET") || !strcmp(method, "HEAD")) && r->close)
+        return "a GET or HEAD request has no body";
+    r->close = 0;
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) {
+            r->close = 1;
+            return "control character in the path";
+        }
+    return NULL;
+}
+
+/* MHD_UnescapeCallback: percent-decode in place, as libmicrohttpd does, except that %00
+ * becomes DEL (0x7f): the path stays whole and bad_framing sees the control byte. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    char *w = s;
+    for (const char *p = s; *p; p++) {
+        if (p[0] == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+            char hex[3] = {p[1], p[2], 0};
+            unsigned char c = (unsigned char)strtoul(hex, NULL, 16);
+            *w++ = (char)(c ? c : 0x7f);
+            p += 2;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = 0;
+    return (size_t)(w - s);
+}
+
 /* The headers are in: refuse what they condemn, or get ready for the body. */
 static int at_the_door(request *r, const char *url, const char *method)
 {
     server *s = r->s;
+    const char *bad = bad_framing(r, url, method);
+    if (bad) return http_send_error(r, 400, bad);
     size_t ulen = strlen(url); /* MHD strips the query: count its arguments too */
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg_len, &ulen);
     if (ulen > (size_t)s->cfg.max_url_bytes) return http_send_error(r, 414, "URL too long");
     int unknown;
     r->rt = routes_match(s, url, &r->model, &unknown);
     if (!r->rt) return http_send_error(r, 404, "no such route");
+    /* Before the method and the model: without a token nothing about them is told. */
+    if (!auth_ok(&s->auth, auth_level(&s->auth, r->rt->endpoint), http_header(r, "Authorization")))
+        return http_send_error(r, 401, "missing or invalid bearer token");
     if (!routes_method_ok(r->rt, method)) {
         snprintf(r->err, sizeof r->err, "method %s not allowed, use %s", method, r->rt->method);
         return http_send_error(r, 405, r->err);
@@ -389,12 +458,13 @@ int http_start(server *s, char *err, size_t errlen)
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_POLL | MHD_USE_ITC;
     size_t mem = (size_t)s->cfg.max_header_bytes + 4096;
     s->listen_fd = -1; /* MHD's now; MHD_quiesce_daemon gives it back */
-    s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, handler, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)s->http_threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, s, MHD_OPTION_LISTEN_SOCKET, fd,
+                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout_s,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_NOTIFY_COMPLETED,
+                              completed, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
+                              MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!s->mhd) {
         close_if_same(fd, &st);
         snprintf(err, errlen, "cannot serve on %s:%d: libmicrohttpd did not start",

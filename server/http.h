@@ -54,6 +54,7 @@ struct request {
     int state;
     size_t cap;
     int overflow;
+    int close;          /* answer with Connection: close (framing in doubt) */
     pthread_mutex_t mu; /* http_suspend against http_wake */
     int woken, suspended;
 };

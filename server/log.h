@@ -30,6 +30,8 @@ typedef struct {
 
 void log_msg(const logger *lg, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Log one request. Its strings come from the client: in a text line every byte outside
+ * printable ASCII (and space, backslash) is written \xHH, in a JSON line \u00XX. */
 void log_request(const logger *lg, const log_request_rec *r);
 
 #endif

@@ -240,6 +240,7 @@ static void server_free(server *s)
     }
     free(s->models);
     metrics_free(s->met);
+    auth_free(&s->auth);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -335,6 +336,11 @@ int serve_main(int argc, char **argv)
     if (o.help) {
         config_usage(stdout);
         rc = 0;
+        goto out;
+    }
+    if (auth_load(&s->auth, &s->cfg, environ, err, sizeof err)) {
+        fprintf(stderr, "xbnserve serve: %s\n", err);
+        rc = 2;
         goto out;
     }
     s->log = (logger){(int)s->cfg.log_level, s->cfg.log_format == LOGFMT_JSON, stderr};

@@ -21,6 +21,7 @@
 
 #include "engine/engine.h"
 #include "image/image.h"
+#include "server/auth.h"
 #include "server/batcher.h"
 #include "server/config.h"
 #include "server/log.h"
@@ -45,6 +46,7 @@ typedef struct {
 
 typedef struct server {
     config cfg;
+    auth auth; /* tokens, read once at start (auth.h) */
     logger log;
     metrics *met;
     srv_model *models;

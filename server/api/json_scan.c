@@ -1,6 +1,7 @@
 /* json_scan.c - see json_scan.h. */
 #include "server/api/json_scan.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,7 +161,10 @@ static int number(reader *p)
     if (len >= sizeof buf || p->got == p->cap) return -1;
     memcpy(buf, p->s + b, len);
     buf[len] = 0;
-    p->dst[p->got++] = (float)strtod(buf, NULL);
+    /* Past FLT_MAX the cast gives an infinity, which the model would turn into NaNs. */
+    float v = (float)strtod(buf, NULL);
+    if (!isfinite(v)) return -1;
+    p->dst[p->got++] = v;
     return 0;
 }
 

@@ -35,7 +35,7 @@ int json_scan(const char *s, size_t n, const char *array_key, const char *key, j
  * arrays, at most max_depth arrays deep, into dst[0, cap) in text order; *count = numbers
  * read. Each number is (float)strtod of its text, as cJSON's valuedouble cast to float.
  * Returns 0, or -1 on anything else (other values, invalid JSON, a number longer than 63
- * characters) or more than cap numbers. */
+ * characters, a number outside float range) or more than cap numbers. */
 int json_numbers(const char *s, size_t n, int max_depth, float *dst, size_t cap, size_t *count);
 
 #endif

@@ -29,7 +29,13 @@ int v1_parse_json(const char *body, size_t len, int max_images, blob **imgs, int
     *top_k = -1;
     json_scan_result sc;
     cJSON *root = NULL;
-    if (!json_scan(body, len, NULL, NULL, &sc) && sc.values > PARSE_MAX_JSON_VALUES(max_images)) {
+    /* A text the scan cannot read is not JSON either: refuse it before cJSON builds a tree
+     * of its every value. */
+    if (json_scan(body, len, NULL, NULL, &sc)) {
+        snprintf(err, errlen, "body is not a JSON object");
+        goto fail;
+    }
+    if (sc.values > PARSE_MAX_JSON_VALUES(max_images)) {
         st = PARSE_ETOOMANY;
         snprintf(err, errlen, "JSON body has more than %zu values",
                  PARSE_MAX_JSON_VALUES(max_images));

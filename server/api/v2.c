@@ -143,7 +143,8 @@ static int read_fp32(const char *data, size_t len, int S, const long d[4], int n
     size_t want = (size_t)out->n * 3 * (size_t)S * (size_t)S, got;
     if (!(out->fp32 = malloc(want * sizeof(float)))) return nomem(err, errlen);
     if (json_numbers(data, len, FP32_MAX_DEPTH, out->fp32, want, &got) || got != want) {
-        snprintf(err, errlen, "FP32 data must be an array of exactly %zu numbers", want);
+        snprintf(err, errlen,
+                 "FP32 data must be an array of exactly %zu numbers within float range", want);
         return PARSE_EINVAL;
     }
     return PARSE_OK;

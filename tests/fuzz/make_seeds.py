@@ -149,6 +149,8 @@ def main():
     write(v1, "unit", b'{"instances":[{"b64":"aGVsbG8="},{"img":{"b64":"AQID"}}],"top_k":2}')
     write(v1, "ws", b'{"instances":[{"b64":"aGVs\\nbG8"},{"b64":"_-8="}]}')
     write(v1, "bad_topk", b'{"instances":[{"b64":"AA=="}],"top_k":1.5}')
+    # valid JSON but for one stray bracket at the end: refused by the scan, before cJSON
+    write(v1, "stray_bracket", b'{"instances":[' + b"0," * 2000 + b'0]}]')
 
     v2 = f"{out}/v2"
     x = np.arange(2 * 3 * 4 * 4, dtype=np.float32) / 7 - 3
@@ -159,6 +161,9 @@ def main():
     nested = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 4, 4],
                           "data": x[:48].reshape(1, 3, 4, 4).tolist()}]}
     write(v2, "fp32_nested", b"\x00" + json.dumps(nested).encode())
+    over = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 1, 1],
+                        "data": [1e39, -1e39, 3.5e38]}]}
+    write(v2, "fp32_overflow", b"\x00" + json.dumps(over).encode())
     by = {"id": "q\"\\\u0001", "inputs": [{"name": "image", "datatype": "BYTES", "shape": [2],
                                             "data": [b64[0], {"b64": b64[1]}]}]}
     write(v2, "bytes", b"\x05" + json.dumps(by).encode())

@@ -435,6 +435,32 @@ static void test_json_numbers(void **state)
         if (json_numbers(bad[i], strlen(bad[i]), 8, f, 8, &n) != -1) fail_msg("case %zu", i);
     assert_int_equal(json_numbers("[[[1]]]", 7, 2, f, 8, &n), -1); /* deeper than allowed */
     assert_int_equal(json_numbers("[[[1]]]", 7, 3, f, 8, &n), 0);
+    /* past float range: an infinity would be served as NaN scores */
+    const char *huge[] = {"[1e39]", "[-1e39]", "[3.5e38]", "[1e999]"};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++)
+        if (json_numbers(huge[i], strlen(huge[i]), 8, f, 8, &n) != -1) fail_msg("huge %zu", i);
+    assert_int_equal(json_numbers("[1e-60]", 7, 8, f, 8, &n), 0); /* underflow is 0, fine */
+}
+
+/* A body the value counter cannot read never reaches cJSON, whose tree would cost ~40 bytes
+ * per input byte before it found the stray bracket at the end. */
+static void test_v1_unscannable(void **state)
+{
+    (void)state;
+    size_t many = 100000;
+    char *body = malloc(64 + 2 * many), err[160];
+    size_t k = 0;
+    memcpy(body, "{\"instances\":[", 14);
+    k = 14;
+    for (size_t i = 0; i < many / 2; i++) body[k++] = '0', body[k++] = ',';
+    memcpy(body + k, "0]}]", 4);
+    k += 4;
+    blob *b;
+    int n;
+    long tk;
+    assert_int_equal(v1_parse_json(body, k, 4, &b, &n, &tk, err, sizeof err), PARSE_EINVAL);
+    assert_string_equal(err, "body is not a JSON object");
+    free(body);
 }
 
 /* cJSON never sees more values than the images need: a body of many small numbers is
@@ -500,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_v2),
         cmocka_unit_test(test_json_scan),
         cmocka_unit_test(test_json_numbers),
+        cmocka_unit_test(test_v1_unscannable),
         cmocka_unit_test(test_json_value_bound),
         cmocka_unit_test(test_sbuf),
     };
