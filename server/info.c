@@ -122,7 +122,8 @@ int info_v2_server(request *r)
 {
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
-    sbuf_puts(&b, "{\"name\":\"xbnserve\",\"version\":\"1\",\"extensions\":[]}\n");
+    sbuf_puts(&b, "{\"name\":\"xbnserve\",\"version\":\"1\",\"extensions\":[\"binary_tensor_data\","
+                  "\"classification\"]}\n");
     return http_send_json(r, 200, &b);
 }
 
