@@ -207,7 +207,8 @@ static int at_the_door(request *r, const char *url, const char *method)
         snprintf(r->err, sizeof r->err, "method %s not allowed, use %s", method, r->rt->method);
         return http_send_error(r, 405, r->err);
     }
-    if (unknown) return http_send_error(r, 404, "no such model");
+    if (unknown)
+        return http_send_error(r, 404, unknown == 2 ? "no such model version" : "no such model");
     if (!strcmp(r->rt->method, "GET")) {
         /* Answered on the next call: a response queued before MHD has seen the (empty)
          * body makes it close the connection, which would defeat keep-alive. */

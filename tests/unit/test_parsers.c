@@ -351,6 +351,14 @@ static void test_sbuf(void **state)
     assert_string_equal(b.p, "\"a\\u000ab\\u0001\\\\\"");
     for (int i = 0; i < 1000; i++) sbuf_printf(&b, "%0300d", i);
     assert_int_equal(b.err, 0);
+    /* valid UTF-8 passes; a stray continuation, an overlong form, a surrogate and a cut
+     * sequence each become U+FFFD per byte */
+    sbuf u;
+    sbuf_init(&u, 4096);
+    sbuf_json_str(&u, "\xc3\xa9\xf0\x9f\x98\x80|\x80|\xc0\xaf|\xed\xa0\x80|\xe2\x82");
+    assert_string_equal(u.p, "\"\xc3\xa9\xf0\x9f\x98\x80|\\ufffd|\\ufffd\\ufffd|"
+                             "\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd\"");
+    sbuf_free(&u);
     size_t len;
     char *p = sbuf_take(&b, &len);
     assert_non_null(p);
