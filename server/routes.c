@@ -23,6 +23,7 @@ static const route table[] = {
     /* The name is what precedes the last ":predict", whatever it holds. */
     {"/v1/models/", ":predict", "", "POST", "v1_predict", infer_admit, infer_v1, infer_finish},
     {"/v1/models/", "", "/:", "GET", "v1_model", NULL, info_v1_model, NULL},
+    {"/v1/models/", "/metadata", "/:", "GET", "v1_metadata", NULL, info_v1_metadata, NULL},
     {"/v2/models/", "", "/", "GET", "v2_model", NULL, info_v2_model, NULL},
     {"/v2/models/", "/ready", "/", "GET", "v2_model_ready", NULL, info_v2_model_ready, NULL},
     {"/v2/models/", "/infer", "/", "POST", "v2_infer", infer_admit, infer_v2, infer_finish},

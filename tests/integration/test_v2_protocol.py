@@ -309,3 +309,23 @@ def test_content_types(srv):
     bad(srv, body, {"Content-Type": "text/plain"}, 415, "not text/plain")
     assert srv.request("POST", INFER, body, {"Content-Type": "application/json"})[0] == 200
     assert srv.request("POST", INFER, body)[0] == 200
+
+
+# ---- V1 shapes the KServe V1 and TF Serving clients read ----
+
+def test_v1_model_status_for_both_families(srv):
+    st, _, j = srv.json("GET", "/v1/models/small")
+    assert st == 200
+    assert j["name"] == "small" and j["ready"] is True  # KServe V1
+    assert j["model_version_status"] == [{"version": "1", "state": "AVAILABLE",  # TF Serving
+                                          "status": {"error_code": "OK", "error_message": ""}}]
+    st, _, j = srv.json("GET", "/v1/models/small/metadata")
+    assert st == 200
+    assert j["model_spec"] == {"name": "small", "signature_name": "", "version": "1"}
+    sig = j["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert sig["method_name"] == "tensorflow/serving/predict"
+    assert sig["outputs"]["probabilities"]["tensor_shape"]["dim"] == [
+        {"size": "-1", "name": ""}, {"size": str(CLASSES), "name": ""}]
+    assert sig["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
+    st, _, j = srv.json("GET", "/v1/models/nope/metadata")
+    assert st == 404 and j["error"] == "no such model"
