@@ -33,8 +33,9 @@ enum { ST_NEW, ST_BODY, ST_WAIT, ST_ANSWERED }; /* request.state */
 
 /* ---- answers ---- */
 
-/* Queue `body` (malloc'd, taken) with status `code`. */
-static int send_body(request *r, int code, char *body, size_t len, const char *ctype)
+/* Queue `body` (malloc'd, taken) with status `code`, and the header hname: hval if hname. */
+static int send_body(request *r, int code, char *body, size_t len, const char *ctype,
+                     const char *hname, const char *hval)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -43,6 +44,7 @@ static int send_body(request *r, int code, char *body, size_t len, const char *c
     }
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (hname) MHD_add_response_header(resp, hname, hval);
     if (code == 503) MHD_add_response_header(resp, "Retry-After", "1");
     if (code == 405) MHD_add_response_header(resp, "Allow", routes_allow(r->rt));
     if (code == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"xbnserve\"");
@@ -56,7 +58,8 @@ static int send_body(request *r, int code, char *body, size_t len, const char *c
     return ret == MHD_YES ? 0 : -1;
 }
 
-int http_send(request *r, int code, sbuf *b, const char *content_type)
+int http_send_with(request *r, int code, sbuf *b, const char *content_type, const char *hname,
+                   const char *hval)
 {
     size_t len;
     char *p = sbuf_take(b, &len);
@@ -66,8 +69,15 @@ int http_send(request *r, int code, sbuf *b, const char *content_type)
         if (!p) return -1;
         len = sizeof oom - 1;
         code = 500;
+        content_type = "application/json";
+        hname = NULL;
     }
-    return send_body(r, code, p, len, content_type);
+    return send_body(r, code, p, len, content_type, hname, hval);
+}
+
+int http_send(request *r, int code, sbuf *b, const char *content_type)
+{
+    return http_send_with(r, code, b, content_type, NULL, NULL);
 }
 
 int http_send_json(request *r, int code, sbuf *b)
@@ -267,7 +277,8 @@ static int at_the_door(request *r, const char *url, const char *method)
         snprintf(r->err, sizeof r->err, "method %s not allowed, use %s", method, r->rt->method);
         return http_send_error(r, 405, r->err);
     }
-    if (unknown) return http_send_error(r, 404, "no such model");
+    if (unknown)
+        return http_send_error(r, 404, unknown == 2 ? "no such model version" : "no such model");
     if (!strcmp(r->rt->method, "GET")) {
         /* Answered on the next call: a response queued before MHD has seen the (empty)
          * body makes it close the connection, which would defeat keep-alive. */

@@ -74,6 +74,9 @@ void http_stop(server *s);
  * route's Allow, and every answer while draining Connection: close. Sets r->status. */
 int http_send(request *r, int code, sbuf *b, const char *content_type);
 int http_send_json(request *r, int code, sbuf *b);
+/* http_send with one more header, hname: hval (a failed b is answered without it). */
+int http_send_with(request *r, int code, sbuf *b, const char *content_type, const char *hname,
+                   const char *hval);
 /* Answer {"error": msg}; msg is also kept in r->err for the log. */
 int http_send_error(request *r, int code, const char *msg);
 

@@ -107,18 +107,47 @@ static int v1_read_body(request *r, blob **imgs, int *nimg)
     return v1_top_k_of(r, top_k);
 }
 
-/* A V2 body into r->work.v2; an FP32 tensor moves to r->work.in. 0 or an HTTP status. */
+/* Inference-Header-Content-Length (binary tensor extension): the JSON part's length into
+ * *json_len, r->len when absent. 0 or 400. */
+static int v2_json_len(request *r, size_t *json_len)
+{
+    const char *h = http_header(r, "Inference-Header-Content-Length");
+    *json_len = r->len;
+    if (!h) return 0;
+    char *end;
+    unsigned long long n = strtoull(h, &end, 10);
+    if (*h < '0' || *h > '9' || *end || n > r->len) {
+        snprintf(r->err, sizeof r->err,
+                 "Inference-Header-Content-Length must be a byte count of at most the body's "
+                 "%zu bytes",
+                 r->len);
+        return 400;
+    }
+    *json_len = (size_t)n;
+    return 0;
+}
+
+/* A V2 body into r->work.v2; an FP32 tensor moves to r->work.in. 0 or an HTTP status.
+ * Clients of the binary extension send no Content-Type, or application/octet-stream. */
 static int v2_read_body(request *r, const srv_model *m)
 {
     infer_work *w = &r->work;
     char ct[128];
+    size_t json_len;
     media_type(http_header(r, "Content-Type"), ct, sizeof ct);
-    if (ct[0] && strcmp(ct, "application/json")) {
-        snprintf(r->err, sizeof r->err, "V2 infer takes application/json, not %s", ct);
+    int code = v2_json_len(r, &json_len);
+    if (code) return code;
+    int binary = http_header(r, "Inference-Header-Content-Length") != NULL;
+    if (ct[0] && strcmp(ct, "application/json") &&
+        !(binary && !strcmp(ct, "application/octet-stream"))) {
+        snprintf(r->err, sizeof r->err,
+                 "V2 infer takes application/json (or application/octet-stream with "
+                 "Inference-Header-Content-Length), not %.60s",
+                 ct);
         return 415;
     }
     w->is_v2 = 1;
-    int st = v2_parse_infer((const char *)r->body, r->len, m->S,
+    int st = v2_parse_infer((const char *)r->body, r->len, json_len, m->S, m->classes,
                             (int)r->s->cfg.max_images_per_request, &w->v2, r->err, sizeof r->err);
     if (st) return http_of_parse(st);
     if (w->v2.kind == V2_FP32) {
@@ -126,6 +155,27 @@ static int v2_read_body(request *r, const srv_model *m)
         w->v2.fp32 = NULL;
     }
     return 0;
+}
+
+/* The V2 answer: JSON, or JSON and the binary outputs after it (binary tensor extension). */
+static int v2_answer(request *r, const srv_model *m, const float *probs)
+{
+    const infer_work *w = &r->work;
+    sbuf b, bin;
+    sbuf_init(&b, HTTP_RESPONSE_MAX);
+    sbuf_init(&bin, HTTP_RESPONSE_MAX);
+    v2_format_infer(&b, &bin, m->cfg->name, &w->v2, w->out, probs, m->classes, m->info.labels);
+    if (!v2_has_binary(&w->v2)) {
+        sbuf_free(&bin);
+        return http_send_json(r, 200, &b);
+    }
+    char json_len[24];
+    snprintf(json_len, sizeof json_len, "%zu", b.len);
+    sbuf_add(&b, bin.p, bin.len);
+    if (bin.err) b.err = 1;
+    sbuf_free(&bin);
+    return http_send_with(r, 200, &b, "application/octet-stream", "Inference-Header-Content-Length",
+                          json_len);
 }
 
 /* ---- images to the queue ---- */
@@ -236,15 +286,18 @@ int infer_finish(request *r)
     for (int i = 0; i < w->nimg; i++)
         softmax(w->out + (size_t)i * (size_t)m->classes, m->classes,
                 probs + (size_t)i * (size_t)m->classes);
-    sbuf b;
-    sbuf_init(&b, HTTP_RESPONSE_MAX);
-    if (w->is_v2)
-        v2_format_infer(&b, m->cfg->name, &w->v2, w->out, probs, m->classes);
-    else
+    int rc;
+    if (w->is_v2) {
+        rc = v2_answer(r, m, probs);
+    } else {
+        sbuf b;
+        sbuf_init(&b, HTTP_RESPONSE_MAX);
         v1_format(&b, m->cfg->name, m->info.untrained, m->info.labels, m->classes, probs, w->nimg,
                   w->top_k);
+        rc = http_send_json(r, 200, &b);
+    }
     free(probs);
-    return http_send_json(r, 200, &b);
+    return rc;
 }
 
 void infer_work_free(infer_work *w)

@@ -81,6 +81,11 @@ static void model_json(sbuf *b, const srv_model *m)
     sbuf_puts(b, "{\"name\":");
     sbuf_json_str(b, m->cfg->name);
     sbuf_printf(b, ",\"status\":\"%s\"", ready ? "ready" : "loading");
+    /* What KServe V1 clients ("ready") and TF Serving clients (model_version_status) read. */
+    sbuf_printf(b,
+                ",\"ready\":%s,\"model_version_status\":[{\"version\":\"1\",\"state\":\"%s\","
+                "\"status\":{\"error_code\":\"OK\",\"error_message\":\"\"}}]",
+                ready ? "true" : "false", ready ? "AVAILABLE" : "LOADING");
     if (ready) {
         sbuf_printf(b,
                     ",\"arch\":\"%s\",\"flavour\":\"%s\",\"classes\":%d,\"input_size\":%d,"
@@ -118,11 +123,36 @@ int info_v1_model(request *r)
     return http_send_json(r, 200, &b);
 }
 
+/* TF Serving's model metadata: one "serving_default" signature, base64 images in (the
+ * "b64" form of v1 predict), probabilities out. */
+int info_v1_metadata(request *r)
+{
+    const srv_model *m = &r->s->models[r->model];
+    if (!atomic_load_explicit(&m->ready, memory_order_acquire))
+        return http_send_error(r, 503, "model is loading");
+    sbuf b;
+    sbuf_init(&b, HTTP_RESPONSE_MAX);
+    sbuf_puts(&b, "{\"model_spec\":{\"name\":");
+    sbuf_json_str(&b, m->cfg->name);
+    sbuf_printf(&b,
+                ",\"signature_name\":\"\",\"version\":\"1\"},\"metadata\":{\"signature_def\":"
+                "{\"signature_def\":{\"serving_default\":{\"inputs\":{\"image_bytes\":{"
+                "\"dtype\":\"DT_STRING\",\"tensor_shape\":{\"dim\":[{\"size\":\"-1\","
+                "\"name\":\"\"}],\"unknown_rank\":false},\"name\":\"image_bytes\"}},"
+                "\"outputs\":{\"probabilities\":{\"dtype\":\"DT_FLOAT\",\"tensor_shape\":{"
+                "\"dim\":[{\"size\":\"-1\",\"name\":\"\"},{\"size\":\"%d\",\"name\":\"\"}],"
+                "\"unknown_rank\":false},\"name\":\"probabilities\"}},"
+                "\"method_name\":\"tensorflow/serving/predict\"}}}}}\n",
+                m->classes);
+    return http_send_json(r, 200, &b);
+}
+
 int info_v2_server(request *r)
 {
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
-    sbuf_puts(&b, "{\"name\":\"xbnserve\",\"version\":\"1\",\"extensions\":[]}\n");
+    sbuf_puts(&b, "{\"name\":\"xbnserve\",\"version\":\"1\",\"extensions\":[\"binary_tensor_data\","
+                  "\"classification\"]}\n");
     return http_send_json(r, 200, &b);
 }
 

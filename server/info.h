@@ -15,6 +15,7 @@ int info_readyz(request *r);         /* GET /readyz: 503 while loading or draini
 int info_metrics(request *r);        /* GET /metrics: 404 when metrics are disabled */
 int info_v1_models(request *r);      /* GET /v1/models */
 int info_v1_model(request *r);       /* GET /v1/models/{name} */
+int info_v1_metadata(request *r);    /* GET /v1/models/{name}/metadata (TF Serving) */
 int info_v2_server(request *r);      /* GET /v2 */
 int info_v2_live(request *r);        /* GET /v2/health/live */
 int info_v2_ready(request *r);       /* GET /v2/health/ready */

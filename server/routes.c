@@ -2,7 +2,8 @@
  *
  * Rows are tried in order; the exact paths come first, so "/v1/models" is the listing and
  * "/v1/models/{name}" a model. A path that names a model matches its row whether or not
- * the model is served: the method is checked first (405), then the name (404).
+ * the model is served: the method is checked first (405), then the name (404). The V2 rows
+ * of `versioned` take "/versions/{v}" after the name; an unknown version is a 404 too.
  */
 #include "server/routes.h"
 
@@ -22,10 +23,33 @@ static const route table[] = {
     /* The name is what precedes the last ":predict", whatever it holds. */
     {"/v1/models/", ":predict", "", "POST", "v1_predict", infer_admit, infer_v1, infer_finish},
     {"/v1/models/", "", "/:", "GET", "v1_model", NULL, info_v1_model, NULL},
+    {"/v1/models/", "/metadata", "/:", "GET", "v1_metadata", NULL, info_v1_metadata, NULL},
     {"/v2/models/", "", "/", "GET", "v2_model", NULL, info_v2_model, NULL},
     {"/v2/models/", "/ready", "/", "GET", "v2_model_ready", NULL, info_v2_model_ready, NULL},
     {"/v2/models/", "/infer", "/", "POST", "v2_infer", infer_admit, infer_v2, infer_finish},
 };
+
+/* V2's versioned paths: "/versions/{v}" sits between the model's name and the suffix. */
+static const route versioned[] = {
+    {"/v2/models/", "", "/", "GET", "v2_model", NULL, info_v2_model, NULL},
+    {"/v2/models/", "/ready", "/", "GET", "v2_model_ready", NULL, info_v2_model_ready, NULL},
+    {"/v2/models/", "/infer", "/", "POST", "v2_infer", infer_admit, infer_v2, infer_finish},
+};
+
+/* Does url follow the versioned rt: prefix, name, "/versions/", version, suffix? */
+static int follows_versioned(const route *rt, const char *url, const char **name, size_t *n,
+                             const char **ver, size_t *vn)
+{
+    static const char mid[] = "/versions/";
+    size_t lp = strlen(rt->prefix);
+    if (strncmp(url, rt->prefix, lp)) return 0;
+    *name = url + lp;
+    *n = strcspn(*name, rt->name_stop);
+    if (strncmp(*name + *n, mid, sizeof mid - 1)) return 0;
+    *ver = *name + *n + sizeof mid - 1;
+    *vn = strcspn(*ver, "/");
+    return *vn > 0 && !strcmp(*ver + *vn, rt->suffix);
+}
 
 /* Does url follow rt? Then the model's name, if the route has one, is name[0, n). */
 static int follows(const route *rt, const char *url, const char **name, size_t *n)
@@ -46,19 +70,38 @@ static int model_index(const server *s, const char *name, size_t n)
     return -1;
 }
 
+/* Every model serves one version today, "1". A lookup among a model's versions replaces
+ * this when a model can have several. */
+static int model_has_version(const server *s, int idx, const char *ver, size_t vn)
+{
+    (void)s;
+    (void)idx;
+    return vn == 1 && ver[0] == '1';
+}
+
 const route *routes_match(const server *s, const char *url, int *model_idx, int *unknown_model)
 {
     *model_idx = -1;
     *unknown_model = 0;
+    const char *name = NULL, *ver = NULL;
+    size_t n = 0, vn = 0;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        const char *name = NULL;
-        size_t n = 0;
         if (!follows(&table[i], url, &name, &n)) continue;
         if (table[i].suffix) {
             *model_idx = model_index(s, name, n);
             *unknown_model = *model_idx < 0;
         }
         return &table[i];
+    }
+    for (size_t i = 0; i < sizeof versioned / sizeof versioned[0]; i++) {
+        if (!follows_versioned(&versioned[i], url, &name, &n, &ver, &vn)) continue;
+        *model_idx = model_index(s, name, n);
+        *unknown_model = *model_idx < 0;
+        if (*model_idx >= 0 && !model_has_version(s, *model_idx, ver, vn)) {
+            *model_idx = -1;
+            *unknown_model = 2;
+        }
+        return &versioned[i];
     }
     return NULL;
 }

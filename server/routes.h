@@ -27,7 +27,8 @@ struct route {
 };
 
 /* The route of `url`, or NULL. *model_idx is the index of the model the path names, or -1;
- * *unknown_model is 1 when it names a model that is not served. */
+ * *unknown_model is 1 when it names a model that is not served, 2 when it names a version
+ * of a served model that is not served. */
 const route *routes_match(const server *s, const char *url, int *model_idx, int *unknown_model);
 
 /* Does the route take `method`? */

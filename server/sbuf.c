@@ -66,18 +66,39 @@ void sbuf_printf(sbuf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* Length of the valid UTF-8 sequence (RFC 3629: shortest form, no surrogates, at most
+ * U+10FFFF) at p, or 0. */
+static int utf8_len(const unsigned char *p)
+{
+    int n = p[0] < 0x80                    ? 1
+            : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
+            : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+            : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                           : 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return n;
+}
+
 void sbuf_json_str(sbuf *b, const char *s)
 {
     sbuf_add(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int n = utf8_len(p);
         if (*p == '"' || *p == '\\') {
             char e[2] = {'\\', (char)*p};
             sbuf_add(b, e, 2);
         } else if (*p < 0x20) {
             sbuf_printf(b, "\\u%04x", *p);
+        } else if (n) {
+            sbuf_add(b, p, (size_t)n);
         } else {
-            sbuf_add(b, p, 1);
+            sbuf_puts(b, "\\ufffd"); /* echoed bytes that are not UTF-8 */
         }
+        p += n ? n : 1;
     }
     sbuf_add(b, "\"", 1);
 }

@@ -20,7 +20,8 @@ void sbuf_init(sbuf *b, size_t max);
 void sbuf_add(sbuf *b, const void *p, size_t n);
 void sbuf_puts(sbuf *b, const char *s);
 void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append `s` as a JSON string literal, quotes included, escaping as RFC 8259 requires. */
+/* Append `s` as a JSON string literal, quotes included, escaping as RFC 8259 requires; each
+ * byte that is not part of valid UTF-8 becomes U+FFFD, so any echoed string gives valid JSON. */
 void sbuf_json_str(sbuf *b, const char *s);
 /* Append a float so that strtof gives back the same bits (%.9g); NaN/Inf become null. */
 void sbuf_float(sbuf *b, float f);

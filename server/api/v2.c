@@ -1,7 +1,9 @@
-/* v2.c - see v2.h. */
+/* v2.c - see v2.h: the request side and the model metadata; v2_reply.c builds infer
+ * responses. */
 #include "server/api/v2.h"
 
 #include <cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,9 +68,86 @@ static int parse_outline(const char *body, size_t len, size_t limit, json_scan_r
     return PARSE_OK;
 }
 
-/* "id" and "outputs". */
-static int parse_id_outputs(const cJSON *root, v2_infer *out, char *err, size_t errlen)
+/* A non-negative integer below 2^53, or -1. */
+static long long count_of(const cJSON *v)
 {
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740991.0 ||
+        v->valuedouble != (double)(long long)v->valuedouble)
+        return -1;
+    return (long long)v->valuedouble;
+}
+
+/* Refuse any member of `params` (absent, or an object) not in the NULL-terminated `known`.
+ * `where` names the level for the message. */
+static int check_params(const cJSON *params, const char *const *known, const char *where, char *err,
+                        size_t errlen)
+{
+    if (!params) return PARSE_OK;
+    if (!cJSON_IsObject(params)) {
+        snprintf(err, errlen, "%s \"parameters\" must be an object", where);
+        return PARSE_EINVAL;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, params)
+    {
+        int ok = 0;
+        for (const char *const *k = known; *k && !ok; k++) ok = !strcmp(it->string, *k);
+        if (!ok) {
+            snprintf(err, errlen, "unknown %s parameter '%.64s'", where, it->string);
+            return PARSE_EINVAL;
+        }
+    }
+    return PARSE_OK;
+}
+
+/* A bool parameter: 0 or 1 into *v when present (else *v unchanged), -1 when not a bool. */
+static int bool_param(const cJSON *params, const char *key, int *v, char *err, size_t errlen)
+{
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(params, key);
+    if (!b) return PARSE_OK;
+    if (!cJSON_IsBool(b)) {
+        snprintf(err, errlen, "parameter \"%s\" must be true or false", key);
+        return PARSE_EINVAL;
+    }
+    *v = cJSON_IsTrue(b);
+    return PARSE_OK;
+}
+
+/* One entry of "outputs" into *o; binary defaults to the request's binary_data_output. */
+static int parse_output(const cJSON *it, int classes, int binary, v2_output *o, char *err,
+                        size_t errlen)
+{
+    static const char *const known[] = {"binary_data", "classification", NULL};
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+    if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "probabilities")) {
+        o->which = V2_PROBS;
+    } else if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "logits")) {
+        o->which = V2_LOGITS;
+    } else {
+        snprintf(err, errlen, "unknown output (known: probabilities, logits)");
+        return PARSE_EINVAL;
+    }
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(it, "parameters");
+    int st = check_params(params, known, "output", err, errlen);
+    o->binary = binary;
+    if (!st) st = bool_param(params, "binary_data", &o->binary, err, errlen);
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(params, "classification");
+    if (!st && k) {
+        long long K = count_of(k);
+        if (K < 1 || K > classes) {
+            snprintf(err, errlen, "output \"classification\" must be an integer from 1 to %d",
+                     classes);
+            return PARSE_EINVAL;
+        }
+        o->classification = (int)K;
+    }
+    return st;
+}
+
+/* "id", the request's "parameters" and "outputs". */
+static int parse_id_outputs(const cJSON *root, int classes, v2_infer *out, char *err, size_t errlen)
+{
+    static const char *const known[] = {"binary_data_output", NULL};
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
     if (id) {
         size_t n = cJSON_IsString(id) ? strlen(id->valuestring) : sizeof out->id;
@@ -79,6 +158,11 @@ static int parse_id_outputs(const cJSON *root, v2_infer *out, char *err, size_t 
         }
         memcpy(out->id, id->valuestring, n + 1);
     }
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
+    int binary = 0;
+    int st = check_params(params, known, "request", err, errlen);
+    if (!st) st = bool_param(params, "binary_data_output", &binary, err, errlen);
+    if (st) return st;
     const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outputs"), *it;
     if (outs && !cJSON_IsArray(outs)) {
         snprintf(err, errlen, "\"outputs\" must be an array");
@@ -86,36 +170,54 @@ static int parse_id_outputs(const cJSON *root, v2_infer *out, char *err, size_t 
     }
     cJSON_ArrayForEach(it, outs)
     {
-        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
-        if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "probabilities")) {
-            out->want_probs = 1;
-        } else if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "logits")) {
-            out->want_logits = 1;
-        } else {
-            snprintf(err, errlen, "unknown output (known: probabilities, logits)");
+        if (out->nouts == V2_MAX_OUTPUTS) {
+            snprintf(err, errlen, "an output is asked for twice");
             return PARSE_EINVAL;
         }
+        v2_output *o = &out->outs[out->nouts];
+        if ((st = parse_output(it, classes, binary, o, err, errlen))) return st;
+        if (out->nouts && out->outs[0].which == o->which) {
+            snprintf(err, errlen, "an output is asked for twice");
+            return PARSE_EINVAL;
+        }
+        out->nouts++;
     }
-    if (!out->want_probs && !out->want_logits) out->want_probs = 1;
+    if (!out->nouts) out->outs[out->nouts++] = (v2_output){V2_PROBS, binary, 0};
     return PARSE_OK;
 }
 
-/* The one input tensor's shape and datatype; sets out->n. */
+/* The one input tensor's shape, datatype and binary_data_size (-1: its data is JSON); sets
+ * out->n. */
 static int parse_input(const cJSON *root, int found, int max_images, long d[4], int *nd,
-                       const char **datatype, v2_infer *out, char *err, size_t errlen)
+                       const char **datatype, long long *bin_size, v2_infer *out, char *err,
+                       size_t errlen)
 {
+    static const char *const known[] = {"binary_data_size", NULL};
     const cJSON *ins = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     if (!cJSON_IsArray(ins) || cJSON_GetArraySize(ins) != 1) {
         snprintf(err, errlen, "\"inputs\" must be an array of exactly one tensor");
         return PARSE_EINVAL;
     }
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(ins->child, "datatype");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(ins->child, "parameters");
+    if (check_params(params, known, "input", err, errlen)) return PARSE_EINVAL;
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(params, "binary_data_size");
+    *bin_size = bs ? count_of(bs) : -1;
+    if (bs && *bin_size < 0) {
+        snprintf(err, errlen, "input \"binary_data_size\" must be a non-negative integer");
+        return PARSE_EINVAL;
+    }
+    if (bs && cJSON_GetObjectItemCaseSensitive(ins->child, "data")) {
+        snprintf(err, errlen, "input has both \"data\" and \"binary_data_size\"");
+        return PARSE_EINVAL;
+    }
     if (get_shape(cJSON_GetObjectItemCaseSensitive(ins->child, "shape"), d, nd)) {
         snprintf(err, errlen, "input \"shape\" must be an array of non-negative integers");
         return PARSE_EINVAL;
     }
-    if (!cJSON_IsString(dt) || !found) {
-        snprintf(err, errlen, "input needs a \"datatype\" string and a \"data\" array");
+    if (!cJSON_IsString(dt) || (!found && !bs)) {
+        snprintf(err, errlen,
+                 "input needs a \"datatype\" string and a \"data\" array or \"binary_data_size\"");
         return PARSE_EINVAL;
     }
     if (*nd < 1 || d[0] < 1) {
@@ -131,15 +233,19 @@ static int parse_input(const cJSON *root, int found, int max_images, long d[4], 
     return PARSE_OK;
 }
 
+static int fp32_shape_ok(int S, const long d[4], int nd, char *err, size_t errlen)
+{
+    if (nd == 4 && d[1] == 3 && d[2] == S && d[3] == S) return 1;
+    snprintf(err, errlen, "FP32 input shape must be [N,3,%d,%d]", S, S);
+    return 0;
+}
+
 /* FP32 data, shape [N,3,S,S], straight into out->fp32. */
 static int read_fp32(const char *data, size_t len, int S, const long d[4], int nd, v2_infer *out,
                      char *err, size_t errlen)
 {
     out->kind = V2_FP32;
-    if (nd != 4 || d[1] != 3 || d[2] != S || d[3] != S) {
-        snprintf(err, errlen, "FP32 input shape must be [N,3,%d,%d]", S, S);
-        return PARSE_EINVAL;
-    }
+    if (!fp32_shape_ok(S, d, nd, err, errlen)) return PARSE_EINVAL;
     size_t want = (size_t)out->n * 3 * (size_t)S * (size_t)S, got;
     if (!(out->fp32 = malloc(want * sizeof(float)))) return nomem(err, errlen);
     if (json_numbers(data, len, FP32_MAX_DEPTH, out->fp32, want, &got) || got != want) {
@@ -148,6 +254,39 @@ static int read_fp32(const char *data, size_t len, int S, const long d[4], int n
         return PARSE_EINVAL;
     }
     return PARSE_OK;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* FP32 binary data: len bytes of little-endian floats, row-major [N,3,S,S]. */
+static int read_fp32_bin(const unsigned char *data, size_t len, int S, const long d[4], int nd,
+                         v2_infer *out, char *err, size_t errlen)
+{
+    out->kind = V2_FP32;
+    if (!fp32_shape_ok(S, d, nd, err, errlen)) return PARSE_EINVAL;
+    size_t want = (size_t)out->n * 3 * (size_t)S * (size_t)S;
+    if (len != want * 4) {
+        snprintf(err, errlen,
+                 "FP32 input of shape [%d,3,%d,%d] needs binary_data_size %zu, not %zu", out->n, S,
+                 S, want * 4, len);
+        return PARSE_EINVAL;
+    }
+    if (!(out->fp32 = malloc(want * sizeof(float)))) return nomem(err, errlen);
+    for (size_t i = 0; i < want; i++) {
+        uint32_t u = le32(data + 4 * i);
+        memcpy(&out->fp32[i], &u, 4);
+    }
+    return PARSE_OK;
+}
+
+static int bytes_shape_ok(const long d[4], int nd, char *err, size_t errlen)
+{
+    if (nd == 1 || (nd == 2 && d[1] == 1)) return 1;
+    snprintf(err, errlen, "BYTES input must have shape [N] and N data elements");
+    return 0;
 }
 
 /* BYTES data, shape [N] (or [N,1]): N base64 strings, counted before cJSON parses them,
@@ -164,8 +303,8 @@ static int read_bytes(const char *data, size_t len, size_t limit, const long d[4
     int st = PARSE_EINVAL, i = 0;
     cJSON *bytes = cJSON_ParseWithLength(data, len);
     const cJSON *it;
-    if (!cJSON_IsArray(bytes) || !(nd == 1 || (nd == 2 && d[1] == 1)) ||
-        cJSON_GetArraySize(bytes) != out->n) {
+    if (!bytes_shape_ok(d, nd, err, errlen)) goto done;
+    if (!cJSON_IsArray(bytes) || cJSON_GetArraySize(bytes) != out->n) {
         snprintf(err, errlen, "BYTES input must have shape [N] and N data elements");
         goto done;
     }
@@ -200,8 +339,38 @@ done:
     return st;
 }
 
-int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer *out, char *err,
-                   size_t errlen)
+/* BYTES binary data: N elements, each a 4-byte little-endian length and that many bytes,
+ * filling len exactly; out->imgs borrow them. */
+static int read_bytes_bin(const unsigned char *data, size_t len, const long d[4], int nd,
+                          v2_infer *out, char *err, size_t errlen)
+{
+    out->kind = V2_BYTES;
+    if (!bytes_shape_ok(d, nd, err, errlen)) return PARSE_EINVAL;
+    out->imgs = calloc((size_t)out->n, sizeof *out->imgs);
+    if (!out->imgs) return nomem(err, errlen);
+    size_t at = 0;
+    for (int i = 0; i < out->n; i++) {
+        size_t n = len - at >= 4 ? le32(data + at) : 0;
+        if (len - at < 4 || n > len - at - 4) {
+            snprintf(err, errlen,
+                     "BYTES binary data ends inside element %d (each element is a 4-byte "
+                     "little-endian length and that many bytes)",
+                     i);
+            return PARSE_EINVAL;
+        }
+        out->imgs[i] = (blob){.data = data + at + 4, .len = n};
+        at += 4 + n;
+    }
+    if (at != len) {
+        snprintf(err, errlen, "BYTES binary data has %zu bytes after its %d elements", len - at,
+                 out->n);
+        return PARSE_EINVAL;
+    }
+    return PARSE_OK;
+}
+
+int v2_parse_infer(const char *body, size_t len, size_t json_len, int S, int classes,
+                   int max_images, v2_infer *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     size_t limit = PARSE_MAX_JSON_VALUES(max_images);
@@ -210,12 +379,31 @@ int v2_parse_infer(const char *body, size_t len, int S, int max_images, v2_infer
     long d[4];
     int nd = 0;
     const char *dt = NULL;
-    int st = parse_outline(body, len, limit, &sc, &root, err, errlen);
-    if (!st) st = parse_id_outputs(root, out, err, errlen);
-    if (!st) st = parse_input(root, sc.found, max_images, d, &nd, &dt, out, err, errlen);
-    if (!st && !strcmp(dt, "FP32")) {
+    long long bin_size = -1;
+    if (json_len > len) {
+        snprintf(err, errlen, "the JSON header is longer than the body");
+        return PARSE_EINVAL;
+    }
+    const unsigned char *bin = (const unsigned char *)body + json_len;
+    size_t blen = len - json_len;
+    int st = parse_outline(body, json_len, limit, &sc, &root, err, errlen);
+    if (!st) st = parse_id_outputs(root, classes, out, err, errlen);
+    if (!st) st = parse_input(root, sc.found, max_images, d, &nd, &dt, &bin_size, out, err, errlen);
+    if (!st && (unsigned long long)(bin_size < 0 ? 0 : bin_size) != blen) {
+        snprintf(err, errlen,
+                 "the binary part of the body (after Inference-Header-Content-Length bytes of "
+                 "JSON) has %zu bytes, but the inputs' binary_data_size add up to %lld",
+                 blen, bin_size < 0 ? 0 : bin_size);
+        st = PARSE_EINVAL;
+    }
+    int fp32 = !st && !strcmp(dt, "FP32"), bytes = !st && !strcmp(dt, "BYTES");
+    if (fp32 && bin_size >= 0) {
+        st = read_fp32_bin(bin, blen, S, d, nd, out, err, errlen);
+    } else if (fp32) {
         st = read_fp32(body + sc.lo, sc.hi - sc.lo, S, d, nd, out, err, errlen);
-    } else if (!st && !strcmp(dt, "BYTES")) {
+    } else if (bytes && bin_size >= 0) {
+        st = read_bytes_bin(bin, blen, d, nd, out, err, errlen);
+    } else if (bytes) {
         st = read_bytes(body + sc.lo, sc.hi - sc.lo, limit, d, nd, out, err, errlen);
     } else if (!st) {
         snprintf(err, errlen, "datatype must be FP32 or BYTES");
@@ -233,37 +421,6 @@ void v2_infer_free(v2_infer *r)
     blobs_free(r->imgs, r->kind == V2_BYTES ? r->n : 0);
     r->fp32 = NULL;
     r->imgs = NULL;
-}
-
-static void tensor(sbuf *b, const char *name, const float *x, int n, int classes)
-{
-    sbuf_puts(b, "{\"name\":");
-    sbuf_json_str(b, name);
-    sbuf_printf(b, ",\"datatype\":\"FP32\",\"shape\":[%d,%d],\"data\":[", n, classes);
-    size_t total = (size_t)n * (size_t)classes;
-    for (size_t i = 0; i < total; i++) {
-        if (i) sbuf_add(b, ",", 1);
-        sbuf_float(b, x[i]);
-    }
-    sbuf_puts(b, "]}");
-}
-
-int v2_format_infer(sbuf *b, const char *model, const v2_infer *r, const float *logits,
-                    const float *probs, int classes)
-{
-    sbuf_puts(b, "{\"model_name\":");
-    sbuf_json_str(b, model);
-    sbuf_puts(b, ",\"model_version\":\"1\"");
-    if (r->id[0]) {
-        sbuf_puts(b, ",\"id\":");
-        sbuf_json_str(b, r->id);
-    }
-    sbuf_puts(b, ",\"outputs\":[");
-    if (r->want_probs) tensor(b, "probabilities", probs, r->n, classes);
-    if (r->want_probs && r->want_logits) sbuf_add(b, ",", 1);
-    if (r->want_logits) tensor(b, "logits", logits, r->n, classes);
-    sbuf_puts(b, "]}\n");
-    return b->err;
 }
 
 int v2_format_model(sbuf *b, const char *model, int S, int classes, const char *arch,

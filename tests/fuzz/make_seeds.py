@@ -170,6 +170,32 @@ def main():
     by2 = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1, 1], "data": [b64[2]]}]}
     write(v2, "bytes_2d", b"\x01" + json.dumps(by2).encode())
 
+    # Binary tensor extension: selector byte with the top bit set, then the JSON part's
+    # length (2 bytes, little-endian), then the body: JSON header + binary part.
+    def binary(sel, head, raw):
+        j = json.dumps(head).encode()
+        return bytes([sel | 0x80]) + struct.pack("<H", len(j)) + j + raw
+    x1 = x[:48].astype("<f4").tobytes()
+    write(v2, "bin_fp32", binary(0x00, {
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 4, 4],
+                    "parameters": {"binary_data_size": len(x1)}}],
+        "outputs": [{"name": "logits", "parameters": {"binary_data": True}},
+                    {"name": "probabilities", "parameters": {"classification": 2}}]}, x1))
+    els = b"".join(struct.pack("<I", len(b)) + b for b in (b"hello", b"", b"\x01\x02\x03"))
+    write(v2, "bin_bytes", binary(0x04, {
+        "id": "b", "parameters": {"binary_data_output": True},
+        "inputs": [{"name": "image", "datatype": "BYTES", "shape": [3],
+                    "parameters": {"binary_data_size": len(els)}}],
+        "outputs": [{"name": "probabilities",
+                     "parameters": {"classification": 3, "binary_data": True}}]}, els))
+    write(v2, "bin_short", binary(0x02, {
+        "inputs": [{"name": "image", "datatype": "BYTES", "shape": [2],
+                    "parameters": {"binary_data_size": 9}}]}, struct.pack("<I", 99) + b"abcde"))
+    write(v2, "params_unknown", b"\x00" + json.dumps({
+        "parameters": {"priority": 1},
+        "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["AA=="],
+                    "parameters": {"x": 1}}]}).encode())
+
     cf = f"{out}/config"
     base = open(os.path.join(ROOT, "config/xbnserve.json"), "rb").read()
     write(cf, "default", base)

@@ -342,28 +342,33 @@ static void test_v2(void **state)
     const char *fp = "{\"id\":\"x\",\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\","
                      "\"shape\":[1,3,2,2],\"data\":[[1,2,3,4],[5,6,7,8],[9,10,11,12]]}],"
                      "\"outputs\":[{\"name\":\"logits\"}]}";
-    assert_int_equal(v2_parse_infer(fp, strlen(fp), 2, 4, &r, err, sizeof err), PARSE_OK);
+    assert_int_equal(v2_parse_infer(fp, strlen(fp), strlen(fp), 2, 2, 4, &r, err, sizeof err),
+                     PARSE_OK);
     assert_int_equal(r.kind, V2_FP32);
     assert_int_equal(r.n, 1);
     assert_true(r.fp32[11] == 12.0f);
     assert_string_equal(r.id, "x");
-    assert_true(r.want_logits && !r.want_probs);
-    sbuf b;
+    assert_true(r.nouts == 1 && r.outs[0].which == V2_LOGITS);
+    sbuf b, bin;
     sbuf_init(&b, 4096);
+    sbuf_init(&bin, 4096);
     float logits[2] = {1.5f, -2}, probs[2] = {0.9f, 0.1f};
     r.n = 1;
-    assert_int_equal(v2_format_infer(&b, "m", &r, logits, probs, 2), 0);
+    assert_int_equal(v2_format_infer(&b, &bin, "m", &r, logits, probs, 2, NULL), 0);
+    assert_int_equal(bin.len, 0);
     assert_non_null(strstr(b.p, "\"name\":\"logits\",\"datatype\":\"FP32\",\"shape\":[1,2],"
                                 "\"data\":[1.5,-2]"));
     sbuf_free(&b);
+    sbuf_free(&bin);
     v2_infer_free(&r);
     const char *by = "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[2],"
                      "\"data\":[\"aGVsbG8=\",{\"b64\":\"AQID\"}]}]}";
-    assert_int_equal(v2_parse_infer(by, strlen(by), 2, 4, &r, err, sizeof err), PARSE_OK);
+    assert_int_equal(v2_parse_infer(by, strlen(by), strlen(by), 2, 2, 4, &r, err, sizeof err),
+                     PARSE_OK);
     assert_int_equal(r.kind, V2_BYTES);
     assert_int_equal(r.n, 2);
     assert_memory_equal(r.imgs[0].data, "hello", 5);
-    assert_true(r.want_probs);
+    assert_true(r.nouts == 1 && r.outs[0].which == V2_PROBS);
     v2_infer_free(&r);
     const char *bad[] = {
         "{}",
@@ -378,12 +383,88 @@ static void test_v2(void **state)
         "{\"inputs\":[{\"datatype\":\"FP32\",\"shape\":[0,3,2,2],\"data\":[]}]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int st = v2_parse_infer(bad[i], strlen(bad[i]), 2, 4, &r, err, sizeof err);
+        int st =
+            v2_parse_infer(bad[i], strlen(bad[i]), strlen(bad[i]), 2, 2, 4, &r, err, sizeof err);
         if (st != PARSE_EINVAL) fail_msg("case %zu: status %d", i, st);
         v2_infer_free(&r);
     }
     const char *many = "{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[9],\"data\":[]}]}";
-    assert_int_equal(v2_parse_infer(many, strlen(many), 2, 4, &r, err, sizeof err), PARSE_ETOOMANY);
+    assert_int_equal(v2_parse_infer(many, strlen(many), strlen(many), 2, 2, 4, &r, err, sizeof err),
+                     PARSE_ETOOMANY);
+}
+
+/* The binary tensor extension: a JSON header of json_len bytes, then the inputs' bytes; and
+ * binary and classification outputs. */
+static void test_v2_binary(void **state)
+{
+    (void)state;
+    v2_infer r;
+    char err[200], body[512];
+    const char *j = "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,3,1,1],"
+                    "\"parameters\":{\"binary_data_size\":12}}],\"outputs\":[{\"name\":"
+                    "\"probabilities\",\"parameters\":{\"classification\":2,\"binary_data\":true}},"
+                    "{\"name\":\"logits\"}]}";
+    size_t jl = strlen(j);
+    const unsigned char f[12] = {0, 0, 0x80, 0x3f, 0, 0, 0, 0x40, 0, 0, 0x40, 0xc0}; /* 1 2 -3 */
+    memcpy(body, j, jl);
+    memcpy(body + jl, f, 12);
+    assert_int_equal(v2_parse_infer(body, jl + 12, jl, 1, 3, 4, &r, err, sizeof err), PARSE_OK);
+    assert_true(r.fp32[0] == 1.0f && r.fp32[1] == 2.0f && r.fp32[2] == -3.0f);
+    assert_int_equal(r.nouts, 2);
+    assert_true(r.outs[0].binary && r.outs[0].classification == 2 && !r.outs[1].binary);
+    assert_true(v2_has_binary(&r));
+    sbuf b, bin;
+    sbuf_init(&b, 4096);
+    sbuf_init(&bin, 4096);
+    float logits[3] = {1, 2, -3}, probs[3] = {0.25f, 0.5f, 0.25f};
+    const char *labels[3] = {"cat", "dog", "eel"};
+    assert_int_equal(v2_format_infer(&b, &bin, "m", &r, logits, probs, 3, labels), 0);
+    assert_non_null(strstr(b.p,
+                           "{\"name\":\"probabilities\",\"datatype\":\"BYTES\",\"shape\":[1,2],"
+                           "\"parameters\":{\"binary_data_size\":36}}"));
+    assert_int_equal(bin.len, 36);
+    assert_memory_equal(bin.p,
+                        "\x0e\0\0\0"
+                        "0.500000:1:dog"
+                        "\x0e\0\0\0"
+                        "0.250000:0:cat",
+                        36);
+    sbuf_free(&b);
+    sbuf_free(&bin);
+    v2_infer_free(&r);
+    /* BYTES: two elements, each a 4-byte little-endian length and its bytes */
+    j = "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[2],"
+        "\"parameters\":{\"binary_data_size\":13}}]}";
+    jl = strlen(j);
+    memcpy(body, j, jl);
+    memcpy(body + jl, "\x02\0\0\0hi\x03\0\0\0abc", 13);
+    assert_int_equal(v2_parse_infer(body, jl + 13, jl, 1, 3, 4, &r, err, sizeof err), PARSE_OK);
+    assert_int_equal(r.imgs[1].len, 3);
+    assert_memory_equal(r.imgs[1].data, "abc", 3);
+    v2_infer_free(&r);
+    size_t cut[] = {jl + 12, jl + 14}; /* element cut short; a byte past the last element */
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(v2_parse_infer(body, cut[i], jl, 1, 3, 4, &r, err, sizeof err),
+                         PARSE_EINVAL);
+        assert_non_null(strstr(err, "binary_data_size"));
+    }
+    const char *bad[] = {
+        "{\"parameters\":{\"priority\":1},\"inputs\":[]}",
+        ("{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"AA==\"],"
+         "\"parameters\":{\"foo\":1}}]}"),
+        ("{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"AA==\"]}],"
+         "\"outputs\":[{\"name\":\"logits\",\"parameters\":{\"classification\":4}}]}"),
+        ("{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"AA==\"]}],"
+         "\"outputs\":[{\"name\":\"logits\"},{\"name\":\"logits\"}]}"),
+        ("{\"inputs\":[{\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"AA==\"],"
+         "\"parameters\":{\"binary_data_size\":0}}]}"),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int st =
+            v2_parse_infer(bad[i], strlen(bad[i]), strlen(bad[i]), 1, 3, 4, &r, err, sizeof err);
+        if (st != PARSE_EINVAL) fail_msg("case %zu: status %d", i, st);
+        v2_infer_free(&r);
+    }
 }
 
 static void test_json_scan(void **state)
@@ -488,7 +569,7 @@ static void test_json_value_bound(void **state)
             st = v1_parse_json(body, k, 4, &b, &n, &tk, err, sizeof err);
         } else {
             v2_infer r;
-            st = v2_parse_infer(body, k, 2, 4, &r, err, sizeof err);
+            st = v2_parse_infer(body, k, k, 2, 2, 4, &r, err, sizeof err);
         }
         if (st != PARSE_ETOOMANY) fail_msg("kind %d: status %d (%s)", kind, st, err);
     }
@@ -504,6 +585,14 @@ static void test_sbuf(void **state)
     assert_string_equal(b.p, "\"a\\u000ab\\u0001\\\\\"");
     for (int i = 0; i < 1000; i++) sbuf_printf(&b, "%0300d", i);
     assert_int_equal(b.err, 0);
+    /* valid UTF-8 passes; a stray continuation, an overlong form, a surrogate and a cut
+     * sequence each become U+FFFD per byte */
+    sbuf u;
+    sbuf_init(&u, 4096);
+    sbuf_json_str(&u, "\xc3\xa9\xf0\x9f\x98\x80|\x80|\xc0\xaf|\xed\xa0\x80|\xe2\x82");
+    assert_string_equal(u.p, "\"\xc3\xa9\xf0\x9f\x98\x80|\\ufffd|\\ufffd\\ufffd|"
+                             "\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd\"");
+    sbuf_free(&u);
     size_t len;
     char *p = sbuf_take(&b, &len);
     assert_non_null(p);
@@ -524,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_v1_json),
         cmocka_unit_test(test_v1_format),
         cmocka_unit_test(test_v2),
+        cmocka_unit_test(test_v2_binary),
         cmocka_unit_test(test_json_scan),
         cmocka_unit_test(test_json_numbers),
         cmocka_unit_test(test_v1_unscannable),
