@@ -41,6 +41,9 @@ static int send_body(request *r, int code, char *body, size_t len, const char *c
     }
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
+    char tp[TRACE_HEADER_LEN + 1];
+    trace_header(&r->trace, tp);
+    MHD_add_response_header(resp, "traceparent", tp);
     if (code == 503) MHD_add_response_header(resp, "Retry-After", "1");
     if (code == 405) MHD_add_response_header(resp, "Allow", routes_allow(r->rt));
     if (atomic_load(&r->s->draining)) MHD_add_response_header(resp, "Connection", "close");
@@ -161,6 +164,7 @@ static request *request_new(server *s, struct MHD_Connection *conn, const char *
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
     request_id(r);
+    trace_begin(http_header(r, "traceparent"), &r->trace);
     return r;
 }
 
@@ -310,6 +314,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status && !r->err[0])
         snprintf(r->err, sizeof r->err, "connection closed before the answer was sent");
     log_request_rec rec = {r->id,
+                           r->trace.trace_id,
                            r->method,
                            r->path,
                            r->model >= 0 ? s->models[r->model].cfg->name : "",

@@ -59,6 +59,8 @@ void log_request(const logger *lg, const log_request_rec *r)
     if (lg->json) {
         sbuf_printf(&b, "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"id\":", ts);
         sbuf_json_str(&b, r->id);
+        sbuf_puts(&b, ",\"trace_id\":");
+        sbuf_json_str(&b, r->trace_id);
         sbuf_puts(&b, ",\"method\":");
         sbuf_json_str(&b, r->method);
         sbuf_puts(&b, ",\"path\":");
@@ -81,9 +83,9 @@ void log_request(const logger *lg, const log_request_rec *r)
         }
         path[i] = 0;
         sbuf_printf(&b,
-                    "%s info  request id=%s %s %s model=%s status=%d images=%d "
+                    "%s info  request id=%s trace_id=%s %s %s model=%s status=%d images=%d "
                     "batch=%d latency_ms=%.3f",
-                    ts, r->id, r->method, path, r->model[0] ? r->model : "-", r->status, r->images,
+                    ts, r->id, r->trace_id, r->method, path, r->model[0] ? r->model : "-", r->status, r->images,
                     r->batch, r->latency_ms);
         if (r->error && r->error[0]) {
             sbuf_puts(&b, " error=");
