@@ -71,8 +71,9 @@ void http_quiesce(server *s);
 void http_stop(server *s);
 
 /* Queue r's one answer: status `code`, the bytes of b (taken; a failed b becomes a 500
- * "out of memory"). Every answer carries X-Request-Id and traceparent; a 503 also Retry-After: 1, a 405 the
- * route's Allow, and every answer while draining Connection: close. Sets r->status. */
+ * "out of memory"). Every answer carries X-Request-Id and traceparent (trace.h); a 503 also
+ * Retry-After: 1, a 405 the route's Allow, and every answer while draining Connection:
+ * close. Sets r->status. */
 int http_send(request *r, int code, sbuf *b, const char *content_type);
 int http_send_json(request *r, int code, sbuf *b);
 /* Answer {"error": msg}; msg is also kept in r->err for the log. */

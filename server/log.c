@@ -85,8 +85,8 @@ void log_request(const logger *lg, const log_request_rec *r)
         sbuf_printf(&b,
                     "%s info  request id=%s trace_id=%s %s %s model=%s status=%d images=%d "
                     "batch=%d latency_ms=%.3f",
-                    ts, r->id, r->trace_id, r->method, path, r->model[0] ? r->model : "-", r->status, r->images,
-                    r->batch, r->latency_ms);
+                    ts, r->id, r->trace_id, r->method, path, r->model[0] ? r->model : "-",
+                    r->status, r->images, r->batch, r->latency_ms);
         if (r->error && r->error[0]) {
             sbuf_puts(&b, " error=");
             sbuf_json_str(&b, r->error);

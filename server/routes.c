@@ -38,14 +38,6 @@ static int follows(const route *rt, const char *url, const char **name, size_t *
     return strcspn(*name, rt->name_stop) >= *n;
 }
 
-static int model_index(const server *s, const char *name, size_t n)
-{
-    for (int i = 0; i < s->nmodels; i++)
-        if (strlen(s->models[i].cfg->name) == n && !strncmp(s->models[i].cfg->name, name, n))
-            return i;
-    return -1;
-}
-
 const route *routes_match(const server *s, const char *url, int *model_idx, int *unknown_model)
 {
     *model_idx = -1;
@@ -55,7 +47,7 @@ const route *routes_match(const server *s, const char *url, int *model_idx, int 
         size_t n = 0;
         if (!follows(&table[i], url, &name, &n)) continue;
         if (table[i].suffix) {
-            *model_idx = model_index(s, name, n);
+            *model_idx = server_find(s, name, n);
             *unknown_model = *model_idx < 0;
         }
         return &table[i];
