@@ -3,17 +3,19 @@
  *
  *   1. Configuration (config.c): flags > XBNSERVE_* > file > defaults; --check-config stops
  *      here. Thread counts default to the CPUs the process may really use (cpus.c).
- *   2. SIGTERM/SIGINT/SIGPIPE are blocked before any thread of ours starts (the mask is
- *      inherited), and the main thread takes SIGTERM/SIGINT with sigwaitinfo: no global
- *      flag. Threads created before main (OpenBLAS's pool, started by its constructor) do
- *      not block them, so a handler re-sends any signal such a thread catches to the main
+ *   2. SIGTERM/SIGINT/SIGHUP/SIGPIPE are blocked before any thread of ours starts (the mask
+ *      is inherited), and the main thread takes SIGTERM/SIGINT/SIGHUP with sigtimedwait: no
+ *      global flag. Threads created before main (OpenBLAS's pool, started by its
+ *      constructor) do not block them, so a handler re-sends any signal such a thread catches to the main
  *      thread (tgkill to tid == pid). A second signal during the drain is ignored.
  *   3. The HTTP daemon starts first, so /healthz answers and /readyz says 503 while models
  *      load. Each model is loaded (load_model), its preprocessing/labels overridden from the
  *      config, and its batcher started: one engine session per worker (worker.c), each
  *      running a warm-up batch. Only then is the model marked ready. Any failure stops the
  *      start (exit 1).
- *   4. On SIGTERM/SIGINT: readiness turns 503 at once, new connections are refused
+ *   4. On SIGHUP the main thread reloads the model set (reload.c), and between signals it
+ *      frees the model instances a reload retired once no request holds them.
+ *   5. On SIGTERM/SIGINT: readiness turns 503 at once, new connections are refused
  *      (http_quiesce), and the main thread waits up to drain_timeout_ms for every accepted
  *      request to be answered, and up to FRESH_WAIT_MS for connections accepted before
  *      that have not sent their request yet. Past that bound, queued images are cancelled
