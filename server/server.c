@@ -92,8 +92,10 @@ void server_publish(server *s, int slot, srv_model *m, int listed, const char *e
         m->next = s->all;
         s->all = m;
     }
-    if (sl->cur && sl->cur != m) sl->cur->retired = 1;
-    if (m || !listed) sl->cur = m;
+    if (m || !listed) { /* replaced or removed; a failed load (m NULL, listed) keeps it */
+        if (sl->cur && sl->cur != m) sl->cur->retired = 1;
+        sl->cur = m;
+    }
     if (err) snprintf(sl->last_error, sizeof sl->last_error, "%s", err);
     atomic_store(&sl->listed, listed);
     pthread_mutex_unlock(&s->mu);
