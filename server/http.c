@@ -45,6 +45,9 @@ static int send_body(request *r, int code, char *body, size_t len, const char *c
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     if (hname) MHD_add_response_header(resp, hname, hval);
+    char tp[TRACE_HEADER_LEN + 1];
+    trace_header(&r->trace, tp);
+    MHD_add_response_header(resp, "traceparent", tp);
     if (code == 503) MHD_add_response_header(resp, "Retry-After", "1");
     if (code == 405) MHD_add_response_header(resp, "Allow", routes_allow(r->rt));
     if (code == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"xbnserve\"");
@@ -176,6 +179,7 @@ static request *request_new(server *s, struct MHD_Connection *conn, const char *
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
     request_id(r);
+    trace_begin(http_header(r, "traceparent"), &r->trace);
     return r;
 }
 
@@ -392,9 +396,10 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status && !r->err[0])
         snprintf(r->err, sizeof r->err, "connection closed before the answer was sent");
     log_request_rec rec = {r->id,
+                           r->trace.trace_id,
                            r->method,
                            r->path,
-                           r->model >= 0 ? s->models[r->model].cfg->name : "",
+                           r->model >= 0 ? s->slots[r->model].name : "",
                            code,
                            r->work.nimg,
                            atomic_load(&r->work.job.max_batch),

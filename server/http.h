@@ -30,6 +30,7 @@
 #include "server/infer.h"
 #include "server/sbuf.h"
 #include "server/server.h"
+#include "server/trace.h"
 
 #define HTTP_RESPONSE_MAX (256u << 20) /* bytes of one response body */
 
@@ -41,6 +42,7 @@ struct request {
     const route *rt; /* the matched route; NULL for none */
     int model;       /* index into s->models, or -1 */
     char id[72];     /* X-Request-Id: the client's when sane, else a fresh one */
+    trace_ctx trace; /* W3C traceparent: the caller's trace or a new one (trace.h) */
     char method[12]; /* method and path as received, for the log */
     char path[256];
     long long t0;        /* arrival, CLOCK_MONOTONIC ns (batcher_now_ns) */
@@ -70,8 +72,9 @@ void http_quiesce(server *s);
 void http_stop(server *s);
 
 /* Queue r's one answer: status `code`, the bytes of b (taken; a failed b becomes a 500
- * "out of memory"). Every answer carries X-Request-Id; a 503 also Retry-After: 1, a 405 the
- * route's Allow, and every answer while draining Connection: close. Sets r->status. */
+ * "out of memory"). Every answer carries X-Request-Id and traceparent (trace.h); a 503 also
+ * Retry-After: 1, a 405 the route's Allow, and every answer while draining Connection:
+ * close. Sets r->status. */
 int http_send(request *r, int code, sbuf *b, const char *content_type);
 int http_send_json(request *r, int code, sbuf *b);
 /* http_send with one more header, hname: hval (a failed b is answered without it). */

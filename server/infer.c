@@ -22,7 +22,7 @@
 static void infer_load_image(const batch_job *job, int i, float *dst)
 {
     const request *r = job->user;
-    const srv_model *m = &r->s->models[r->model];
+    const srv_model *m = r->work.m;
     image_normalise(&m->pre, r->work.px + (size_t)i * m->in_elems, dst);
 }
 
@@ -239,11 +239,14 @@ static int submit(request *r, srv_model *m)
 int infer_admit(request *r, const char **why)
 {
     server *s = r->s;
-    srv_model *m = &s->models[r->model];
     *why = NULL;
-    /* While draining, requests on connections accepted earlier are still served. */
-    if (!atomic_load_explicit(&m->ready, memory_order_acquire))
-        *why = "model is loading";
+    /* The request keeps this instance until it is freed (infer_work_free), whatever a
+     * reload does meanwhile. While draining, requests on connections accepted earlier are
+     * still served. */
+    srv_model *m = r->work.m = server_acquire(s, r->model);
+    if (!m)
+        *why = atomic_load(&s->started) ? "model is not loaded (GET /v1/models has last_error)"
+                                        : "model is loading";
     else if (server_queue_depth(s, m) >= m->cfg->max_queue_size)
         *why = "queue full, retry later";
     return *why ? 503 : 0;
@@ -251,7 +254,8 @@ int infer_admit(request *r, const char **why)
 
 int infer_v1(request *r)
 {
-    srv_model *m = &r->s->models[r->model];
+    srv_model *m = r->work.m;
+    if (!m) return http_send_error(r, 503, "model is loading");
     blob *imgs = NULL;
     int nimg = 0;
     int code = v1_read_body(r, &imgs, &nimg);
@@ -263,7 +267,8 @@ int infer_v1(request *r)
 
 int infer_v2(request *r)
 {
-    srv_model *m = &r->s->models[r->model];
+    srv_model *m = r->work.m;
+    if (!m) return http_send_error(r, 503, "model is loading");
     const v2_infer *v2 = &r->work.v2;
     int code = v2_read_body(r, m);
     if (!code) code = decode_images(r, m, v2->kind == V2_BYTES ? v2->imgs : NULL, v2->n);
@@ -273,7 +278,7 @@ int infer_v2(request *r)
 
 int infer_finish(request *r)
 {
-    const srv_model *m = &r->s->models[r->model];
+    const srv_model *m = r->work.m;
     const infer_work *w = &r->work;
     int st = atomic_load(&w->job.status);
     if (st == BATCH_EDEADLINE)
@@ -306,4 +311,6 @@ void infer_work_free(infer_work *w)
     free(w->px);
     free(w->out);
     v2_infer_free(&w->v2);
+    if (w->m) server_release(w->m->srv, w->m);
+    w->m = NULL;
 }

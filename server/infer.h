@@ -12,7 +12,8 @@
  * HTTP thread: softmax, format, answer.
  *
  * Ownership: the state below lives in the request (http.h) and is freed with it by
- * infer_work_free; the batcher borrows the job, its input and its output until done().
+ * infer_work_free, which also drops the request's reference to its model instance; the
+ * batcher borrows the job, its input and its output until done().
  */
 #ifndef XBN_INFER_H
 #define XBN_INFER_H
@@ -20,9 +21,11 @@
 #include "server/api/v2.h"
 #include "server/batcher.h"
 
-typedef struct request request; /* http.h */
+typedef struct request request;     /* http.h */
+typedef struct srv_model srv_model; /* server.h */
 
 typedef struct {
+    srv_model *m; /* the model instance, referenced from admission until infer_work_free */
     int is_v2;
     long top_k;        /* v1: classes per image to report */
     int nimg;          /* images in the job (also logged) */

@@ -6,12 +6,11 @@
 
 #include "server/api/v2.h"
 
-/* Every model loaded and warmed up, and no drain begun. */
+/* Every model of the start-up configuration loaded and warmed up, and no drain begun. A
+ * reload does not take readiness away: the models it keeps or replaces serve throughout. */
 static int server_ready(const server *s)
 {
-    for (int i = 0; i < s->nmodels; i++)
-        if (!atomic_load_explicit(&s->models[i].ready, memory_order_acquire)) return 0;
-    return !atomic_load(&s->draining);
+    return atomic_load(&s->started) && !atomic_load(&s->draining);
 }
 
 /* A readiness probe's answer: 200, or 503 logged as "not ready". */
@@ -65,8 +64,10 @@ int info_metrics(request *r)
     long depth[CFG_MAX_MODELS];
     int rd[CFG_MAX_MODELS];
     for (int i = 0; i < s->nmodels; i++) {
-        rd[i] = atomic_load_explicit(&s->models[i].ready, memory_order_acquire);
-        depth[i] = rd[i] ? server_queue_depth(s, &s->models[i]) : 0;
+        srv_model *m = server_acquire(s, i);
+        rd[i] = m != NULL;
+        depth[i] = m ? server_queue_depth(s, m) : 0;
+        server_release(s, m);
     }
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
@@ -74,19 +75,25 @@ int info_metrics(request *r)
     return http_send(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
 }
 
-/* One model of GET /v1/models and GET /v1/models/{name}. */
-static void model_json(sbuf *b, const srv_model *m)
+/* One model of GET /v1/models and GET /v1/models/{name}: its current instance, if any, and
+ * the error of its last failed load, if any (the previous instance, if any, still serves). */
+static void model_json(sbuf *b, server *s, int slot)
 {
-    int ready = atomic_load_explicit(&m->ready, memory_order_acquire);
+    char last_error[SRV_ERR_MAX];
+    server_last_error(s, slot, last_error, sizeof last_error);
+    srv_model *m = server_acquire(s, slot);
     sbuf_puts(b, "{\"name\":");
-    sbuf_json_str(b, m->cfg->name);
-    sbuf_printf(b, ",\"status\":\"%s\"", ready ? "ready" : "loading");
+    sbuf_json_str(b, s->slots[slot].name);
+    sbuf_printf(b, ",\"status\":\"%s\"",
+                m                           ? "ready"
+                : !atomic_load(&s->started) ? "loading"
+                                            : "unavailable");
     /* What KServe V1 clients ("ready") and TF Serving clients (model_version_status) read. */
     sbuf_printf(b,
                 ",\"ready\":%s,\"model_version_status\":[{\"version\":\"1\",\"state\":\"%s\","
                 "\"status\":{\"error_code\":\"OK\",\"error_message\":\"\"}}]",
-                ready ? "true" : "false", ready ? "AVAILABLE" : "LOADING");
-    if (ready) {
+                m ? "true" : "false", m ? "AVAILABLE" : "LOADING");
+    if (m) {
         sbuf_printf(b,
                     ",\"arch\":\"%s\",\"flavour\":\"%s\",\"classes\":%d,\"input_size\":%d,"
                     "\"untrained\":%s,\"max_batch_size\":%lld,\"workers\":%lld",
@@ -96,19 +103,29 @@ static void model_json(sbuf *b, const srv_model *m)
             sbuf_printf(b, ",\"width\":%g", (double)m->info.width);
         sbuf_puts(b, ",\"source\":");
         sbuf_json_str(b, m->info.source ? m->info.source : "");
+        sbuf_puts(b, ",\"path\":");
+        sbuf_json_str(b, m->cfg->path);
+    }
+    if (last_error[0]) {
+        sbuf_puts(b, ",\"last_error\":");
+        sbuf_json_str(b, last_error);
     }
     sbuf_puts(b, "}");
+    server_release(s, m);
 }
 
 int info_v1_models(request *r)
 {
-    const server *s = r->s;
+    server *s = r->s;
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
     sbuf_puts(&b, "{\"models\":[");
-    for (int i = 0; i < s->nmodels; i++) {
-        if (i) sbuf_puts(&b, ",");
-        model_json(&b, &s->models[i]);
+    int ns = atomic_load_explicit(&s->nslots, memory_order_acquire), first = 1;
+    for (int i = 0; i < ns; i++) {
+        if (!atomic_load(&s->slots[i].listed)) continue;
+        if (!first) sbuf_puts(&b, ",");
+        first = 0;
+        model_json(&b, s, i);
     }
     sbuf_puts(&b, "]}\n");
     return http_send_json(r, 200, &b);
@@ -118,7 +135,7 @@ int info_v1_model(request *r)
 {
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
-    model_json(&b, &r->s->models[r->model]);
+    model_json(&b, r->s, r->model);
     sbuf_puts(&b, "\n");
     return http_send_json(r, 200, &b);
 }
@@ -127,9 +144,8 @@ int info_v1_model(request *r)
  * "b64" form of v1 predict), probabilities out. */
 int info_v1_metadata(request *r)
 {
-    const srv_model *m = &r->s->models[r->model];
-    if (!atomic_load_explicit(&m->ready, memory_order_acquire))
-        return http_send_error(r, 503, "model is loading");
+    srv_model *m = server_acquire(r->s, r->model);
+    if (!m) return http_send_error(r, 503, "model is loading");
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
     sbuf_puts(&b, "{\"model_spec\":{\"name\":");
@@ -144,6 +160,7 @@ int info_v1_metadata(request *r)
                 "\"unknown_rank\":false},\"name\":\"probabilities\"}},"
                 "\"method_name\":\"tensorflow/serving/predict\"}}}}}\n",
                 m->classes);
+    server_release(r->s, m);
     return http_send_json(r, 200, &b);
 }
 
@@ -158,25 +175,25 @@ int info_v2_server(request *r)
 
 int info_v2_model(request *r)
 {
-    const srv_model *m = &r->s->models[r->model];
-    if (!atomic_load_explicit(&m->ready, memory_order_acquire))
-        return http_send_error(r, 503, "model is loading");
+    srv_model *m = server_acquire(r->s, r->model);
+    if (!m) return http_send_error(r, 503, "model is loading");
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
     v2_format_model(&b, m->cfg->name, m->S, m->classes, arch_name(m->info.arch),
                     flavour_name(m->info.flavour), m->info.untrained);
+    server_release(r->s, m);
     return http_send_json(r, 200, &b);
 }
 
 int info_v2_model_ready(request *r)
 {
-    const srv_model *m = &r->s->models[r->model];
-    int ready =
-        atomic_load_explicit(&m->ready, memory_order_acquire) && !atomic_load(&r->s->draining);
+    srv_model *m = server_acquire(r->s, r->model);
+    int ready = m && !atomic_load(&r->s->draining);
+    server_release(r->s, m);
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
     sbuf_puts(&b, "{\"name\":");
-    sbuf_json_str(&b, m->cfg->name);
+    sbuf_json_str(&b, r->s->slots[r->model].name);
     sbuf_printf(&b, ",\"ready\":%s}\n", ready ? "true" : "false");
     return http_send_json(r, ready ? 200 : 503, &b);
 }

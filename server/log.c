@@ -90,6 +90,8 @@ void log_request(const logger *lg, const log_request_rec *r)
     if (lg->json) {
         sbuf_printf(&b, "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"id\":", ts);
         json_str(&b, r->id);
+        sbuf_puts(&b, ",\"trace_id\":");
+        json_str(&b, r->trace_id);
         sbuf_puts(&b, ",\"method\":");
         json_str(&b, r->method);
         sbuf_puts(&b, ",\"path\":");
@@ -106,6 +108,8 @@ void log_request(const logger *lg, const log_request_rec *r)
     } else {
         sbuf_printf(&b, "%s info  request id=", ts);
         text_str(&b, r->id, 100);
+        sbuf_puts(&b, " trace_id=");
+        text_str(&b, r->trace_id, 40);
         sbuf_puts(&b, " ");
         text_str(&b, r->method, 100);
         sbuf_puts(&b, " ");

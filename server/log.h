@@ -18,6 +18,7 @@ typedef struct {
 /* One request, as logged at LOG_INFO when it completes. */
 typedef struct {
     const char *id;
+    const char *trace_id; /* W3C trace id, 32 hex digits */
     const char *method;
     const char *path;
     const char *model; /* "" if none */

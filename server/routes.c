@@ -62,14 +62,6 @@ static int follows(const route *rt, const char *url, const char **name, size_t *
     return strcspn(*name, rt->name_stop) >= *n;
 }
 
-static int model_index(const server *s, const char *name, size_t n)
-{
-    for (int i = 0; i < s->nmodels; i++)
-        if (strlen(s->models[i].cfg->name) == n && !strncmp(s->models[i].cfg->name, name, n))
-            return i;
-    return -1;
-}
-
 /* Every model serves one version today, "1". A lookup among a model's versions replaces
  * this when a model can have several. */
 static int model_has_version(const server *s, int idx, const char *ver, size_t vn)
@@ -88,14 +80,14 @@ const route *routes_match(const server *s, const char *url, int *model_idx, int 
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (!follows(&table[i], url, &name, &n)) continue;
         if (table[i].suffix) {
-            *model_idx = model_index(s, name, n);
+            *model_idx = server_find(s, name, n);
             *unknown_model = *model_idx < 0;
         }
         return &table[i];
     }
     for (size_t i = 0; i < sizeof versioned / sizeof versioned[0]; i++) {
         if (!follows_versioned(&versioned[i], url, &name, &n, &ver, &vn)) continue;
-        *model_idx = model_index(s, name, n);
+        *model_idx = server_find(s, name, n);
         *unknown_model = *model_idx < 0;
         if (*model_idx >= 0 && !model_has_version(s, *model_idx, ver, vn)) {
             *model_idx = -1;

@@ -3,17 +3,20 @@
  *
  *   1. Configuration (config.c): flags > XBNSERVE_* > file > defaults; --check-config stops
  *      here. Thread counts default to the CPUs the process may really use (cpus.c).
- *   2. SIGTERM/SIGINT/SIGPIPE are blocked before any thread of ours starts (the mask is
- *      inherited), and the main thread takes SIGTERM/SIGINT with sigwaitinfo: no global
- *      flag. Threads created before main (OpenBLAS's pool, started by its constructor) do
- *      not block them, so a handler re-sends any signal such a thread catches to the main
- *      thread (tgkill to tid == pid). A second signal during the drain is ignored.
+ *   2. SIGTERM/SIGINT/SIGHUP/SIGPIPE are blocked before any thread of ours starts (the mask
+ *      is inherited), and the main thread takes SIGTERM/SIGINT/SIGHUP with sigtimedwait: no
+ *      global flag. Threads created before main (OpenBLAS's pool, started by its
+ *      constructor) do not block them, so a handler re-sends any signal such a thread
+ *      catches to the main thread (tgkill to tid == pid). A second signal during the drain
+ *      is ignored.
  *   3. The HTTP daemon starts first, so /healthz answers and /readyz says 503 while models
  *      load. Each model is loaded (load_model), its preprocessing/labels overridden from the
  *      config, and its batcher started: one engine session per worker (worker.c), each
  *      running a warm-up batch. Only then is the model marked ready. Any failure stops the
  *      start (exit 1).
- *   4. On SIGTERM/SIGINT: readiness turns 503 at once, new connections are refused
+ *   4. On SIGHUP the main thread reloads the model set (reload.c), and between signals it
+ *      frees the model instances a reload retired once no request holds them.
+ *   5. On SIGTERM/SIGINT: readiness turns 503 at once, new connections are refused
  *      (http_quiesce), and the main thread waits up to drain_timeout_ms for every accepted
  *      request to be answered, and up to FRESH_WAIT_MS for connections accepted before
  *      that have not sent their request yet. Past that bound, queued images are cancelled
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,12 +41,14 @@
 #include "server/config.h"
 #include "server/cpus.h"
 #include "server/http.h"
+#include "server/reload.h"
 #include "server/server.h"
 #include "server/worker.h"
 
 #define DRAIN_GRACE_MS 2000   /* after drain_timeout_ms: time for cancelled answers to go out */
 #define FRESH_WAIT_MS 1000    /* how long the drain waits for connections still to send */
 #define QUIESCE_SETTLE_MS 100 /* see drain() */
+#define REAP_TICK_MS 100      /* how often the main thread frees retired model instances */
 
 extern char **environ;
 
@@ -146,6 +152,35 @@ static int load_model(server *s, srv_model *m, char *err, size_t errlen)
     return 0;
 }
 
+/* reload_load_fn: a new instance of cfg for slot, around load_model. */
+static int model_instance(server *s, int slot, const model_cfg *cfg, int tpw_auto, srv_model **out,
+                          char *err, size_t errlen)
+{
+    srv_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "model %s: out of memory", cfg->name);
+        return -1;
+    }
+    m->idx = slot;
+    m->cfgv = *cfg;
+    m->cfg = &m->cfgv;
+    m->tpw_auto = tpw_auto;
+    m->srv = s;
+    m->met = s->met;
+    m->log = &s->log;
+    struct stat st; /* before the load: a file replaced during it is seen as changed */
+    if (!stat(cfg->path, &st)) {
+        m->file_size = (long long)st.st_size;
+        m->file_mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    }
+    if (load_model(s, m, err, errlen)) {
+        server_model_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
 /* ---- drain ---- */
 
 /* Wait until no request is in flight and no connection is still fresh (accepted, no request
@@ -178,13 +213,16 @@ static void drain(server *s)
     log_msg(&s->log, LOG_INFO, "draining: %ld requests in flight, waiting up to %lld ms",
             atomic_load(&s->inflight), s->cfg.drain_timeout_ms);
     long long until = t0 + s->cfg.drain_timeout_ms * 1000000LL;
+    int n;
+    srv_model **all = server_instances(s, &n); /* current and retired ones */
     if (!wait_idle(s, t0 + FRESH_WAIT_MS * 1000000LL, until)) {
         log_msg(&s->log, LOG_WARN, "drain timeout: cancelling queued images (503)");
-        for (int i = 0; i < s->nmodels; i++) batcher_cancel(s->models[i].b);
+        for (int i = 0; i < n; i++) batcher_cancel(all[i]->b);
         wait_idle(s, 0, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
     }
-    for (int i = 0; i < s->nmodels; i++) /* joins workers: every job is done after this */
-        batcher_free(server_take_batcher(s, &s->models[i]));
+    for (int i = 0; i < n; i++) /* joins workers: every job is done after this */
+        batcher_free(server_take_batcher(s, all[i]));
+    free(all);
     wait_idle(s, 0, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
     long left = atomic_load(&s->inflight);
     http_stop(s);
@@ -202,15 +240,11 @@ static int start_listening(server *s, int cpus, char *err, size_t errlen)
 
 /* ---- thread sizing ---- */
 
-static void size_threads(server *s, int cpus)
+static void size_threads(server *s, int cpus, int *autos)
 {
     config *c = &s->cfg;
     s->http_threads = c->http_threads ? (int)c->http_threads : cpus;
-    long long workers = 0;
-    for (int i = 0; i < c->nmodels; i++) workers += c->models[i].workers;
-    for (int i = 0; i < c->nmodels; i++)
-        if (c->models[i].threads_per_worker == 0)
-            c->models[i].threads_per_worker = cpus / workers > 0 ? cpus / workers : 1;
+    reload_size_models(c, cpus, autos);
 }
 
 /* ---- start-up ---- */
@@ -231,14 +265,11 @@ static server *server_new(void)
 static void server_free(server *s)
 {
     if (!s) return;
-    for (int i = 0; s->models && i < s->nmodels; i++) {
-        srv_model *m = &s->models[i];
-        batcher_free(m->b);
-        model_free(m->m);
-        free(m->labels_own);
-        free(m->labels_blob);
+    while (s->all) {
+        srv_model *m = s->all;
+        s->all = m->next;
+        server_model_free(m);
     }
-    free(s->models);
     metrics_free(s->met);
     auth_free(&s->auth);
     pthread_cond_destroy(&s->cv);
@@ -264,53 +295,56 @@ static int check_config(const server *s, int cpus)
     return 0;
 }
 
-/* Block SIGTERM, SIGINT and SIGPIPE before any thread of ours starts (the mask is
- * inherited); *sigs gets the two the main thread waits for. */
+/* Block SIGTERM, SIGINT, SIGHUP and SIGPIPE before any thread of ours starts (the mask is
+ * inherited); *sigs gets the two that stop the daemon. SIGHUP stays pending during start-up
+ * and is taken by the main loop once the daemon is ready. */
 static void block_signals(sigset_t *sigs)
 {
     sigemptyset(sigs);
     sigaddset(sigs, SIGTERM);
     sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGHUP);
     sigaddset(sigs, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, sigs, NULL);
     sigdelset(sigs, SIGPIPE);
+    sigdelset(sigs, SIGHUP);
     struct sigaction sa = {0};
     sa.sa_handler = forward_to_main;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* One record per configured model, not loaded yet, and the metrics. 0, or -1 out of memory. */
+/* One slot per configured model, nothing loaded yet, and the metrics. 0, or -1 out of
+ * memory. */
 static int models_init(server *s)
 {
     const char *names[CFG_MAX_MODELS];
     s->nmodels = s->cfg.nmodels;
-    s->models = calloc((size_t)s->nmodels, sizeof *s->models);
-    for (int i = 0; i < s->nmodels; i++) names[i] = s->cfg.models[i].name;
-    s->met = metrics_new(s->nmodels, names);
-    if (!s->models || !s->met) return -1;
     for (int i = 0; i < s->nmodels; i++) {
-        s->models[i].idx = i;
-        s->models[i].cfg = &s->cfg.models[i];
-        s->models[i].met = s->met;
-        s->models[i].log = &s->log;
+        names[i] = s->cfg.models[i].name;
+        server_slot(s, names[i]); /* slot i: names are unique (config_validate) */
+        atomic_store(&s->slots[i].listed, 1);
     }
-    return 0;
+    s->met = metrics_new(s->nmodels, names);
+    return s->met ? 0 : -1;
 }
 
 /* Load the models in turn while HTTP already answers the probes. 0 when every one is ready;
  * otherwise the daemon has been drained: -1 after a failure, 1 after a signal. */
-static int load_models(server *s, const sigset_t *sigs, char *err, size_t errlen)
+static int load_models(server *s, const int *autos, const sigset_t *sigs, char *err, size_t errlen)
 {
     for (int i = 0; i < s->nmodels; i++) {
-        if (load_model(s, &s->models[i], err, errlen)) {
+        srv_model *m = NULL;
+        if (model_instance(s, i, &s->cfg.models[i], autos[i], &m, err, errlen)) {
             log_msg(&s->log, LOG_ERROR, "%s", err);
             s->cfg.drain_timeout_ms = 0; /* answer nothing more: stop at once */
             drain(s);
             return -1;
         }
+        server_publish(s, i, m, 1, "");
         struct timespec zero = {0, 0};
         if (sigtimedwait(sigs, NULL, &zero) > 0) {
             log_msg(&s->log, LOG_INFO, "signal during start-up");
@@ -319,6 +353,22 @@ static int load_models(server *s, const sigset_t *sigs, char *err, size_t errlen
         }
     }
     return 0;
+}
+
+/* The ready daemon's main loop: SIGHUP reloads (reload.c), and every REAP_TICK_MS the
+ * instances a reload retired are freed once no request holds them. Returns SIGTERM or
+ * SIGINT. */
+static int wait_signal(server *s, int argc, char **argv, int cpus, const sigset_t *stop)
+{
+    sigset_t sigs = *stop;
+    sigaddset(&sigs, SIGHUP);
+    for (;;) {
+        struct timespec tick = {0, REAP_TICK_MS * 1000000L};
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) return sig;
+        if (sig == SIGHUP) reload_run(s, argc, argv, cpus, model_instance);
+        server_reap(s);
+    }
 }
 
 int serve_main(int argc, char **argv)
@@ -345,7 +395,8 @@ int serve_main(int argc, char **argv)
     }
     s->log = (logger){(int)s->cfg.log_level, s->cfg.log_format == LOGFMT_JSON, stderr};
     int cpus = cpus_usable();
-    size_threads(s, cpus);
+    int autos[CFG_MAX_MODELS];
+    size_threads(s, cpus, autos);
     if (o.check_only) {
         rc = check_config(s, cpus);
         goto out;
@@ -367,7 +418,7 @@ int serve_main(int argc, char **argv)
         http_stop(s);
         goto out;
     }
-    int st = load_models(s, &sigs, err, sizeof err);
+    int st = load_models(s, autos, &sigs, err, sizeof err);
     if (st) {
         rc = st > 0 ? 0 : 1;
         goto out;
@@ -381,10 +432,9 @@ int serve_main(int argc, char **argv)
         drain(s);
         goto out;
     }
+    atomic_store(&s->started, 1);
     log_msg(&s->log, LOG_INFO, "ready");
-    int sig;
-    while ((sig = sigwaitinfo(&sigs, NULL)) < 0 && errno == EINTR) {
-    }
+    int sig = wait_signal(s, argc, argv, cpus, &sigs);
     log_msg(&s->log, LOG_INFO, "got %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     drain(s);
     rc = 0;

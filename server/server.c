@@ -7,6 +7,10 @@
  */
 #include "server/server.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 long server_queue_depth(server *s, srv_model *m)
 {
     pthread_mutex_lock(&s->mu);
@@ -30,4 +34,111 @@ batcher *server_take_batcher(server *s, srv_model *m)
     m->b = NULL;
     pthread_mutex_unlock(&s->mu);
     return b;
+}
+
+/* ---- the model registry: slots and instances ---- */
+
+int server_find(const server *s, const char *name, size_t n)
+{
+    int ns = atomic_load_explicit(&s->nslots, memory_order_acquire);
+    for (int i = 0; i < ns; i++)
+        if (strlen(s->slots[i].name) == n && !strncmp(s->slots[i].name, name, n) &&
+            atomic_load(&s->slots[i].listed))
+            return i;
+    return -1;
+}
+
+srv_model *server_acquire(server *s, int slot)
+{
+    if (slot < 0) return NULL;
+    pthread_mutex_lock(&s->mu);
+    srv_model *m = s->slots[slot].cur;
+    if (m) m->refs++;
+    pthread_mutex_unlock(&s->mu);
+    return m;
+}
+
+void server_release(server *s, srv_model *m)
+{
+    if (!m) return;
+    pthread_mutex_lock(&s->mu);
+    m->refs--;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void server_last_error(server *s, int slot, char *buf, size_t n)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(buf, n, "%s", s->slots[slot].last_error);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int server_slot(server *s, const char *name)
+{
+    int ns = atomic_load(&s->nslots);
+    for (int i = 0; i < ns; i++)
+        if (!strcmp(s->slots[i].name, name)) return i;
+    if (ns == CFG_MAX_MODELS) return -1;
+    snprintf(s->slots[ns].name, sizeof s->slots[ns].name, "%s", name);
+    atomic_store_explicit(&s->nslots, ns + 1, memory_order_release);
+    return ns;
+}
+
+void server_publish(server *s, int slot, srv_model *m, int listed, const char *err)
+{
+    srv_slot *sl = &s->slots[slot];
+    pthread_mutex_lock(&s->mu);
+    if (m) {
+        m->next = s->all;
+        s->all = m;
+    }
+    if (m || !listed) { /* replaced or removed; a failed load (m NULL, listed) keeps it */
+        if (sl->cur && sl->cur != m) sl->cur->retired = 1;
+        sl->cur = m;
+    }
+    if (err) snprintf(sl->last_error, sizeof sl->last_error, "%s", err);
+    atomic_store(&sl->listed, listed);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void server_reap(server *s)
+{
+    for (;;) {
+        srv_model *dead = NULL;
+        pthread_mutex_lock(&s->mu);
+        for (srv_model **p = &s->all; *p; p = &(*p)->next)
+            if ((*p)->retired && (*p)->refs == 0) {
+                dead = *p;
+                *p = dead->next;
+                break;
+            }
+        pthread_mutex_unlock(&s->mu);
+        if (!dead) return;
+        /* No request holds it and none can take it: its queue is empty. */
+        log_msg(&s->log, LOG_INFO, "model %s: retired instance freed", dead->cfg->name);
+        server_model_free(dead);
+    }
+}
+
+srv_model **server_instances(server *s, int *n)
+{
+    pthread_mutex_lock(&s->mu);
+    int k = 0;
+    for (srv_model *m = s->all; m; m = m->next) k++;
+    srv_model **v = calloc((size_t)k + 1, sizeof *v);
+    k = 0;
+    for (srv_model *m = s->all; v && m; m = m->next) v[k++] = m;
+    pthread_mutex_unlock(&s->mu);
+    *n = k;
+    return v;
+}
+
+void server_model_free(srv_model *m)
+{
+    if (!m) return;
+    batcher_free(m->b);
+    model_free(m->m);
+    free(m->labels_own);
+    free(m->labels_blob);
+    free(m);
 }
