@@ -15,10 +15,13 @@ static int is_structural(char c)
     return c == ',' || c == ':' || c == '"' || c == '[' || c == ']' || c == '{' || c == '}';
 }
 
-/* Index just past the string opening at s[i], or 0 when it is unterminated. */
+/* Index just past the string opening at s[i], or 0 when it is unterminated or holds the
+ * escape \u0000: cJSON's strings are C strings, so whatever followed the NUL would be
+ * dropped unseen (a base64 image cut short, say). */
 static size_t string_end(const char *s, size_t n, size_t i)
 {
     for (i++; i < n; i++) {
+        if (s[i] == '\\' && n - i > 5 && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4)) return 0;
         if (s[i] == '\\')
             i++;
         else if (s[i] == '"')
@@ -196,4 +199,30 @@ int json_numbers(const char *s, size_t n, int max_depth, float *dst, size_t cap,
     skip_ws(&p);
     *count = p.got;
     return rc || p.i != n ? -1 : 0;
+}
+
+/* An object among o and its descendants with a key twice. Objects in requests have a few
+ * keys, so the pairwise comparison stays small; arrays are only walked. */
+static int has_duplicate_key(const cJSON *o)
+{
+    for (const cJSON *a = o->child; a; a = a->next) {
+        if (cJSON_IsObject(o))
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (!strcmp(a->string, b->string)) return 1;
+        if ((cJSON_IsObject(a) || cJSON_IsArray(a)) && has_duplicate_key(a)) return 1;
+    }
+    return 0;
+}
+
+cJSON *json_parse_strict(const char *s, size_t n)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+    if (!root) return NULL;
+    while (end < s + n && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;
+    if (end != s + n || has_duplicate_key(root)) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
 }

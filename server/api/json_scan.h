@@ -12,6 +12,7 @@
 #ifndef XBN_JSON_SCAN_H
 #define XBN_JSON_SCAN_H
 
+#include <cJSON.h>
 #include <stddef.h>
 
 #define JSON_SCAN_MAX_DEPTH 64
@@ -27,8 +28,8 @@ typedef struct {
  * value only, which is not counted. Pass NULL keys to only count. Keys are compared byte for
  * byte, so an escaped spelling does not match (its value is then counted like any other).
  * Only strings and nesting are checked; cJSON or json_numbers checks the rest. Returns 0, or
- * -1 when a string is unterminated, brackets do not match or nesting passes
- * JSON_SCAN_MAX_DEPTH. */
+ * -1 when a string is unterminated or holds the escape \u0000 (cJSON's C strings would end
+ * there), brackets do not match or nesting passes JSON_SCAN_MAX_DEPTH. */
 int json_scan(const char *s, size_t n, const char *array_key, const char *key, json_scan_result *r);
 
 /* Read s[0, n) (whitespace around allowed), a JSON array whose elements are numbers or such
@@ -37,5 +38,12 @@ int json_scan(const char *s, size_t n, const char *array_key, const char *key, j
  * Returns 0, or -1 on anything else (other values, invalid JSON, a number longer than 63
  * characters, a number outside float range) or more than cap numbers. */
 int json_numbers(const char *s, size_t n, int max_depth, float *dst, size_t cap, size_t *count);
+
+/* cJSON's tree of s[0, n), held to what a request must be: one JSON value and nothing after
+ * it but whitespace (cJSON alone stops after the first value), and no object with a key
+ * twice (cJSON keeps both and lookups find the first, so such a body is ambiguous). Call it
+ * after json_scan has bounded the values and the nesting. NULL when the text is refused;
+ * the tree is the caller's (cJSON_Delete). */
+cJSON *json_parse_strict(const char *s, size_t n);
 
 #endif

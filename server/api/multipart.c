@@ -155,6 +155,10 @@ static int take_part(const part *pt, blob *out, int *n, int max_parts, long *top
     int has_ct = header(pt->hdr, pt->hn, "content-type", &v, &vn);
     if (!has_ct && header(pt->hdr, pt->hn, "content-disposition", &v, &vn) &&
         disposition_name_is(v, vn, "top_k")) {
+        if (*top_k >= 0) {
+            snprintf(err, errlen, "top_k is given twice");
+            return PARSE_EINVAL;
+        }
         if (parse_top_k(pt->data, pt->len, top_k)) {
             snprintf(err, errlen, "top_k must be a non-negative integer");
             return PARSE_EINVAL;

@@ -41,7 +41,7 @@ int v1_parse_json(const char *body, size_t len, int max_images, blob **imgs, int
                  PARSE_MAX_JSON_VALUES(max_images));
         goto fail;
     }
-    root = cJSON_ParseWithLength(body, len);
+    root = json_parse_strict(body, len);
     if (!root || !cJSON_IsObject(root)) {
         snprintf(err, errlen, "body is not a JSON object");
         goto fail;

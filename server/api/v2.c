@@ -56,10 +56,10 @@ static int parse_outline(const char *body, size_t len, size_t limit, json_scan_r
         memcpy(text, body, sc->lo);
         memcpy(text + sc->lo, "[]", 2);
         memcpy(text + sc->lo + 2, body + sc->hi, len - sc->hi);
-        *root = cJSON_ParseWithLength(text, tlen);
+        *root = json_parse_strict(text, tlen);
         free(text); /* cJSON keeps copies of what it needs */
     } else {
-        *root = cJSON_ParseWithLength(body, len);
+        *root = json_parse_strict(body, len);
     }
     if (!cJSON_IsObject(*root)) {
         snprintf(err, errlen, "body is not a JSON object");
@@ -301,7 +301,7 @@ static int read_bytes(const char *data, size_t len, size_t limit, const long d[4
         return PARSE_EINVAL;
     }
     int st = PARSE_EINVAL, i = 0;
-    cJSON *bytes = cJSON_ParseWithLength(data, len);
+    cJSON *bytes = json_parse_strict(data, len);
     const cJSON *it;
     if (!bytes_shape_ok(d, nd, err, errlen)) goto done;
     if (!cJSON_IsArray(bytes) || cJSON_GetArraySize(bytes) != out->n) {
