@@ -27,6 +27,7 @@
 #define CFG_FILE_MAX (1 << 20) /* config file size */
 #define CFG_MAX_BATCH 256      /* max_batch_size upper bound */
 #define CFG_MAX_THREADS 256    /* any thread count */
+#define CFG_LIST_MAX 1024      /* a list setting, comma-separated (cors_allow_origins) */
 
 enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 enum { LOGFMT_TEXT, LOGFMT_JSON };
@@ -71,6 +72,9 @@ typedef struct {
     long long log_level;        /* LOG_* */
     long long log_format;       /* LOGFMT_* */
     long long metrics;          /* serve /metrics */
+    long long ui;               /* serve the try-it page at / (server/page.c) */
+    /* Origins allowed cross-origin calls, exact, comma-separated; "": no CORS (cors.c). */
+    char cors_allow_origins[CFG_LIST_MAX];
     model_cfg models[CFG_MAX_MODELS];
     int nmodels;
 } config;

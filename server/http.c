@@ -24,12 +24,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "server/cors.h"
 #include "server/listener.h"
 #include "server/routes.h"
 
 enum { ST_NEW, ST_BODY, ST_WAIT, ST_ANSWERED }; /* request.state */
 
 /* ---- answers ---- */
+
+/* cors.h: nothing unless cors_allow_origins is set and the route takes part. */
+static void add_cors(const request *r, struct MHD_Response *resp)
+{
+    const char *list = r->s->cfg.cors_allow_origins;
+    if (!list[0] || !r->rt || !cors_route(r->rt->endpoint)) return;
+    MHD_add_response_header(resp, "Vary", "Origin");
+    const char *origin = http_header(r, "Origin");
+    if (!cors_origin_allowed(list, origin)) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    if (r->preflight) {
+        char methods[64];
+        snprintf(methods, sizeof methods, "%s, OPTIONS", routes_allow(r->rt));
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", methods);
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+        MHD_add_response_header(resp, "Access-Control-Max-Age", CORS_MAX_AGE);
+    } else {
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+    }
+}
 
 /* Queue `body` (malloc'd, taken) with status `code`. */
 static int send_body(request *r, int code, char *body, size_t len, const char *ctype)
@@ -41,6 +62,9 @@ static int send_body(request *r, int code, char *body, size_t len, const char *c
     }
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->csp) MHD_add_response_header(resp, "Content-Security-Policy", r->csp);
+    add_cors(r, resp);
     if (code == 503) MHD_add_response_header(resp, "Retry-After", "1");
     if (code == 405) MHD_add_response_header(resp, "Allow", routes_allow(r->rt));
     if (atomic_load(&r->s->draining)) MHD_add_response_header(resp, "Connection", "close");
@@ -193,6 +217,11 @@ static int at_the_door(request *r, const char *url, const char *method)
     int unknown;
     r->rt = routes_match(s, url, &r->model, &unknown);
     if (!r->rt) return http_send_error(r, 404, "no such route");
+    if (!strcmp(method, "OPTIONS") && s->cfg.cors_allow_origins[0] && cors_route(r->rt->endpoint)) {
+        r->preflight = 1; /* answered with the (empty) body, like a GET */
+        r->state = ST_BODY;
+        return 0;
+    }
     if (!routes_method_ok(r->rt, method)) {
         snprintf(r->err, sizeof r->err, "method %s not allowed, use %s", method, r->rt->method);
         return http_send_error(r, 405, r->err);
@@ -253,6 +282,10 @@ static int add_body(request *r, const char *data, size_t n)
 /* The body is in: the route's handler. */
 static int body_done(request *r)
 {
+    if (r->preflight) {
+        char *empty = strdup("");
+        return empty ? send_body(r, 204, empty, 0, "text/plain") : -1;
+    }
     if (strcmp(r->rt->method, "GET") && r->len == 0) return http_send_error(r, 400, "empty body");
     return r->rt->handle(r);
 }
