@@ -38,9 +38,9 @@ $(BUILD)/%.o: %.c
 # runs the same code, so batch invariance holds; image code stays unfused to match PIL.
 $(BUILD)/engine/%.o: CFLAGS += -ffp-contract=fast
 
-$(BUILD)/web/assets.c: tools/embed_web.py $(WEB_SRC)
+$(BUILD)/web/assets.c: tools/embed_web.sh $(WEB_SRC)
 	@mkdir -p $(dir $@)
-	$(PY) tools/embed_web.py $(WEB_SRC) > $@.tmp && mv $@.tmp $@
+	tools/embed_web.sh $(WEB_SRC) > $@.tmp && mv $@.tmp $@
 $(BUILD)/web/assets.o: $(BUILD)/web/assets.c
 	$(CC) $(CFLAGS) -c $< -o $@
 

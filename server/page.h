@@ -1,7 +1,7 @@
 /* page.h - the try-it page: GET / and its script and style, built into the binary.
  *
  * The page's source is web/index.html, web/app.js and web/app.css, kept as ordinary files;
- * the Makefile turns them into C arrays (tools/embed_web.py -> build/web/assets.c), so the
+ * the Makefile turns them into C arrays (tools/embed_web.sh -> build/web/assets.c), so the
  * daemon needs no files at run time and the page works offline. The page uses only the
  * public API (GET /v1/models, POST /v1/models/{name}:predict). Script and style are served
  * as their own routes so the Content-Security-Policy can forbid every inline script and

@@ -3,6 +3,7 @@ and its script and style with their headers, `ui: false`, and cors_allow_origins
 origin echoed, an unlisted one not, the preflight, nothing at all when unset). The browser
 half is test_page_browser.py. Env: XBN_BIN, XBN_MODELS."""
 import json
+import os
 
 import pytest
 
@@ -11,6 +12,7 @@ from test_http import SMALL, Server
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 A, B = "http://a.example", "http://b.example:8000"
+WEB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "web")
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,8 @@ def test_page_and_its_headers(plain, path, ctype, needle):
     assert h["Content-Security-Policy"] == PAGE_CSP
     assert h["X-Content-Type-Options"] == "nosniff"
     assert needle in body
+    with open(os.path.join(WEB, "index.html" if path == "/" else path[4:]), "rb") as f:
+        assert body == f.read()  # the file itself, byte for byte
     assert plain.request("HEAD", path)[0] == 200
 
 
