@@ -15,7 +15,9 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 # The layers (docs/architecture.md); every include is path-qualified from the top (-I.).
 SRC_DIRS := engine engine/kernels image server server/api cli
 LIB_SRC := $(filter-out cli/main.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/web/assets.o
+# The try-it page (server/page.h): web/ kept as ordinary files, built in as C arrays.
+WEB_SRC := web/index.html web/app.js web/app.css
 TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 C_FILES := $(foreach d,$(SRC_DIRS) tests/unit tests/fuzz,$(wildcard $(d)/*.[ch]))
 MODELS  := $(BUILD)/models
@@ -48,6 +50,11 @@ $(BUILD)/version.stamp: FORCE
 $(BUILD)/server/metrics.o: $(BUILD)/version.stamp
 $(BUILD)/server/metrics.o: override CFLAGS += -DXBN_VERSION='"$(XBN_VERSION)"'
 FORCE:
+$(BUILD)/web/assets.c: tools/embed_web.sh $(WEB_SRC)
+	@mkdir -p $(dir $@)
+	tools/embed_web.sh $(WEB_SRC) > $@.tmp && mv $@.tmp $@
+$(BUILD)/web/assets.o: $(BUILD)/web/assets.c
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/xbnserve: $(BUILD)/cli/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

@@ -20,7 +20,8 @@
  * flag is unknown anyway. */
 #define KEY_MAX 96
 
-typedef enum { K_INT, K_STR, K_BOOL, K_ENUM } ktype;
+/* K_LIST: a K_STR holding comma-separated items; a JSON array of strings in the file. */
+typedef enum { K_INT, K_STR, K_BOOL, K_ENUM, K_LIST } ktype;
 
 typedef struct {
     const char *key;
@@ -79,6 +80,10 @@ static const setting server_keys[] = {
      "health probes need no token"},
     {"auth_exempt_metrics", K_BOOL, offsetof(config, auth_exempt_metrics), 0, 0, 1, NULL,
      "/metrics needs no token"},
+    {"ui", K_BOOL, offsetof(config, ui), 0, 0, 1, NULL, "serve the try-it page at GET /"},
+    {"cors_allow_origins", K_LIST, offsetof(config, cors_allow_origins),
+     sizeof((config *)0)->cors_allow_origins, 0, 0, NULL,
+     "origins allowed cross-origin calls, exact, comma-separated (empty: no CORS)"},
 };
 
 static const setting model_keys[] = {
@@ -132,6 +137,7 @@ void config_defaults(config *c)
     c->metrics = 1;
     c->auth_exempt_probes = 1;
     c->auth_exempt_metrics = 1;
+    c->ui = 1;
 }
 
 static const setting *find(const setting *t, size_t n, const char *key)
@@ -160,14 +166,23 @@ static void range_err(const setting *s, const char *where, const char *got, char
         snprintf(err, errlen, "%s: expected a string of at most %zu bytes", where, s->size - 1);
 }
 
+/* A K_LIST's text: empty, or items without blanks or empty items between the commas. */
+static int list_ok(const char *v)
+{
+    if (!*v) return 1;
+    for (const char *q = v; *q; q++)
+        if (isspace((unsigned char)*q) || (*q == ',' && (q == v || !q[1] || q[1] == ','))) return 0;
+    return 1;
+}
+
 /* Set one field from text. `where` names the source for the message. */
 static int set_text(const setting *s, void *base, const char *v, const char *where, char *err,
                     size_t errlen)
 {
     char *p = (char *)base + s->off;
-    if (s->type == K_STR) {
+    if (s->type == K_STR || s->type == K_LIST) {
         size_t n = strlen(v);
-        if (n >= s->size) goto bad;
+        if (n >= s->size || (s->type == K_LIST && !list_ok(v))) goto bad;
         memcpy(p, v, n + 1);
         return 0;
     }
@@ -193,6 +208,28 @@ bad:
     return -1;
 }
 
+/* A K_LIST from a JSON array of strings: joined with commas, then checked as text. */
+static int set_json_list(const setting *s, void *base, const cJSON *v, const char *where, char *err,
+                         size_t errlen)
+{
+    char buf[CFG_LIST_MAX] = "";
+    size_t n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v)
+    {
+        const char *item = cJSON_GetStringValue(it);
+        size_t k = item ? strlen(item) : 0;
+        if (!k || strchr(item, ',') || n + k + 2 > sizeof buf) {
+            range_err(s, where, item ? item : "(not a JSON string)", err, errlen);
+            return -1;
+        }
+        if (n) buf[n++] = ',';
+        memcpy(buf + n, item, k + 1);
+        n += k;
+    }
+    return set_text(s, base, buf, where, err, errlen);
+}
+
 /* Set one field from a JSON value. */
 static int set_json(const setting *s, void *base, const cJSON *v, const char *where, char *err,
                     size_t errlen)
@@ -215,6 +252,7 @@ static int set_json(const setting *s, void *base, const cJSON *v, const char *wh
         }
         return set_text(s, base, cJSON_IsTrue(v) ? "true" : "false", where, err, errlen);
     }
+    if (s->type == K_LIST && cJSON_IsArray(v)) return set_json_list(s, base, v, where, err, errlen);
     if (!cJSON_IsString(v)) {
         range_err(s, where, "(not a JSON string)", err, errlen);
         return -1;
@@ -654,7 +692,7 @@ static void usage_table(FILE *f, const setting *t, size_t n, const void *default
         long long x;
         memcpy(&x, p, sizeof x);
         fprintf(f, "  --%-24s %-34s ", flag, env);
-        if (s->type == K_STR)
+        if (s->type == K_STR || s->type == K_LIST)
             fprintf(f, "[%s] ", p);
         else if (s->type == K_ENUM)
             fprintf(f, "[%s] ", s->names[x]);
@@ -694,7 +732,7 @@ static void print_keys(FILE *f, const setting *t, size_t n, const void *base, co
         long long x;
         memcpy(&x, p, sizeof x);
         fprintf(f, "%s\"%s\": ", ind, s->key);
-        if (s->type == K_STR) {
+        if (s->type == K_STR || s->type == K_LIST) {
             fputc('"', f);
             for (; *p; p++) fprintf(f, (*p == '"' || *p == '\\') ? "\\%c" : "%c", *p);
             fputc('"', f);

@@ -26,12 +26,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "server/cors.h"
 #include "server/listener.h"
 #include "server/routes.h"
 
 enum { ST_NEW, ST_BODY, ST_WAIT, ST_ANSWERED }; /* request.state */
 
 /* ---- answers ---- */
+
+/* cors.h: nothing unless cors_allow_origins is set and the route takes part. */
+static void add_cors(const request *r, struct MHD_Response *resp)
+{
+    const char *list = r->s->cfg.cors_allow_origins;
+    if (!list[0] || !r->rt || !cors_route(r->rt->endpoint)) return;
+    MHD_add_response_header(resp, "Vary", "Origin");
+    const char *origin = http_header(r, "Origin");
+    if (!cors_origin_allowed(list, origin)) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    if (r->preflight) {
+        char methods[64];
+        snprintf(methods, sizeof methods, "%s, OPTIONS", routes_allow(r->rt));
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", methods);
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+        MHD_add_response_header(resp, "Access-Control-Max-Age", CORS_MAX_AGE);
+    } else {
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+    }
+}
 
 /* Queue `body` (malloc'd, taken) with status `code`, and the header hname: hval if hname. */
 static int send_body(request *r, int code, char *body, size_t len, const char *ctype,
@@ -48,6 +69,9 @@ static int send_body(request *r, int code, char *body, size_t len, const char *c
     char tp[TRACE_HEADER_LEN + 1];
     trace_header(&r->trace, tp);
     MHD_add_response_header(resp, "traceparent", tp);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->csp) MHD_add_response_header(resp, "Content-Security-Policy", r->csp);
+    add_cors(r, resp);
     if (code == 503) MHD_add_response_header(resp, "Retry-After", "1");
     if (code == 405) MHD_add_response_header(resp, "Allow", routes_allow(r->rt));
     if (code == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"xbnserve\"");
@@ -274,6 +298,11 @@ static int at_the_door(request *r, const char *url, const char *method)
     int unknown;
     r->rt = routes_match(s, url, &r->model, &unknown);
     if (!r->rt) return http_send_error(r, 404, "no such route");
+    if (!strcmp(method, "OPTIONS") && s->cfg.cors_allow_origins[0] && cors_route(r->rt->endpoint)) {
+        r->preflight = 1; /* answered with the (empty) body, like a GET; browsers send no token */
+        r->state = ST_BODY;
+        return 0;
+    }
     /* Before the method and the model: without a token nothing about them is told. */
     if (!auth_ok(&s->auth, auth_level(&s->auth, r->rt->endpoint), http_header(r, "Authorization")))
         return http_send_error(r, 401, "missing or invalid bearer token");
@@ -338,6 +367,10 @@ static int add_body(request *r, const char *data, size_t n)
 /* The body is in: the route's handler. */
 static int body_done(request *r)
 {
+    if (r->preflight) {
+        char *empty = strdup("");
+        return empty ? send_body(r, 204, empty, 0, "text/plain", NULL, NULL) : -1;
+    }
     if (strcmp(r->rt->method, "GET") && r->len == 0) return http_send_error(r, 400, "empty body");
     metrics_request_bytes(r->s->met, r->model, r->rt->endpoint, r->len);
     return r->rt->handle(r);

@@ -51,12 +51,14 @@ struct request {
     int status;            /* the answer's HTTP status once queued; 0 before */
     char err[SRV_ERR_MAX]; /* the error message sent, for the log; "" if none */
     infer_work work;       /* the inference routes' state (infer.c) */
+    const char *csp;       /* the answer's Content-Security-Policy, static; NULL: none */
     /* http.c's own. */
     struct MHD_Connection *conn;
     int state;
     size_t cap;
     int overflow;
     int close;          /* answer with Connection: close (framing in doubt) */
+    int preflight;      /* a CORS preflight (OPTIONS), answered 204 once the (empty) body is in */
     pthread_mutex_t mu; /* http_suspend against http_wake */
     int woken, suspended;
 };
@@ -72,9 +74,10 @@ void http_quiesce(server *s);
 void http_stop(server *s);
 
 /* Queue r's one answer: status `code`, the bytes of b (taken; a failed b becomes a 500
- * "out of memory"). Every answer carries X-Request-Id and traceparent (trace.h); a 503 also
- * Retry-After: 1, a 405 the route's Allow, and every answer while draining Connection:
- * close. Sets r->status. */
+ * "out of memory"). Every answer carries X-Request-Id, traceparent (trace.h) and
+ * X-Content-Type-Options: nosniff; a 503 also Retry-After: 1, a 405 the route's Allow, one
+ * with r->csp set that policy, one on a CORS route the CORS headers (cors.h), and every
+ * answer while draining Connection: close. Sets r->status. */
 int http_send(request *r, int code, sbuf *b, const char *content_type);
 int http_send_json(request *r, int code, sbuf *b);
 /* http_send with one more header, hname: hval (a failed b is answered without it). */

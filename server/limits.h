@@ -26,6 +26,9 @@
  * its memory grows with the batch size. */
 #define CFG_MAX_BATCH 256
 
+/* A list setting, its items comma-separated (cors_allow_origins): a few dozen origins. */
+#define CFG_LIST_MAX 1024
+
 /* Every error message buffer of the daemon: configuration and start-up messages (a source, a
  * key and a value, or a model's name, path and loader's message) and the one a request's
  * client is sent and its log line shows (each part cut to its %.Ns in the format). */

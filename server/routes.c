@@ -11,8 +11,12 @@
 
 #include "server/info.h"
 #include "server/infer.h"
+#include "server/page.h"
 
 static const route table[] = {
+    {"/", NULL, NULL, "GET", "page", NULL, page_index, NULL},
+    {"/ui/app.js", NULL, NULL, "GET", "page", NULL, page_js, NULL},
+    {"/ui/app.css", NULL, NULL, "GET", "page", NULL, page_css, NULL},
     {"/healthz", NULL, NULL, "GET", "healthz", NULL, info_healthz, NULL},
     {"/readyz", NULL, NULL, "GET", "readyz", NULL, info_readyz, NULL},
     {"/metrics", NULL, NULL, "GET", "metrics", NULL, info_metrics, NULL},
