@@ -125,7 +125,7 @@ static void find_pid(portowner *o)
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/comm", o->pid);
     FILE *f = fopen(path, "r");
-    if (!f || !fgets(o->comm, sizeof o->comm, f)) strcpy(o->comm, "?");
+    if (!f || !fgets(o->comm, sizeof o->comm, f)) snprintf(o->comm, sizeof o->comm, "?");
     if (f) fclose(f);
     o->comm[strcspn(o->comm, "\n")] = 0;
 }
