@@ -7,7 +7,7 @@ Writes OUTDIR/<driver>/<name> for the drivers image, multipart, v1, v2, config, 
 npy, in each driver's input form (see the comment at the top of each driver). The inputs
 are the shapes the tests use, kept small so a mutation explores structure rather than pixel
 data: tiny JPEGs and PNGs of every kind the decoders handle, the request bodies of
-tests/integration/test_http.py, config/xbnserve.json, the headers of the models in MODELS_DIR (default
+tests/integration/xbn.py, config/xbnserve.json, the headers of the models in MODELS_DIR (default
 build/models; `make models`), and .npy files of several shapes. Deterministic: the same
 files on every run. Nothing here is committed; small crash inputs that became regression
 tests live in tests/fuzz/regress/<driver>/.

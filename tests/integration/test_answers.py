@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from test_http import SMALL, Server, image_bytes, model_labels, multipart
+from xbn import SMALL, Server, image_bytes, model_labels, multipart
 
 PREDICT = "/v1/models/small:predict"
 IMAGES = [image_bytes(1000 + i, size=(48, 40)) for i in range(48)]

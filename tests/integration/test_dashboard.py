@@ -20,7 +20,7 @@ import urllib.request
 import pytest
 import yaml
 
-from test_http import JPEG, SMALL, Server
+from xbn import JPEG, SMALL, Server
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "docker" / "grafana"

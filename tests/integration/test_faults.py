@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from test_http import BIN, SMALL, JPEG, PNG, Server, daemon_sockets, image_bytes, multipart
+from xbn import BIN, SMALL, JPEG, PNG, Server, daemon_sockets, image_bytes, multipart
 
 HDR_JPEG = {"Content-Type": "image/jpeg"}
 

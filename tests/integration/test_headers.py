@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from test_http import JPEG, SMALL, Server, metric, multipart, scrape
+from xbn import JPEG, SMALL, Server, metric, multipart, scrape
 
 PREDICT = "/v1/models/small:predict"
 HDR_JPEG = {"Content-Type": "image/jpeg"}

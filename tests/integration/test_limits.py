@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from test_http import (JPEG, MODELS, SMALL, Server, image_bytes, metric, multipart, raw_scores,
+from xbn import (JPEG, MODELS, SMALL, Server, image_bytes, metric, multipart, raw_scores,
                        scrape)
 from test_faults import raw, status_of
 

@@ -2,7 +2,7 @@
 requests moves each xbnserve_requests_total series (model, endpoint, code) and each
 histogram's count by exactly the number sent, image and batch counters by exactly the images
 and batches computed, and the gauges (queue depth, requests in flight) return to their idle
-values. The exposition text is parsed line by line (test_http.parse_metrics); every scrape
+values. The exposition text is parsed line by line (xbn.parse_metrics); every scrape
 waits until only itself is in flight, so every earlier request has been counted."""
 import base64
 import json
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from test_http import (JPEG, PNG, SMALL, Server, image_bytes, metric, multipart, parse_metrics,
+from xbn import (JPEG, PNG, SMALL, Server, image_bytes, metric, multipart, parse_metrics,
                        scrape)
 
 PREDICT = "/v1/models/small:predict"

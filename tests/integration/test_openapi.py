@@ -12,7 +12,7 @@
    against the request schemas. Mutated exchanges and a broken copy of the document fail it.
 
 The validators are installed by `make node-deps` (part of `make test`); without them these
-tests are skipped. Env: XBN_BIN, XBN_MODELS (as test_http.py), XBN_NODE_DIR (build/node).
+tests are skipped. Env: XBN_BIN, XBN_MODELS (as xbn.py), XBN_NODE_DIR (build/node).
 """
 
 import base64
@@ -30,7 +30,7 @@ import time
 import pytest
 import yaml
 
-from test_http import JPEG, PNG, SMALL, Server, image_bytes, multipart
+from xbn import JPEG, PNG, SMALL, Server, image_bytes, multipart
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "openapi.yaml"

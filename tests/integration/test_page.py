@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from test_http import SMALL, Server
+from xbn import SMALL, Server
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -92,7 +92,7 @@ def test_listed_origin_is_echoed(srv, origin):
     assert h["Access-Control-Allow-Origin"] == origin
     assert h["Vary"] == "Origin"
     assert h["Access-Control-Expose-Headers"] == "X-Request-Id, Retry-After"
-    from test_http import JPEG
+    from xbn import JPEG
     st, h, body = srv.request("POST", "/v1/models/small:predict", JPEG,
                               {"Content-Type": "image/jpeg", "Origin": origin})
     assert st == 200 and h["Access-Control-Allow-Origin"] == origin
@@ -141,7 +141,7 @@ def test_cors_only_on_the_api_routes(srv):
 
 
 def test_cors_setting_errors(tmp_path):
-    from test_http import run_check
+    from xbn import run_check
     for bad in (["--cors-allow-origins", "http://a.example, http://b.example"],
                 ["--cors-allow-origins", "http://a.example,,http://b.example"],
                 ["--cors-allow-origins", ",http://a.example"]):

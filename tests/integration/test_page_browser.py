@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_http import SMALL, Server
+from xbn import SMALL, Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

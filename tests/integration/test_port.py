@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from test_http import BIN, JPEG, SMALL, Server
+from xbn import BIN, JPEG, SMALL, Server
 
 PY = "/usr/bin/python3"
 START_TIMEOUT = 30

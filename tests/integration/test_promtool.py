@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from test_http import BIN, JPEG, SMALL, Server
+from xbn import BIN, JPEG, SMALL, Server
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -184,7 +184,7 @@ def test_process_metrics_agree_with_proc(daemon):
 def test_body_bytes_and_preprocess_step_exactly(daemon):
     """The body byte counters move by exactly the bytes on the wire, the preprocess histogram
     by one per decoded image."""
-    from test_http import PNG, multipart
+    from xbn import PNG, multipart
     req = 'xbnserve_request_bytes_total{model="small",endpoint="v1_predict"}'
     resp = 'xbnserve_response_bytes_total{model="small",endpoint="v1_predict"}'
     pre = 'xbnserve_preprocess_seconds_count{model="small"}'

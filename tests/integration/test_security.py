@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from test_http import SMALL, Server, image_bytes
+from xbn import SMALL, Server, image_bytes
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +270,7 @@ def test_exemptions_off_and_token_file(tmp_path):
 
 def run_serve(args, env=None):
     import os, subprocess
-    from test_http import BIN
+    from xbn import BIN
     e = {k: v for k, v in os.environ.items() if not k.startswith("XBNSERVE_")}
     e.update(env or {})
     return subprocess.run([BIN, "serve", "--model", "m=" + SMALL, *args], env=e,

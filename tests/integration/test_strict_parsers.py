@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from test_http import JPEG, SMALL, Server, raw_scores, run_check
+from xbn import JPEG, SMALL, Server, raw_scores, run_check
 
 PREDICT = "/v1/models/small:predict"
 INFER = "/v2/models/small/infer"

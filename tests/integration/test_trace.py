@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from test_http import SMALL, Server
+from xbn import SMALL, Server
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"

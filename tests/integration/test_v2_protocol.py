@@ -12,7 +12,7 @@ import struct
 import numpy as np
 import pytest
 
-from test_http import JPEG, PNG, SMALL, Server
+from xbn import JPEG, PNG, SMALL, Server
 
 CLASSES = 17
 INFER = "/v2/models/small/infer"

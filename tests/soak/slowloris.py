@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from soak import ROOT, image_bytes, start_daemon  # noqa: E402
-from test_http import daemon_sockets  # noqa: E402
+from xbn import daemon_sockets  # noqa: E402
 
 
 def predict(port, body, timeout=30):

@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from test_http import image_bytes, multipart  # noqa: E402  (tests/integration/: the helpers the pytest suite uses)
+from xbn import image_bytes, multipart  # noqa: E402  (tests/integration/: the helpers the pytest suite uses)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
