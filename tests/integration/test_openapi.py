@@ -154,7 +154,7 @@ JSON = {"Content-Type": "application/json"}
 def exercise_main(rec):
     """Every route of a normally running daemon, with the statuses it gives right away."""
     st = {}
-    for path in ("/healthz", "/readyz", "/metrics", "/v1/models", "/v1/models/small", "/v2",
+    for path in ("/", "/healthz", "/readyz", "/metrics", "/v1/models", "/v1/models/small", "/v2",
                  "/v2/health/live", "/v2/health/ready", "/v2/models/small", "/v2/models/small/ready"):
         st[path] = rec("GET", path)[0]
     rec("HEAD", "/healthz")
