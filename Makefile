@@ -14,8 +14,10 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
 # The layers (docs/architecture.md); every include is path-qualified from the top (-I.).
 SRC_DIRS := engine engine/kernels image server server/api cli
-LIB_SRC := $(filter-out cli/main.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# engine/kernels/kernels.c is built once per instruction set (kernels_avx2.o, kernels_base.o).
+LIB_SRC := $(filter-out cli/main.c engine/kernels/kernels.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
+KERNELS_OBJ := $(BUILD)/engine/kernels/kernels_avx2.o $(BUILD)/engine/kernels/kernels_base.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KERNELS_OBJ)
 TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 C_FILES := $(foreach d,$(SRC_DIRS) tests/unit tests/fuzz,$(wildcard $(d)/*.[ch]))
 MODELS  := $(BUILD)/models
@@ -35,6 +37,11 @@ $(BUILD)/%.o: %.c
 # The engine lets the compiler fuse a*b+c into one FMA: faster and more exact. Every sample
 # runs the same code, so batch invariance holds; image code stays unfused to match PIL.
 $(BUILD)/engine/%.o: CFLAGS += -ffp-contract=fast
+
+# The kernel table's per-instruction-set builds of kernels.c, their functions suffixed.
+$(KERNELS_OBJ): $(BUILD)/engine/kernels/kernels_%.o: engine/kernels/kernels.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DKERNELS_ISA=$* -c $< -o $@
 
 $(BUILD)/xbnserve: $(BUILD)/cli/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

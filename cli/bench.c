@@ -40,6 +40,7 @@ int cmd_bench(int argc, char **argv)
     const char *path = NULL;
     double batch = 1, threads = 1, seconds = 5, size = 0;
     int profile = 0;
+    model_load_opts opts = {0};
     for (int i = 1; i < argc; i++) {
         int bad = i + 1 >= argc;
         if (!strcmp(argv[i], "--profile"))
@@ -54,11 +55,14 @@ int cmd_bench(int argc, char **argv)
             bad = arg_num(argv[++i], 0.01, 3600, &seconds);
         else if (!bad && !strcmp(argv[i], "--size"))
             bad = arg_num(argv[++i], 32, 4096, &size);
+        else if (!bad && !strcmp(argv[i], "--gemm"))
+            bad = engine_gemm_parse(argv[++i], &opts.gemm);
         else
             bad = 1;
         if (bad) {
             fprintf(stderr, "usage: xbnserve bench --model MODEL [--batch B] [--threads T] "
-                            "[--seconds S] [--size S] [--profile]\n");
+                            "[--seconds S] [--size S] [--gemm auto|avx512|avx2|blas] "
+                            "[--profile]\n");
             return 2;
         }
     }
@@ -72,7 +76,7 @@ int cmd_bench(int argc, char **argv)
     float *x = NULL, *logits = NULL;
     double *lat = NULL;
     int rc = 1, b = (int)batch;
-    if (model_load(path, &m, err, sizeof err)) {
+    if (model_load(path, &opts, &m, err, sizeof err)) {
         fprintf(stderr, "bench: %s\n", err);
         return 1;
     }

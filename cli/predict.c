@@ -22,6 +22,7 @@ typedef struct {
     int top_k, logits, threads, size;
     char **inputs;
     int n_inputs;
+    model_load_opts opts; /* --gemm */
 } predict_args;
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -48,6 +49,8 @@ static int parse_args(int argc, char **argv, predict_args *a, int need_inputs)
             if (parse_int(argv[++i], 1, 64, &a->threads)) return -1;
         } else if (!strcmp(s, "--size") && i + 1 < argc) {
             if (parse_int(argv[++i], 1, 8192, &a->size)) return -1;
+        } else if (!strcmp(s, "--gemm") && i + 1 < argc) {
+            if (engine_gemm_parse(argv[++i], &a->opts.gemm)) return -1;
         } else if (!strcmp(s, "--logits"))
             a->logits = 1;
         else if (s[0] == '-' && s[1])
@@ -167,11 +170,11 @@ int cmd_predict(int argc, char **argv)
     int rc = 1, sh = 0, sw = 0;
     if (parse_args(argc, argv, &a, 1)) {
         fprintf(stderr, "usage: xbnserve predict --model MODEL [--top-k K] [--logits] "
-                        "[--threads T] INPUT...\n"
+                        "[--threads T] [--gemm auto|avx512|avx2|blas] INPUT...\n"
                         "  INPUT: an image (JPEG, PNG) or a float32 .npy [N,3,H,W] or [3,H,W]\n");
         return 2;
     }
-    if (model_load(a.model, &m, err, sizeof err)) {
+    if (model_load(a.model, &a.opts, &m, err, sizeof err)) {
         fprintf(stderr, "predict: %s\n", err);
         return 1;
     }
@@ -228,11 +231,11 @@ int cmd_inspect(int argc, char **argv)
     model *m = NULL;
     session *s = NULL;
     if (parse_args(argc, argv, &a, 0) || a.n_inputs) {
-        fprintf(stderr, "usage: xbnserve inspect [--model] MODEL [--size S]\n");
+        fprintf(stderr, "usage: xbnserve inspect [--model] MODEL [--size S] [--gemm KERNELS]\n");
         return 2;
     }
     const char *path = a.model;
-    if (model_load(path, &m, err, sizeof err)) {
+    if (model_load(path, &a.opts, &m, err, sizeof err)) {
         fprintf(stderr, "inspect: %s\n", err);
         return 1;
     }

@@ -178,7 +178,7 @@ int cmd_preprocess(int argc, char **argv)
         return 2;
     }
     if (model_path) {
-        if (model_load(model_path, &m, err, sizeof err)) {
+        if (model_load(model_path, NULL, &m, err, sizeof err)) {
             fprintf(stderr, "preprocess: %s\n", err);
             goto done;
         }

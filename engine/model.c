@@ -15,14 +15,10 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "engine/kernels/gemm_packed.h"
+#include "engine/kernels/kernel_table.h"
+#include "engine/limits.h"
 #include "engine/net.h"
 #include "engine/safetensors.h"
-#include "engine/kernels/winograd.h"
-
-#define MODEL_MAX_CLASSES 100000
-#define MODEL_MAX_CHANNELS 8192         /* kernels keep per-channel arrays on the stack */
-#define MODEL_MAX_BIAS_FLOATS (1 << 20) /* zero biases of bias-free convs: ~30k in ResNet50 */
 
 struct model {
     model_info info;
@@ -159,7 +155,8 @@ static int add_conv(builder *b, int in, conv_spec s)
     int out = new_tensor(b, cout);
     op *o = new_op(b, OP_CONV, s.w);
     size_t kk = (size_t)k * k * cin;
-    int packed = b->m->net.packed_gemm;
+    const kernel_table *kt = b->m->net.kt;
+    int packed = kt->gemm != NULL;
     int wino = packed && k == 3 && s.stride == 1 && s.pad == 1 && s.padm == PAD_SYM && s.res < 0
                    ? wino_choose(cin, cout)
                    : 0;
@@ -171,7 +168,8 @@ static int add_conv(builder *b, int in, conv_spec s)
     float *bias = take(b, (size_t)cout); /* zeros without bias or BN */
     if (out < 0 || !o || !w || !wp || !bias) {
         if (packed) free(w);
-        return berr(b, "out of memory"), -1;
+        berr(b, "out of memory");
+        return -1;
     }
     *o = (op){.kind = OP_CONV,
               .in = in,
@@ -203,12 +201,14 @@ static int add_conv(builder *b, int in, conv_spec s)
             memcpy(&vr, var->data + 4 * oc, 4);
             if (!(vr >= 0)) {
                 if (packed) free(w);
-                return berr(b, "%s.running_var[%d] is negative or NaN", s.bn, oc), -1;
+                berr(b, "%s.running_var[%d] is negative or NaN", s.bn, oc);
+                return -1;
             }
             scale = gm / sqrt((double)vr + b->bn_eps);
-            shift = bt - mn * scale;
+            /* Fused multiply-adds, spelled out: every build and CPU folds to the same bits. */
+            shift = fma(-mn, scale, bt);
         }
-        bias[oc] = (float)(bv * scale + shift);
+        bias[oc] = (float)fma(bv, scale, shift);
         for (int ci = 0; ci < cin; ci++)
             for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++) {
@@ -218,11 +218,15 @@ static int add_conv(builder *b, int in, conv_spec s)
     }
     int rc = 0;
     if (wino)
-        rc = wino_pack_weights(wino, w, cin, cout, wp);
+        rc = kt->wino_pack(wino, w, cin, cout, wp);
     else if (packed)
-        gemm_pack_b(w, (int)kk, cout, wp);
+        kt->pack(w, (int)kk, cout, wp);
     if (packed) free(w);
-    return rc ? berr(b, "out of memory"), -1 : out;
+    if (rc) {
+        berr(b, "out of memory");
+        return -1;
+    }
+    return out;
 }
 
 /* Depthwise 3x3, no bias. */
@@ -234,7 +238,10 @@ static int add_dwconv(builder *b, int in, const char *wname, int stride, pad_mod
     int out = new_tensor(b, c);
     op *o = new_op(b, OP_DWCONV, wname);
     float *w = take(b, (size_t)9 * c);
-    if (out < 0 || !o || !w) return berr(b, "out of memory"), -1;
+    if (out < 0 || !o || !w) {
+        berr(b, "out of memory");
+        return -1;
+    }
     *o = (op){.kind = OP_DWCONV,
               .in = in,
               .out = out,
@@ -258,15 +265,20 @@ static int add_gn(builder *b, int x, const char *prefix, act_kind act)
     char name[96];
     const st_tensor *tg, *tb;
     int c = b->chans[x], groups = b->m->info.gn_groups < c ? b->m->info.gn_groups : c;
-    if (c % groups)
-        return berr(b, "%s: %d channels do not split into %d groups", prefix, c, groups), -1;
+    if (c % groups) {
+        berr(b, "%s: %d channels do not split into %d groups", prefix, c, groups);
+        return -1;
+    }
     snprintf(name, sizeof name, "%s.weight", prefix);
     if (get(b, name, &tg, 1, c)) return -1;
     snprintf(name, sizeof name, "%s.bias", prefix);
     if (get(b, name, &tb, 1, c)) return -1;
     op *o = new_op(b, OP_GN, prefix);
     float *w = take(b, 2 * (size_t)c);
-    if (!o || !w) return berr(b, "out of memory"), -1;
+    if (!o || !w) {
+        berr(b, "out of memory");
+        return -1;
+    }
     st_read_f32(tg, w);
     st_read_f32(tb, w + c);
     *o = (op){.kind = OP_GN,
@@ -288,7 +300,10 @@ static int add_simple(builder *b, op_kind kind, int in, int cout, const char *na
 {
     int out = new_tensor(b, cout);
     op *o = new_op(b, kind, name);
-    if (out < 0 || !o) return berr(b, "out of memory"), -1;
+    if (out < 0 || !o) {
+        berr(b, "out of memory");
+        return -1;
+    }
     o->in = in, o->out = out, o->cin = b->chans[in], o->cout = cout;
     if (kind == OP_MAXPOOL) o->k = 3, o->stride = 2, o->pad = 1;
     return out;
@@ -305,7 +320,10 @@ static int add_dense(builder *b, int in, const char *prefix, int classes)
     if (get(b, name, &tb, 1, classes)) return -1;
     int out = add_simple(b, OP_DENSE, in, classes, prefix);
     float *w = take(b, (size_t)classes * cin + classes);
-    if (out < 0 || !w) return berr(b, "out of memory"), -1;
+    if (out < 0 || !w) {
+        berr(b, "out of memory");
+        return -1;
+    }
     op *o = &b->m->net.ops[b->m->net.n_ops - 1];
     st_read_f32(tw, w);
     st_read_f32(tb, w + (size_t)classes * cin);
@@ -590,8 +608,8 @@ static int parse_meta(builder *b)
     }
     int def_groups = in->arch == ARCH_MOBILENETV2 ? 16 : in->flavour == FLAVOUR_KERAS ? 32 : 64;
     if (meta_int(b, "classes", -1, 1, MODEL_MAX_CLASSES, &in->classes) ||
-        meta_int(b, "gn_groups", def_groups, 1, 4096, &in->gn_groups) ||
-        meta_int(b, "input_size", 224, 32, 4096, &in->input_size))
+        meta_int(b, "gn_groups", def_groups, 1, MODEL_MAX_GN_GROUPS, &in->gn_groups) ||
+        meta_int(b, "input_size", 224, MODEL_MIN_INPUT, MODEL_MAX_INPUT, &in->input_size))
         return XBN_EFORMAT;
     s = st_meta(b->f, "untrained");
     in->untrained = s && !strcmp(s, "true");
@@ -609,13 +627,31 @@ static int parse_meta(builder *b)
     return 0;
 }
 
-int model_load(const char *path, model **out, char *err, size_t errlen)
+/* Floats of the weights allocation: never more than the file's floats plus one bias per
+ * convolution (BN's four vectors become one bias; a conv without bias or BN gets zeros), plus,
+ * for packed weights, the padding of each convolution's columns to whole panels and the
+ * larger transformed weights of Winograd convolutions (at most F(4x4): 36 taps for 9). */
+static size_t weights_floats(const st_file *f, int packed)
+{
+    size_t cap = f->total_floats + (size_t)MODEL_MAX_BIAS_FLOATS;
+    for (int i = 0; i < f->n_tensors && packed; i++) {
+        const int64_t *sh = f->tensors[i].shape;
+        if (f->tensors[i].ndim != 4) continue;
+        cap += (size_t)(sh[1] * sh[2] * sh[3] * (GEMM_PANEL_COLS - 1));
+        if (sh[2] == 3 && sh[3] == 3) cap += (size_t)(sh[1] * 27 * (sh[0] + GEMM_PANEL_COLS - 1));
+    }
+    return cap;
+}
+
+int model_load(const char *path, const model_load_opts *opts, model **out, char *err, size_t errlen)
 {
     int rc;
     st_file f;
-    char msg[512];
+    char msg[ENGINE_ERR_BYTES];
+    const kernel_table *kt;
     builder b = {.f = &f, .err = msg, .errlen = sizeof msg};
     *out = NULL;
+    if ((rc = kernel_table_pick(opts ? opts->gemm : ENGINE_GEMM_AUTO, &kt, err, errlen))) return rc;
     if ((rc = st_open(path, &f, err, errlen))) return rc;
     model *m = calloc(1, sizeof *m);
     b.m = m;
@@ -623,25 +659,10 @@ int model_load(const char *path, model **out, char *err, size_t errlen)
         rc = berr(&b, "out of memory");
         goto fail;
     }
+    m->net.kt = kt;
+    m->info.gemm = kt->name;
     if ((rc = parse_meta(&b))) goto fail;
-    /* Folded weights never outnumber the file's floats plus one bias per convolution (BN's
-     * four vectors become one bias; a conv without bias or BN gets zeros), plus, for packed
-     * GEMM weights, the padding of each convolution's columns to a multiple of 32 and the
-     * larger transformed weights of Winograd convolutions. */
-    /* XBN_GEMM=blas forces the BLAS path, =avx2 the AVX2 kernels (tests, comparisons) */
-    const char *gemm = getenv("XBN_GEMM");
-    m->net.packed_gemm = gemm_isa_best();
-    if (gemm && !strcmp(gemm, "blas")) m->net.packed_gemm = GEMM_NONE;
-    if (gemm && !strcmp(gemm, "avx2") && m->net.packed_gemm > GEMM_AVX2)
-        m->net.packed_gemm = GEMM_AVX2;
-    m->info.gemm = (const char *[]){"blas", "avx2", "avx512"}[m->net.packed_gemm];
-    b.cap = f.total_floats + (size_t)MODEL_MAX_BIAS_FLOATS;
-    for (int i = 0; i < f.n_tensors && m->net.packed_gemm; i++) {
-        const int64_t *sh = f.tensors[i].shape;
-        if (f.tensors[i].ndim == 4) b.cap += (size_t)(sh[1] * sh[2] * sh[3] * 31);
-        if (f.tensors[i].ndim == 4 && sh[2] == 3 && sh[3] == 3) /* at most F(4x4): 36 taps */
-            b.cap += (size_t)(sh[1] * 27 * (sh[0] + 31));
-    }
+    b.cap = weights_floats(&f, kt->gemm != NULL);
     if (!(m->weights = malloc(b.cap * sizeof(float) + 1))) {
         rc = berr(&b, "out of memory");
         goto fail;
@@ -658,11 +679,13 @@ int model_load(const char *path, model **out, char *err, size_t errlen)
                       arch_name(m->info.arch), flavour_name(m->info.flavour));
             goto fail;
         }
-    for (int i = 0; i < m->net.n_tensors; i++)
+    for (int i = 0; i < m->net.n_tensors; i++) {
         if (b.chans[i] > MODEL_MAX_CHANNELS) {
             rc = berr(&b, "%d channels exceed the limit of %d", b.chans[i], MODEL_MAX_CHANNELS);
             goto fail;
         }
+        if (b.chans[i] > m->net.max_channels) m->net.max_channels = b.chans[i];
+    }
     free(b.chans);
     st_close(&f);
     *out = m;
