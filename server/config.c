@@ -28,6 +28,7 @@ typedef struct {
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const gemm_names[] = {"auto", "avx512", "avx2", "blas", NULL}; /* engine_gemm */
 
 #define S_INT(k, lo, hi, h)                                                                        \
     {                                                                                              \
@@ -55,6 +56,8 @@ static const setting server_keys[] = {
      "error|warn|info|debug (info logs one line per request)"},
     {"log_format", K_ENUM, offsetof(config, log_format), 0, 0, 0, log_formats, "text|json"},
     {"metrics", K_BOOL, offsetof(config, metrics), 0, 0, 1, NULL, "serve GET /metrics"},
+    {"gemm", K_ENUM, offsetof(config, gemm), 0, 0, 0, gemm_names,
+     "auto|avx512|avx2|blas: the engine's kernels (auto: the CPU's best)"},
 };
 
 static const setting model_keys[] = {

@@ -70,6 +70,7 @@ typedef struct {
     long long log_level;        /* LOG_* */
     long long log_format;       /* LOGFMT_* */
     long long metrics;          /* serve /metrics */
+    long long gemm;             /* engine_gemm (engine.h): 0 auto, 1 avx512, 2 avx2, 3 blas */
     model_cfg models[CFG_MAX_MODELS];
     int nmodels;
 } config;
