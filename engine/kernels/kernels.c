@@ -98,13 +98,15 @@ void KNAME(dwconv3x3)(const float *in, const conv_geom *g, int stride, const flo
     }
 }
 
-void KNAME(gn_row_stats)(const float *x, int w, int c, int r_lo, int r_hi, float *stats,
-                         float *work)
+/* The per-channel scratch of the next three kernels comes in as restrict parameters: GCC then
+ * knows the arrays are distinct from each other and from the map, and interleaves two pixels
+ * or rows per pass over the channels (unroll and jam), as it did when they were on the stack. */
+static inline void row_stats(const float *x, int w, int c, int r_lo, int r_hi, float *stats,
+                             float *restrict sum, float *restrict sq)
 {
     /* Each row alone, in float, on data shifted by the row's first pixel (so sums of squares
      * do not cancel when the mean is large against the spread): a row is at most a few hundred
      * pixels, and gn_finish combines the rows in double. */
-    float *restrict sum = work, *restrict sq = work + c;
     for (int r = r_lo; r < r_hi; r++) {
         const float *row = x + (size_t)r * w * c, *pivot = row;
         for (int i = 0; i < c; i++) sum[i] = sq[i] = 0;
@@ -124,12 +126,18 @@ void KNAME(gn_row_stats)(const float *x, int w, int c, int r_lo, int r_hi, float
     }
 }
 
-void KNAME(gn_finish)(const float *stats, int h, int w, int c, int cpg, float eps,
-                      const float *gamma, float *mean_c, float *scale, double *work)
+void KNAME(gn_row_stats)(const float *x, int w, int c, int r_lo, int r_hi, float *stats,
+                         float *work)
+{
+    row_stats(x, w, c, r_lo, r_hi, stats, work, work + c);
+}
+
+static inline void finish(const float *stats, int h, int w, int c, int cpg, float eps,
+                          const float *gamma, float *mean_c, float *scale, double *restrict mean,
+                          double *restrict m2)
 {
     /* Rows, then channels, combine exactly (Chan et al.): the spread of a set is its parts'
      * spreads plus their means' spread about the set's mean. */
-    double *restrict mean = work, *restrict m2 = work + c;
     for (int i = 0; i < c; i++) mean[i] = m2[i] = 0;
     for (int r = 0; r < h; r++)
         for (int i = 0; i < c; i++) mean[i] += stats[(size_t)r * 2 * c + i];
@@ -152,6 +160,12 @@ void KNAME(gn_finish)(const float *stats, int h, int w, int c, int cpg, float ep
             scale[i] = (float)(rstd * gamma[i]);
         }
     }
+}
+
+void KNAME(gn_finish)(const float *stats, int h, int w, int c, int cpg, float eps,
+                      const float *gamma, float *mean_c, float *scale, double *work)
+{
+    finish(stats, h, w, c, cpg, eps, gamma, mean_c, scale, work, work + c);
 }
 
 void KNAME(gn_apply)(float *x, int pixels, int c, const float *mean_c, const float *scale,
@@ -186,13 +200,17 @@ void KNAME(maxpool)(const float *in, const conv_geom *g, int k, int stride, floa
         }
 }
 
-void KNAME(gap)(const float *in, int hw, int c, float *out, double *work)
+static inline void gap(const float *in, int hw, int c, float *out, double *restrict acc)
 {
-    double *restrict acc = work;
     memset(acc, 0, (size_t)c * sizeof *acc);
     for (int p = 0; p < hw; p++)
         for (int i = 0; i < c; i++) acc[i] += in[(size_t)p * c + i];
     for (int i = 0; i < c; i++) out[i] = (float)(acc[i] / hw);
+}
+
+void KNAME(gap)(const float *in, int hw, int c, float *out, double *work)
+{
+    gap(in, hw, c, out, work);
 }
 
 void KNAME(dense)(const float *in, const float *w, const float *b, int cin, int cout, float *out)
