@@ -3,9 +3,11 @@ CC      ?= gcc
 PY      := /usr/bin/python3
 BUILD   := build
 PKGS    := libmicrohttpd libcjson libjpeg libpng openblas
-# x86-64-v3 = AVX2 + FMA: what any server of the last decade runs; no -march=native so a
-# container built here runs elsewhere.
-ARCHFLAGS ?= -march=x86-64-v3
+# The program runs on any x86-64 CPU (ARCHFLAGS, baseline); only the kernel files below are
+# built for x86-64-v3 (AVX2 + FMA; their AVX-512 functions by target attribute), and the engine
+# runs them only on CPUs that have them (engine/kernels/kernel_table.c, docs/engine.md).
+ARCHFLAGS ?= -march=x86-64
+KERNEL_ARCHFLAGS := -march=x86-64-v3
 CFLAGS  ?= -O3 -g
 # `override`: a CFLAGS given on the command line (make asan, make fuzz-build) keeps these.
 override CFLAGS += -std=c11 -D_GNU_SOURCE $(ARCHFLAGS) -ffp-contract=off -Wall -Wextra -Werror -pthread \
@@ -34,11 +36,16 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# The engine lets the compiler fuse a*b+c into one FMA: faster and more exact. Every sample
-# runs the same code, so batch invariance holds; image code stays unfused to match PIL.
-$(BUILD)/engine/%.o: CFLAGS += -ffp-contract=fast
+# The kernel files of the AVX2 and AVX-512 tables: built for AVX2 + FMA, the compiler free to
+# fuse a*b+c into one FMA (faster and more exact; every sample runs the same code, so batch
+# invariance holds). Everything else, kernels_base.o (the BLAS table's) included, is baseline
+# and unfused (image code so to match PIL); where the engine's load-time arithmetic wants a
+# fused multiply-add it calls fma(), the same bits on every CPU.
+KERNEL_OBJ := $(BUILD)/engine/kernels/gemm_packed.o $(BUILD)/engine/kernels/winograd_simd.o \
+              $(BUILD)/engine/kernels/kernels_avx2.o
+$(KERNEL_OBJ): CFLAGS += $(KERNEL_ARCHFLAGS) -ffp-contract=fast
 
-# The kernel table's per-instruction-set builds of kernels.c, their functions suffixed.
+# kernels.c once per kernel table's instruction set, its functions suffixed (kernels.h).
 $(KERNELS_OBJ): $(BUILD)/engine/kernels/kernels_%.o: engine/kernels/kernels.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DKERNELS_ISA=$* -c $< -o $@
@@ -116,7 +123,7 @@ bench: all models
 	$(PY) bench/http_bench.py --avx512 --client-resize 256 --model $(MODELS)/mobilenetv2-torch.safetensors
 	$(PY) bench/http_bench.py --avx512 --model $(MODELS)/resnet50-torch.safetensors
 	@mkdir -p $(BUILD)/bench
-	$(CC) -O3 $(ARCHFLAGS) -ffp-contract=fast bench/layout.c -o $(BUILD)/bench/layout \
+	$(CC) -O3 $(KERNEL_ARCHFLAGS) -ffp-contract=fast bench/layout.c -o $(BUILD)/bench/layout \
 	    $(shell pkg-config --cflags --libs openblas) -lm && $(BUILD)/bench/layout
 
 format:
