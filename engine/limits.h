@@ -7,6 +7,10 @@
  * those assumptions where a kernel starts and, if one is ever broken, aborts naming file,
  * line and expression instead of writing out of bounds. The checks are cheap (once per call,
  * never in an inner loop) and stay on in release builds.
+ *
+ * Thresholds chosen by measurement (TAIL_MAX_PIXELS, GN_STEP_ROWS, CONV_SPLIT_COLS_BELOW,
+ * BARRIER_SPINS in session.c) are not limits: they stay next to the code they tune, with
+ * their measurements.
  */
 #ifndef XBN_LIMITS_H
 #define XBN_LIMITS_H
@@ -36,6 +40,12 @@
  * 200 MB input per sample. */
 #define MODEL_MIN_INPUT 32
 #define MODEL_MAX_INPUT 4096
+/* MobileNetV2's width multiplier: the published range is 0.35-1.4; beyond 4 the channels near
+ * MODEL_MAX_CHANNELS. */
+#define MODEL_MIN_WIDTH 0.1
+#define MODEL_MAX_WIDTH 4.0
+/* A tensor name or shape the builder composes ("layer4.2.downsample.1.running_var" is 33). */
+#define MODEL_NAME_BYTES 96
 
 /* ---- sessions (session.c) ---- */
 

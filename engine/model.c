@@ -75,7 +75,7 @@ static int get(builder *b, const char *name, const st_tensor **out, int ndim, ..
     }
     va_end(ap);
     if (!ok) {
-        char ws[96] = "", hs[96] = "";
+        char ws[MODEL_NAME_BYTES] = "", hs[MODEL_NAME_BYTES] = "";
         for (int i = 0; i < ndim; i++)
             snprintf(ws + strlen(ws), sizeof ws - strlen(ws), "%s%lld", i ? "," : "",
                      (long long)want[i]);
@@ -136,7 +136,7 @@ typedef struct {
  * id, or -1 with b->err set. */
 static int add_conv(builder *b, int in, conv_spec s)
 {
-    char name[96];
+    char name[MODEL_NAME_BYTES];
     const st_tensor *tw, *tb = NULL, *g = NULL, *be = NULL, *mu = NULL, *var = NULL;
     int cin = b->chans[in], cout = s.cout, k = s.k;
     if (get(b, s.w, &tw, 4, cout, cin, k, k)) return -1;
@@ -262,7 +262,7 @@ static int add_dwconv(builder *b, int in, const char *wname, int stride, pad_mod
 /* GroupNorm in place on tensor x, groups = min(G, C), then act. */
 static int add_gn(builder *b, int x, const char *prefix, act_kind act)
 {
-    char name[96];
+    char name[MODEL_NAME_BYTES];
     const st_tensor *tg, *tb;
     int c = b->chans[x], groups = b->m->info.gn_groups < c ? b->m->info.gn_groups : c;
     if (c % groups) {
@@ -311,7 +311,7 @@ static int add_simple(builder *b, op_kind kind, int in, int cout, const char *na
 
 static int add_dense(builder *b, int in, const char *prefix, int classes)
 {
-    char name[96];
+    char name[MODEL_NAME_BYTES];
     const st_tensor *tw, *tb;
     int cin = b->chans[in];
     snprintf(name, sizeof name, "%s.weight", prefix);
@@ -340,7 +340,7 @@ static int build_resnet50(builder *b)
 {
     int keras = b->m->info.flavour == FLAVOUR_KERAS;
     static const int blocks[4] = {3, 4, 6, 3};
-    char w[96], bn[96];
+    char w[MODEL_NAME_BYTES], bn[MODEL_NAME_BYTES];
     int x;
     b->bn_eps = keras ? 1.001e-5f : 1e-5f;
     if (keras) {
@@ -411,7 +411,7 @@ static int build_mobilenetv2(builder *b)
     pad_mode s2pad = keras ? PAD_SAME_TF : PAD_SYM;
     act_kind proj_act = keras ? ACT_RELU6 : ACT_NONE;
     res_mode resm = keras ? RES_ACT_THEN_ADD : RES_ADD_THEN_ACT;
-    char w[96], bn[96];
+    char w[MODEL_NAME_BYTES], bn[MODEL_NAME_BYTES];
     int x, idx = 1;
     b->bn_eps = keras ? 1e-3f : 1e-5f;
     int first = keras ? make_divisible(32 * a) : 32;
@@ -602,8 +602,9 @@ static int parse_meta(builder *b)
     if ((s = st_meta(b->f, "width"))) {
         char *end;
         double w = strtod(s, &end);
-        if (end == s || *end || !(w >= 0.1 && w <= 4.0))
-            return berr(b, "metadata 'width' = '%s': expected a number in [0.1, 4]", s);
+        if (end == s || *end || !(w >= MODEL_MIN_WIDTH && w <= MODEL_MAX_WIDTH))
+            return berr(b, "metadata 'width' = '%s': expected a number in [%g, %g]", s,
+                        MODEL_MIN_WIDTH, MODEL_MAX_WIDTH);
         in->width = w;
     }
     int def_groups = in->arch == ARCH_MOBILENETV2 ? 16 : in->flavour == FLAVOUR_KERAS ? 32 : 64;

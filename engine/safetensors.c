@@ -52,7 +52,7 @@ static int parse_entry(const cJSON *e, const unsigned char *data, size_t data_si
     size_t count = 1;
     for (int i = 0; i < ndim; i++) {
         const cJSON *d = cJSON_GetArrayItem(shape, i);
-        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > (double)(1u << 30) ||
+        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > (double)ST_MAX_DIM ||
             d->valuedouble != (double)(int64_t)d->valuedouble)
             return fail_msg(err, errlen, XBN_EFORMAT, "tensor '%s': bad shape dimension %d", name,
                             i);
