@@ -217,8 +217,8 @@ static int plan_shapes(session *s, char *err, size_t errlen)
     return 0;
 }
 
-/* The packed path splits a convolution by rows (8-row tiles) when there are enough, else by
- * 32-column panels. */
+/* The packed path splits a convolution by rows (whole tiles of the kernel table's height) when
+ * there are enough, else by panels of columns. */
 static int conv_splits_rows(int rows, int panels, int nt)
 {
     return rows >= 64 * nt || panels < nt;
@@ -281,34 +281,40 @@ static void plan_tail(session *s)
     }
 }
 
-/* Assign slots by lifetime: a tensor's slot frees after the last op that reads it. Tensors the
- * tail touches go to slots of their own, which have a region per sample. */
-static int plan_slots(session *s, char *err, size_t errlen)
+/* Floats rounded up to a whole 64-byte line, so regions never share one. */
+static size_t lines(size_t floats)
+{
+    return (floats + 15) & ~(size_t)15;
+}
+
+/* For each tensor the last op that reads it (or writes it: a tensor is live while written),
+ * and whether the tail (ops from tail_from on) touches it. */
+static void plan_lifetimes(const session *s, int *last, unsigned char *in_tail)
 {
     const net *nt = s->net;
-    int nt_ = nt->n_tensors;
-    int *last = malloc((size_t)nt_ * sizeof *last), *holder = NULL;
-    size_t *slot_size = NULL;
-    unsigned char *in_tail = calloc((size_t)nt_, 1);
-    int rc = XBN_ENOMEM;
-    if (!last || !in_tail) goto done;
-    for (int i = 0; i < nt_; i++) last[i] = -1;
+    for (int i = 0; i < nt->n_tensors; i++) last[i] = -1;
     for (int i = 0; i < nt->n_ops; i++) {
         const op *o = &nt->ops[i];
         last[o->in] = i;
         if (o->res >= 0) last[o->res] = i;
-        if (o->out != o->in && last[o->out] < i) last[o->out] = i; /* live at least while written */
+        if (o->out != o->in && last[o->out] < i) last[o->out] = i;
         if (i >= s->tail_from) {
             in_tail[o->in] = in_tail[o->out] = 1;
             if (o->res >= 0) in_tail[o->res] = 1;
         }
     }
-    holder = malloc((size_t)nt_ * sizeof *holder); /* holder[slot] = tensor, -1 if free */
-    slot_size = calloc((size_t)nt_, sizeof *slot_size);
-    s->slot_batched = calloc((size_t)nt_, 1);
-    if (!holder || !slot_size || !s->slot_batched) goto done;
-    int n_slots = 0;
-    holder[n_slots] = 0, slot_size[n_slots] = s->t[0].size, s->t[0].slot = n_slots++;
+}
+
+/* Give every tensor a slot: the first whose tensor is dead by the op that writes this one,
+ * among the slots of its kind (tail or not), else a new slot. The dense output gets none (it
+ * is the caller's logits). slot_size: floats of each slot's largest tensor. Returns the
+ * number of slots; holder is scratch, one per tensor. */
+static int plan_assign(session *s, const int *last, const unsigned char *in_tail, int *holder,
+                       size_t *slot_size)
+{
+    const net *nt = s->net;
+    int n_slots = 1;
+    holder[0] = 0, slot_size[0] = s->t[0].size, s->t[0].slot = 0; /* the input */
     for (int i = 0; i < nt->n_ops; i++) {
         const op *o = &nt->ops[i];
         if (o->out == o->in) continue;
@@ -320,53 +326,78 @@ static int plan_slots(session *s, char *err, size_t errlen)
         for (int k = 0; k < n_slots && pick < 0; k++)
             if ((holder[k] < 0 || last[holder[k]] < i) && s->slot_batched[k] == in_tail[o->out])
                 pick = k;
-        if (pick < 0)
-            pick = n_slots++, slot_size[pick] = 0, s->slot_batched[pick] = in_tail[o->out];
+        if (pick < 0) {
+            pick = n_slots++;
+            slot_size[pick] = 0;
+            s->slot_batched[pick] = in_tail[o->out];
+        }
         holder[pick] = o->out;
         s->t[o->out].slot = pick;
         if (s->t[o->out].size > slot_size[pick]) slot_size[pick] = s->t[o->out].size;
     }
-    s->n_slots = n_slots;
-    s->slot_base = calloc((size_t)n_slots, sizeof *s->slot_base);
-    s->slot_stride = calloc((size_t)n_slots, sizeof *s->slot_stride);
+    return n_slots;
+}
+
+/* The arena: every slot's regions (a region per sample in the tail's slots, else per
+ * s->regions), the threads' scratch (or the tail's shared Winograd scratch, if larger), the
+ * padding zeros, GroupNorm statistics, the members' per-channel scratch, and the batch's
+ * input. One allocation; returns 0 or XBN_ENOMEM. */
+static int plan_arena(session *s, const size_t *slot_size)
+{
+    const net *nt = s->net;
     size_t total = 0, scratch = s->scratch_per_thread * s->threads;
     int gn_regions = s->regions + (s->tail_from < nt->n_ops ? s->max_batch : 0);
-    for (int k = 0; k < n_slots; k++)
-        total +=
-            ((slot_size[k] + 15) & ~(size_t)15) * (s->slot_batched[k] ? s->max_batch : s->regions);
+    s->slot_base = calloc((size_t)s->n_slots, sizeof *s->slot_base);
+    s->slot_stride = calloc((size_t)s->n_slots, sizeof *s->slot_stride);
+    if (!s->slot_base || !s->slot_stride) return XBN_ENOMEM;
+    for (int k = 0; k < s->n_slots; k++) {
+        s->slot_stride[k] = lines(slot_size[k]);
+        total += s->slot_stride[k] * (s->slot_batched[k] ? s->max_batch : s->regions);
+    }
     if (s->team_scratch > scratch) scratch = s->team_scratch;
-    s->gn_stride = (s->gn_stride + 15) & ~(size_t)15;
-    s->chan_stride = ((size_t)8 * nt->max_channels + 15) & ~(size_t)15; /* member_scratch */
-    total += scratch + (((size_t)s->zeros_floats + 15) & ~(size_t)15);
-    total += s->chan_stride * s->threads;
-    total += s->gn_stride * gn_regions;
-    size_t input_floats = ((size_t)s->max_batch * 3 * s->h * s->w + 15) & ~(size_t)15;
-    total += input_floats;
+    s->gn_stride = lines(s->gn_stride);
+    s->chan_stride = lines((size_t)8 * nt->max_channels); /* member_scratch */
+    total += scratch + lines((size_t)s->zeros_floats) + s->gn_stride * gn_regions;
+    total += s->chan_stride * s->threads + lines((size_t)s->max_batch * 3 * s->h * s->w);
     s->arena_floats = total;
-    if (!s->slot_base || !s->slot_stride ||
-        !(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
-        goto done;
-    float *at = s->arena;
+    if (!(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
+        return XBN_ENOMEM;
     /* Each sample owns a fixed region of every slot, so samples may be at different ops at the
      * same time (the packed path runs samples on different threads). */
-    for (int k = 0; k < n_slots; k++) {
+    float *at = s->arena;
+    for (int k = 0; k < s->n_slots; k++) {
         s->slot_base[k] = at;
-        s->slot_stride[k] = (slot_size[k] + 15) & ~(size_t)15;
         at += s->slot_stride[k] * (s->slot_batched[k] ? s->max_batch : s->regions);
     }
     s->scratch = at;
     s->zeros = at + scratch;
-    s->gn_stats = s->zeros + ((s->zeros_floats + 15) & ~15);
+    s->gn_stats = s->zeros + lines((size_t)s->zeros_floats);
     s->chan = s->gn_stats + s->gn_stride * gn_regions;
     s->input_buf = s->chan + s->chan_stride * s->threads;
     memset(s->zeros, 0, (size_t)s->zeros_floats * sizeof *s->zeros);
-    rc = 0;
+    return 0;
+}
+
+/* Assign slots by lifetime: a tensor's slot frees after the last op that reads it. Tensors the
+ * tail touches go to slots of their own, which have a region per sample. */
+static int plan_slots(session *s, char *err, size_t errlen)
+{
+    size_t n = (size_t)s->net->n_tensors;
+    int *last = malloc(n * sizeof *last), *holder = malloc(n * sizeof *holder);
+    unsigned char *in_tail = calloc(n, 1);
+    size_t *slot_size = calloc(n, sizeof *slot_size);
+    int rc = XBN_ENOMEM;
+    s->slot_batched = calloc(n, 1);
+    if (!last || !holder || !in_tail || !slot_size || !s->slot_batched) goto done;
+    plan_lifetimes(s, last, in_tail);
+    s->n_slots = plan_assign(s, last, in_tail, holder, slot_size);
+    rc = plan_arena(s, slot_size);
 done:
     if (rc) serr(err, errlen, rc, "out of memory planning the arena", NULL);
     free(last);
     free(holder);
-    free(slot_size);
     free(in_tail);
+    free(slot_size);
     return rc;
 }
 
@@ -438,8 +469,8 @@ static void run_conv_blas(session *s, const op *o, const conv_geom *g, int t, in
 }
 
 /* Packed-GEMM path: every element's arithmetic is independent of the rows and columns in the
- * call, so the team may split a convolution any way: by rows (8-row tiles) when there are
- * many, by 32-column panels otherwise. */
+ * call, so the team may split a convolution any way: by rows (whole tiles) when there are
+ * many, by panels of columns otherwise. */
 /* The part of rows [lo, hi) of a batch, laid out sample after sample with `per` rows each,
  * that falls in sample j, in the sample's own numbering: [*a, *b). Returns 0 when empty. */
 static int rows_of_sample(int lo, int hi, int j, int per, int *a, int *b)
@@ -462,11 +493,15 @@ static void run_conv_wino(session *s, const op *o, const conv_geom *g, int t, in
     const kernel_table *kt = s->kt;
     split(rows, t, nt, &lo, &hi);
     if (n1 - n0 == 1 && (nt == 1 || wino_weights_in_l2(o->wino, o->cin, o->cout))) {
+        ENGINE_ASSERT(wino_scratch_floats(o->wino, hi - lo, o->cin, o->cout) <=
+                      s->scratch_per_thread);
         wino_conv(kt, o->wino, tensor_ptr(s, o->in, n0), g->h, g->w, o->cin, o->w, o->cout, e, lo,
                   hi, scratch, tensor_ptr(s, o->out, n0));
         return;
     }
     split(positions, t, nt, &k_lo, &k_hi);
+    ENGINE_ASSERT(wino_scratch_floats(o->wino, rows, o->cin, o->cout) <=
+                  s->scratch_per_thread * s->threads + s->team_scratch);
     float *v = s->scratch, *prod = v + (size_t)positions * rows * o->cin;
     for (int j = 0; j < n1 - n0; j++) /* sample n0 + j's tiles are rows j * tiles.. */
         if (rows_of_sample(lo, hi, j, tiles, &a, &b))
@@ -557,10 +592,12 @@ static void run_conv_packed(session *s, int i, const op *o, const conv_geom *g, 
                 kt->gemm(in + (size_t)r * o->cin, m, o->cin, o->w, o->cout, p_lo, p_hi,
                          out + (size_t)(r - lo) * o->cout, &er);
             }
-        } else if (o->k == 1 && o->stride == 1)
+        } else if (o->k == 1 && o->stride == 1) {
             kt->gemm(in + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout, p_lo, p_hi, out, &e);
-        else /* KxK or strided: straight from the input, no im2col */
+        } else { /* KxK or strided: straight from the input, no im2col */
+            ENGINE_ASSERT(o->k * o->cin <= s->zeros_floats);
             kt->conv(in, g, o->k, o->stride, lo, hi, s->zeros, o->w, o->cout, p_lo, p_hi, out, &e);
+        }
     }
 }
 
@@ -573,6 +610,57 @@ static void run_conv(session *s, int i, const op *o, const conv_geom *g, int t, 
         run_conv_blas(s, o, g, t, nt, n0, n1, ms->col);
 }
 
+/* A depthwise convolution or max pool, split by output rows. */
+static void run_rows(session *s, int i, const op *o, const conv_geom *g, int t, int nt, int n0,
+                     int n1, const member_scratch *ms)
+{
+    const kernel_table *kt = s->kt;
+    int lo, hi;
+    split(g->oh, t, nt, &lo, &hi);
+    for (int n = n0; n < n1 && lo < hi; n++) {
+        const float *in = tensor_ptr(s, o->in, n);
+        float *out = tensor_ptr(s, o->out, n);
+        /* a row at a time when the GroupNorm's sums are taken here, while it is in cache */
+        for (int r = lo, step = s->p[i].row_stats ? 1 : hi - lo; r < hi; r += step) {
+            conv_geom sub = *g;
+            sub.oh = r + step < hi ? step : hi - r;
+            sub.pt = g->pt - r * o->stride; /* rows [r, r + oh) as their own output */
+            float *rows_out = out + (size_t)r * g->ow * o->cout;
+            if (o->kind == OP_MAXPOOL) {
+                kt->maxpool(in, &sub, o->k, o->stride, rows_out);
+                continue;
+            }
+            kt->dwconv3x3(in, &sub, o->stride, o->w, rows_out);
+            if (s->p[i].row_stats)
+                kt->gn_row_stats(out, g->ow, o->cout, r, r + sub.oh, gn_stats_ptr(s, o->out, n),
+                                 ms->fwork);
+        }
+    }
+}
+
+/* GroupNorm: each member sums its own rows (the convolutions around it split by rows too, so
+ * they are in its cache), then normalises them from every row's sums, unless the depthwise
+ * convolution before took the sums or the 1x1 convolution after applies it. */
+static void run_gn(session *s, int i, const op *o, const conv_geom *g, int t, int nt, int n0,
+                   int n1, const member_scratch *ms, unsigned *phase)
+{
+    const kernel_table *kt = s->kt;
+    int cpg = o->cin / o->groups, applied = gn_applied_by_next(s, i, nt, n0, n1);
+    int summed_before = i > 0 && s->p[i - 1].row_stats, lo, hi;
+    split(g->h, t, nt, &lo, &hi);
+    for (int n = n0; n < n1; n++) {
+        float *x = tensor_ptr(s, o->in, n), *stats = gn_stats_ptr(s, o->in, n);
+        if (!summed_before) kt->gn_row_stats(x, g->w, o->cin, lo, hi, stats, ms->fwork);
+        if (applied) continue;
+        if (nt > 1 && !summed_before) barrier(s, nt, phase); /* every row summed */
+        kt->gn_finish(stats, g->h, g->w, o->cin, cpg, o->eps, o->w, ms->mean_c, ms->scale,
+                      ms->dwork);
+        if (lo < hi)
+            kt->gn_apply(x + (size_t)lo * g->w * o->cin, (hi - lo) * g->w, o->cin, ms->mean_c,
+                         ms->scale, o->b, o->act);
+    }
+}
+
 /* Op i for samples [n0, n1), thread t's share of nt; ms is the running member's scratch. An op
  * may meet the team at barriers of its own (`phase`). */
 static void run_op(session *s, int i, int t, int nt, int n0, int n1, const member_scratch *ms,
@@ -580,7 +668,6 @@ static void run_op(session *s, int i, int t, int nt, int n0, int n1, const membe
 {
     const op *o = &s->net->ops[i];
     const conv_geom *g = &s->p[i].g;
-    const kernel_table *kt = s->kt;
     int lo, hi;
     ENGINE_ASSERT(o->cin <= s->net->max_channels && o->cout <= s->net->max_channels);
     switch (o->kind) {
@@ -589,58 +676,22 @@ static void run_op(session *s, int i, int t, int nt, int n0, int n1, const membe
         break;
     case OP_DWCONV:
     case OP_MAXPOOL:
-        split(g->oh, t, nt, &lo, &hi);
-        for (int n = n0; n < n1 && lo < hi; n++) {
-            const float *in = tensor_ptr(s, o->in, n);
-            float *out = tensor_ptr(s, o->out, n);
-            /* a row at a time when the GroupNorm's sums are taken here, while it is in cache */
-            for (int r = lo, step = s->p[i].row_stats ? 1 : hi - lo; r < hi; r += step) {
-                conv_geom sub = *g;
-                sub.oh = r + step < hi ? step : hi - r;
-                sub.pt = g->pt - r * o->stride; /* rows [r, r + oh) as their own output */
-                float *rows_out = out + (size_t)r * g->ow * o->cout;
-                if (o->kind == OP_MAXPOOL) {
-                    kt->maxpool(in, &sub, o->k, o->stride, rows_out);
-                    continue;
-                }
-                kt->dwconv3x3(in, &sub, o->stride, o->w, rows_out);
-                if (s->p[i].row_stats)
-                    kt->gn_row_stats(out, g->ow, o->cout, r, r + sub.oh, gn_stats_ptr(s, o->out, n),
-                                     ms->fwork);
-            }
-        }
+        run_rows(s, i, o, g, t, nt, n0, n1, ms);
         break;
-    case OP_GN: {
-        /* Each member sums its own rows (the convolutions around it split by rows too, so they
-         * are in its cache), then normalises them from every row's sums, unless the depthwise
-         * convolution before took the sums or the 1x1 convolution after applies it. */
-        int cpg = o->cin / o->groups, applied = gn_applied_by_next(s, i, nt, n0, n1);
-        int summed_before = i > 0 && s->p[i - 1].row_stats;
-        split(g->h, t, nt, &lo, &hi);
-        for (int n = n0; n < n1; n++) {
-            float *x = tensor_ptr(s, o->in, n), *stats = gn_stats_ptr(s, o->in, n);
-            if (!summed_before) kt->gn_row_stats(x, g->w, o->cin, lo, hi, stats, ms->fwork);
-            if (applied) continue;
-            if (nt > 1 && !summed_before) barrier(s, nt, phase); /* every row summed */
-            kt->gn_finish(stats, g->h, g->w, o->cin, cpg, o->eps, o->w, ms->mean_c, ms->scale,
-                          ms->dwork);
-            if (lo < hi)
-                kt->gn_apply(x + (size_t)lo * g->w * o->cin, (hi - lo) * g->w, o->cin, ms->mean_c,
-                             ms->scale, o->b, o->act);
-        }
+    case OP_GN:
+        run_gn(s, i, o, g, t, nt, n0, n1, ms, phase);
         break;
-    }
     case OP_GAP:
         split(n1 - n0, t, nt, &lo, &hi);
         for (int n = n0 + lo; n < n0 + hi; n++)
-            kt->gap(tensor_ptr(s, o->in, n), g->h * g->w, o->cin, tensor_ptr(s, o->out, n),
-                    ms->dwork);
+            s->kt->gap(tensor_ptr(s, o->in, n), g->h * g->w, o->cin, tensor_ptr(s, o->out, n),
+                       ms->dwork);
         break;
     case OP_DENSE:
         split(o->cout, t, nt, &lo, &hi);
         for (int n = n0; n < n1 && lo < hi; n++)
-            kt->dense(tensor_ptr(s, o->in, n), o->w + (size_t)lo * o->cin, o->b + lo, o->cin,
-                      hi - lo, s->logits + (size_t)n * o->cout + lo);
+            s->kt->dense(tensor_ptr(s, o->in, n), o->w + (size_t)lo * o->cin, o->b + lo, o->cin,
+                         hi - lo, s->logits + (size_t)n * o->cout + lo);
         break;
     }
 }
