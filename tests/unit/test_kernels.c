@@ -4,7 +4,10 @@
  *
  * Every kernel table the engine has is tested, each as a test of its own ("name/avx512",
  * "name/avx2", "name/blas"): a table this CPU cannot run reports SKIPPED. */
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "engine/kernels/blas.h"
 #include "engine/kernels/kernel_table.h"
@@ -501,6 +504,34 @@ static void test_layout(void **state)
                 assert_true(nhwc[(y * 5 + x) * 2 + c] == nchw[c * 15 + y * 5 + x]);
 }
 
+/* A broken invariant (an 8x8 kernel, past KERNEL_MAX_SIDE) aborts the process naming the file,
+ * line and expression, before the kernel touches memory: run in a child, its stderr read here. */
+static void test_invariant_aborts(void **state)
+{
+    const kernel_table *kt = table_or_skip(state);
+    int fds[2], status;
+    char msg[512] = "";
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        conv_geom g = {.h = 8, .w = 8, .c = 1, .oh = 1, .ow = 1};
+        float in[64] = {0}, zeros[8] = {0}, packed[64 * 32] = {0}, out[32], bias[1] = {0};
+        gemm_epilogue e = {bias, NULL, -INFINITY, INFINITY, 0};
+        kt->conv(in, &g, 8, 1, 0, 1, zeros, packed, 1, 0, 1, out, &e);
+        _exit(0);
+    }
+    close(fds[1]);
+    ssize_t n = read(fds[0], msg, sizeof msg - 1);
+    close(fds[0]);
+    msg[n > 0 ? n : 0] = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    assert_non_null(strstr(msg, "gemm_packed.c:"));
+    assert_non_null(strstr(msg, "engine invariant failed: k >= 1 && k <= KERNEL_MAX_SIDE"));
+}
+
 static const engine_gemm gemm_avx512 = ENGINE_GEMM_AVX512, gemm_avx2 = ENGINE_GEMM_AVX2,
                          gemm_blas = ENGINE_GEMM_BLAS;
 
@@ -526,6 +557,7 @@ int main(void)
         EVERY_TABLE(test_groupnorm),
         EVERY_TABLE(test_maxpool_gap_dense),
         EVERY_TABLE(test_layout),
+        PACKED_TABLES(test_invariant_aborts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
