@@ -16,7 +16,11 @@ typedef float f8 __attribute__((vector_size(32)));
 /* Baseline x86-64 has no 32-byte registers, so GCC warns that an f8 passed or returned by
  * value would change the calling convention; in the files that include this header f8 values
  * only pass between static functions, never across an external call. */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__clang__)
+#if __has_warning("-Wpsabi")
+#pragma clang diagnostic ignored "-Wpsabi"
+#endif
+#elif defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
