@@ -5,7 +5,8 @@ message, and preprocesses images to the same bytes as on this machine (the resiz
 loops against its AVX2 passes).
 
 Environment: XBN_BIN, XBN_MODELS as for the other tests. Needs qemu-user (scripts/deps.sh);
-the tests skip without it.
+the tests skip without it, and for a sanitizer build (make asan), whose shadow memory qemu-user
+tries to back with real memory until the kernel kills it.
 """
 
 import json
@@ -25,6 +26,13 @@ CPU = "Nehalem"  # SSE4.2, no AVX: older than anything the kernels need
 SMALL = "mobilenetv2-keras-035.safetensors"
 
 pytestmark = pytest.mark.skipif(QEMU is None, reason="no qemu-x86_64 (scripts/deps.sh)")
+
+
+@pytest.fixture(autouse=True)
+def not_sanitized(xbn_bin):
+    with open(xbn_bin, "rb") as f:
+        if b"__asan_init" in f.read():
+            pytest.skip("a sanitizer build: qemu-user cannot run it")
 
 
 def emulated(args, timeout=600):
