@@ -114,7 +114,8 @@ static int panels(const session *s, int n)
 }
 
 /* A team member's scratch: its im2col rows (BLAS path) or Winograd tiles, and the per-channel
- * arrays of GroupNorm and pooling, max_channels each (2 for fwork, 2 doubles for dwork). */
+ * arrays of GroupNorm and pooling (kernels.h), for c = max_channels: mean_c and scale c floats
+ * each, fwork 2c floats, dwork 2c doubles; chan_stride is 8c floats, rounded. */
 typedef struct {
     float *col;
     float *mean_c, *scale, *fwork;
