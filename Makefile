@@ -3,9 +3,11 @@ CC      ?= gcc
 PY      := /usr/bin/python3
 BUILD   := build
 PKGS    := libmicrohttpd libcjson libjpeg libpng openblas
-# x86-64-v3 = AVX2 + FMA: what any server of the last decade runs; no -march=native so a
-# container built here runs elsewhere.
-ARCHFLAGS ?= -march=x86-64-v3
+# The program runs on any x86-64 CPU (ARCHFLAGS, baseline); only the kernel files below are
+# built for x86-64-v3 (AVX2 + FMA; their AVX-512 functions by target attribute), and the engine
+# runs them only on CPUs that have them (engine/kernels/kernel_table.c, docs/engine.md).
+ARCHFLAGS ?= -march=x86-64
+KERNEL_ARCHFLAGS := -march=x86-64-v3
 CFLAGS  ?= -O3 -g
 # `override`: a CFLAGS given on the command line (make asan, make fuzz-build) keeps these.
 override CFLAGS += -std=c11 -D_GNU_SOURCE $(ARCHFLAGS) -ffp-contract=off -Wall -Wextra -Werror -pthread \
@@ -14,8 +16,10 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
 # The layers (docs/architecture.md); every include is path-qualified from the top (-I.).
 SRC_DIRS := engine engine/kernels image server server/api cli
-LIB_SRC := $(filter-out cli/main.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/web/assets.o
+# engine/kernels/kernels.c is built once per instruction set (kernels_avx2.o, kernels_base.o).
+LIB_SRC := $(filter-out cli/main.c engine/kernels/kernels.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
+KERNELS_OBJ := $(BUILD)/engine/kernels/kernels_avx2.o $(BUILD)/engine/kernels/kernels_base.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KERNELS_OBJ) $(BUILD)/web/assets.o
 # The try-it page (server/page.h): web/ kept as ordinary files, built in as C arrays.
 WEB_SRC := web/index.html web/app.js web/app.css
 TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -34,9 +38,19 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# The engine lets the compiler fuse a*b+c into one FMA: faster and more exact. Every sample
-# runs the same code, so batch invariance holds; image code stays unfused to match PIL.
-$(BUILD)/engine/%.o: CFLAGS += -ffp-contract=fast
+# The kernel files of the AVX2 and AVX-512 tables: built for AVX2 + FMA, the compiler free to
+# fuse a*b+c into one FMA (faster and more exact; every sample runs the same code, so batch
+# invariance holds). Everything else, kernels_base.o (the BLAS table's) included, is baseline
+# and unfused (image code so to match PIL); where the engine's load-time arithmetic wants a
+# fused multiply-add it calls fma(), the same bits on every CPU.
+KERNEL_OBJ := $(BUILD)/engine/kernels/gemm_packed.o $(BUILD)/engine/kernels/winograd_simd.o \
+              $(BUILD)/engine/kernels/kernels_avx2.o
+$(KERNEL_OBJ): CFLAGS += $(KERNEL_ARCHFLAGS) -ffp-contract=fast
+
+# kernels.c once per kernel table's instruction set, its functions suffixed (kernels.h).
+$(KERNELS_OBJ): $(BUILD)/engine/kernels/kernels_%.o: engine/kernels/kernels.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DKERNELS_ISA=$* -c $< -o $@
 
 # The version xbnserve_build_info reports: `git describe`, or the fallback where there is no
 # git checkout (the container build copies no .git; it passes XBN_VERSION instead). The
@@ -133,7 +147,7 @@ bench: all models
 	    --out $(BUILD)/bench/http-resnet50-torch.json
 	$(PY) bench/plot.py $(BUILD)/bench/engine.json $(BUILD)/bench/http-*.json
 	@mkdir -p $(BUILD)/bench
-	$(CC) -O3 $(ARCHFLAGS) -ffp-contract=fast bench/layout.c -o $(BUILD)/bench/layout \
+	$(CC) -O3 $(KERNEL_ARCHFLAGS) -ffp-contract=fast bench/layout.c -o $(BUILD)/bench/layout \
 	    $(shell pkg-config --cflags --libs openblas) -lm && $(BUILD)/bench/layout
 
 format:

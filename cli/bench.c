@@ -31,19 +31,21 @@ static int cmp_double(const void *a, const void *b)
 }
 
 typedef struct {
-    const char *model;
+    const char *model, *gemm;
     double seconds;
     int batch, threads, size, profile;
+    model_load_opts load;
 } bench_args;
 
 static void bench_usage(FILE *f)
 {
     fprintf(f, "usage: xbnserve bench --model MODEL [--batch B] [--threads T] [--seconds S] "
-               "[--size S] [--profile]\n"
+               "[--size S] [--gemm K] [--profile]\n"
                "  --batch B    samples per forward pass (default 1)\n"
                "  --threads T  engine threads (default 1)\n"
                "  --seconds S  how long to measure, after a warm-up (default 5)\n"
                "  --size S     input side (default: the model's input size)\n"
+               "  --gemm K     the engine's kernels: auto (default), avx512, avx2, blas\n"
                "  --profile    per-op times on stderr\n");
 }
 
@@ -59,13 +61,14 @@ static int bench_parse(int argc, char **argv, bench_args *a)
         CLI_OPT_DOUBLE("--seconds", &a->seconds, 0.01, 3600),
         CLI_OPT_INT("--size", &a->size, 32, BENCH_MAX_SIDE),
         CLI_OPT_SET("--profile", &a->profile, 1),
+        CLI_OPT_STR("--gemm", &a->gemm),
     };
     const cli_cmd cmd = {"bench", bench_usage, opts, sizeof opts / sizeof opts[0]};
     int rc = cli_args_parse(&cmd, argc, argv, argv, &n);
     if (rc != CLI_GO_ON) return rc;
     if (n) return cli_usage_error(&cmd, "unexpected argument '%.60s'", argv[0]);
     if (!a->model) return cli_usage_error(&cmd, "--model is required");
-    return CLI_GO_ON;
+    return cli_gemm(&cmd, a->gemm, &a->load);
 }
 
 /* Run batches of the synthetic input x for a->seconds (at least 3); lat[] gets each batch's
@@ -98,7 +101,7 @@ int cmd_bench(int argc, char **argv)
     int rc = bench_parse(argc, argv, &a);
     if (rc != CLI_GO_ON) return rc;
     rc = 1;
-    if (cli_load_model("bench", a.model, &m, &pre)) return 1;
+    if (cli_load_model("bench", a.model, &a.load, &m, &pre)) return 1;
     const model_info *info = model_get_info(m);
     int b = a.batch, sz = a.size ? a.size : info->input_size;
     if (session_new_threads(m, sz, sz, b, a.threads, &s, err, sizeof err)) {

@@ -4,6 +4,7 @@
 #define XBN_CLI_H
 
 #include "engine/engine.h"
+#include "cli/args.h"
 #include "image/preprocess.h"
 
 /* Size of every error message buffer in cli/: a path and a decoder's or loader's message. */
@@ -18,6 +19,9 @@ int cmd_bench(int argc, char **argv);      /* cli/bench.c: engine throughput */
  * the defaults), so a file with a bad spec is refused like any other bad file. On failure
  * prints "CMD: message" on stderr and returns -1 with *m NULL; on success *m is the caller's
  * (model_free). */
-int cli_load_model(const char *cmd, const char *path, model **m, preprocess_spec *pre);
+int cli_load_model(const char *cmd, const char *path, const model_load_opts *opts, model **m,
+                   preprocess_spec *pre);
+/* --gemm NAME (NULL: not given) into opts->gemm; CLI_GO_ON, or the usage error's exit code. */
+int cli_gemm(const cli_cmd *cmd, const char *name, model_load_opts *opts);
 
 #endif

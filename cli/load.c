@@ -3,10 +3,11 @@
 
 #include "cli/cli.h"
 
-int cli_load_model(const char *cmd, const char *path, model **m, preprocess_spec *pre)
+int cli_load_model(const char *cmd, const char *path, const model_load_opts *opts, model **m,
+                   preprocess_spec *pre)
 {
     char err[CLI_ERR_MAX], msg[CLI_ERR_MAX];
-    if (model_load(path, m, err, sizeof err)) {
+    if (model_load(path, opts, m, err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         return -1;
     }
@@ -18,4 +19,11 @@ int cli_load_model(const char *cmd, const char *path, model **m, preprocess_spec
         return -1;
     }
     return 0;
+}
+
+int cli_gemm(const cli_cmd *cmd, const char *name, model_load_opts *opts)
+{
+    if (name && engine_gemm_parse(name, &opts->gemm))
+        return cli_usage_error(cmd, "--gemm must be auto, avx512, avx2 or blas");
+    return CLI_GO_ON;
 }

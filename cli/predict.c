@@ -22,10 +22,11 @@
 #define INSPECT_MAX_SIDE 8192  /* --size */
 
 typedef struct {
-    const char *model;
+    const char *model, *gemm;
     int top_k, logits, threads;
     char **inputs;
     int n_inputs;
+    model_load_opts load;
 } predict_args;
 
 static void predict_usage(FILE *f)
@@ -35,7 +36,8 @@ static void predict_usage(FILE *f)
                "  INPUT: an image (JPEG, PNG) or a float32 .npy [N,3,H,W] or [3,H,W]\n"
                "  --top-k K    classes per sample, by score (default 5; 0: all)\n"
                "  --logits     also print every logit\n"
-               "  --threads T  engine threads (default 1)\n");
+               "  --threads T  engine threads (default 1)\n"
+               "  --gemm K     the engine's kernels: auto (default), avx512, avx2, blas\n");
 }
 
 /* CLI_GO_ON with *a filled, or the exit code. */
@@ -47,13 +49,14 @@ static int predict_parse(int argc, char **argv, predict_args *a)
         CLI_OPT_INT("--top-k", &a->top_k, 0, 1 << 20),
         CLI_OPT_SET("--logits", &a->logits, 1),
         CLI_OPT_INT("--threads", &a->threads, 1, PREDICT_MAX_THREADS),
+        CLI_OPT_STR("--gemm", &a->gemm),
     };
     const cli_cmd cmd = {"predict", predict_usage, opts, sizeof opts / sizeof opts[0]};
     int rc = cli_args_parse(&cmd, argc, argv, a->inputs, &a->n_inputs);
     if (rc != CLI_GO_ON) return rc;
     if (!a->model) return cli_usage_error(&cmd, "--model is required");
     if (!a->n_inputs) return cli_usage_error(&cmd, "no INPUT given");
-    return CLI_GO_ON;
+    return cli_gemm(&cmd, a->gemm, &a->load);
 }
 
 static cJSON *result_json(const model_info *info, const char *input, int item, const float *logits,
@@ -206,7 +209,7 @@ int cmd_predict(int argc, char **argv)
     int rc = predict_parse(argc, argv, &a), hw[2] = {0, 0};
     if (rc != CLI_GO_ON) return rc;
     rc = 1;
-    if (cli_load_model("predict", a.model, &m, &pre)) return 1;
+    if (cli_load_model("predict", a.model, &a.load, &m, &pre)) return 1;
     if (!(doc = cJSON_CreateObject()) || !cJSON_AddStringToObject(doc, "model", a.model) ||
         !(results = cJSON_AddArrayToObject(doc, "results")))
         goto done;
@@ -225,13 +228,15 @@ done:
 
 static void inspect_usage(FILE *f)
 {
-    fprintf(f, "usage: xbnserve inspect [--model] MODEL [--size S]\n"
-               "  --size S  plan for S x S inputs (default: the model's input size)\n");
+    fprintf(f, "usage: xbnserve inspect [--model] MODEL [--size S] [--gemm K]\n"
+               "  --size S  plan for S x S inputs (default: the model's input size)\n"
+               "  --gemm K  the engine's kernels: auto (default), avx512, avx2, blas\n");
 }
 
 int cmd_inspect(int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path = NULL, *gemm = NULL;
+    model_load_opts load = {0};
     char err[CLI_ERR_MAX], **operands = argv;
     model *m = NULL;
     session *s = NULL;
@@ -240,13 +245,15 @@ int cmd_inspect(int argc, char **argv)
     const cli_opt opts[] = {
         CLI_OPT_STR("--model", &path),
         CLI_OPT_INT("--size", &size, 1, INSPECT_MAX_SIDE),
+        CLI_OPT_STR("--gemm", &gemm),
     };
     const cli_cmd cmd = {"inspect", inspect_usage, opts, sizeof opts / sizeof opts[0]};
     int rc = cli_args_parse(&cmd, argc, argv, operands, &n);
     if (rc != CLI_GO_ON) return rc;
     if (n > (path ? 0 : 1)) return cli_usage_error(&cmd, "one model at a time");
     if (!path && !(path = n ? operands[0] : NULL)) return cli_usage_error(&cmd, "no MODEL given");
-    if (cli_load_model("inspect", path, &m, &pre)) return 1;
+    if ((rc = cli_gemm(&cmd, gemm, &load)) != CLI_GO_ON) return rc;
+    if (cli_load_model("inspect", path, &load, &m, &pre)) return 1;
     const model_info *in = model_get_info(m);
     if (!size) size = in->input_size;
     if (session_new(m, size, size, 1, &s, err, sizeof err)) {

@@ -219,7 +219,7 @@ int cmd_preprocess(int argc, char **argv)
     rc = 1;
     if (!a.model)
         preprocess_defaults(&pre, 224);
-    else if (cli_load_model("preprocess", a.model, &m, &pre))
+    else if (cli_load_model("preprocess", a.model, NULL, &m, &pre))
         goto done;
     preprocess_apply(&pre, &a.over, a.over_set);
     image_limits lim = {a.max_bytes ? (size_t)a.max_bytes : IMG_DEFAULT_MAX_BYTES,

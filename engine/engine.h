@@ -44,16 +44,36 @@ typedef struct {
     const char *preprocess_json;
     const char *const *labels; /* `classes` names, or NULL; owned by the model */
     const char *source;        /* free text from the file, "" if none */
-    const char *gemm; /* the convolutions' kernels: "avx512" or "avx2" (the engine's own GEMM,
-                         the CPU's best unless XBN_GEMM says otherwise) or "blas" */
+    const char *gemm; /* the kernels chosen at load (model_load_opts): "avx512" or "avx2" (the
+                         engine's own packed GEMM) or "blas" */
 } model_info;
 
 typedef struct model model;
 typedef struct session session;
 
+/* Which kernels run the model (docs/engine.md): the engine's own GEMM on AVX-512 or on AVX2 +
+ * FMA, or BLAS calls (any x86-64 CPU). AUTO takes the best this CPU runs. */
+typedef enum {
+    ENGINE_GEMM_AUTO,
+    ENGINE_GEMM_AVX512,
+    ENGINE_GEMM_AVX2,
+    ENGINE_GEMM_BLAS
+} engine_gemm;
+
+/* Options of model_load; all zero (or a NULL pointer) means the defaults. */
+typedef struct {
+    engine_gemm gemm;
+} model_load_opts;
+
+/* "auto", "avx512", "avx2" or "blas" -> *out; 0, or -1 for any other name. */
+int engine_gemm_parse(const char *name, engine_gemm *out);
+
 /* Map `path`, validate header, metadata and every tensor against the architecture, fold BN
- * and build the weights. On success *out owns everything; free with model_free. */
-int model_load(const char *path, model **out, char *err, size_t errlen);
+ * and build the weights for the kernels `opts` asks for (NULL: defaults). Forcing kernels this
+ * CPU cannot run fails with XBN_EINVAL and a message naming what it lacks. On success *out owns
+ * everything; free with model_free. */
+int model_load(const char *path, const model_load_opts *opts, model **out, char *err,
+               size_t errlen);
 void model_free(model *m); /* accepts NULL */
 const model_info *model_get_info(const model *m);
 const char *arch_name(model_arch a);

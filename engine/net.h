@@ -10,7 +10,6 @@
 #define XBN_NET_H
 
 #include "engine/engine.h"
-#include "engine/kernels/gemm_packed.h"
 
 typedef enum { OP_CONV, OP_DWCONV, OP_GN, OP_MAXPOOL, OP_GAP, OP_DENSE } op_kind;
 typedef enum { ACT_NONE, ACT_RELU, ACT_RELU6 } act_kind;
@@ -33,8 +32,8 @@ typedef struct {
     float eps;      /* GN epsilon */
     int wino;       /* CONV: Winograd tile size m (winograd.h), 0 when computed directly */
     const float *w; /* CONV: [k*k*cin][cout] (row = (ky*k+kx)*cin+ci), or that matrix packed
-                       for gemm_packed when net.packed_gemm, or transformed and packed
-                       (wino_pack_weights) when wino; DWCONV: [k*k][c];
+                       (kt->pack) when the table has a packed GEMM, or transformed and packed
+                       (kt->wino_pack) when wino; DWCONV: [k*k][c];
                        DENSE: [cout][cin]; GN: gamma[c] */
     const float *b; /* CONV/DENSE: bias[cout] or NULL; GN: beta[c] */
 } op;
@@ -43,7 +42,8 @@ typedef struct {
     op *ops;
     int n_ops;
     int n_tensors;
-    gemm_isa packed_gemm; /* the kernels of gemm_packed on packed weights; GEMM_NONE: BLAS */
+    int max_channels;              /* of any tensor: the kernels' per-channel scratch */
+    const struct kernel_table *kt; /* the kernels, chosen at load (kernel_table.h) */
 } net;
 
 /* The model's op list (model.c). */

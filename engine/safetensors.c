@@ -52,7 +52,7 @@ static int parse_entry(const cJSON *e, const unsigned char *data, size_t data_si
     size_t count = 1;
     for (int i = 0; i < ndim; i++) {
         const cJSON *d = cJSON_GetArrayItem(shape, i);
-        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > (double)(1u << 30) ||
+        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > (double)ST_MAX_DIM ||
             d->valuedouble != (double)(int64_t)d->valuedouble)
             return fail_msg(err, errlen, XBN_EFORMAT, "tensor '%s': bad shape dimension %d", name,
                             i);
@@ -84,109 +84,125 @@ static int parse_entry(const cJSON *e, const unsigned char *data, size_t data_si
     return 0;
 }
 
-int st_open(const char *path, st_file *f, char *err, size_t errlen)
+/* Open `path` and map it whole, read-only. */
+static int map_file(const char *path, st_file *f, char *err, size_t errlen)
 {
-    int rc = XBN_EFORMAT, fd = -1;
-    memset(f, 0, sizeof *f);
+    int rc = XBN_EFORMAT, fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &sb) < 0) {
         rc = fail_msg(err, errlen, XBN_EIO, "%s: %s", path, strerror(errno));
-        goto fail;
+        goto done;
     }
     if (!S_ISREG(sb.st_mode) || sb.st_size < 8) {
         rc = fail_msg(err, errlen, XBN_EFORMAT, "%s: not a safetensors file (%lld bytes)", path,
                       (long long)sb.st_size);
-        goto fail;
+        goto done;
     }
     f->map_size = (size_t)sb.st_size;
     f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (f->map == MAP_FAILED) {
         f->map = NULL;
         rc = fail_msg(err, errlen, XBN_EIO, "%s: mmap: %s", path, strerror(errno));
-        goto fail;
+        goto done;
     }
+    rc = 0;
+done:
+    if (fd >= 0) close(fd);
+    return rc;
+}
+
+/* The JSON header (after its 8-byte length) into f->header, f->meta and f->tensors; the data
+ * section that follows it is [*data, *data + *data_size). */
+static int parse_header(const char *path, st_file *f, const unsigned char **data, size_t *data_size,
+                        char *err, size_t errlen)
+{
     const unsigned char *p = f->map;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | p[i];
-    if (hlen > ST_MAX_HEADER_BYTES || hlen > f->map_size - 8) {
-        rc = fail_msg(err, errlen, XBN_EFORMAT,
-                      "%s: header length %llu is absurd or past the end of the %zu-byte file", path,
-                      (unsigned long long)hlen, f->map_size);
-        goto fail;
-    }
+    if (hlen > ST_MAX_HEADER_BYTES || hlen > f->map_size - 8)
+        return fail_msg(err, errlen, XBN_EFORMAT,
+                        "%s: header length %llu is absurd or past the end of the %zu-byte file",
+                        path, (unsigned long long)hlen, f->map_size);
     f->header = cJSON_ParseWithLength((const char *)p + 8, (size_t)hlen);
-    if (!f->header || !cJSON_IsObject((cJSON *)f->header)) {
-        rc = fail_msg(err, errlen, XBN_EFORMAT, "%s: header is not a JSON object", path);
-        goto fail;
-    }
-    const unsigned char *data = p + 8 + hlen;
-    size_t data_size = f->map_size - 8 - (size_t)hlen;
+    if (!f->header || !cJSON_IsObject((cJSON *)f->header))
+        return fail_msg(err, errlen, XBN_EFORMAT, "%s: header is not a JSON object", path);
+    *data = p + 8 + hlen;
+    *data_size = f->map_size - 8 - (size_t)hlen;
     int n = cJSON_GetArraySize(f->header);
     f->tensors = calloc((size_t)n + 1, sizeof *f->tensors);
-    if (!f->tensors) {
-        rc = fail_msg(err, errlen, XBN_ENOMEM, "out of memory");
-        goto fail;
-    }
+    if (!f->tensors) return fail_msg(err, errlen, XBN_ENOMEM, "out of memory");
     const cJSON *e;
     cJSON_ArrayForEach(e, (cJSON *)f->header)
     {
         if (!strcmp(e->string, "__metadata__")) {
-            if (!cJSON_IsObject(e)) {
-                rc = fail_msg(err, errlen, XBN_EFORMAT, "%s: __metadata__ is not an object", path);
-                goto fail;
-            }
+            if (!cJSON_IsObject(e))
+                return fail_msg(err, errlen, XBN_EFORMAT, "%s: __metadata__ is not an object",
+                                path);
             f->meta = (void *)e;
             continue;
         }
-        if ((rc = parse_entry(e, data, data_size, &f->tensors[f->n_tensors], err, errlen)))
-            goto fail;
+        int rc = parse_entry(e, *data, *data_size, &f->tensors[f->n_tensors], err, errlen);
+        if (rc) return rc;
         f->total_floats += f->tensors[f->n_tensors].count;
         f->n_tensors++;
     }
-    /* Sorted by offset, the ranges must tile the data section exactly: no overlap, no hole. */
+    return 0;
+}
+
+/* Sorted by offset, the tensors' ranges must tile the data section exactly: no overlap, no
+ * hole, nothing after the last. */
+static int check_tiling(const char *path, const st_file *f, const unsigned char *data,
+                        size_t data_size, char *err, size_t errlen)
+{
+    int rc = 0;
     st_tensor *sorted = malloc((size_t)f->n_tensors * sizeof *sorted + 1);
-    if (!sorted) {
-        rc = fail_msg(err, errlen, XBN_ENOMEM, "out of memory");
-        goto fail;
-    }
+    if (!sorted) return fail_msg(err, errlen, XBN_ENOMEM, "out of memory");
     memcpy(sorted, f->tensors, (size_t)f->n_tensors * sizeof *sorted);
     qsort(sorted, (size_t)f->n_tensors, sizeof *sorted, cmp_by_offset);
     const unsigned char *at = data;
-    for (int i = 0; i < f->n_tensors; i++) {
-        if (sorted[i].data != at) {
+    for (int i = 0; i < f->n_tensors && !rc; i++) {
+        if (sorted[i].data != at)
             rc = fail_msg(err, errlen, XBN_EFORMAT, "%s: tensor '%s' %s the previous tensor", path,
                           sorted[i].name, sorted[i].data < at ? "overlaps" : "leaves a gap after");
-            free(sorted);
-            goto fail;
-        }
         at += sorted[i].count * 4;
     }
     free(sorted);
-    if (at != data + data_size) {
+    if (!rc && at != data + data_size)
         rc = fail_msg(err, errlen, XBN_EFORMAT, "%s: %zu bytes after the last tensor", path,
                       (size_t)(data + data_size - at));
-        goto fail;
-    }
-    /* NaN or Inf weights would load, warm up and answer NaN scores: refuse them here. */
+    return rc;
+}
+
+/* NaN or Inf weights would load, warm up and answer NaN scores: refuse them here. */
+static int check_finite(const char *path, const st_file *f, char *err, size_t errlen)
+{
     for (int i = 0; i < f->n_tensors; i++) {
         const st_tensor *t = &f->tensors[i];
         for (size_t k = 0; k < t->count; k++) {
             uint32_t u;
             memcpy(&u, t->data + 4 * k, 4);
-            if ((u & 0x7f800000u) == 0x7f800000u) {
-                rc = fail_msg(err, errlen, XBN_EFORMAT, "%s: tensor '%s' holds %s at element %zu",
-                              path, t->name, u & 0x007fffffu ? "NaN" : "Inf", k);
-                goto fail;
-            }
+            if ((u & 0x7f800000u) == 0x7f800000u)
+                return fail_msg(err, errlen, XBN_EFORMAT, "%s: tensor '%s' holds %s at element %zu",
+                                path, t->name, u & 0x007fffffu ? "NaN" : "Inf", k);
         }
     }
-    close(fd);
     return 0;
-fail:
-    if (fd >= 0) close(fd);
-    st_close(f);
-    return rc;
+}
+
+int st_open(const char *path, st_file *f, char *err, size_t errlen)
+{
+    const unsigned char *data = NULL;
+    size_t data_size = 0;
+    int rc;
+    memset(f, 0, sizeof *f);
+    if ((rc = map_file(path, f, err, errlen)) ||
+        (rc = parse_header(path, f, &data, &data_size, err, errlen)) ||
+        (rc = check_tiling(path, f, data, data_size, err, errlen)) ||
+        (rc = check_finite(path, f, err, errlen))) {
+        st_close(f);
+        return rc;
+    }
+    return 0;
 }
 
 void st_close(st_file *f)

@@ -12,8 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ST_MAX_HEADER_BYTES (64u << 20) /* a real header is kilobytes; refuse absurd lengths */
-#define ST_MAX_DIMS 8
+#include "engine/limits.h" /* ST_MAX_HEADER_BYTES, ST_MAX_DIMS, ST_MAX_DIM */
 
 typedef struct {
     const char *name; /* points into the parsed header */

@@ -26,12 +26,10 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "engine/kernels/gemm_packed.h"
-#include "engine/kernels/kernels.h"
+#include "engine/kernels/blas.h"
+#include "engine/kernels/kernel_table.h"
+#include "engine/limits.h"
 #include "engine/net.h"
-#include "engine/kernels/winograd.h"
-
-#define SESSION_MAX_THREADS 64
 
 typedef struct {
     int h, w, c; /* per-sample shape */
@@ -48,6 +46,7 @@ typedef struct {
 struct session {
     const model *m;
     const net *net;
+    const kernel_table *kt; /* the model's kernels; kt->gemm NULL: the BLAS path */
     int h, w, max_batch;
     int regions;   /* copies of every slot: max_batch on the BLAS path, threads on the packed */
     int tail_from; /* ops [tail_from, n_ops) run on the whole batch at once (packed path) */
@@ -67,6 +66,8 @@ struct session {
     size_t gn_stride;
     size_t scratch_per_thread;
     size_t team_scratch; /* floats of the tail's Winograd scratch, shared by the team */
+    float *chan;         /* per thread: the kernels' per-channel scratch (member_scratch) */
+    size_t chan_stride;
 
     /* current run */
     const float *input;
@@ -100,6 +101,36 @@ static int serr(char *err, size_t errlen, int code, const char *msg, const char 
     return code;
 }
 
+/* 1 on the packed path (the table has the engine's own GEMM), 0 on the BLAS path. */
+static int packed(const session *s)
+{
+    return s->kt->gemm != NULL;
+}
+
+/* Panels of the packed GEMM across n output channels. */
+static int panels(const session *s, int n)
+{
+    return (n + s->kt->panel_cols - 1) / s->kt->panel_cols;
+}
+
+/* A team member's scratch: its im2col rows (BLAS path) or Winograd tiles, and the per-channel
+ * arrays of GroupNorm and pooling (kernels.h), for c = max_channels: mean_c and scale c floats
+ * each, fwork 2c floats, dwork 2c doubles; chan_stride is 8c floats, rounded. */
+typedef struct {
+    float *col;
+    float *mean_c, *scale, *fwork;
+    double *dwork;
+} member_scratch;
+
+static member_scratch scratch_of(const session *s, int me)
+{
+    size_t c = (size_t)s->net->max_channels;
+    float *at = s->chan + s->chan_stride * me;
+    member_scratch ms = {s->scratch + s->scratch_per_thread * me, at, at + c, at + 2 * c,
+                         (double *)(at + 4 * c)};
+    return ms;
+}
+
 /* The region of a slot that sample n uses. The arena has one region per sample of a batch on
  * the BLAS path (every op runs on the whole batch), and in the slots of the packed path's tail
  * (see run_all); elsewhere on the packed path a sample runs through the network before the
@@ -107,7 +138,7 @@ static int serr(char *err, size_t errlen, int code, const char *msg, const char 
  * shared by the team region 0. */
 static int region(const session *s, int slot, int n)
 {
-    if (!s->net->packed_gemm || s->slot_batched[slot]) return n;
+    if (!packed(s) || s->slot_batched[slot]) return n;
     return n < s->whole ? s->region_of[n] : 0;
 }
 
@@ -177,7 +208,7 @@ static int plan_shapes(session *s, char *err, size_t errlen)
         if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && o->k * o->cin > s->zeros_floats)
             s->zeros_floats = o->k * o->cin;
         size_t need = 0; /* scratch for a whole sample per thread */
-        if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && !nt->packed_gemm)
+        if (o->kind == OP_CONV && (o->k > 1 || o->stride > 1) && !packed(s))
             need = (size_t)g->oh * g->ow * o->k * o->k * o->cin;
         if (o->kind == OP_CONV && o->wino)
             need = wino_scratch_floats(o->wino, wino_tiles(o->wino, g->oh, g->ow), o->cin, o->cout);
@@ -187,8 +218,8 @@ static int plan_shapes(session *s, char *err, size_t errlen)
     return 0;
 }
 
-/* The packed path splits a convolution by rows (8-row tiles) when there are enough, else by
- * 32-column panels. */
+/* The packed path splits a convolution by rows (whole tiles of the kernel table's height) when
+ * there are enough, else by panels of columns. */
 static int conv_splits_rows(int rows, int panels, int nt)
 {
     return rows >= 64 * nt || panels < nt;
@@ -206,16 +237,16 @@ static void plan_fusion(session *s)
         if (o->kind == OP_DWCONV && next->kind == OP_GN && next->in == o->out)
             s->p[i].row_stats = 1;
         if (o->kind != OP_GN || next->kind != OP_CONV || next->in != o->in || next->k != 1 ||
-            next->stride != 1 || next->wino || !nt->packed_gemm)
+            next->stride != 1 || next->wino || !packed(s))
             continue;
         int read_later = 0; /* the map must be dead once the convolution has read it */
         for (int j = i + 2; j < nt->n_ops; j++)
             read_later |= nt->ops[j].in == o->in || nt->ops[j].res == o->in;
         /* the convolution applies it only when split by rows (gn_applied_by_next), and in the
          * head a sample may pass from one member to the team between the two (run_whole) */
-        int rows = s->p[i].g.h * s->p[i].g.w, panels = (next->cout + 31) / 32;
-        int same_split = i >= s->tail_from || conv_splits_rows(rows, panels, 1) ==
-                                                  conv_splits_rows(rows, panels, s->threads);
+        int rows = s->p[i].g.h * s->p[i].g.w, np = panels(s, next->cout);
+        int same_split = i >= s->tail_from ||
+                         conv_splits_rows(rows, np, 1) == conv_splits_rows(rows, np, s->threads);
         s->p[i].gn_into = !read_later && same_split;
     }
 }
@@ -234,7 +265,7 @@ static void plan_tail(session *s)
 {
     const net *nt = s->net;
     s->tail_from = nt->n_ops;
-    if (!nt->packed_gemm) return;
+    if (!packed(s)) return;
     while (s->tail_from > 0) {
         const conv_geom *g = &s->p[s->tail_from - 1].g;
         if (g->h * g->w > TAIL_MAX_PIXELS) break;
@@ -251,34 +282,40 @@ static void plan_tail(session *s)
     }
 }
 
-/* Assign slots by lifetime: a tensor's slot frees after the last op that reads it. Tensors the
- * tail touches go to slots of their own, which have a region per sample. */
-static int plan_slots(session *s, char *err, size_t errlen)
+/* Floats rounded up to a whole 64-byte line, so regions never share one. */
+static size_t lines(size_t floats)
+{
+    return (floats + 15) & ~(size_t)15;
+}
+
+/* For each tensor the last op that reads it (or writes it: a tensor is live while written),
+ * and whether the tail (ops from tail_from on) touches it. */
+static void plan_lifetimes(const session *s, int *last, unsigned char *in_tail)
 {
     const net *nt = s->net;
-    int nt_ = nt->n_tensors;
-    int *last = malloc((size_t)nt_ * sizeof *last), *holder = NULL;
-    size_t *slot_size = NULL;
-    unsigned char *in_tail = calloc((size_t)nt_, 1);
-    int rc = XBN_ENOMEM;
-    if (!last || !in_tail) goto done;
-    for (int i = 0; i < nt_; i++) last[i] = -1;
+    for (int i = 0; i < nt->n_tensors; i++) last[i] = -1;
     for (int i = 0; i < nt->n_ops; i++) {
         const op *o = &nt->ops[i];
         last[o->in] = i;
         if (o->res >= 0) last[o->res] = i;
-        if (o->out != o->in && last[o->out] < i) last[o->out] = i; /* live at least while written */
+        if (o->out != o->in && last[o->out] < i) last[o->out] = i;
         if (i >= s->tail_from) {
             in_tail[o->in] = in_tail[o->out] = 1;
             if (o->res >= 0) in_tail[o->res] = 1;
         }
     }
-    holder = malloc((size_t)nt_ * sizeof *holder); /* holder[slot] = tensor, -1 if free */
-    slot_size = calloc((size_t)nt_, sizeof *slot_size);
-    s->slot_batched = calloc((size_t)nt_, 1);
-    if (!holder || !slot_size || !s->slot_batched) goto done;
-    int n_slots = 0;
-    holder[n_slots] = 0, slot_size[n_slots] = s->t[0].size, s->t[0].slot = n_slots++;
+}
+
+/* Give every tensor a slot: the first whose tensor is dead by the op that writes this one,
+ * among the slots of its kind (tail or not), else a new slot. The dense output gets none (it
+ * is the caller's logits). slot_size: floats of each slot's largest tensor. Returns the
+ * number of slots; holder is scratch, one per tensor. */
+static int plan_assign(session *s, const int *last, const unsigned char *in_tail, int *holder,
+                       size_t *slot_size)
+{
+    const net *nt = s->net;
+    int n_slots = 1;
+    holder[0] = 0, slot_size[0] = s->t[0].size, s->t[0].slot = 0; /* the input */
     for (int i = 0; i < nt->n_ops; i++) {
         const op *o = &nt->ops[i];
         if (o->out == o->in) continue;
@@ -290,50 +327,78 @@ static int plan_slots(session *s, char *err, size_t errlen)
         for (int k = 0; k < n_slots && pick < 0; k++)
             if ((holder[k] < 0 || last[holder[k]] < i) && s->slot_batched[k] == in_tail[o->out])
                 pick = k;
-        if (pick < 0)
-            pick = n_slots++, slot_size[pick] = 0, s->slot_batched[pick] = in_tail[o->out];
+        if (pick < 0) {
+            pick = n_slots++;
+            slot_size[pick] = 0;
+            s->slot_batched[pick] = in_tail[o->out];
+        }
         holder[pick] = o->out;
         s->t[o->out].slot = pick;
         if (s->t[o->out].size > slot_size[pick]) slot_size[pick] = s->t[o->out].size;
     }
-    s->n_slots = n_slots;
-    s->slot_base = calloc((size_t)n_slots, sizeof *s->slot_base);
-    s->slot_stride = calloc((size_t)n_slots, sizeof *s->slot_stride);
+    return n_slots;
+}
+
+/* The arena: every slot's regions (a region per sample in the tail's slots, else per
+ * s->regions), the threads' scratch (or the tail's shared Winograd scratch, if larger), the
+ * padding zeros, GroupNorm statistics, the members' per-channel scratch, and the batch's
+ * input. One allocation; returns 0 or XBN_ENOMEM. */
+static int plan_arena(session *s, const size_t *slot_size)
+{
+    const net *nt = s->net;
     size_t total = 0, scratch = s->scratch_per_thread * s->threads;
     int gn_regions = s->regions + (s->tail_from < nt->n_ops ? s->max_batch : 0);
-    for (int k = 0; k < n_slots; k++)
-        total +=
-            ((slot_size[k] + 15) & ~(size_t)15) * (s->slot_batched[k] ? s->max_batch : s->regions);
+    s->slot_base = calloc((size_t)s->n_slots, sizeof *s->slot_base);
+    s->slot_stride = calloc((size_t)s->n_slots, sizeof *s->slot_stride);
+    if (!s->slot_base || !s->slot_stride) return XBN_ENOMEM;
+    for (int k = 0; k < s->n_slots; k++) {
+        s->slot_stride[k] = lines(slot_size[k]);
+        total += s->slot_stride[k] * (s->slot_batched[k] ? s->max_batch : s->regions);
+    }
     if (s->team_scratch > scratch) scratch = s->team_scratch;
-    s->gn_stride = (s->gn_stride + 15) & ~(size_t)15;
-    total += scratch + (((size_t)s->zeros_floats + 15) & ~(size_t)15);
-    total += s->gn_stride * gn_regions;
-    size_t input_floats = ((size_t)s->max_batch * 3 * s->h * s->w + 15) & ~(size_t)15;
-    total += input_floats;
+    s->gn_stride = lines(s->gn_stride);
+    s->chan_stride = lines((size_t)8 * nt->max_channels); /* member_scratch */
+    total += scratch + lines((size_t)s->zeros_floats) + s->gn_stride * gn_regions;
+    total += s->chan_stride * s->threads + lines((size_t)s->max_batch * 3 * s->h * s->w);
     s->arena_floats = total;
-    if (!s->slot_base || !s->slot_stride ||
-        !(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
-        goto done;
-    float *at = s->arena;
+    if (!(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
+        return XBN_ENOMEM;
     /* Each sample owns a fixed region of every slot, so samples may be at different ops at the
      * same time (the packed path runs samples on different threads). */
-    for (int k = 0; k < n_slots; k++) {
+    float *at = s->arena;
+    for (int k = 0; k < s->n_slots; k++) {
         s->slot_base[k] = at;
-        s->slot_stride[k] = (slot_size[k] + 15) & ~(size_t)15;
         at += s->slot_stride[k] * (s->slot_batched[k] ? s->max_batch : s->regions);
     }
     s->scratch = at;
     s->zeros = at + scratch;
-    s->gn_stats = s->zeros + ((s->zeros_floats + 15) & ~15);
-    s->input_buf = s->gn_stats + s->gn_stride * gn_regions;
+    s->gn_stats = s->zeros + lines((size_t)s->zeros_floats);
+    s->chan = s->gn_stats + s->gn_stride * gn_regions;
+    s->input_buf = s->chan + s->chan_stride * s->threads;
     memset(s->zeros, 0, (size_t)s->zeros_floats * sizeof *s->zeros);
-    rc = 0;
+    return 0;
+}
+
+/* Assign slots by lifetime: a tensor's slot frees after the last op that reads it. Tensors the
+ * tail touches go to slots of their own, which have a region per sample. */
+static int plan_slots(session *s, char *err, size_t errlen)
+{
+    size_t n = (size_t)s->net->n_tensors;
+    int *last = malloc(n * sizeof *last), *holder = malloc(n * sizeof *holder);
+    unsigned char *in_tail = calloc(n, 1);
+    size_t *slot_size = calloc(n, sizeof *slot_size);
+    int rc = XBN_ENOMEM;
+    s->slot_batched = calloc(n, 1);
+    if (!last || !holder || !in_tail || !slot_size || !s->slot_batched) goto done;
+    plan_lifetimes(s, last, in_tail);
+    s->n_slots = plan_assign(s, last, in_tail, holder, slot_size);
+    rc = plan_arena(s, slot_size);
 done:
     if (rc) serr(err, errlen, rc, "out of memory planning the arena", NULL);
     free(last);
     free(holder);
-    free(slot_size);
     free(in_tail);
+    free(slot_size);
     return rc;
 }
 
@@ -405,8 +470,8 @@ static void run_conv_blas(session *s, const op *o, const conv_geom *g, int t, in
 }
 
 /* Packed-GEMM path: every element's arithmetic is independent of the rows and columns in the
- * call, so the team may split a convolution any way: by rows (8-row tiles) when there are
- * many, by 32-column panels otherwise. */
+ * call, so the team may split a convolution any way: by rows (whole tiles) when there are
+ * many, by panels of columns otherwise. */
 /* The part of rows [lo, hi) of a batch, laid out sample after sample with `per` rows each,
  * that falls in sample j, in the sample's own numbering: [*a, *b). Returns 0 when empty. */
 static int rows_of_sample(int lo, int hi, int j, int per, int *a, int *b)
@@ -426,26 +491,30 @@ static void run_conv_wino(session *s, const op *o, const conv_geom *g, int t, in
 {
     int tiles = wino_tiles(o->wino, g->oh, g->ow), positions = (o->wino + 2) * (o->wino + 2);
     int rows = (n1 - n0) * tiles, lo, hi, k_lo, k_hi, a, b;
-    gemm_isa isa = s->net->packed_gemm;
+    const kernel_table *kt = s->kt;
     split(rows, t, nt, &lo, &hi);
     if (n1 - n0 == 1 && (nt == 1 || wino_weights_in_l2(o->wino, o->cin, o->cout))) {
-        wino_conv(o->wino, tensor_ptr(s, o->in, n0), g->h, g->w, o->cin, o->w, o->cout, e, lo, hi,
-                  scratch, tensor_ptr(s, o->out, n0), isa);
+        ENGINE_ASSERT(wino_scratch_floats(o->wino, hi - lo, o->cin, o->cout) <=
+                      s->scratch_per_thread);
+        wino_conv(kt, o->wino, tensor_ptr(s, o->in, n0), g->h, g->w, o->cin, o->w, o->cout, e, lo,
+                  hi, scratch, tensor_ptr(s, o->out, n0));
         return;
     }
     split(positions, t, nt, &k_lo, &k_hi);
+    ENGINE_ASSERT(wino_scratch_floats(o->wino, rows, o->cin, o->cout) <=
+                  s->scratch_per_thread * s->threads + s->team_scratch);
     float *v = s->scratch, *prod = v + (size_t)positions * rows * o->cin;
     for (int j = 0; j < n1 - n0; j++) /* sample n0 + j's tiles are rows j * tiles.. */
         if (rows_of_sample(lo, hi, j, tiles, &a, &b))
-            wino_input(o->wino, tensor_ptr(s, o->in, n0 + j), g->h, g->w, o->cin, a, b, -j * tiles,
-                       rows, v, isa);
+            kt->wino_input(o->wino, tensor_ptr(s, o->in, n0 + j), g->h, g->w, o->cin, a, b,
+                           -j * tiles, rows, v);
     barrier(s, nt, phase);
-    wino_gemm(v, rows, o->cin, o->w, o->cout, k_lo, k_hi, prod, isa);
+    wino_gemm(kt, v, rows, o->cin, o->w, o->cout, k_lo, k_hi, prod);
     barrier(s, nt, phase);
     for (int j = 0; j < n1 - n0; j++)
         if (rows_of_sample(lo, hi, j, tiles, &a, &b))
-            wino_output(o->wino, prod, -j * tiles, rows, g->h, g->w, o->cout, e, a, b,
-                        tensor_ptr(s, o->out, n0 + j), isa);
+            kt->wino_output(o->wino, prod, -j * tiles, rows, g->h, g->w, o->cout, e, a, b,
+                            tensor_ptr(s, o->out, n0 + j));
 }
 
 /* Samples the 1x1 convolution op i multiplies in one GEMM when it runs on [n0, n1): all of
@@ -466,33 +535,34 @@ static int gn_applied_by_next(const session *s, int i, int nt, int n0, int n1)
 {
     const conv_geom *g = &s->p[i].g;
     return s->p[i].gn_into && conv_splits_rows(conv_batch(s, i + 1, n0, n1) * g->h * g->w,
-                                               (s->net->ops[i + 1].cout + 31) / 32, nt);
+                                               panels(s, s->net->ops[i + 1].cout), nt);
 }
 
-/* Rows per step when a 1x1 convolution applies the GroupNorm before it: a multiple of both
- * tile heights, few enough that the normalised rows are still in L1/L2 when multiplied. */
+/* Rows per step when a 1x1 convolution applies the GroupNorm before it: a multiple of every
+ * table's tile height (8 and 6; checked in session_new_threads), few enough that the normalised
+ * rows are still in L1/L2 when multiplied. */
 #define GN_STEP_ROWS 48
 
 static void run_conv_packed(session *s, int i, const op *o, const conv_geom *g, int t, int nt,
-                            int n0, int n1, float *scratch, unsigned *phase)
+                            int n0, int n1, const member_scratch *ms, unsigned *phase)
 {
-    int nb = conv_batch(s, i, n0, n1), per = g->oh * g->ow;
-    int rows = nb * per, panels = (o->cout + 31) / 32, lo, hi;
-    gemm_isa isa = s->net->packed_gemm;
+    const kernel_table *kt = s->kt;
+    int nb = conv_batch(s, i, n0, n1), per = g->oh * g->ow, th = kt->tile_rows;
+    int rows = nb * per, np = panels(s, o->cout), lo, hi;
     const op *gn = i > 0 && gn_applied_by_next(s, i - 1, nt, n0, n1) ? &s->net->ops[i - 1] : NULL;
     gemm_epilogue e = {o->b, NULL, o->act == ACT_NONE ? -INFINITY : 0.0f,
                        o->act == ACT_RELU6 ? 6.0f : INFINITY, o->resm == RES_ACT_THEN_ADD};
     if (o->wino) {
-        run_conv_wino(s, o, g, t, nt, n0, n1, scratch, &e, phase);
+        run_conv_wino(s, o, g, t, nt, n0, n1, ms->col, &e, phase);
         return;
     }
-    int p_lo = 0, p_hi = panels;
+    int p_lo = 0, p_hi = np;
     lo = 0, hi = rows;
-    if (conv_splits_rows(rows, panels, nt)) {
-        split((rows + 7) / 8, t, nt, &lo, &hi);
-        lo *= 8, hi = hi * 8 < rows ? hi * 8 : rows;
+    if (conv_splits_rows(rows, np, nt)) { /* whole tiles per member */
+        split((rows + th - 1) / th, t, nt, &lo, &hi);
+        lo *= th, hi = hi * th < rows ? hi * th : rows;
     } else {
-        split(panels, t, nt, &p_lo, &p_hi);
+        split(np, t, nt, &p_lo, &p_hi);
     }
     if (lo >= hi || p_lo >= p_hi) return;
     for (int n = n0; n < n1; n += nb) {
@@ -503,108 +573,126 @@ static void run_conv_packed(session *s, int i, const op *o, const conv_geom *g, 
             /* the tail: normalise this member's rows of every sample, then one GEMM (maps are
              * small here; re-reading the weights per step would cost more) */
             for (int j = 0, a, b; j < nb; j++) {
-                float mean_c[o->cin], scale[o->cin];
                 if (!rows_of_sample(lo, hi, j, per, &a, &b)) continue;
-                gn_finish(gn_stats_ptr(s, o->in, n + j), g->h, g->w, o->cin, o->cin / gn->groups,
-                          gn->eps, gn->w, mean_c, scale);
-                gn_apply(in + ((size_t)j * per + a) * o->cin, b - a, o->cin, mean_c, scale, gn->b,
-                         gn->act);
+                kt->gn_finish(gn_stats_ptr(s, o->in, n + j), g->h, g->w, o->cin,
+                              o->cin / gn->groups, gn->eps, gn->w, ms->mean_c, ms->scale,
+                              ms->dwork);
+                kt->gn_apply(in + ((size_t)j * per + a) * o->cin, b - a, o->cin, ms->mean_c,
+                             ms->scale, gn->b, gn->act);
             }
-            gemm_packed(in + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout, p_lo, p_hi, out,
-                        &e, isa);
+            kt->gemm(in + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout, p_lo, p_hi, out, &e);
         } else if (gn) {
-            float mean_c[o->cin], scale[o->cin];
-            gn_finish(gn_stats_ptr(s, o->in, n), g->h, g->w, o->cin, o->cin / gn->groups, gn->eps,
-                      gn->w, mean_c, scale);
+            kt->gn_finish(gn_stats_ptr(s, o->in, n), g->h, g->w, o->cin, o->cin / gn->groups,
+                          gn->eps, gn->w, ms->mean_c, ms->scale, ms->dwork);
             for (int r = lo; r < hi; r += GN_STEP_ROWS) {
                 int m = hi - r < GN_STEP_ROWS ? hi - r : GN_STEP_ROWS;
                 gemm_epilogue er = e;
                 if (e.res) er.res = e.res + (size_t)(r - lo) * o->cout;
-                gn_apply(in + (size_t)r * o->cin, m, o->cin, mean_c, scale, gn->b, gn->act);
-                gemm_packed(in + (size_t)r * o->cin, m, o->cin, o->w, o->cout, p_lo, p_hi,
-                            out + (size_t)(r - lo) * o->cout, &er, isa);
+                kt->gn_apply(in + (size_t)r * o->cin, m, o->cin, ms->mean_c, ms->scale, gn->b,
+                             gn->act);
+                kt->gemm(in + (size_t)r * o->cin, m, o->cin, o->w, o->cout, p_lo, p_hi,
+                         out + (size_t)(r - lo) * o->cout, &er);
             }
-        } else if (o->k == 1 && o->stride == 1)
-            gemm_packed(in + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout, p_lo, p_hi, out,
-                        &e, isa);
-        else /* KxK or strided: straight from the input, no im2col */
-            conv_packed(in, g, o->k, o->stride, lo, hi, s->zeros, o->w, o->cout, p_lo, p_hi, out,
-                        &e, isa);
+        } else if (o->k == 1 && o->stride == 1) {
+            kt->gemm(in + (size_t)lo * o->cin, hi - lo, o->cin, o->w, o->cout, p_lo, p_hi, out, &e);
+        } else { /* KxK or strided: straight from the input, no im2col */
+            ENGINE_ASSERT(o->k * o->cin <= s->zeros_floats);
+            kt->conv(in, g, o->k, o->stride, lo, hi, s->zeros, o->w, o->cout, p_lo, p_hi, out, &e);
+        }
     }
 }
 
 static void run_conv(session *s, int i, const op *o, const conv_geom *g, int t, int nt, int n0,
-                     int n1, float *col, unsigned *phase)
+                     int n1, const member_scratch *ms, unsigned *phase)
 {
-    if (s->net->packed_gemm)
-        run_conv_packed(s, i, o, g, t, nt, n0, n1, col, phase);
+    if (packed(s))
+        run_conv_packed(s, i, o, g, t, nt, n0, n1, ms, phase);
     else
-        run_conv_blas(s, o, g, t, nt, n0, n1, col);
+        run_conv_blas(s, o, g, t, nt, n0, n1, ms->col);
 }
 
-/* Op i for samples [n0, n1), thread t's share of nt; col is the thread's scratch. An op may
- * meet the team at barriers of its own (`phase`). */
-static void run_op(session *s, int i, int t, int nt, int n0, int n1, float *col, unsigned *phase)
+/* A depthwise convolution or max pool, split by output rows. */
+static void run_rows(session *s, int i, const op *o, const conv_geom *g, int t, int nt, int n0,
+                     int n1, const member_scratch *ms)
+{
+    const kernel_table *kt = s->kt;
+    int lo, hi;
+    split(g->oh, t, nt, &lo, &hi);
+    for (int n = n0; n < n1 && lo < hi; n++) {
+        const float *in = tensor_ptr(s, o->in, n);
+        float *out = tensor_ptr(s, o->out, n);
+        /* a row at a time when the GroupNorm's sums are taken here, while it is in cache */
+        for (int r = lo, step = s->p[i].row_stats ? 1 : hi - lo; r < hi; r += step) {
+            conv_geom sub = *g;
+            sub.oh = r + step < hi ? step : hi - r;
+            sub.pt = g->pt - r * o->stride; /* rows [r, r + oh) as their own output */
+            float *rows_out = out + (size_t)r * g->ow * o->cout;
+            if (o->kind == OP_MAXPOOL) {
+                kt->maxpool(in, &sub, o->k, o->stride, rows_out);
+                continue;
+            }
+            kt->dwconv3x3(in, &sub, o->stride, o->w, rows_out);
+            if (s->p[i].row_stats)
+                kt->gn_row_stats(out, g->ow, o->cout, r, r + sub.oh, gn_stats_ptr(s, o->out, n),
+                                 ms->fwork);
+        }
+    }
+}
+
+/* GroupNorm: each member sums its own rows (the convolutions around it split by rows too, so
+ * they are in its cache), then normalises them from every row's sums, unless the depthwise
+ * convolution before took the sums or the 1x1 convolution after applies it. */
+static void run_gn(session *s, int i, const op *o, const conv_geom *g, int t, int nt, int n0,
+                   int n1, const member_scratch *ms, unsigned *phase)
+{
+    const kernel_table *kt = s->kt;
+    int cpg = o->cin / o->groups, applied = gn_applied_by_next(s, i, nt, n0, n1);
+    int summed_before = i > 0 && s->p[i - 1].row_stats, lo, hi;
+    split(g->h, t, nt, &lo, &hi);
+    for (int n = n0; n < n1; n++) {
+        float *x = tensor_ptr(s, o->in, n), *stats = gn_stats_ptr(s, o->in, n);
+        if (!summed_before) kt->gn_row_stats(x, g->w, o->cin, lo, hi, stats, ms->fwork);
+        if (applied) continue;
+        if (nt > 1 && !summed_before) barrier(s, nt, phase); /* every row summed */
+        kt->gn_finish(stats, g->h, g->w, o->cin, cpg, o->eps, o->w, ms->mean_c, ms->scale,
+                      ms->dwork);
+        if (lo < hi)
+            kt->gn_apply(x + (size_t)lo * g->w * o->cin, (hi - lo) * g->w, o->cin, ms->mean_c,
+                         ms->scale, o->b, o->act);
+    }
+}
+
+/* Op i for samples [n0, n1), thread t's share of nt; ms is the running member's scratch. An op
+ * may meet the team at barriers of its own (`phase`). */
+static void run_op(session *s, int i, int t, int nt, int n0, int n1, const member_scratch *ms,
+                   unsigned *phase)
 {
     const op *o = &s->net->ops[i];
     const conv_geom *g = &s->p[i].g;
     int lo, hi;
+    ENGINE_ASSERT(o->cin <= s->net->max_channels && o->cout <= s->net->max_channels);
     switch (o->kind) {
     case OP_CONV:
-        run_conv(s, i, o, g, t, nt, n0, n1, col, phase);
+        run_conv(s, i, o, g, t, nt, n0, n1, ms, phase);
         break;
     case OP_DWCONV:
     case OP_MAXPOOL:
-        split(g->oh, t, nt, &lo, &hi);
-        for (int n = n0; n < n1 && lo < hi; n++) {
-            const float *in = tensor_ptr(s, o->in, n);
-            float *out = tensor_ptr(s, o->out, n);
-            /* a row at a time when the GroupNorm's sums are taken here, while it is in cache */
-            for (int r = lo, step = s->p[i].row_stats ? 1 : hi - lo; r < hi; r += step) {
-                conv_geom sub = *g;
-                sub.oh = r + step < hi ? step : hi - r;
-                sub.pt = g->pt - r * o->stride; /* rows [r, r + oh) as their own output */
-                float *rows_out = out + (size_t)r * g->ow * o->cout;
-                if (o->kind == OP_MAXPOOL) {
-                    maxpool(in, &sub, o->k, o->stride, rows_out);
-                    continue;
-                }
-                dwconv3x3(in, &sub, o->stride, o->w, rows_out);
-                if (s->p[i].row_stats)
-                    gn_row_stats(out, g->ow, o->cout, r, r + sub.oh, gn_stats_ptr(s, o->out, n));
-            }
-        }
+        run_rows(s, i, o, g, t, nt, n0, n1, ms);
         break;
-    case OP_GN: {
-        /* Each member sums its own rows (the convolutions around it split by rows too, so they
-         * are in its cache), then normalises them from every row's sums, unless the depthwise
-         * convolution before took the sums or the 1x1 convolution after applies it. */
-        int cpg = o->cin / o->groups, applied = gn_applied_by_next(s, i, nt, n0, n1);
-        int summed_before = i > 0 && s->p[i - 1].row_stats;
-        float mean_c[o->cin], scale[o->cin]; /* cin <= MODEL_MAX_CHANNELS: checked at load */
-        split(g->h, t, nt, &lo, &hi);
-        for (int n = n0; n < n1; n++) {
-            float *x = tensor_ptr(s, o->in, n), *stats = gn_stats_ptr(s, o->in, n);
-            if (!summed_before) gn_row_stats(x, g->w, o->cin, lo, hi, stats);
-            if (applied) continue;
-            if (nt > 1 && !summed_before) barrier(s, nt, phase); /* every row summed */
-            gn_finish(stats, g->h, g->w, o->cin, cpg, o->eps, o->w, mean_c, scale);
-            if (lo < hi)
-                gn_apply(x + (size_t)lo * g->w * o->cin, (hi - lo) * g->w, o->cin, mean_c, scale,
-                         o->b, o->act);
-        }
+    case OP_GN:
+        run_gn(s, i, o, g, t, nt, n0, n1, ms, phase);
         break;
-    }
     case OP_GAP:
         split(n1 - n0, t, nt, &lo, &hi);
         for (int n = n0 + lo; n < n0 + hi; n++)
-            gap_forward(tensor_ptr(s, o->in, n), g->h * g->w, o->cin, tensor_ptr(s, o->out, n));
+            s->kt->gap(tensor_ptr(s, o->in, n), g->h * g->w, o->cin, tensor_ptr(s, o->out, n),
+                       ms->dwork);
         break;
     case OP_DENSE:
         split(o->cout, t, nt, &lo, &hi);
         for (int n = n0; n < n1 && lo < hi; n++)
-            dense_forward(tensor_ptr(s, o->in, n), o->w + (size_t)lo * o->cin, o->b + lo, o->cin,
-                          hi - lo, s->logits + (size_t)n * o->cout + lo);
+            s->kt->dense(tensor_ptr(s, o->in, n), o->w + (size_t)lo * o->cin, o->b + lo, o->cin,
+                         hi - lo, s->logits + (size_t)n * o->cout + lo);
         break;
     }
 }
@@ -614,17 +702,17 @@ static void run_op(session *s, int i, int t, int nt, int n0, int n1, float *col,
 static void run_range(session *s, int me, int t, int nt, int n0, int n1, int i0, int i1,
                       unsigned *local_phase)
 {
-    float *col = s->scratch + s->scratch_per_thread * me;
+    member_scratch ms = scratch_of(s, me);
     int lo, hi;
     split(s->h, t, nt, &lo, &hi);
     for (int n = n0; n < n1 && i0 == 0; n++)
-        nchw_to_nhwc_rows(s->input + (size_t)n * 3 * s->h * s->w, 3, s->h, s->w, lo, hi,
-                          tensor_ptr(s, 0, n));
+        s->kt->nchw_to_nhwc(s->input + (size_t)n * 3 * s->h * s->w, 3, s->h, s->w, lo, hi,
+                            tensor_ptr(s, 0, n));
     if (nt > 1) barrier(s, nt, local_phase);
     for (int i = i0; i < i1; i++) {
         struct timespec t0, t1;
         if (s->op_ns && me == 0) clock_gettime(CLOCK_MONOTONIC, &t0);
-        run_op(s, i, t, nt, n0, n1, col, local_phase);
+        run_op(s, i, t, nt, n0, n1, &ms, local_phase);
         if (nt > 1) barrier(s, nt, local_phase);
         if (s->op_ns && me == 0) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -673,7 +761,7 @@ static void help_last(session *s, int t, int head, unsigned *local_phase)
 static void run_all(session *s, int t, unsigned *local_phase)
 {
     int nt = s->threads, head = s->tail_from, n_ops = s->net->n_ops;
-    if (!s->net->packed_gemm) {
+    if (!packed(s)) {
         run_range(s, t, t, nt, 0, s->n, 0, n_ops, local_phase);
         return;
     }
@@ -715,7 +803,7 @@ int session_run(session *s, const float *input, int n, float *logits)
 {
     if (n < 1 || n > s->max_batch) return XBN_EINVAL;
     s->input = input, s->logits = logits, s->n = n;
-    s->whole = s->net->packed_gemm && s->threads > 1 && n >= s->threads ? n : 0;
+    s->whole = packed(s) && s->threads > 1 && n >= s->threads ? n : 0;
     atomic_store(&s->next_whole, 0);
     atomic_store(&s->idle, 0);
     unsigned local_phase = atomic_load(&s->phase);
@@ -752,14 +840,15 @@ int session_new_threads(const model *m, int h, int w, int max_batch, int threads
                         char *err, size_t errlen)
 {
     *out = NULL;
-    if (h < 1 || w < 1 || h > 8192 || w > 8192 || max_batch < 1 || max_batch > 4096 ||
-        threads < 1 || threads > SESSION_MAX_THREADS)
+    if (h < 1 || w < 1 || h > SESSION_MAX_SIDE || w > SESSION_MAX_SIDE || max_batch < 1 ||
+        max_batch > SESSION_MAX_BATCH || threads < 1 || threads > SESSION_MAX_THREADS)
         return serr(err, errlen, XBN_EINVAL, "bad session size, batch or thread count", NULL);
     session *s = calloc(1, sizeof *s);
     if (!s) return serr(err, errlen, XBN_ENOMEM, "out of memory", NULL);
-    s->m = m, s->net = model_get_net(m), s->h = h, s->w = w, s->max_batch = max_batch;
-    s->threads = threads;
-    s->regions = s->net->packed_gemm ? threads : max_batch;
+    s->m = m, s->net = model_get_net(m), s->kt = s->net->kt;
+    s->h = h, s->w = w, s->max_batch = max_batch, s->threads = threads;
+    s->regions = packed(s) ? threads : max_batch;
+    ENGINE_ASSERT(!packed(s) || GN_STEP_ROWS % s->kt->tile_rows == 0);
     kernels_init();
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

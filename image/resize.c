@@ -14,6 +14,10 @@
  * the lanes instead, every tap was a gather, 2x slower), and the results transposed back.
  * The vertical pass runs 8 columns at a time. The sums are integers, exact in any order, so
  * the bytes are the scalar loops' (a unit test compares the two).
+ *
+ * The program is built for baseline x86-64: the AVX2 functions carry a target attribute, and
+ * resize_plan_make records whether the CPU has AVX2 (resize_plan.avx2), which resize_run
+ * passes down; with it clear the scalar loops run.
  */
 #include "image/resize.h"
 
@@ -45,6 +49,8 @@ static void crop_offset(int n, int s, int *off)
 int resize_plan_make(const preprocess_spec *pre, int w, int h, resize_plan *p)
 {
     if (w <= 0 || h <= 0 || pre->crop <= 0 || pre->crop > RESIZE_MAX_SIDE) return RESIZE_EINVAL;
+    __builtin_cpu_init();
+    p->avx2 = __builtin_cpu_supports("avx2");
     p->crop = pre->crop;
     if (pre->mode == RESIZE_DIRECT) {
         p->out_w = p->out_h = pre->crop;
@@ -160,17 +166,17 @@ static inline unsigned char clip8(int32_t ss)
     return ss < 0 ? 0 : ss > 255 ? 255 : (unsigned char)ss;
 }
 
-#ifdef __AVX2__
 /* The two passes on 8 x 32-bit lanes: the same integer sums as the scalar loops (exact in
- * any order), so the same bytes. */
+ * any order), so the same bytes. Run only when resize_plan.avx2 says the CPU has AVX2. */
+#define AVX2 __attribute__((target("avx2")))
 
-static inline __m128i pack8(__m256i v) /* 8 ints in [0, 255] -> 8 bytes in the low half */
+static inline AVX2 __m128i pack8(__m256i v) /* 8 ints in [0, 255] -> 8 bytes in the low half */
 {
     __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     return _mm_packus_epi16(w, w);
 }
 
-static inline __m256i clip8x8(__m256i acc)
+static inline AVX2 __m256i clip8x8(__m256i acc)
 {
     __m256i v = _mm256_srai_epi32(acc, PRECISION_BITS);
     return _mm256_min_epi32(_mm256_max_epi32(v, _mm256_setzero_si256()), _mm256_set1_epi32(255));
@@ -178,7 +184,7 @@ static inline __m256i clip8x8(__m256i acc)
 
 /* The 8-row block pass (hpass_rows) works on the rows' bytes transposed: byte i of row r
  * goes to t[8 * i + r], so the 8 rows' values of one source byte are one 8-byte load. */
-static void transpose_in(const unsigned char *const rows[8], size_t n, unsigned char *t)
+static AVX2 void transpose_in(const unsigned char *const rows[8], size_t n, unsigned char *t)
 {
     size_t i = 0;
     for (; i + 16 <= n; i += 16, t += 128) {
@@ -205,7 +211,7 @@ static void transpose_in(const unsigned char *const rows[8], size_t n, unsigned 
 }
 
 /* The inverse: u[8 * j + r] -> rows[r][j] for j < n. */
-static void transpose_out(const unsigned char *u, size_t n, unsigned char *const rows[8])
+static AVX2 void transpose_out(const unsigned char *u, size_t n, unsigned char *const rows[8])
 {
     size_t j = 0;
     for (; j + 16 <= n; j += 16, u += 128) {
@@ -237,10 +243,9 @@ static void transpose_out(const unsigned char *u, size_t n, unsigned char *const
  * 8-byte load per channel and one broadcast coefficient (no gathers). t holds the rows'
  * bytes from the first column's first pixel; results go to u, transposed, channel c's
  * column j at u + 8 * (c * ncols + j). nch is a constant at each call. */
-static inline __attribute__((always_inline)) void hpass_lanes_n(const unsigned char *t, int ncols,
-                                                                int kh, const int *hb,
-                                                                const int32_t *hk, unsigned char *u,
-                                                                const int nch)
+static inline __attribute__((always_inline)) AVX2 void
+hpass_lanes_n(const unsigned char *t, int ncols, int kh, const int *hb, const int32_t *hk,
+              unsigned char *u, const int nch)
 {
     int x0 = hb[0];
     for (int j = 0; j < ncols; j++) {
@@ -261,8 +266,8 @@ static inline __attribute__((always_inline)) void hpass_lanes_n(const unsigned c
 }
 
 /* dst[j] = clip8(sum_t rows[t][j] * k[t]) for j < n, 8 at a time; returns how many done. */
-static size_t vpass_avx2(const unsigned char *const *rows, const int32_t *k, int cnt, size_t n,
-                         unsigned char *dst)
+static AVX2 size_t vpass_avx2(const unsigned char *const *rows, const int32_t *k, int cnt, size_t n,
+                              unsigned char *dst)
 {
     size_t j = 0;
     for (; j + 8 <= n; j += 8) {
@@ -275,7 +280,6 @@ static size_t vpass_avx2(const unsigned char *const *rows, const int32_t *k, int
     }
     return j;
 }
-#endif
 
 /* The horizontal filter for the crop's columns. */
 typedef struct {
@@ -289,6 +293,28 @@ typedef struct {
      * does not apply (no AVX2, or not an upright view) */
     unsigned char *t, *u;
 } hfilter;
+
+/* Source rows y.. y+7 resampled through the block pass (f->t set) into their ring slots. */
+static AVX2 void hpass_block(const pixmap_view *src, int y, const hfilter *f, unsigned char *ring,
+                             int slots)
+{
+    int nch = src->channels, ncols = f->ncols;
+    size_t rowb = (size_t)ncols * nch;
+    const unsigned char *in[8];
+    unsigned char *out[8];
+    for (int r = 0; r < 8; r++)
+        in[r] = src->origin + (ptrdiff_t)(y + r - src->y0) * src->sy + f->lo;
+    transpose_in(in, f->span, f->t);
+    if (nch == 3)
+        hpass_lanes_n(f->t, ncols, f->kh, f->hb, f->hk, f->u, 3);
+    else
+        hpass_lanes_n(f->t, ncols, f->kh, f->hb, f->hk, f->u, 1);
+    for (int c = 0; c < nch; c++) {
+        for (int r = 0; r < 8; r++)
+            out[r] = ring + (size_t)((y + r) % slots) * rowb + (size_t)c * ncols;
+        transpose_out(f->u + (size_t)8 * c * ncols, (size_t)ncols, out);
+    }
+}
 
 /* One source row y -> f->ncols pixels of nch channels, planar: channel c at dst + c * ncols. */
 static void hpass_row(const pixmap_view *src, int y, const hfilter *f, unsigned char *dst)
@@ -320,39 +346,20 @@ static void hpass_row(const pixmap_view *src, int y, const hfilter *f, unsigned 
 static int hpass_rows(const pixmap_view *src, int y, int end, const hfilter *f, unsigned char *ring,
                       int slots)
 {
-    int nch = src->channels, ncols = f->ncols;
-    size_t rowb = (size_t)ncols * nch;
-#ifdef __AVX2__
+    size_t rowb = (size_t)f->ncols * src->channels;
     if (f->t && end - y >= 8) {
-        const unsigned char *in[8];
-        unsigned char *out[8];
-        for (int r = 0; r < 8; r++)
-            in[r] = src->origin + (ptrdiff_t)(y + r - src->y0) * src->sy + f->lo;
-        transpose_in(in, f->span, f->t);
-        if (nch == 3)
-            hpass_lanes_n(f->t, ncols, f->kh, f->hb, f->hk, f->u, 3);
-        else
-            hpass_lanes_n(f->t, ncols, f->kh, f->hb, f->hk, f->u, 1);
-        for (int c = 0; c < nch; c++) {
-            for (int r = 0; r < 8; r++)
-                out[r] = ring + (size_t)((y + r) % slots) * rowb + (size_t)c * ncols;
-            transpose_out(f->u + (size_t)8 * c * ncols, (size_t)ncols, out);
-        }
+        hpass_block(src, y, f, ring, slots);
         return 8;
     }
-#endif
     hpass_row(src, y, f, ring + (size_t)(y % slots) * rowb);
     return 1;
 }
 
-/* dst[j] = clip8(sum_t rows[t][j] * k[t]) for j < n. */
+/* dst[j] = clip8(sum_t rows[t][j] * k[t]) for j < n; 8 at a time with avx2. */
 static void vpass(const unsigned char *const *rows, const int32_t *k, int cnt, size_t n,
-                  unsigned char *dst)
+                  unsigned char *dst, int avx2)
 {
-    size_t j = 0;
-#ifdef __AVX2__
-    j = vpass_avx2(rows, k, cnt, n, dst);
-#endif
+    size_t j = avx2 ? vpass_avx2(rows, k, cnt, n, dst) : 0;
     for (; j < n; j++) {
         int32_t a = 1 << (PRECISION_BITS - 1);
         for (int t = 0; t < cnt; t++) a += rows[t][j] * k[t];
@@ -389,13 +396,11 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
     resize_coeffs(src->h, box[1], box[3], p->out_h, y0, nrows, kv, vb, vk);
     size_t lo = (size_t)nch * (hb[0] - src->x0), span = (size_t)nch * (need[2] - hb[0]);
     hfilter hf = {ncols, kh, hb, hk, h_same, lo, span, NULL, NULL};
-#ifdef __AVX2__
-    if (!h_same && src->sx == nch) {
+    if (p->avx2 && !h_same && src->sx == nch) {
         scratch = malloc(8 * (span + rowb));
         if (!scratch) goto fail;
         hf.t = scratch, hf.u = scratch + 8 * span;
     }
-#endif
     size_t plane = (size_t)S * S;
     if (ncols < S || nrows < S) memset(out, 0, 3 * plane); /* zero padding: pixel value 0 */
 
@@ -420,7 +425,7 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
             const unsigned char *rows[ycnt];
             for (int t = 0; t < ycnt; t++)
                 rows[t] = ring + (size_t)((ymin + t) % slots) * rowb + coff;
-            vpass(rows, k, ycnt, (size_t)ncols, o);
+            vpass(rows, k, ycnt, (size_t)ncols, o, p->avx2);
         }
     }
     rc = RESIZE_OK;

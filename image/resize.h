@@ -35,6 +35,7 @@ typedef struct {
     int out_w, out_h;   /* the resized image, before cropping */
     int crop;           /* S: the output is S x S */
     int crop_x, crop_y; /* top-left of the crop in the resized image; < 0 pads with zeros */
+    int avx2; /* run the AVX2 passes (the CPU has AVX2); 0: the scalar loops, same bytes */
 } resize_plan;
 
 /* Plan the resize of an upright w x h image per `pre`. */

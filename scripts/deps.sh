@@ -13,10 +13,11 @@ set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
     libopenblas-dev python3 python3-torch python3-numpy)
+# qemu-user: tests/integration/test_portable.py runs the binary on an emulated CPU without AVX.
 test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-h5py
     python3-yaml curl clang clang-format libclang-rt-14-dev
     python-matplotlib-data lomiri-wallpapers-20.04 libjpeg-turbo-progs
-    prometheus python3-matplotlib chromium chromium-driver python3-selenium)
+    prometheus python3-matplotlib chromium chromium-driver python3-selenium qemu-user)
 # npm installs the validators of tests/integration/node (Makefile: node-deps). Debian's
 # nodejs + npm only where the machine has no npm of its own (a Node.js from elsewhere
 # ships npm inside its nodejs package, which Debian's npm would conflict with).

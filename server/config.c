@@ -34,6 +34,7 @@ typedef struct {
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const gemm_names[] = {"auto", "avx512", "avx2", "blas", NULL}; /* engine_gemm */
 
 #define S_INT(k, lo, hi, h)                                                                        \
     {                                                                                              \
@@ -84,6 +85,8 @@ static const setting server_keys[] = {
     {"cors_allow_origins", K_LIST, offsetof(config, cors_allow_origins),
      sizeof((config *)0)->cors_allow_origins, 0, 0, NULL,
      "origins allowed cross-origin calls, exact, comma-separated (empty: no CORS)"},
+    {"gemm", K_ENUM, offsetof(config, gemm), 0, 0, 0, gemm_names,
+     "auto|avx512|avx2|blas: the engine's kernels (auto: the CPU's best)"},
 };
 
 static const setting model_keys[] = {

@@ -65,6 +65,7 @@ typedef struct {
     long long ui;                        /* serve the try-it page at / (server/page.c) */
     /* Origins allowed cross-origin calls, exact, comma-separated; "": no CORS (cors.c). */
     char cors_allow_origins[CFG_LIST_MAX];
+    long long gemm;             /* engine_gemm (engine.h): 0 auto, 1 avx512, 2 avx2, 3 blas */
     model_cfg models[CFG_MAX_MODELS];
     int nmodels;
 } config;

@@ -103,7 +103,8 @@ static int load_model(server *s, srv_model *m, char *err, size_t errlen)
 {
     long long t0 = batcher_now_ns();
     char e[SRV_ERR_MAX];
-    if (model_load(m->cfg->path, &m->m, e, sizeof e)) {
+    model_load_opts opts = {.gemm = (engine_gemm)s->cfg.gemm}; /* config.c's names, in order */
+    if (model_load(m->cfg->path, &opts, &m->m, e, sizeof e)) {
         snprintf(err, errlen, "model %s (%.200s): %.300s", m->cfg->name, m->cfg->path, e);
         return -1;
     }

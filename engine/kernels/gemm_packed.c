@@ -8,42 +8,38 @@
  * Every output element is acc = fma(a[r][k], b[k][j], acc) for k = 0..K-1 from zero, then the
  * epilogue, whatever the tile, the tail, the number of rows in the call or the instruction
  * set: that is what makes one GEMM over a whole batch batch-invariant, and an AVX2 machine
- * give the same bits as an AVX-512 one. Only this file and winograd.c use intrinsics.
+ * give the same bits as an AVX-512 one.
+ *
+ * The file is built for x86-64-v3 (AVX2 + FMA), its AVX-512 functions by target attribute; the
+ * shared driver (run_tiles) is inlined into each instruction set's entry points with that set's
+ * tile function and height as constants, so no call tests the instruction set.
  */
 #include "engine/kernels/gemm_packed.h"
 #include "engine/kernels/kernels.h"
+#include "engine/limits.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-gemm_isa gemm_isa_best(void)
-{
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return GEMM_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return GEMM_AVX2;
-    return GEMM_NONE;
-}
-
-size_t gemm_packed_floats(int k, int n)
-{
-    return (size_t)k * ((n + 31) / 32 * 32);
-}
+/* The panel width and the tiles' row-pointer stride, as the macros below spell them. */
+#define PANEL GEMM_PANEL_COLS
+#define AP_STRIDE GEMM_MAX_TILE_ROWS
 
 void gemm_pack_b(const float *b, int k, int n, float *packed)
 {
-    for (int p = 0; p < (n + 31) / 32; p++) {
-        float *dst = packed + (size_t)p * k * 32;
-        int cols = n - p * 32 < 32 ? n - p * 32 : 32;
+    for (int p = 0; p < (n + PANEL - 1) / PANEL; p++) {
+        float *dst = packed + (size_t)p * k * PANEL;
+        int cols = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
         for (int kk = 0; kk < k; kk++) {
-            memcpy(dst + (size_t)kk * 32, b + (size_t)kk * n + p * 32, cols * sizeof(float));
-            memset(dst + (size_t)kk * 32 + cols, 0, (32 - cols) * sizeof(float));
+            memcpy(dst + (size_t)kk * PANEL, b + (size_t)kk * n + p * PANEL, cols * sizeof(float));
+            memset(dst + (size_t)kk * PANEL + cols, 0, (PANEL - cols) * sizeof(float));
         }
     }
 }
 
 /* Rows [0, R) of one 8x32 tile, epilogue included; R is a compile-time constant at each call
  * so the accumulators stay in registers. Row r of A is `taps` runs of `run` floats, run t
- * starting at ap[t * 8 + r] (for a plain matrix: one run of k floats per row; for a
+ * starting at ap[t * AP_STRIDE + r] (for a plain matrix: one run of k floats per row; for a
  * convolution: one run of Cin floats per kernel tap, straight from the input, or from a zero
  * run where the tap falls in the padding). Element (r, j) is summed over t, then the run, in
  * order: the same sequence as over the rows of an im2col matrix. */
@@ -56,11 +52,11 @@ void gemm_pack_b(const float *b, int k, int n, float *packed)
         for (int r = 0; r < R; r++) acc0[r] = _mm512_setzero_ps(), acc1[r] = _mm512_setzero_ps();  \
         for (int t = 0; t < taps; t++) {                                                           \
             const float *a[R];                                                                     \
-            for (int r = 0; r < R; r++) a[r] = ap[t * 8 + r];                                      \
-            const float *b = bp + (size_t)t * run * 32;                                            \
+            for (int r = 0; r < R; r++) a[r] = ap[t * AP_STRIDE + r];                              \
+            const float *b = bp + (size_t)t * run * PANEL;                                         \
             for (int kk = 0; kk < run; kk++) {                                                     \
-                __m512 b0 = _mm512_loadu_ps(b + (size_t)kk * 32);                                  \
-                __m512 b1 = _mm512_loadu_ps(b + (size_t)kk * 32 + 16);                             \
+                __m512 b0 = _mm512_loadu_ps(b + (size_t)kk * PANEL);                               \
+                __m512 b1 = _mm512_loadu_ps(b + (size_t)kk * PANEL + 16);                          \
                 for (int r = 0; r < R; r++) {                                                      \
                     __m512 av = _mm512_set1_ps(a[r][kk]);                                          \
                     acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);                                    \
@@ -138,7 +134,7 @@ store_row(__m256 acc0, __m256 acc1, float *cr, const float *rr, const gemm_epilo
 #define ROW_DECL(r)                                                                                \
     __m256 x##r##0 = _mm256_setzero_ps(), x##r##1 = _mm256_setzero_ps();                           \
     const float *a##r = NULL;
-#define ROW_PTR(r) a##r = ap[t * 8 + r];
+#define ROW_PTR(r) a##r = ap[t * AP_STRIDE + r];
 #define ROW_FMA(r)                                                                                 \
     {                                                                                              \
         __m256 av = _mm256_broadcast_ss(a##r + kk);                                                \
@@ -157,10 +153,10 @@ store_row(__m256 acc0, __m256 acc1, float *cr, const float *rr, const gemm_epilo
         ROWS_##R(ROW_DECL);                                                                        \
         for (int t = 0; t < taps; t++) {                                                           \
             ROWS_##R(ROW_PTR);                                                                     \
-            const float *b = bp + (size_t)t * run * 32;                                            \
+            const float *b = bp + (size_t)t * run * PANEL;                                         \
             for (int kk = 0; kk < run; kk++) {                                                     \
-                __m256 b0 = _mm256_loadu_ps(b + (size_t)kk * 32);                                  \
-                __m256 b1 = _mm256_loadu_ps(b + (size_t)kk * 32 + 8);                              \
+                __m256 b0 = _mm256_loadu_ps(b + (size_t)kk * PANEL);                               \
+                __m256 b1 = _mm256_loadu_ps(b + (size_t)kk * PANEL + 8);                           \
                 ROWS_##R(ROW_FMA);                                                                 \
             }                                                                                      \
         }                                                                                          \
@@ -201,25 +197,43 @@ typedef void tile2_fn(const float *const *, int, int, const float *, float *, si
                       const gemm_epilogue *, const float *, const float *, int);
 static tile2_fn *const tiles2[7] = {NULL, tile2_1, tile2_2, tile2_3, tile2_4, tile2_5, tile2_6};
 
-/* Weights up to this size are read per row tile from L2 (run_tiles). */
-#define TILES_OUTER_BYTES (256 << 10)
+/* Where the tile at row r0 of the call meets panel p: its weights, bias, residual, output,
+ * and how many of the panel's columns exist (1..32). */
+typedef struct {
+    const float *b, *bias, *res;
+    float *c;
+    int cols;
+} tile_at;
 
-/* One tile (rows r0.. of the call, pointers in ap) against panel p. */
-static void tile_panel(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
-                       const float *packed, int n, int p, float *c, const gemm_epilogue *e,
-                       int avx512)
+static inline tile_at locate(int r0, size_t k, const float *packed, int n, int p, float *c,
+                             const gemm_epilogue *e)
 {
-    int cols = n - p * 32 < 32 ? n - p * 32 : 32;
-    const float *bp = packed + (size_t)p * k * 32, *bias = e->bias ? e->bias + p * 32 : NULL;
-    const float *res = e->res ? e->res + (size_t)r0 * n + p * 32 : NULL;
-    float *cp = c + (size_t)r0 * n + p * 32;
-    if (!avx512) {
-        tiles2[rows](ap, taps, run, bp, cp, (size_t)n, e, bias, res, cols);
-        return;
-    }
-    __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
-    __mmask16 m1 = cols <= 16 ? 0 : cols >= 32 ? 0xffff : (__mmask16)((1u << (cols - 16)) - 1);
-    tiles[rows](ap, taps, run, bp, cp, (size_t)n, e, bias, res, m0, m1);
+    tile_at t = {packed + (size_t)p * k * PANEL, e->bias ? e->bias + p * PANEL : NULL,
+                 e->res ? e->res + (size_t)r0 * n + p * PANEL : NULL,
+                 c + (size_t)r0 * n + p * PANEL, n - p * PANEL < PANEL ? n - p * PANEL : PANEL};
+    return t;
+}
+
+/* One tile (rows r0.. of the call, `rows` of them, pointers in ap) against panel p. */
+typedef void tile_panel_fn(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
+                           const float *packed, int n, int p, float *c, const gemm_epilogue *e);
+
+static void tile_panel_avx512(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
+                              const float *packed, int n, int p, float *c, const gemm_epilogue *e)
+{
+    tile_at t = locate(r0, k, packed, n, p, c, e);
+    __mmask16 m0 = t.cols >= 16 ? 0xffff : (__mmask16)((1u << t.cols) - 1);
+    __mmask16 m1 = t.cols <= 16   ? 0
+                   : t.cols >= 32 ? 0xffff
+                                  : (__mmask16)((1u << (t.cols - 16)) - 1);
+    tiles[rows](ap, taps, run, t.b, t.c, (size_t)n, e, t.bias, t.res, m0, m1);
+}
+
+static void tile_panel_avx2(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
+                            const float *packed, int n, int p, float *c, const gemm_epilogue *e)
+{
+    tile_at t = locate(r0, k, packed, n, p, c, e);
+    tiles2[rows](ap, taps, run, t.b, t.c, (size_t)n, e, t.bias, t.res, t.cols);
 }
 
 /* Ask for the output (to write) and residual lines of tile (r0, p) a tile ahead. With small
@@ -229,7 +243,7 @@ static void tile_panel(const float *const *ap, int r0, int rows, int taps, int r
 static void prefetch_tile(const float *c, const float *res, int r0, int th, int n, int p)
 {
     for (int r = r0; r < r0 + th; r++) {
-        size_t off = (size_t)r * n + p * 32;
+        size_t off = (size_t)r * n + p * PANEL;
         __builtin_prefetch(c + off, 1);
         __builtin_prefetch(c + off + 16, 1);
         if (res) {
@@ -239,30 +253,31 @@ static void prefetch_tile(const float *c, const float *res, int r0, int th, int 
     }
 }
 
-/* Every tile (8 rows on AVX-512, 6 on AVX2) of rows [0, m) against panels [p_lo, p_hi); `rows_of`
- * fills the tile's row pointers, as `taps` runs of `run` floats, or as `taps / merge` runs of `run
- * * merge` floats when it returns 1 (consecutive taps that are consecutive in memory: the same sums
- * in the same order, fewer and longer runs). The loop order only changes what stays in cache, never
- * an element's arithmetic: with small weights, tiles outside and panels inside (a tile's rows
- * are read and its pointers made once, the weights come from L2: ResNet50's 56x56 1x1
- * convolutions and the stem); with large weights, panels outside (one panel, k x 32 floats,
- * stays in cache while the rows stream past it). */
-static void run_tiles(int m, int taps, int run, int merge, const float *packed, int n, int p_lo,
-                      int p_hi, float *c, const gemm_epilogue *e,
-                      int (*rows_of)(const void *, int r0, int rows, const float **ap),
-                      const void *arg, gemm_isa isa)
+/* Every tile (th rows, the instruction set's tile_panel) of rows [0, m) against panels [p_lo,
+ * p_hi); `rows_of` fills the tile's row pointers, as `taps` runs of `run` floats, or as `taps /
+ * merge` runs of `run * merge` floats when it returns 1 (consecutive taps that are consecutive
+ * in memory: the same sums in the same order, fewer and longer runs). The loop order only
+ * changes what stays in cache, never an element's arithmetic: with small weights, tiles outside
+ * and panels inside (a tile's rows are read and its pointers made once, the weights come from
+ * L2: ResNet50's 56x56 1x1 convolutions and the stem); with large weights, panels outside (one
+ * panel, k x 32 floats, stays in cache while the rows stream past it). Inlined into each entry
+ * point, so tile_panel, th and rows_of are constants there. */
+static inline __attribute__((always_inline)) void
+run_tiles(tile_panel_fn *tile_panel, int th, int m, int taps, int run, int merge,
+          const float *packed, int n, int p_lo, int p_hi, float *c, const gemm_epilogue *e,
+          int (*rows_of)(const void *, int r0, int rows, const float **ap), const void *arg)
 {
     size_t k = (size_t)taps * run;
-    const float *ap[8 * 49]; /* taps <= 49: the largest kernel of both families is 7x7 */
-    int avx512 = isa == GEMM_AVX512, th = avx512 ? 8 : 6;
-    if (k * 32 * sizeof(float) * (p_hi - p_lo) <= TILES_OUTER_BYTES) {
+    const float *ap[AP_STRIDE * KERNEL_MAX_TAPS];
+    ENGINE_ASSERT(taps >= 1 && taps <= KERNEL_MAX_TAPS && th >= 1 && th <= AP_STRIDE);
+    if (k * PANEL * sizeof(float) * (p_hi - p_lo) <= GEMM_TILES_OUTER_BYTES) {
         for (int r0 = 0; r0 < m; r0 += th) {
             int rows = m - r0 < th ? m - r0 : th;
             int merged = rows_of(arg, r0, rows, ap);
             for (int p = p_lo; p < p_hi; p++) {
                 if (r0 + 2 * th <= m) prefetch_tile(c, e->res, r0 + th, th, n, p);
                 tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run,
-                           k, packed, n, p, c, e, avx512);
+                           k, packed, n, p, c, e);
             }
         }
         return;
@@ -272,7 +287,7 @@ static void run_tiles(int m, int taps, int run, int merge, const float *packed, 
             int rows = m - r0 < th ? m - r0 : th;
             int merged = rows_of(arg, r0, rows, ap);
             tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run, k,
-                       packed, n, p, c, e, avx512);
+                       packed, n, p, c, e);
         }
 }
 
@@ -288,22 +303,27 @@ static int plain_rows_of(const void *arg, int r0, int rows, const float **ap)
     return 0;
 }
 
-void gemm_packed(const float *a, int m, int k, const float *packed, int n, int p_lo, int p_hi,
-                 float *c, const gemm_epilogue *e, gemm_isa isa)
+void gemm_packed_avx512(const float *a, int m, int k, const float *packed, int n, int p_lo,
+                        int p_hi, float *c, const gemm_epilogue *e)
 {
     plain_rows pr = {a, k};
-    run_tiles(m, 1, k, 1, packed, n, p_lo, p_hi, c, e, plain_rows_of, &pr, isa);
+    run_tiles(tile_panel_avx512, GEMM_AVX512_TILE_ROWS, m, 1, k, 1, packed, n, p_lo, p_hi, c, e,
+              plain_rows_of, &pr);
 }
 
-/* Channels up to which a tap row at the edge of the input is copied, zero-padded, so that
- * every tile can use one run per kernel row: the 3-channel stems. */
-#define MERGE_MAX_C 8
+void gemm_packed_avx2(const float *a, int m, int k, const float *packed, int n, int p_lo, int p_hi,
+                      float *c, const gemm_epilogue *e)
+{
+    plain_rows pr = {a, k};
+    run_tiles(tile_panel_avx2, GEMM_AVX2_TILE_ROWS, m, 1, k, 1, packed, n, p_lo, p_hi, c, e,
+              plain_rows_of, &pr);
+}
 
 typedef struct {
     const float *in, *zeros;
     const conv_geom *g;
     int k, stride, lo;
-    float *edge; /* 8 rows x k kernel rows x k * MERGE_MAX_C floats */
+    float *edge; /* AP_STRIDE rows x k kernel rows x k * KERNEL_MERGE_MAX_C floats */
 } conv_rows;
 
 /* One run per kernel row (k taps of c floats, consecutive in memory in the input and in the
@@ -320,7 +340,7 @@ static int conv_rows_of(const void *arg, int r0, int rows, const float **ap)
         int ix = (cr->lo + r0 + r) % g->ow * cr->stride - g->pl;
         inside &= ix >= 0 && ix + k <= g->w;
     }
-    if (k > 1 && (inside || c <= MERGE_MAX_C)) {
+    if (k > 1 && (inside || c <= KERNEL_MERGE_MAX_C)) {
         for (int r = 0; r < rows; r++) {
             int out = cr->lo + r0 + r, oy = out / g->ow, ox = out % g->ow;
             int ix = ox * cr->stride - g->pl;
@@ -332,7 +352,7 @@ static int conv_rows_of(const void *arg, int r0, int rows, const float **ap)
                     if (ix >= 0 && ix + k <= g->w) {
                         row = line + (size_t)ix * c;
                     } else {
-                        float *copy = cr->edge + (size_t)(ky * 8 + r) * k * c;
+                        float *copy = cr->edge + (size_t)(ky * AP_STRIDE + r) * k * c;
                         for (int kx = 0; kx < k; kx++)
                             if (ix + kx >= 0 && ix + kx < g->w)
                                 memcpy(copy + kx * c, line + (size_t)(ix + kx) * c,
@@ -342,7 +362,7 @@ static int conv_rows_of(const void *arg, int r0, int rows, const float **ap)
                         row = copy;
                     }
                 }
-                ap[ky * 8 + r] = row;
+                ap[ky * AP_STRIDE + r] = row;
             }
         }
         return 1;
@@ -353,18 +373,37 @@ static int conv_rows_of(const void *arg, int r0, int rows, const float **ap)
             for (int kx = 0; kx < k; kx++) {
                 int iy = oy * cr->stride - g->pt + ky, ix = ox * cr->stride - g->pl + kx;
                 int in_map = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
-                ap[(ky * k + kx) * 8 + r] =
+                ap[(ky * k + kx) * AP_STRIDE + r] =
                     in_map ? cr->in + ((size_t)iy * g->w + ix) * c : cr->zeros;
             }
     }
     return 0;
 }
 
-void conv_packed(const float *in, const conv_geom *g, int k, int stride, int lo, int hi,
-                 const float *zeros, const float *packed, int n, int p_lo, int p_hi, float *out,
-                 const gemm_epilogue *e, gemm_isa isa)
+static inline __attribute__((always_inline)) void
+conv_packed(tile_panel_fn *tile_panel, int th, const float *in, const conv_geom *g, int k,
+            int stride, int lo, int hi, const float *zeros, const float *packed, int n, int p_lo,
+            int p_hi, float *out, const gemm_epilogue *e)
 {
-    float edge[8 * 7 * 7 * MERGE_MAX_C];
+    float edge[AP_STRIDE * KERNEL_MAX_TAPS * KERNEL_MERGE_MAX_C];
+    ENGINE_ASSERT(k >= 1 && k <= KERNEL_MAX_SIDE && lo <= hi);
     conv_rows cr = {in, zeros, g, k, stride, lo, edge};
-    run_tiles(hi - lo, k * k, g->c, k, packed, n, p_lo, p_hi, out, e, conv_rows_of, &cr, isa);
+    run_tiles(tile_panel, th, hi - lo, k * k, g->c, k, packed, n, p_lo, p_hi, out, e, conv_rows_of,
+              &cr);
+}
+
+void conv_packed_avx512(const float *in, const conv_geom *g, int k, int stride, int lo, int hi,
+                        const float *zeros, const float *packed, int n, int p_lo, int p_hi,
+                        float *out, const gemm_epilogue *e)
+{
+    conv_packed(tile_panel_avx512, GEMM_AVX512_TILE_ROWS, in, g, k, stride, lo, hi, zeros, packed,
+                n, p_lo, p_hi, out, e);
+}
+
+void conv_packed_avx2(const float *in, const conv_geom *g, int k, int stride, int lo, int hi,
+                      const float *zeros, const float *packed, int n, int p_lo, int p_hi,
+                      float *out, const gemm_epilogue *e)
+{
+    conv_packed(tile_panel_avx2, GEMM_AVX2_TILE_ROWS, in, g, k, stride, lo, hi, zeros, packed, n,
+                p_lo, p_hi, out, e);
 }

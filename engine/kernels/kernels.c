@@ -1,59 +1,21 @@
 /* kernels.c - see kernels.h. Plain loops over NHWC; the channel loop is innermost so the
- * compiler vectorises it. cblas.h is included here and nowhere else. */
+ * compiler vectorises it (simd.h where it does not by itself).
+ *
+ * Built once per instruction set with -DKERNELS_ISA=avx2 or base (Makefile); KNAME gives each
+ * function that suffix. The _avx2 build is the engine's code as it has always been compiled
+ * (x86-64-v3, multiply-adds fused); the _base build runs on any x86-64 CPU.
+ */
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/simd.h"
+#include "engine/limits.h"
 
-#include <cblas.h>
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
-void kernels_init(void)
-{
-    openblas_set_num_threads(1);
-}
-
-const char *engine_blas_core(void)
-{
-    return openblas_get_corename();
-}
-
-void im2col_rows(const float *in, const conv_geom *g, int k, int stride, int lo, int hi, float *col)
-{
-    size_t cc = (size_t)g->c;
-    for (int r = lo; r < hi; r++) {
-        int oy = r / g->ow, ox = r % g->ow;
-        float *row = col + (size_t)(r - lo) * k * k * cc;
-        for (int ky = 0; ky < k; ky++) {
-            int iy = oy * stride - g->pt + ky;
-            for (int kx = 0; kx < k; kx++, row += cc) {
-                int ix = ox * stride - g->pl + kx;
-                int inside = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
-                const float *src = inside ? in + ((size_t)iy * g->w + ix) * cc : NULL;
-                if (cc < 16) /* the stem's 3 channels: a call per tap would cost more */
-                    for (size_t i = 0; i < cc; i++) row[i] = inside ? src[i] : 0.0f;
-                else if (inside)
-                    memcpy(row, src, cc * sizeof *row);
-                else
-                    memset(row, 0, cc * sizeof *row);
-            }
-        }
-    }
-}
-
-void gemm(const float *a, const float *b, float *out, int m, int n, int k)
-{
-    /* Row-major out = a.b is column-major out^T = b^T.a^T. Called column-major because
-     * OpenBLAS's row-major "direct" small-GEMM path (SkylakeX) sums in another order, and a
-     * kernel choice that changes with m would break batch invariance. */
-    cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, m, k, 1.0f, b, n, a, k, 0.0f, out, n);
-}
-
-void gemm_cols(const float *a, const float *b, float *out, int m, int ld, int n_lo, int n_hi, int k)
-{
-    cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n_hi - n_lo, m, k, 1.0f, b + n_lo, ld, a,
-                k, 0.0f, out + n_lo, ld);
-}
+#define KNAME(f) KNAME_(f, KERNELS_ISA)
+#define KNAME_(f, isa) KNAME__(f, isa)
+#define KNAME__(f, isa) f##_##isa
 
 /* The activation as a clamp to [lo, hi]: compiles to max/min instructions (fmaxf would be
  * a libm call because of its NaN rules). */
@@ -61,23 +23,6 @@ static inline float clamp(float v, float lo, float hi)
 {
     v = v < lo ? lo : v;
     return v > hi ? hi : v;
-}
-
-void bias_act(float *out, const float *bias, const float *res, int rows, int ld, int c_lo, int c_hi,
-              act_kind act, res_mode mode)
-{
-    /* One branch-free inner loop per case, so each vectorises. */
-    float lo = act == ACT_NONE ? -INFINITY : 0.0f, hi = act == ACT_RELU6 ? 6.0f : INFINITY;
-    for (int r = 0; r < rows; r++) {
-        float *restrict o = out + (size_t)r * ld;
-        const float *restrict s = res ? res + (size_t)r * ld : NULL;
-        if (!s || mode == RES_NONE)
-            for (int i = c_lo; i < c_hi; i++) o[i] = clamp(o[i] + bias[i], lo, hi);
-        else if (mode == RES_ADD_THEN_ACT)
-            for (int i = c_lo; i < c_hi; i++) o[i] = clamp(o[i] + bias[i] + s[i], lo, hi);
-        else
-            for (int i = c_lo; i < c_hi; i++) o[i] = clamp(o[i] + bias[i], lo, hi) + s[i];
-    }
 }
 
 /* The valid taps of one output pixel, channels [i, i+8) in one vector register. */
@@ -128,7 +73,7 @@ static void dw_pixel_tail(const float *in, int w, int c, const float *wt, int y0
     }
 }
 
-void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, float *out)
+void KNAME(dwconv3x3)(const float *in, const conv_geom *g, int stride, const float *w, float *out)
 {
     int c = g->c, c8 = c / 8 * 8;
     for (int oy = 0; oy < g->oh; oy++) {
@@ -153,12 +98,15 @@ void dwconv3x3(const float *in, const conv_geom *g, int stride, const float *w, 
     }
 }
 
-void gn_row_stats(const float *x, int w, int c, int r_lo, int r_hi, float *stats)
+/* The per-channel scratch of the next three kernels comes in as restrict parameters: GCC then
+ * knows the arrays are distinct from each other and from the map, and interleaves two pixels
+ * or rows per pass over the channels (unroll and jam), as it did when they were on the stack. */
+static inline void row_stats(const float *x, int w, int c, int r_lo, int r_hi, float *stats,
+                             float *restrict sum, float *restrict sq)
 {
     /* Each row alone, in float, on data shifted by the row's first pixel (so sums of squares
      * do not cancel when the mean is large against the spread): a row is at most a few hundred
      * pixels, and gn_finish combines the rows in double. */
-    float sum[c], sq[c]; /* c <= MODEL_MAX_CHANNELS: checked at load */
     for (int r = r_lo; r < r_hi; r++) {
         const float *row = x + (size_t)r * w * c, *pivot = row;
         for (int i = 0; i < c; i++) sum[i] = sq[i] = 0;
@@ -178,12 +126,18 @@ void gn_row_stats(const float *x, int w, int c, int r_lo, int r_hi, float *stats
     }
 }
 
-void gn_finish(const float *stats, int h, int w, int c, int cpg, float eps, const float *gamma,
-               float *mean_c, float *scale)
+void KNAME(gn_row_stats)(const float *x, int w, int c, int r_lo, int r_hi, float *stats,
+                         float *work)
+{
+    row_stats(x, w, c, r_lo, r_hi, stats, work, work + c);
+}
+
+static inline void finish(const float *stats, int h, int w, int c, int cpg, float eps,
+                          const float *gamma, float *mean_c, float *scale, double *restrict mean,
+                          double *restrict m2)
 {
     /* Rows, then channels, combine exactly (Chan et al.): the spread of a set is its parts'
      * spreads plus their means' spread about the set's mean. */
-    double mean[c], m2[c]; /* c <= MODEL_MAX_CHANNELS: checked at load */
     for (int i = 0; i < c; i++) mean[i] = m2[i] = 0;
     for (int r = 0; r < h; r++)
         for (int i = 0; i < c; i++) mean[i] += stats[(size_t)r * 2 * c + i];
@@ -208,8 +162,14 @@ void gn_finish(const float *stats, int h, int w, int c, int cpg, float eps, cons
     }
 }
 
-void gn_apply(float *x, int pixels, int c, const float *mean_c, const float *scale,
-              const float *beta, act_kind act)
+void KNAME(gn_finish)(const float *stats, int h, int w, int c, int cpg, float eps,
+                      const float *gamma, float *mean_c, float *scale, double *work)
+{
+    finish(stats, h, w, c, cpg, eps, gamma, mean_c, scale, work, work + c);
+}
+
+void KNAME(gn_apply)(float *x, int pixels, int c, const float *mean_c, const float *scale,
+                     const float *beta, act_kind act)
 {
     /* y = (x - mean) * (rstd * gamma) + beta: subtracting the mean first keeps precision when
      * the mean is large against the spread (folding it into one shift would cancel badly). */
@@ -220,7 +180,7 @@ void gn_apply(float *x, int pixels, int c, const float *mean_c, const float *sca
     }
 }
 
-void maxpool(const float *in, const conv_geom *g, int k, int stride, float *out)
+void KNAME(maxpool)(const float *in, const conv_geom *g, int k, int stride, float *out)
 {
     int c = g->c;
     for (int oy = 0; oy < g->oh; oy++)
@@ -240,16 +200,20 @@ void maxpool(const float *in, const conv_geom *g, int k, int stride, float *out)
         }
 }
 
-void gap_forward(const float *in, int hw, int c, float *out)
+static inline void gap(const float *in, int hw, int c, float *out, double *restrict acc)
 {
-    double acc[c];
-    memset(acc, 0, sizeof acc);
+    memset(acc, 0, (size_t)c * sizeof *acc);
     for (int p = 0; p < hw; p++)
         for (int i = 0; i < c; i++) acc[i] += in[(size_t)p * c + i];
     for (int i = 0; i < c; i++) out[i] = (float)(acc[i] / hw);
 }
 
-void dense_forward(const float *in, const float *w, const float *b, int cin, int cout, float *out)
+void KNAME(gap)(const float *in, int hw, int c, float *out, double *work)
+{
+    gap(in, hw, c, out, work);
+}
+
+void KNAME(dense)(const float *in, const float *w, const float *b, int cin, int cout, float *out)
 {
     /* Eight partial sums in a fixed order: the same bits whichever outputs a call covers. */
     int c8 = cin / 8 * 8;
@@ -264,18 +228,9 @@ void dense_forward(const float *in, const float *w, const float *b, int cin, int
     }
 }
 
-void nchw_to_nhwc_rows(const float *in, int c, int h, int w, int y_lo, int y_hi, float *out)
+void KNAME(nchw_to_nhwc)(const float *in, int c, int h, int w, int y_lo, int y_hi, float *out)
 {
     size_t hw = (size_t)h * w;
     for (size_t p = (size_t)y_lo * w; p < (size_t)y_hi * w; p++)
         for (int i = 0; i < c; i++) out[p * c + i] = in[(size_t)i * hw + p];
-}
-
-void softmax(const float *logits, int n, float *probs)
-{
-    float mx = logits[0];
-    for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
-    for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / sum);
 }

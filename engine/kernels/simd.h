@@ -1,9 +1,10 @@
 /* simd.h - the one place the engine spells out vectors: 8-float GCC/Clang vector extensions.
  *
- * The compiler lowers these to AVX2 here (x86-64-v3) and to plain scalar code on a target
- * without SIMD, so this is also the scalar fallback. Loads and stores go through memcpy:
- * activations are not 32-byte aligned. Kernels use them only where the compiler does not
- * vectorise the plain loop by itself (measured: bench/, perf).
+ * kernels.c is built twice (kernels.h): in the _avx2 build the compiler lowers these to ymm
+ * registers, in the baseline _base build to pairs of SSE registers, the same operations lane
+ * by lane. Loads and stores go through memcpy: activations are not 32-byte aligned. Kernels
+ * use them only where the compiler does not vectorise the plain loop by itself (measured:
+ * bench/, perf).
  */
 #ifndef XBN_SIMD_H
 #define XBN_SIMD_H
@@ -11,6 +12,17 @@
 #include <string.h>
 
 typedef float f8 __attribute__((vector_size(32)));
+
+/* Baseline x86-64 has no 32-byte registers, so GCC warns that an f8 passed or returned by
+ * value would change the calling convention; in the files that include this header f8 values
+ * only pass between static functions, never across an external call. */
+#if defined(__clang__)
+#if __has_warning("-Wpsabi")
+#pragma clang diagnostic ignored "-Wpsabi"
+#endif
+#elif defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 static inline f8 f8_load(const float *p)
 {

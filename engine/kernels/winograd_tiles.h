@@ -2,9 +2,10 @@
  *
  * winograd.c includes this file once per instruction set, after defining V (the vector type),
  * V_LOAD / V_STORE / V_ZERO / V_SET1 / V_MIN / V_MAX, TARGET (the function attribute) and
- * NAME(f) (the suffixed name); they are undefined at the end. Arithmetic is written with
- * operators, so it is the same sequence of operations on every width; channel counts are
- * multiples of 16, so of the V_LANES floats in a V.
+ * NAME(f) (the suffixed name); they are undefined at the end. Each inclusion defines that
+ * instruction set's entry points of the kernel table, wino_input_* and wino_output_*. Arithmetic is
+ * written with operators, so it is the same sequence of operations on every width; channel counts
+ * are multiples of 16, so of the V_LANES floats in a V.
  */
 #define INLINE static inline __attribute__((always_inline)) TARGET
 #define V_LANES ((int)(sizeof(V) / sizeof(float)))
@@ -121,6 +122,23 @@ TARGET static void NAME(output_f4)(const float *prod, int row0, int rows, int h,
                                    const gemm_epilogue *e, int t_lo, int t_hi, float *out)
 {
     NAME(output_tiles)(6, prod, row0, rows, h, w, cout, e, t_lo, t_hi, out);
+}
+
+/* The table's entry points: the tile size picks the unrolled transform. */
+void NAME(wino_input)(int m, const float *in, int h, int w, int cin, int t_lo, int t_hi, int row0,
+                      int rows, float *v)
+{
+    ENGINE_ASSERT((m == 2 || m == 4) && cin % V_LANES == 0);
+    ENGINE_ASSERT(t_lo >= row0 && t_hi - row0 <= rows);
+    (m == 4 ? NAME(input_f4) : NAME(input_f2))(in, h, w, cin, t_lo, t_hi, row0, rows, v);
+}
+
+void NAME(wino_output)(int m, const float *prod, int row0, int rows, int h, int w, int cout,
+                       const gemm_epilogue *e, int t_lo, int t_hi, float *out)
+{
+    ENGINE_ASSERT((m == 2 || m == 4) && cout % V_LANES == 0 && !e->res);
+    ENGINE_ASSERT(t_lo >= row0 && t_hi - row0 <= rows);
+    (m == 4 ? NAME(output_f4) : NAME(output_f2))(prod, row0, rows, h, w, cout, e, t_lo, t_hi, out);
 }
 
 #undef INLINE

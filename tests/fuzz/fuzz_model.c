@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     err[0] = 0;
     model *m = NULL;
-    int rc = model_load(path, &m, err, sizeof err);
+    int rc = model_load(path, NULL, &m, err, sizeof err);
     if (rc == XBN_OK) {
         const model_info *in = model_get_info(m);
         if (!m || !in || in->classes < 1 || in->input_size < 1) abort();

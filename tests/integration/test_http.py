@@ -373,6 +373,41 @@ def test_config_check_and_errors(tmp_path):
     assert r.returncode != 0 and "nonexistent" in r.stderr
 
 
+def cpu_tables():
+    """The engine's kernel tables this CPU runs, from the kernel's own CPU flags."""
+    with open("/proc/cpuinfo") as f:
+        flags = next(line for line in f if line.startswith("flags")).split()
+    avx2 = "avx2" in flags and "fma" in flags
+    return {"avx512": avx2 and "avx512f" in flags, "avx2": avx2, "blas": True}
+
+
+def test_gemm_setting(tmp_path):
+    """`gemm` (file key, --gemm, XBNSERVE_GEMM) picks the engine's kernels; the model's load
+    line names them, the daemon answers with them, and kernels the CPU lacks stop the start."""
+    good = {"gemm": "avx2", "models": [{"name": "a", "path": SMALL}]}
+    r = run_check([], cfg=good, tmp_path=tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["gemm"] == "avx2", r.stderr
+    r = run_check([], env={"XBNSERVE_GEMM": "blas"}, cfg=good, tmp_path=tmp_path)
+    assert json.loads(r.stdout)["gemm"] == "blas"
+    r = run_check(["--gemm", "auto"], env={"XBNSERVE_GEMM": "blas"}, cfg=good, tmp_path=tmp_path)
+    assert json.loads(r.stdout)["gemm"] == "auto"
+    r = run_check(["--gemm", "sse2"], cfg=good, tmp_path=tmp_path)
+    assert r.returncode != 0 and "gemm" in r.stderr and "auto|avx512|avx2|blas" in r.stderr
+    s = Server("--model", "small=" + SMALL, "--gemm", "blas")
+    try:
+        assert any("model small loaded" in ln and "gemm=blas" in ln for ln in s.lines), s.lines
+        st, _, doc = s.json("POST", "/v1/models/small:predict", image_bytes(3),
+                            {"Content-Type": "image/jpeg"})
+        assert st == 200 and len(doc["predictions"]) == 1, doc
+    finally:
+        assert s.stop() == 0
+    missing = [g for g, ok in cpu_tables().items() if not ok]
+    if missing:
+        r = subprocess.run([BIN, "serve", "--port", "0", "--gemm", missing[0], "--model",
+                            "small=" + SMALL], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "gemm %s: this CPU lacks" % missing[0] in r.stderr, r.stderr
+
+
 def test_bad_model_fails_at_start(tmp_path):
     p = tmp_path / "bad.safetensors"
     p.write_bytes(open(SMALL, "rb").read()[:100000])

@@ -11,8 +11,9 @@ through `xbnserve predict --logits` and through the oracle network in float64; t
 logit vectors must agree to 1e-4 of their largest magnitude. The Keras-flavour models are
 also checked after a round trip through a Keras save_weights HDF5 file (written here,
 independently of the converter's layer-order logic), and a torch model after a round
-trip through a DataParallel-style .pth.tar checkpoint. The engine's other GEMM paths
-(XBN_GEMM=avx2, XBN_GEMM=blas) are compared too, at one size per model.
+trip through a DataParallel-style .pth.tar checkpoint. Every kernel table of the engine
+(`predict --gemm avx512|avx2|blas`) is compared too, at one size per model; a table this CPU
+lacks is skipped.
 """
 
 import functools
@@ -93,11 +94,10 @@ def run_predict(xbn_bin, model, inputs, top_k=5, logits=True, gemm=None):
     cmd = [xbn_bin, "predict", "--model", model, "--top-k", str(top_k)]
     if logits:
         cmd.append("--logits")
-    cmd += list(inputs)
-    env = dict(os.environ)
     if gemm:
-        env["XBN_GEMM"] = gemm
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+        cmd += ["--gemm", gemm]
+    cmd += list(inputs)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, "%s failed (%d): %s" % (" ".join(cmd), p.returncode, p.stderr)
     try:
         return json.loads(p.stdout)
@@ -173,28 +173,33 @@ def check_predict(xbn_bin, models_dir, tmp_path, model_name, h, w, gemm=None):
     labels = json.loads(meta["labels"])
     doc = run_predict(xbn_bin, path, [npy], top_k=5, gemm=gemm)
     check_document(doc, path, npy, t, labels, 5,
-                   "%s %dx%d XBN_GEMM=%s" % (model_name, h, w, gemm or "(default)"))
+                   "%s %dx%d --gemm %s" % (model_name, h, w, gemm or "(default)"))
 
 
-def cpu_flags():
-    """The CPU's feature flags (/proc/cpuinfo), read independently of the engine."""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    return set()
-
-
-@pytest.mark.parametrize("gemm", ["avx2", "blas"])
+@pytest.mark.parametrize("gemm", ["avx512", "avx2", "blas"])
 @pytest.mark.parametrize("model_name", list(CASES))
-def test_other_gemm_paths_match_torch(xbn_bin, models_dir, tmp_path, model_name, gemm):
-    """The kernels the default run above may not use on this CPU: the packed GEMM's AVX2
-    kernels (XBN_GEMM=avx2; on an AVX-512 CPU the default runs AVX-512) and the BLAS path of
-    CPUs without AVX2 and FMA (XBN_GEMM=blas), at the first input size of each model."""
-    if gemm == "avx2" and not {"avx2", "fma"} <= cpu_flags():
-        pytest.skip("no AVX2 + FMA on this CPU: XBN_GEMM=avx2 would run the BLAS path")
+def test_every_kernel_table_matches_torch(xbn_bin, models_dir, tmp_path, model_name, gemm):
+    """Each kernel table forced, at the first input size of each model: the packed GEMM on
+    AVX-512 and on AVX2 + FMA (whichever the default run above did not take), and the BLAS
+    path of CPUs without AVX2. A table this CPU cannot run is skipped."""
+    if gemm not in cpu_tables():
+        pytest.skip("this CPU cannot run the %s kernels" % gemm)
     h, w = CASES[model_name][0]
     check_predict(xbn_bin, models_dir, tmp_path, model_name, h, w, gemm)
+
+
+def test_forcing_a_missing_table_fails(xbn_bin, models_dir):
+    """Kernels the CPU lacks are a load error naming what is missing, not a crash or a quiet
+    fallback."""
+    missing = [g for g in ("avx512", "avx2") if g not in cpu_tables()]
+    if not missing:
+        pytest.skip("this CPU runs every kernel table")
+    path = os.path.join(models_dir, "mobilenetv2-keras-035.safetensors")
+    for gemm in missing:
+        p = subprocess.run([xbn_bin, "predict", "--model", path, "--gemm", gemm, path],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1, p
+        assert "gemm %s: this CPU lacks" % gemm in p.stderr, p.stderr
 
 
 @pytest.mark.parametrize("model_name", list(CASES))
@@ -447,13 +452,18 @@ def test_convert_torch(request, models_dir, tmp_path):
     check_document(doc, out, npy, t, json.loads(meta["labels"]), 5, "converted torch")
 
 
-def cpu_gemm():
-    """The kernels the engine should pick here, from the kernel's own CPU flags."""
+def cpu_tables():
+    """The kernel tables this CPU runs, best first, from the kernel's own CPU flags."""
     with open("/proc/cpuinfo") as f:
         flags = next(line for line in f if line.startswith("flags")).split()
-    if "avx512f" in flags:
-        return "avx512"
-    return "avx2" if "avx2" in flags and "fma" in flags else "blas"
+    avx2 = "avx2" in flags and "fma" in flags
+    return (["avx512"] if avx2 and "avx512f" in flags else []) + (["avx2"] if avx2 else []) + \
+        ["blas"]
+
+
+def cpu_gemm():
+    """The kernels the engine should pick here by default."""
+    return cpu_tables()[0]
 
 
 def test_bench_command(xbn_bin, models_dir):
@@ -461,13 +471,9 @@ def test_bench_command(xbn_bin, models_dir):
     lives in bench/), names the kernels it ran, and refuses bad arguments."""
     path = os.path.join(models_dir, "mobilenetv2-keras-035.safetensors")
     for gemm in (None, "blas"):
-        env = dict(os.environ)
-        env.pop("XBN_GEMM", None)
-        if gemm:
-            env["XBN_GEMM"] = gemm
         p = subprocess.run([xbn_bin, "bench", "--model", path, "--batch", "3", "--threads", "2",
-                            "--seconds", "0.2", "--size", "96"],
-                           capture_output=True, text=True, timeout=120, env=env)
+                            "--seconds", "0.2", "--size", "96"] + (["--gemm", gemm] if gemm else []),
+                           capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr
         lines = p.stdout.strip().splitlines()
         assert len(lines) == 1, p.stdout
@@ -478,7 +484,7 @@ def test_bench_command(xbn_bin, models_dir):
         assert 0 < doc["p50_ms"] <= doc["p99_ms"]
         assert doc["gemm"] == (gemm or cpu_gemm())
         assert isinstance(doc["blas_kernel"], str)
-    for bad in (["--batch", "0"], ["--threads", "-1"], ["--seconds", "x"]):
+    for bad in (["--batch", "0"], ["--threads", "-1"], ["--seconds", "x"], ["--gemm", "sse"]):
         p = subprocess.run([xbn_bin, "bench", "--model", path] + bad,
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and "usage" in p.stderr, (bad, p.returncode, p.stderr)

@@ -4,25 +4,28 @@
  * For each network: 16 random samples get their batch-1 logits; then for every batch size
  * 1..16, two batches (two different placements of the samples) must reproduce each sample's
  * batch-1 logits exactly (memcmp). Small odd input (67x67) keeps it quick and exercises the
- * odd-size padding paths. Models come from `make models` ($XBN_MODELS). Every GEMM path is
- * covered: the packed one with the CPU's best kernels, its AVX2 kernels on an AVX-512 CPU
- * (XBN_GEMM=avx2), and BLAS (XBN_GEMM=blas).
+ * odd-size padding paths. Models come from `make models` ($XBN_MODELS). Every kernel table is
+ * covered: the four networks with the CPU's best kernels (auto), then two of them with each
+ * table forced (avx512, avx2, blas; a table this CPU lacks reports SKIPPED).
  */
 #include <string.h>
 
 #include "engine/engine.h"
+#include "engine/kernels/kernel_table.h"
+#include "engine/limits.h"
 #include "engine/net.h"
 #include "tests/unit/testutil.h"
 
 enum { POOL = 16, SIZE = 67 };
 
-static void check_model(const char *file, int threads)
+static void check_model(const char *file, int threads, engine_gemm gemm)
 {
-    char path[512], err[512];
+    char path[512], err[ENGINE_ERR_BYTES];
     model *m = NULL;
     session *s = NULL;
+    model_load_opts opts = {gemm};
     test_model_path(path, sizeof path, file);
-    if (model_load(path, &m, err, sizeof err)) fail_msg("%s", err);
+    if (model_load(path, &opts, &m, err, sizeof err)) fail_msg("%s", err);
     if (session_new_threads(m, SIZE, SIZE, POOL, threads, &s, err, sizeof err)) fail_msg("%s", err);
     int classes = model_get_info(m)->classes;
     size_t in_sz = (size_t)3 * SIZE * SIZE;
@@ -55,7 +58,7 @@ static void check_model(const char *file, int threads)
     assert_int_equal(mismatches, 0);
     /* odd batches leave a member without a whole sample while another is in one: the team
      * finishes it (the packed path), and those samples were among the ones compared */
-    if (threads > 1 && model_get_net(m)->packed_gemm) assert_true(session_joins(s) > 0);
+    if (threads > 1 && model_get_net(m)->kt->gemm) assert_true(session_joins(s) > 0);
     /* the session's own input buffer (what the daemon's workers fill) serves as well */
     memcpy(session_input(s), pool, POOL * in_sz * sizeof *pool);
     assert_int_equal(session_run(s, session_input(s), POOL, got), 0);
@@ -70,30 +73,42 @@ static void check_model(const char *file, int threads)
 static void test_resnet50_torch(void **state)
 {
     (void)state;
-    check_model("resnet50-torch.safetensors", 1);
-    check_model("resnet50-torch.safetensors", 2);
+    check_model("resnet50-torch.safetensors", 1, ENGINE_GEMM_AUTO);
+    check_model("resnet50-torch.safetensors", 2, ENGINE_GEMM_AUTO);
 }
 
 static void test_resnet50_keras(void **state)
 {
     (void)state;
-    check_model("resnet50-keras.safetensors", 1);
-    check_model("resnet50-keras.safetensors", 2);
+    check_model("resnet50-keras.safetensors", 1, ENGINE_GEMM_AUTO);
+    check_model("resnet50-keras.safetensors", 2, ENGINE_GEMM_AUTO);
 }
 
 static void test_mobilenetv2_torch(void **state)
 {
     (void)state;
-    check_model("mobilenetv2-torch.safetensors", 1);
-    check_model("mobilenetv2-torch.safetensors", 2);
+    check_model("mobilenetv2-torch.safetensors", 1, ENGINE_GEMM_AUTO);
+    check_model("mobilenetv2-torch.safetensors", 2, ENGINE_GEMM_AUTO);
 }
 
 static void test_mobilenetv2_keras(void **state)
 {
     (void)state;
-    check_model("mobilenetv2-keras-035.safetensors", 1);
-    check_model("mobilenetv2-keras-035.safetensors", 2);
-    check_model("mobilenetv2-keras-100.safetensors", 2);
+    check_model("mobilenetv2-keras-035.safetensors", 1, ENGINE_GEMM_AUTO);
+    check_model("mobilenetv2-keras-035.safetensors", 2, ENGINE_GEMM_AUTO);
+    check_model("mobilenetv2-keras-100.safetensors", 2, ENGINE_GEMM_AUTO);
+}
+
+/* The table `gemm` names, or skip() when this CPU lacks it. */
+static const kernel_table *table_or_skip(engine_gemm gemm)
+{
+    const kernel_table *kt = NULL;
+    char err[ENGINE_ERR_BYTES];
+    if (kernel_table_pick(gemm, &kt, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        skip();
+    }
+    return kt;
 }
 
 /* With packed GEMMs every kernel gives an element the same bits however the team splits the
@@ -101,15 +116,15 @@ static void test_mobilenetv2_keras(void **state)
 static void test_threads_packed(void **state)
 {
     (void)state;
-    char path[512], err[512];
+    char path[512], err[ENGINE_ERR_BYTES];
     model *m = NULL;
-    if (model_load(test_model_path(path, sizeof path, "mobilenetv2-keras-035.safetensors"), &m, err,
-                   sizeof err))
+    if (model_load(test_model_path(path, sizeof path, "mobilenetv2-keras-035.safetensors"), NULL,
+                   &m, err, sizeof err))
         fail_msg("%s", err);
-    if (!model_get_net(m)->packed_gemm) {
+    if (!model_get_net(m)->kt->gemm) {
         fprintf(stderr, "test_threads_packed: no AVX-512 or AVX2 + FMA here, BLAS path only\n");
         model_free(m);
-        return;
+        skip();
     }
     enum { N = 5 };
     int classes = model_get_info(m)->classes;
@@ -129,44 +144,106 @@ static void test_threads_packed(void **state)
     model_free(m);
 }
 
-/* The AVX2 kernels (6-row tiles) on an AVX-512 CPU, where the models above ran AVX-512. */
-static void test_avx2_path(void **state)
+/* One table forced (the test's state): the load takes it and names it in model_info.gemm, and
+ * two networks keep batch invariance on it. */
+static void test_forced_table(void **state)
 {
-    (void)state;
-    if (gemm_isa_best() != GEMM_AVX512) {
-        fprintf(stderr, "test_avx2_path: no AVX-512 here, the tests above ran the AVX2 kernels\n");
-        return;
-    }
-    setenv("XBN_GEMM", "avx2", 1);
-    char path[512], err[512];
+    engine_gemm gemm = *(const engine_gemm *)*state;
+    const kernel_table *kt = table_or_skip(gemm);
+    char path[512], err[ENGINE_ERR_BYTES];
     model *m = NULL;
-    if (model_load(test_model_path(path, sizeof path, "mobilenetv2-keras-035.safetensors"), &m, err,
-                   sizeof err))
+    model_load_opts opts = {gemm};
+    if (model_load(test_model_path(path, sizeof path, "mobilenetv2-keras-035.safetensors"), &opts,
+                   &m, err, sizeof err))
         fail_msg("%s", err);
-    assert_int_equal(model_get_net(m)->packed_gemm, GEMM_AVX2); /* the switch took */
+    assert_string_equal(model_get_info(m)->gemm, kt->name); /* the choice took */
+    assert_ptr_equal(model_get_net(m)->kt, kt);
     model_free(m);
-    check_model("mobilenetv2-keras-035.safetensors", 2);
-    check_model("resnet50-torch.safetensors", 2);
-    unsetenv("XBN_GEMM");
+    check_model("mobilenetv2-keras-035.safetensors", 2, gemm);
+    check_model("resnet50-torch.safetensors", gemm == ENGINE_GEMM_BLAS ? 1 : 2, gemm);
 }
 
-/* The BLAS path, which the engine takes on CPUs without AVX2 and FMA (forced here). */
-static void test_blas_path(void **state)
+/* 1 when /proc/cpuinfo's flags (the kernel's view, not the engine's) list `flag`. */
+static int cpu_flag(const char *flag)
+{
+    char line[8192], want[64];
+    int found = 0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    assert_non_null(f);
+    snprintf(want, sizeof want, " %s ", flag);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "flags", 5)) {
+            line[strcspn(line, "\n")] = ' ';
+            found = strstr(line, want) != NULL;
+            break;
+        }
+    fclose(f);
+    return found;
+}
+
+/* Forcing kernels the CPU cannot run fails the load, naming what it lacks; runs only where
+ * some table is out of reach (here or on a CPU without AVX2). */
+static void test_forced_table_missing(void **state)
 {
     (void)state;
-    setenv("XBN_GEMM", "blas", 1);
-    check_model("mobilenetv2-keras-035.safetensors", 2);
-    check_model("resnet50-torch.safetensors", 1);
-    unsetenv("XBN_GEMM");
+    char path[512], err[ENGINE_ERR_BYTES];
+    model *m = NULL;
+    int avx2 = cpu_flag("avx2") && cpu_flag("fma"), tried = 0;
+    test_model_path(path, sizeof path, "mobilenetv2-keras-035.safetensors");
+    if (!avx2 || !cpu_flag("avx512f")) {
+        model_load_opts opts = {ENGINE_GEMM_AVX512};
+        assert_int_equal(model_load(path, &opts, &m, err, sizeof err), XBN_EINVAL);
+        assert_null(m);
+        assert_non_null(strstr(err, "gemm avx512: this CPU lacks "));
+        assert_non_null(strstr(err, avx2 ? "AVX-512F" : "AVX2"));
+        tried++;
+    }
+    if (!avx2) {
+        model_load_opts opts = {ENGINE_GEMM_AVX2};
+        assert_int_equal(model_load(path, &opts, &m, err, sizeof err), XBN_EINVAL);
+        assert_non_null(strstr(err, "gemm avx2: this CPU lacks "));
+        tried++;
+    }
+    if (!tried) skip(); /* every table runs here */
 }
+
+static void test_gemm_parse(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"auto", "avx512", "avx2", "blas"};
+    static const engine_gemm want[] = {ENGINE_GEMM_AUTO, ENGINE_GEMM_AVX512, ENGINE_GEMM_AVX2,
+                                       ENGINE_GEMM_BLAS};
+    engine_gemm g;
+    for (int i = 0; i < 4; i++) {
+        g = (engine_gemm)-1;
+        assert_int_equal(engine_gemm_parse(names[i], &g), 0);
+        assert_int_equal(g, want[i]);
+    }
+    assert_int_equal(engine_gemm_parse("AVX2", &g), -1);
+    assert_int_equal(engine_gemm_parse("", &g), -1);
+    assert_int_equal(engine_gemm_parse("avx", &g), -1);
+}
+
+static const engine_gemm gemm_avx512 = ENGINE_GEMM_AVX512, gemm_avx2 = ENGINE_GEMM_AVX2,
+                         gemm_blas = ENGINE_GEMM_BLAS;
+#define FORCED(t)                                                                                  \
+    {                                                                                              \
+        "test_forced_table/" #t, test_forced_table, NULL, NULL, (void *)&gemm_##t                  \
+    }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resnet50_torch),    cmocka_unit_test(test_resnet50_keras),
-        cmocka_unit_test(test_mobilenetv2_torch), cmocka_unit_test(test_mobilenetv2_keras),
-        cmocka_unit_test(test_threads_packed),    cmocka_unit_test(test_avx2_path),
-        cmocka_unit_test(test_blas_path),
+        cmocka_unit_test(test_resnet50_torch),
+        cmocka_unit_test(test_resnet50_keras),
+        cmocka_unit_test(test_mobilenetv2_torch),
+        cmocka_unit_test(test_mobilenetv2_keras),
+        cmocka_unit_test(test_threads_packed),
+        FORCED(avx512),
+        FORCED(avx2),
+        FORCED(blas),
+        cmocka_unit_test(test_forced_table_missing),
+        cmocka_unit_test(test_gemm_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "engine/engine.h"
 #include "server/config.h"
 #include "server/cpus.h"
 #include "tests/unit/testutil.h"
@@ -192,6 +193,25 @@ static void test_cpus(void **state)
     assert_true(cpus_usable() >= 1);
 }
 
+/* The gemm setting's values are engine_gemm's, in order: serve.c passes the index on. */
+static void test_gemm_names(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"auto", "avx512", "avx2", "blas"};
+    config c;
+    char err[256];
+    config_defaults(&c);
+    assert_int_equal(c.gemm, ENGINE_GEMM_AUTO);
+    for (int i = 0; i < 4; i++) {
+        engine_gemm g;
+        assert_int_equal(config_set(&c, -1, "gemm", names[i], err, sizeof err), 0);
+        assert_int_equal(engine_gemm_parse(names[i], &g), 0);
+        assert_int_equal(c.gemm, g);
+    }
+    assert_int_equal(config_set(&c, -1, "gemm", "sse2", err, sizeof err), -1);
+    assert_non_null(strstr(err, "auto|avx512|avx2|blas"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_ranges_and_defaults),
         cmocka_unit_test(test_cpus),
+        cmocka_unit_test(test_gemm_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,12 +1,30 @@
 /* test_kernels.c - every engine kernel against a naive reference written here, on odd shapes:
  * channels not a multiple of 8 or 16, 1x1 spatial, stride 2 on odd sizes, TF-style
- * asymmetric padding. The references loop in the most obvious order, in double. */
+ * asymmetric padding. The references loop in the most obvious order, in double.
+ *
+ * Every kernel table the engine has is tested, each as a test of its own ("name/avx512",
+ * "name/avx2", "name/blas"): a table this CPU cannot run reports SKIPPED. */
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include "engine/kernels/gemm_packed.h"
-#include "engine/kernels/kernels.h"
+#include "engine/kernels/blas.h"
+#include "engine/kernels/kernel_table.h"
+#include "engine/limits.h"
 #include "tests/unit/testutil.h"
-#include "engine/kernels/winograd.h"
+
+/* The table a test was registered for (its cmocka state), or skip() when this CPU lacks it. */
+static const kernel_table *table_or_skip(void **state)
+{
+    const kernel_table *kt = NULL;
+    char err[ENGINE_ERR_BYTES];
+    if (kernel_table_pick(*(const engine_gemm *)*state, &kt, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        skip();
+    }
+    return kt;
+}
 
 /* Reference convolution, NHWC input, OIHW weights, padding (pt, pl) before, output oh x ow. */
 static void ref_conv(const float *in, int h, int w, int cin, const float *wt, int cout, int k,
@@ -28,16 +46,6 @@ static void ref_conv(const float *in, int h, int w, int cin, const float *wt, in
             }
 }
 
-/* The packed-GEMM kernels this CPU runs, best first: on an AVX-512 CPU both widths, so the
- * AVX2 kernels are tested there too. Returns how many (0 without AVX2 and FMA). */
-static int packed_isas(gemm_isa isas[2])
-{
-    int n = 0;
-    if (gemm_isa_best() == GEMM_AVX512) isas[n++] = GEMM_AVX512;
-    if (gemm_isa_best() >= GEMM_AVX2) isas[n++] = GEMM_AVX2;
-    return n;
-}
-
 typedef struct {
     int h, w, cin, cout, k, stride, pt, pl, pb, pr;
 } conv_case;
@@ -49,39 +57,63 @@ static void conv_geom_for(const conv_case *c, conv_geom *g)
     g->ow = (c->w + c->pl + c->pr - c->k) / c->stride + 1;
 }
 
+static const conv_case conv_cases[] = {
+    {9, 7, 3, 7, 3, 2, 1, 1, 1, 1},     {1, 1, 5, 9, 1, 1, 0, 0, 0, 0},
+    {13, 11, 17, 33, 3, 1, 1, 1, 1, 1}, {15, 15, 3, 16, 7, 2, 3, 3, 3, 3},
+    {7, 9, 12, 5, 3, 2, 1, 1, 1, 1},    {8, 6, 10, 12, 3, 2, 0, 0, 1, 1},  /* TF, even */
+    {7, 5, 10, 12, 3, 2, 1, 1, 1, 1},   {11, 9, 24, 20, 1, 2, 0, 0, 0, 0}, /* 1x1 / 2 */
+    {4, 4, 1, 1, 3, 1, 1, 1, 1, 1},
+};
+#define N_CONV_CASES (sizeof conv_cases / sizeof conv_cases[0])
+
+/* Case t's input, weights in the layout model.c produces, and the reference output. */
+typedef struct {
+    conv_geom g;
+    int kk, rows;
+    float *in, *wg, *ref;
+} conv_data;
+
+static void conv_data_make(const conv_case *c, test_rng *r, conv_data *d)
+{
+    conv_geom_for(c, &d->g);
+    d->kk = c->k * c->k * c->cin, d->rows = d->g.oh * d->g.ow;
+    d->in = malloc(sizeof(float) * c->h * c->w * c->cin);
+    d->wg = malloc(sizeof(float) * d->kk * c->cout);
+    d->ref = malloc(sizeof(float) * d->rows * c->cout);
+    float *wt = malloc(sizeof(float) * d->kk * c->cout);
+    rng_fill(r, d->in, (size_t)c->h * c->w * c->cin, 1.0f);
+    rng_fill(r, wt, (size_t)d->kk * c->cout, 0.5f);
+    /* OIHW -> [(ky*k+kx)*cin+ci][oc], the layout model.c produces */
+    for (int oc = 0; oc < c->cout; oc++)
+        for (int ci = 0; ci < c->cin; ci++)
+            for (int ky = 0; ky < c->k; ky++)
+                for (int kx = 0; kx < c->k; kx++)
+                    d->wg[((ky * c->k + kx) * c->cin + ci) * c->cout + oc] =
+                        wt[((oc * c->cin + ci) * c->k + ky) * c->k + kx];
+    ref_conv(d->in, c->h, c->w, c->cin, wt, c->cout, c->k, c->stride, c->pt, c->pl, d->g.oh,
+             d->g.ow, d->ref);
+    free(wt);
+}
+
+static void conv_data_free(conv_data *d)
+{
+    free(d->in), free(d->wg), free(d->ref);
+}
+
+/* The BLAS table's convolution: im2col rows and sgemm, whole and split as the team splits. */
 static void test_conv_im2col_gemm(void **state)
 {
     (void)state;
-    static const conv_case cases[] = {
-        {9, 7, 3, 7, 3, 2, 1, 1, 1, 1},     {1, 1, 5, 9, 1, 1, 0, 0, 0, 0},
-        {13, 11, 17, 33, 3, 1, 1, 1, 1, 1}, {15, 15, 3, 16, 7, 2, 3, 3, 3, 3},
-        {7, 9, 12, 5, 3, 2, 1, 1, 1, 1},    {8, 6, 10, 12, 3, 2, 0, 0, 1, 1},  /* TF, even */
-        {7, 5, 10, 12, 3, 2, 1, 1, 1, 1},   {11, 9, 24, 20, 1, 2, 0, 0, 0, 0}, /* 1x1 / 2 */
-        {4, 4, 1, 1, 3, 1, 1, 1, 1, 1},
-    };
     test_rng r = {42};
-    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
-        const conv_case *c = &cases[t];
-        conv_geom g;
-        conv_geom_for(c, &g);
-        int kk = c->k * c->k * c->cin, rows = g.oh * g.ow;
-        float *in = malloc(sizeof(float) * c->h * c->w * c->cin);
-        float *wt = malloc(sizeof(float) * kk * c->cout),
-              *wg = malloc(sizeof(float) * kk * c->cout);
+    for (size_t t = 0; t < N_CONV_CASES; t++) {
+        const conv_case *c = &conv_cases[t];
+        conv_data d;
+        conv_data_make(c, &r, &d);
+        const conv_geom g = d.g;
+        int kk = d.kk, rows = d.rows;
+        float *in = d.in, *wg = d.wg, *ref = d.ref;
         float *col = malloc(sizeof(float) * rows * kk);
-        float *out = malloc(sizeof(float) * rows * c->cout),
-              *ref = malloc(sizeof(float) * rows * c->cout);
-        rng_fill(&r, in, (size_t)c->h * c->w * c->cin, 1.0f);
-        rng_fill(&r, wt, (size_t)kk * c->cout, 0.5f);
-        /* OIHW -> [(ky*k+kx)*cin+ci][oc], the layout model.c produces */
-        for (int oc = 0; oc < c->cout; oc++)
-            for (int ci = 0; ci < c->cin; ci++)
-                for (int ky = 0; ky < c->k; ky++)
-                    for (int kx = 0; kx < c->k; kx++)
-                        wg[((ky * c->k + kx) * c->cin + ci) * c->cout + oc] =
-                            wt[((oc * c->cin + ci) * c->k + ky) * c->k + kx];
-        ref_conv(in, c->h, c->w, c->cin, wt, c->cout, c->k, c->stride, c->pt, c->pl, g.oh, g.ow,
-                 ref);
+        float *out = malloc(sizeof(float) * rows * c->cout);
         /* whole output at once, then in two row ranges as the thread team splits it */
         im2col_rows(in, &g, c->k, c->stride, 0, rows, col);
         gemm(col, wg, out, rows, c->cout, kk);
@@ -98,27 +130,40 @@ static void test_conv_im2col_gemm(void **state)
         gemm_cols(col, wg, out, rows, c->cout, 0, c->cout / 2, kk);
         gemm_cols(col, wg, out, rows, c->cout, c->cout / 2, c->cout, kk);
         expect_close(out, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv column split");
-        gemm_isa isas[2];
-        for (int v = 0, nv = packed_isas(isas); v < nv; v++) {
-            /* straight from the input: the same bits as im2col + the packed GEMM */
-            gemm_isa isa = isas[v];
-            float *wp = malloc(sizeof(float) * gemm_packed_floats(kk, c->cout));
-            float *zeros = calloc((size_t)c->k * c->cin, sizeof(float));
-            float *bias = calloc((size_t)c->cout, sizeof(float));
-            float *direct = malloc(sizeof(float) * rows * c->cout);
-            gemm_epilogue e = {bias, NULL, -INFINITY, INFINITY, 0};
-            gemm_pack_b(wg, kk, c->cout, wp);
-            im2col_rows(in, &g, c->k, c->stride, 0, rows, col);
-            gemm_packed(col, rows, kk, wp, c->cout, 0, (c->cout + 31) / 32, out, &e, isa);
-            conv_packed(in, &g, c->k, c->stride, 0, mid, zeros, wp, c->cout, 0, (c->cout + 31) / 32,
-                        direct, &e, isa);
-            conv_packed(in, &g, c->k, c->stride, mid, rows, zeros, wp, c->cout, 0,
-                        (c->cout + 31) / 32, direct + (size_t)mid * c->cout, &e, isa);
-            expect_close(direct, ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv_packed");
-            assert_memory_equal(direct, out, sizeof(float) * rows * c->cout);
-            free(wp), free(zeros), free(bias), free(direct);
-        }
-        free(in), free(wt), free(wg), free(col), free(out), free(ref);
+        free(col), free(out);
+        conv_data_free(&d);
+    }
+}
+
+/* A packed table's convolution straight from the input: against the reference, and the same
+ * bits as im2col + its GEMM, split in two row ranges as the team splits it. */
+static void test_conv_packed(void **state)
+{
+    const kernel_table *kt = table_or_skip(state);
+    test_rng r = {42};
+    for (size_t t = 0; t < N_CONV_CASES; t++) {
+        const conv_case *c = &conv_cases[t];
+        conv_data d;
+        conv_data_make(c, &r, &d);
+        int kk = d.kk, rows = d.rows, mid = rows / 2, np = (c->cout + 31) / 32;
+        float *col = malloc(sizeof(float) * rows * kk);
+        float *out = malloc(sizeof(float) * rows * c->cout);
+        float *wp = malloc(sizeof(float) * gemm_packed_floats(kk, c->cout));
+        float *zeros = calloc((size_t)c->k * c->cin, sizeof(float));
+        float *bias = calloc((size_t)c->cout, sizeof(float));
+        float *direct = malloc(sizeof(float) * rows * c->cout);
+        gemm_epilogue e = {bias, NULL, -INFINITY, INFINITY, 0};
+        assert_int_equal(kt->panel_cols, 32);
+        kt->pack(d.wg, kk, c->cout, wp);
+        im2col_rows(d.in, &d.g, c->k, c->stride, 0, rows, col);
+        kt->gemm(col, rows, kk, wp, c->cout, 0, np, out, &e);
+        kt->conv(d.in, &d.g, c->k, c->stride, 0, mid, zeros, wp, c->cout, 0, np, direct, &e);
+        kt->conv(d.in, &d.g, c->k, c->stride, mid, rows, zeros, wp, c->cout, 0, np,
+                 direct + (size_t)mid * c->cout, &e);
+        expect_close(direct, d.ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv_packed");
+        assert_memory_equal(direct, out, sizeof(float) * rows * c->cout);
+        free(wp), free(zeros), free(bias), free(direct), free(col), free(out);
+        conv_data_free(&d);
     }
 }
 
@@ -128,10 +173,7 @@ static void test_conv_im2col_gemm(void **state)
  * tolerance scales with the length of the sum; errors of a wrong transform would be O(1). */
 static void test_winograd(void **state)
 {
-    (void)state;
-    gemm_isa isas[2];
-    int nv = packed_isas(isas);
-    if (!nv) skip();
+    const kernel_table *kt = table_or_skip(state);
     static const int cases[][5] = {
         /* m, h, w, cin, cout */
         {4, 13, 11, 16, 32}, {4, 1, 1, 16, 16}, {4, 8, 8, 32, 48},   {4, 5, 9, 48, 80},
@@ -160,86 +202,109 @@ static void test_winograd(void **state)
             float v = ref[i] + bias[i % cout];
             ref[i] = v < 0 ? 0 : v > 6 ? 6 : v;
         }
-        assert_int_equal(wino_pack_weights(m, wg, cin, cout, u), 0);
+        assert_int_equal(kt->wino_pack(m, wg, cin, cout, u), 0);
         gemm_epilogue e = {bias, NULL, 0.0f, 6.0f, 0};
-        for (int v = 0; v < nv; v++) {
-            gemm_isa isa = isas[v];
-            wino_conv(m, in, h, w, cin, u, cout, &e, 0, tiles, scratch, out, isa);
-            /* F(4x4)'s points +-2, +-1/2 round about 10x worse than F(2x2) (measured here at
-             * most 7e-5 and 5e-6 on outputs of magnitude ~3) */
-            double tol = (m == 4 ? 1e-5 : 1e-6) * sqrt(9.0 * cin);
-            expect_close(out, ref, nout, tol, 0, "winograd");
-            for (int mid = 0; mid <= tiles; mid += tiles > 3 ? tiles / 3 : 1) {
-                memset(split_out, 0xff, sizeof(float) * nout);
-                wino_conv(m, in, h, w, cin, u, cout, &e, 0, mid, scratch, split_out, isa);
-                wino_conv(m, in, h, w, cin, u, cout, &e, mid, tiles, scratch, split_out, isa);
-                assert_memory_equal(split_out, out, sizeof(float) * nout);
-            }
+        wino_conv(kt, m, in, h, w, cin, u, cout, &e, 0, tiles, scratch, out);
+        /* F(4x4)'s points +-2, +-1/2 round about 10x worse than F(2x2) (measured here at
+         * most 7e-5 and 5e-6 on outputs of magnitude ~3) */
+        double tol = (m == 4 ? 1e-5 : 1e-6) * sqrt(9.0 * cin);
+        expect_close(out, ref, nout, tol, 0, "winograd");
+        for (int mid = 0; mid <= tiles; mid += tiles > 3 ? tiles / 3 : 1) {
+            memset(split_out, 0xff, sizeof(float) * nout);
+            wino_conv(kt, m, in, h, w, cin, u, cout, &e, 0, mid, scratch, split_out);
+            wino_conv(kt, m, in, h, w, cin, u, cout, &e, mid, tiles, scratch, split_out);
+            assert_memory_equal(split_out, out, sizeof(float) * nout);
         }
         free(in), free(wt), free(wg), free(bias), free(u), free(scratch), free(out);
         free(split_out), free(ref);
     }
 }
 
-/* The packed GEMM against the naive reference, on ragged shapes, and the properties the engine
- * relies on: a row's bits do not depend on how many rows the call has, and (on an AVX-512 CPU,
- * which runs both) the AVX-512 and AVX2 kernels give the same bits. */
-static void test_gemm_packed(void **state)
+static const int gemm_shapes[][3] = {{1, 1, 1},     {7, 5, 3},    {8, 64, 32},   {9, 27, 33},
+                                     {49, 147, 64}, {17, 96, 24}, {100, 300, 70}};
+#define N_GEMM_SHAPES (sizeof gemm_shapes / sizeof gemm_shapes[0])
+
+/* Shape t's a [m][k] and b [k][n] (random, from r), b packed, and each table's c = a . b. */
+static float *gemm_run(const kernel_table *kt, size_t t, int part, float **ref_out)
 {
-    (void)state;
-    gemm_isa isas[2];
-    int nv = packed_isas(isas);
-    if (!nv) {
-        fprintf(stderr, "test_gemm_packed: no AVX-512 or AVX2 on this CPU, BLAS path only\n");
-        return;
-    }
-    static const int shapes[][3] = {{1, 1, 1},     {7, 5, 3},    {8, 64, 32},   {9, 27, 33},
-                                    {49, 147, 64}, {17, 96, 24}, {100, 300, 70}};
-    test_rng r = {99};
-    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
-        int m = shapes[t][0], k = shapes[t][1], n = shapes[t][2], panels = (n + 31) / 32;
-        float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
-        float *bp = malloc(sizeof(float) * gemm_packed_floats(k, n));
-        float *c = malloc(sizeof(float) * m * n), *ref = malloc(sizeof(float) * m * n);
-        float *first = malloc(sizeof(float) * m * n), *row = malloc(sizeof(float) * n);
-        float *bias = malloc(sizeof(float) * n), *res = malloc(sizeof(float) * m * n);
-        float *want = malloc(sizeof(float) * m * n), *fused = malloc(sizeof(float) * m * n);
-        rng_fill(&r, a, (size_t)m * k, 1.0f);
-        rng_fill(&r, b, (size_t)k * n, 1.0f);
-        rng_fill(&r, bias, (size_t)n, 2.0f);
-        rng_fill(&r, res, (size_t)m * n, 2.0f);
+    int m = gemm_shapes[t][0], k = gemm_shapes[t][1], n = gemm_shapes[t][2], np = (n + 31) / 32;
+    test_rng r = {99 + t};
+    float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+    float *bp = malloc(sizeof(float) * gemm_packed_floats(k, n));
+    float *c = malloc(sizeof(float) * m * n), *zero = calloc((size_t)n, sizeof(float));
+    rng_fill(&r, a, (size_t)m * k, 1.0f);
+    rng_fill(&r, b, (size_t)k * n, 1.0f);
+    kt->pack(b, k, n, bp);
+    gemm_epilogue plain = {zero, NULL, -INFINITY, INFINITY, 0};
+    /* in two panel ranges, as the team splits columns */
+    kt->gemm(a, m, k, bp, n, 0, part ? np / 2 : np, c, &plain);
+    if (part) kt->gemm(a, m, k, bp, n, np / 2, np, c, &plain);
+    if (ref_out) {
+        float *ref = *ref_out = malloc(sizeof(float) * m * n);
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++) {
                 double acc = 0;
                 for (int q = 0; q < k; q++) acc += (double)a[i * k + q] * b[q * n + j];
                 ref[i * n + j] = (float)acc;
             }
-        gemm_pack_b(b, k, n, bp);
+    }
+    free(a), free(b), free(bp), free(zero);
+    return c;
+}
+
+/* A packed table's GEMM against the naive reference, on ragged shapes, and the properties the
+ * engine relies on: a row's bits do not depend on how many rows the call has, and the fused
+ * epilogue is bias_act's. */
+static void test_gemm_packed(void **state)
+{
+    const kernel_table *kt = table_or_skip(state);
+    for (size_t t = 0; t < N_GEMM_SHAPES; t++) {
+        int m = gemm_shapes[t][0], k = gemm_shapes[t][1], n = gemm_shapes[t][2];
+        int np = (n + 31) / 32;
+        float *ref, *c = gemm_run(kt, t, 1, &ref);
+        expect_close(c, ref, (size_t)m * n, 1e-5, 1e-5, "gemm_packed");
+        test_rng r = {99 + t}; /* gemm_run's a and b again */
+        float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+        float *bp = malloc(sizeof(float) * gemm_packed_floats(k, n)),
+              *row = malloc(sizeof(float) * n);
+        float *bias = malloc(sizeof(float) * n), *res = malloc(sizeof(float) * m * n);
+        float *want = malloc(sizeof(float) * m * n), *fused = malloc(sizeof(float) * m * n);
         float *zero = calloc((size_t)n, sizeof(float));
+        rng_fill(&r, a, (size_t)m * k, 1.0f);
+        rng_fill(&r, b, (size_t)k * n, 1.0f);
+        rng_fill(&r, bias, (size_t)n, 2.0f);
+        rng_fill(&r, res, (size_t)m * n, 2.0f);
+        kt->pack(b, k, n, bp);
         gemm_epilogue plain = {zero, NULL, -INFINITY, INFINITY, 0};
-        for (int v = 0; v < nv; v++) {
-            gemm_isa isa = isas[v];
-            /* in two panel ranges, as the team splits columns */
-            gemm_packed(a, m, k, bp, n, 0, panels / 2, c, &plain, isa);
-            gemm_packed(a, m, k, bp, n, panels / 2, panels, c, &plain, isa);
-            expect_close(c, ref, (size_t)m * n, 1e-5, 1e-5, "gemm_packed");
-            if (v == 0) memcpy(first, c, sizeof(float) * m * n);
-            assert_memory_equal(c, first, sizeof(float) * m * n);
-            for (int i = 0; i < m; i++) {
-                gemm_packed(a + (size_t)i * k, 1, k, bp, n, 0, panels, row, &plain, isa);
-                assert_memory_equal(row, c + (size_t)i * n, sizeof(float) * n);
-            }
-            /* the fused epilogue is bias_act, bit for bit */
-            for (int mode = RES_ADD_THEN_ACT; mode <= RES_ACT_THEN_ADD; mode++) {
-                gemm_epilogue e = {bias, res, 0.0f, 6.0f, mode == RES_ACT_THEN_ADD};
-                memcpy(want, c, sizeof(float) * m * n);
-                bias_act(want, bias, res, m, n, 0, n, ACT_RELU6, (res_mode)mode);
-                gemm_packed(a, m, k, bp, n, 0, panels, fused, &e, isa);
-                assert_memory_equal(fused, want, sizeof(float) * m * n);
-            }
+        for (int i = 0; i < m; i++) {
+            kt->gemm(a + (size_t)i * k, 1, k, bp, n, 0, np, row, &plain);
+            assert_memory_equal(row, c + (size_t)i * n, sizeof(float) * n);
         }
-        free(zero), free(bias), free(res), free(want), free(fused), free(first);
-        free(a), free(b), free(bp), free(c), free(ref), free(row);
+        /* the fused epilogue is bias_act, bit for bit */
+        for (int mode = RES_ADD_THEN_ACT; mode <= RES_ACT_THEN_ADD; mode++) {
+            gemm_epilogue e = {bias, res, 0.0f, 6.0f, mode == RES_ACT_THEN_ADD};
+            memcpy(want, c, sizeof(float) * m * n);
+            bias_act(want, bias, res, m, n, 0, n, ACT_RELU6, (res_mode)mode);
+            kt->gemm(a, m, k, bp, n, 0, np, fused, &e);
+            assert_memory_equal(fused, want, sizeof(float) * m * n);
+        }
+        free(zero), free(bias), free(res), free(want), free(fused), free(row);
+        free(a), free(b), free(bp), free(c), free(ref);
+    }
+}
+
+/* The AVX-512 and AVX2 GEMMs give the same bits (the same FMA sequence per element), so a
+ * model's logits do not depend on which of the two a machine runs. Needs an AVX-512 CPU. */
+static void test_gemm_widths_agree(void **state)
+{
+    static const engine_gemm wide = ENGINE_GEMM_AVX512, narrow = ENGINE_GEMM_AVX2;
+    void *w = (void *)&wide, *nw = (void *)&narrow;
+    const kernel_table *k512 = table_or_skip(&w), *k2 = table_or_skip(&nw);
+    (void)state;
+    for (size_t t = 0; t < N_GEMM_SHAPES; t++) {
+        float *c512 = gemm_run(k512, t, 0, NULL), *c2 = gemm_run(k2, t, 1, NULL);
+        assert_memory_equal(c512, c2, sizeof(float) * gemm_shapes[t][0] * gemm_shapes[t][2]);
+        free(c512), free(c2);
     }
 }
 
@@ -274,7 +339,7 @@ static void test_bias_act(void **state)
 
 static void test_dwconv(void **state)
 {
-    (void)state;
+    const kernel_table *kt = table_or_skip(state);
     static const conv_case cases[] = {
         {9, 7, 17, 17, 3, 2, 1, 1, 1, 1},  {8, 8, 24, 24, 3, 2, 0, 0, 1, 1}, /* TF even */
         {7, 9, 5, 5, 3, 2, 1, 1, 1, 1},    {1, 1, 3, 3, 3, 1, 1, 1, 1, 1},
@@ -305,7 +370,7 @@ static void test_dwconv(void **state)
                         }
                     ref[(oy * g.ow + ox) * C + i] = (float)acc;
                 }
-        dwconv3x3(in, &g, c->stride, w9, out);
+        kt->dwconv3x3(in, &g, c->stride, w9, out);
         expect_close(out, ref, (size_t)n_out, 1e-5, 1e-5, "dwconv3x3");
         free(in), free(out), free(ref);
     }
@@ -313,7 +378,7 @@ static void test_dwconv(void **state)
 
 static void test_groupnorm(void **state)
 {
-    (void)state;
+    const kernel_table *kt = table_or_skip(state);
     /* h, w, channels, groups, offset of the mean against a spread of 3 */
     static const int cases[][5] = {{7, 1, 48, 16, 1},  {1, 1, 64, 64, 1}, {5, 5, 96, 32, 1},
                                    {3, 1, 18, 6, 1},   {7, 7, 16, 16, 1}, {1, 9, 24, 4, 30},
@@ -350,12 +415,14 @@ static void test_groupnorm(void **state)
             float *got = malloc(n * sizeof *got);
             memcpy(got, x, n * sizeof *got);
             /* rows summed and pixels normalised in two ranges each, as a thread team splits them */
-            float mean_c[96], scale[96];
-            gn_row_stats(got, w, c, 0, h / 2, stats);
-            gn_row_stats(got, w, c, h / 2, h, stats);
-            gn_finish(stats, h, w, c, cpg, 1e-5f, gm, mean_c, scale);
-            gn_apply(got, hw / 2, c, mean_c, scale, bt, (act_kind)act);
-            gn_apply(got + (size_t)hw / 2 * c, hw - hw / 2, c, mean_c, scale, bt, (act_kind)act);
+            float mean_c[96], scale[96], fwork[2 * 96];
+            double dwork[2 * 96];
+            kt->gn_row_stats(got, w, c, 0, h / 2, stats, fwork);
+            kt->gn_row_stats(got, w, c, h / 2, h, stats, fwork);
+            kt->gn_finish(stats, h, w, c, cpg, 1e-5f, gm, mean_c, scale, dwork);
+            kt->gn_apply(got, hw / 2, c, mean_c, scale, bt, (act_kind)act);
+            kt->gn_apply(got + (size_t)hw / 2 * c, hw - hw / 2, c, mean_c, scale, bt,
+                         (act_kind)act);
             expect_close(got, ref, n, 1e-5, 1e-5, "groupnorm");
             free(got);
         }
@@ -365,7 +432,7 @@ static void test_groupnorm(void **state)
 
 static void test_maxpool_gap_dense(void **state)
 {
-    (void)state;
+    const kernel_table *kt = table_or_skip(state);
     test_rng r = {5};
     conv_case c = {9, 7, 6, 6, 3, 2, 1, 1, 1, 1};
     conv_geom g;
@@ -385,7 +452,7 @@ static void test_maxpool_gap_dense(void **state)
                 ref[(oy * g.ow + ox) * 6 + i] = m;
             }
     assert_int_equal(g.oh * g.ow * 6, 5 * 4 * 6);
-    maxpool(in, &g, 3, 2, out);
+    kt->maxpool(in, &g, 3, 2, out);
     expect_close(out, ref, 5 * 4 * 6, 0, 0, "maxpool");
 
     float avg[6], avg_ref[6];
@@ -394,7 +461,8 @@ static void test_maxpool_gap_dense(void **state)
         for (int p = 0; p < 63; p++) s += in[p * 6 + i];
         avg_ref[i] = (float)(s / 63);
     }
-    gap_forward(in, 63, 6, avg);
+    double work[6];
+    kt->gap(in, 63, 6, avg, work);
     expect_close(avg, avg_ref, 6, 1e-6, 1e-6, "gap");
 
     enum { CIN = 37, COUT = 11 };
@@ -407,11 +475,11 @@ static void test_maxpool_gap_dense(void **state)
         for (int i = 0; i < CIN; i++) s += (double)w[j * CIN + i] * x[i];
         yref[j] = (float)s;
     }
-    dense_forward(x, w, b, CIN, COUT, y);
+    kt->dense(x, w, b, CIN, COUT, y);
     expect_close(y, yref, COUT, 1e-6, 1e-6, "dense");
 }
 
-static void test_softmax_and_layout(void **state)
+static void test_softmax(void **state)
 {
     (void)state;
     float l[4] = {1000.0f, 1001.0f, -5.0f, 1000.5f}, p[4]; /* would overflow exp() naively */
@@ -420,24 +488,76 @@ static void test_softmax_and_layout(void **state)
     float want[4] = {(float)(exp(-1.0) / z), (float)(1 / z), (float)(exp(-1006.0) / z),
                      (float)(exp(-0.5) / z)};
     expect_close(p, want, 4, 1e-7, 1e-6, "softmax");
+}
+
+static void test_layout(void **state)
+{
+    const kernel_table *kt = table_or_skip(state);
 
     float nchw[2 * 3 * 5], nhwc[2 * 3 * 5];
     for (int i = 0; i < 30; i++) nchw[i] = (float)i;
-    nchw_to_nhwc_rows(nchw, 2, 3, 5, 0, 1, nhwc);
-    nchw_to_nhwc_rows(nchw, 2, 3, 5, 1, 3, nhwc);
+    kt->nchw_to_nhwc(nchw, 2, 3, 5, 0, 1, nhwc);
+    kt->nchw_to_nhwc(nchw, 2, 3, 5, 1, 3, nhwc);
     for (int y = 0; y < 3; y++)
         for (int x = 0; x < 5; x++)
             for (int c = 0; c < 2; c++)
                 assert_true(nhwc[(y * 5 + x) * 2 + c] == nchw[c * 15 + y * 5 + x]);
 }
 
+/* A broken invariant (an 8x8 kernel, past KERNEL_MAX_SIDE) aborts the process naming the file,
+ * line and expression, before the kernel touches memory: run in a child, its stderr read here. */
+static void test_invariant_aborts(void **state)
+{
+    const kernel_table *kt = table_or_skip(state);
+    int fds[2], status;
+    char msg[512] = "";
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        conv_geom g = {.h = 8, .w = 8, .c = 1, .oh = 1, .ow = 1};
+        float in[64] = {0}, zeros[8] = {0}, packed[64 * 32] = {0}, out[32], bias[1] = {0};
+        gemm_epilogue e = {bias, NULL, -INFINITY, INFINITY, 0};
+        kt->conv(in, &g, 8, 1, 0, 1, zeros, packed, 1, 0, 1, out, &e);
+        _exit(0);
+    }
+    close(fds[1]);
+    ssize_t n = read(fds[0], msg, sizeof msg - 1);
+    close(fds[0]);
+    msg[n > 0 ? n : 0] = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    assert_non_null(strstr(msg, "gemm_packed.c:"));
+    assert_non_null(strstr(msg, "engine invariant failed: k >= 1 && k <= KERNEL_MAX_SIDE"));
+}
+
+static const engine_gemm gemm_avx512 = ENGINE_GEMM_AVX512, gemm_avx2 = ENGINE_GEMM_AVX2,
+                         gemm_blas = ENGINE_GEMM_BLAS;
+
+/* Test f with table t: the name says which ("test_dwconv/avx2"). */
+#define WITH(f, t)                                                                                 \
+    {                                                                                              \
+#f "/" #t, f, NULL, NULL, (void *)&gemm_##t                                                \
+    }
+#define EVERY_TABLE(f) WITH(f, avx512), WITH(f, avx2), WITH(f, blas)
+#define PACKED_TABLES(f) WITH(f, avx512), WITH(f, avx2)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv_im2col_gemm),   cmocka_unit_test(test_gemm_packed),
-        cmocka_unit_test(test_bias_act),           cmocka_unit_test(test_dwconv),
-        cmocka_unit_test(test_groupnorm),          cmocka_unit_test(test_maxpool_gap_dense),
-        cmocka_unit_test(test_softmax_and_layout), cmocka_unit_test(test_winograd),
+        cmocka_unit_test(test_conv_im2col_gemm),
+        cmocka_unit_test(test_bias_act),
+        cmocka_unit_test(test_softmax),
+        PACKED_TABLES(test_conv_packed),
+        PACKED_TABLES(test_gemm_packed),
+        cmocka_unit_test(test_gemm_widths_agree),
+        PACKED_TABLES(test_winograd),
+        EVERY_TABLE(test_dwconv),
+        EVERY_TABLE(test_groupnorm),
+        EVERY_TABLE(test_maxpool_gap_dense),
+        EVERY_TABLE(test_layout),
+        PACKED_TABLES(test_invariant_aborts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
