@@ -193,7 +193,7 @@ static model_info info_of(model_arch arch, const char *gemm)
 {
     model_info i = {.arch = arch, .flavour = FLAVOUR_KERAS, .classes = 17, .gemm = gemm};
     i.width = arch == ARCH_MOBILENETV2 ? 0.35 : 0;
-    i.pre.crop = 224;
+    i.input_size = 224;
     i.untrained = arch == ARCH_MOBILENETV2;
     return i;
 }
