@@ -90,7 +90,7 @@ def run_test(spec):
         return "pass", f"{spec} {dt:.0f}s"
     if p.returncode in (4, 5):  # usage error / nothing collected: the selection is stale
         return "empty", f"{spec}: selects no test (pytest exit {p.returncode})"
-    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", out, re.M)
+    failed = re.findall(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", out, re.M)
     return "fail", failed[0] if failed else f"{spec} (exit {p.returncode})"
 
 
