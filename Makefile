@@ -27,7 +27,7 @@ C_FILES := $(foreach d,$(SRC_DIRS) tests/unit tests/fuzz,$(wildcard $(d)/*.[ch])
 MODELS  := $(BUILD)/models
 
 .PHONY: FORCE bench all deps run test unit pytest asan asan-unit asan-pytest format lint clean models fuzzers fuzz-build \
-        fuzz-smoke fuzz container-test check-deps
+        fuzz-smoke fuzz container-test check-deps mutants
 all: $(BUILD)/xbnserve
 
 deps:
@@ -128,6 +128,13 @@ fuzz-smoke: fuzz-build models
 	tests/fuzz/run.sh smoke 4
 fuzz: fuzz-build models
 	tests/fuzz/run.sh long $(FUZZ_SECONDS)
+
+# ---- mutation testing: tools/mutants.py, the list in tests/mutants/mutants.py ----
+# Each deliberate break applied alone to a scratch copy (build/mutants/src), rebuilt, and its
+# named tests run: killed / SURVIVED / STALE per mutant, non-zero exit unless all are killed.
+# Not part of `make test` (20-30 min on 2 cores). MUTANTS_ARGS="--only ID,ID" runs a few.
+mutants: models
+	$(PY) tools/mutants.py $(MUTANTS_ARGS)
 
 # ---- container: build docker/Dockerfile with podman and run the image end to end ----
 # Root only (skips otherwise; docs/deploy.md). Each step has its own timeout; 30 min overall.

@@ -170,6 +170,11 @@ static void test_multipart(void **state)
     assert_int_equal(
         multipart_boundary("multipart/form-data; charset=x; boundary=\"a b\"", bnd, sizeof bnd), 0);
     assert_string_equal(bnd, "a b");
+    /* a first delimiter differing from the boundary in its last byte is not one */
+    static const char near[] = "--XyQ\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n--XyZ--\r\n";
+    assert_int_equal(multipart_parse(CT, (const unsigned char *)near, sizeof near - 1, 8, &p, &n,
+                                     &k, err, sizeof err),
+                     PARSE_EINVAL);
     static const char empty[] = "--XyZ--\r\n";
     assert_int_equal(multipart_parse(CT, (const unsigned char *)empty, sizeof empty - 1, 8, &p, &n,
                                      &k, err, sizeof err),
