@@ -236,7 +236,18 @@ static int decode_images(request *r, const srv_model *m, const blob *imgs, int n
                                  w->px + (size_t)i * m->in_elems, e, sizeof e);
         if (!st) metrics_preprocess(r->s->met, r->model, (double)(batcher_now_ns() - t0) * 1e-9);
         if (st) {
-            snprintf(r->err, sizeof r->err, "image %d: %.200s", i, e); /* room for the prefix */
+            /* A multipart image names its part, printable bytes only: never the data. */
+            char part[72] = "";
+            size_t k = 0;
+            for (; k < imgs[i].name_len && k < 40; k++) {
+                char c = imgs[i].name[k];
+                part[k] = c > 0x20 && c < 0x7f && c != '\'' ? c : '?';
+            }
+            part[k] = 0;
+            if (k)
+                snprintf(r->err, sizeof r->err, "image %d: %.200s (part '%s')", i, e, part);
+            else
+                snprintf(r->err, sizeof r->err, "image %d: %.200s", i, e); /* room for the prefix */
             return http_of_image(st);
         }
     }

@@ -70,3 +70,32 @@ def test_check_config_refuses_what_serve_refuses(addr):
         p = subprocess.run(args + extra, capture_output=True, text=True, timeout=60)
         assert p.returncode != 0, extra
         assert f"listen_address: '{addr}' is not an IPv4 address" in p.stderr, p.stderr
+
+
+def test_multipart_text_part_is_a_field(srv):
+    want = srv.request("POST", "/v1/models/small:predict?top_k=1", JPEG,
+                       {"Content-Type": "image/jpeg"})[2]
+    # top_k as curl -F top_k=1 sends it, and with the Content-Type some encoders add
+    for hdr in ("", "Content-Type: text/plain\r\n"):
+        b = "xbnB"
+        body = (f'--{b}\r\nContent-Disposition: form-data; name="top_k"\r\n{hdr}\r\n1\r\n'
+                f'--{b}\r\nContent-Disposition: form-data; name="a"; filename="a.jpg"\r\n'
+                f'Content-Type: image/jpeg\r\n\r\n').encode() + JPEG + f"\r\n--{b}--\r\n".encode()
+        st, _, data = srv.request("POST", "/v1/models/small:predict", body,
+                                  {"Content-Type": f"multipart/form-data; boundary={b}"})
+        assert (st, data) == (200, want)
+
+
+def test_multipart_unknown_field_400_names_it(srv):
+    body, hdr = multipart([(JPEG, "image/jpeg")], {"topk": "1"})
+    st, _, j = srv.json("POST", "/v1/models/small:predict", body, hdr)
+    assert st == 400 and "unknown form field 'topk'" in j["error"]
+
+
+def test_multipart_non_image_part_named_not_printed(srv):
+    secret = b"password=hunter2 and more text"
+    body, hdr = multipart([(JPEG, "image/jpeg"), (secret, "text/plain")])
+    st, _, j = srv.json("POST", "/v1/models/small:predict", body, hdr)
+    assert st == 415
+    assert j["error"].startswith("image 1: ") and j["error"].endswith(" (part 'img1')")
+    assert "hunter2" not in j["error"]
