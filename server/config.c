@@ -7,6 +7,7 @@
 #include "server/config.h"
 
 #include <cJSON.h>
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -374,6 +375,12 @@ static int valid_name(const char *s)
 
 int config_validate(const config *c, char *err, size_t errlen)
 {
+    /* The same test listener_bind makes, so --check-config refuses what serve would. */
+    struct in_addr a;
+    if (inet_pton(AF_INET, c->listen_address, &a) != 1) {
+        snprintf(err, errlen, "listen_address: '%s' is not an IPv4 address", c->listen_address);
+        return -1;
+    }
     if (c->nmodels == 0) {
         snprintf(err, errlen,
                  "models: no model configured (config file \"models\", --model "

@@ -71,6 +71,23 @@ static int v1_top_k_of(request *r, long body_top_k)
     return 0;
 }
 
+/* curl's -d and --data-binary send application/x-www-form-urlencoded unless told
+ * otherwise. No form a client means starts as a JSON object, a JPEG or a PNG does, so such
+ * a body is taken for what its first bytes say: the media type to read it as, or "" when
+ * they say none of the three. */
+static const char *sniff_form(const unsigned char *b, size_t n)
+{
+    static const unsigned char jpeg[] = {0xff, 0xd8, 0xff};
+    static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n >= sizeof jpeg && !memcmp(b, jpeg, sizeof jpeg)) return "image/jpeg";
+    if (n >= sizeof png && !memcmp(b, png, sizeof png)) return "image/png";
+    size_t i = 0;
+    while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n')) i++;
+    return i < n && b[i] == '{' ? "application/json" : "";
+}
+
+#define FORM_TYPE "application/x-www-form-urlencoded"
+
 /* A v1 body, by its Content-Type, into *imgs (owned by the caller, possibly borrowing
  * r->body) and top_k. 0 or an HTTP status with r->err set. */
 static int v1_read_body(request *r, blob **imgs, int *nimg)
@@ -81,6 +98,17 @@ static int v1_read_body(request *r, blob **imgs, int *nimg)
     media_type(ctype, ct, sizeof ct);
     long top_k = -1;
     int st = PARSE_OK;
+    if (!strcmp(ct, FORM_TYPE)) {
+        const char *as = sniff_form(r->body, r->len);
+        if (!as[0]) {
+            snprintf(r->err, sizeof r->err,
+                     "an " FORM_TYPE " body (curl -d's default) must be JPEG or PNG bytes or a "
+                     "JSON object; send an image with --data-binary @FILE and Content-Type: "
+                     "image/jpeg or image/png (curl -d strips line ends and breaks it)");
+            return 415;
+        }
+        snprintf(ct, sizeof ct, "%s", as);
+    }
     if (!strcmp(ct, "application/json")) {
         st = v1_parse_json((const char *)r->body, r->len, max_img, imgs, nimg, &top_k, r->err,
                            sizeof r->err);
@@ -138,6 +166,9 @@ static int v2_read_body(request *r, const srv_model *m)
     int code = v2_json_len(r, &json_len);
     if (code) return code;
     int binary = http_header(r, "Inference-Header-Content-Length") != NULL;
+    if (!binary && !strcmp(ct, FORM_TYPE) &&
+        !strcmp(sniff_form(r->body, r->len), "application/json"))
+        ct[0] = 0; /* curl -d '{...}' */
     if (ct[0] && strcmp(ct, "application/json") &&
         !(binary && !strcmp(ct, "application/octet-stream"))) {
         snprintf(r->err, sizeof r->err,
@@ -205,7 +236,18 @@ static int decode_images(request *r, const srv_model *m, const blob *imgs, int n
                                  w->px + (size_t)i * m->in_elems, e, sizeof e);
         if (!st) metrics_preprocess(r->s->met, r->model, (double)(batcher_now_ns() - t0) * 1e-9);
         if (st) {
-            snprintf(r->err, sizeof r->err, "image %d: %.200s", i, e); /* room for the prefix */
+            /* A multipart image names its part, printable bytes only: never the data. */
+            char part[72] = "";
+            size_t k = 0;
+            for (; k < imgs[i].name_len && k < 40; k++) {
+                char c = imgs[i].name[k];
+                part[k] = c > 0x20 && c < 0x7f && c != '\'' ? c : '?';
+            }
+            part[k] = 0;
+            if (k)
+                snprintf(r->err, sizeof r->err, "image %d: %.200s (part '%s')", i, e, part);
+            else
+                snprintf(r->err, sizeof r->err, "image %d: %.200s", i, e); /* room for the prefix */
             return http_of_image(st);
         }
     }

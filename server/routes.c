@@ -102,12 +102,21 @@ const route *routes_match(const server *s, const char *url, int *model_idx, int 
     return NULL;
 }
 
+/* v1 predict takes PUT as a second name for POST: `curl -T image.jpg URL` uploads with PUT,
+ * as TorchServe's examples type it. */
+static int takes_put(const route *rt)
+{
+    return !strcmp(rt->endpoint, "v1_predict");
+}
+
 int routes_method_ok(const route *rt, const char *method)
 {
+    if (!strcmp(method, "PUT") && takes_put(rt)) return 1;
     return !strcmp(!strcmp(method, "HEAD") ? "GET" : method, rt->method);
 }
 
 const char *routes_allow(const route *rt)
 {
+    if (takes_put(rt)) return "POST, PUT";
     return !strcmp(rt->method, "GET") ? "GET, HEAD" : rt->method;
 }

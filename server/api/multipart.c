@@ -61,20 +61,28 @@ static int header(const char *hdr, size_t n, const char *name, const char **v, s
     return 0;
 }
 
-/* Is the Content-Disposition's name parameter exactly `want`? */
-static int disposition_name_is(const char *v, size_t n, const char *want)
+/* The Content-Disposition parameter `key` (a whole parameter name: "name" is not found in
+ * "filename"): its value, unquoted, into *s, *sn. 1 if present. */
+static int disposition_param(const char *v, size_t n, const char *key, const char **s, size_t *sn)
 {
-    size_t wn = strlen(want);
-    for (size_t i = 0; i + 5 <= n; i++) {
-        if (strncasecmp(v + i, "name=", 5) || (i > 0 && isalnum((unsigned char)v[i - 1]))) continue;
-        const char *s = v + i + 5;
-        size_t rest = n - i - 5;
-        if (rest && *s == '"') {
-            s++;
-            rest--;
-            return rest > wn && !memcmp(s, want, wn) && s[wn] == '"';
+    size_t kn = strlen(key);
+    for (size_t i = 0; i + kn + 1 <= n; i++) {
+        if (strncasecmp(v + i, key, kn) || v[i + kn] != '=' ||
+            (i > 0 && v[i - 1] != ';' && v[i - 1] != ' ' && v[i - 1] != '\t'))
+            continue;
+        const char *p = v + i + kn + 1, *end = v + n;
+        if (p < end && *p == '"') {
+            p++;
+            const char *q = memchr(p, '"', (size_t)(end - p));
+            *s = p;
+            *sn = q ? (size_t)(q - p) : (size_t)(end - p);
+        } else {
+            const char *q = p;
+            while (q < end && *q != ';' && *q != ' ' && *q != '\t') q++;
+            *s = p;
+            *sn = (size_t)(q - p);
         }
-        return rest >= wn && !memcmp(s, want, wn) && (rest == wn || s[wn] == ';' || s[wn] == ' ');
+        return 1;
     }
     return 0;
 }
@@ -146,15 +154,43 @@ static int next_part(const unsigned char **p, const unsigned char *end, const ch
     return PART_FOUND;
 }
 
-/* A "top_k" form field (no Content-Type) into *top_k; any other part is the next image. */
+/* Is a Content-Type an image's? image/..., or application/octet-stream as file pickers send
+ * for an unknown extension. */
+static int image_type(const char *v, size_t n)
+{
+    return (n >= 6 && !strncasecmp(v, "image/", 6)) ||
+           (n >= 24 && !strncasecmp(v, "application/octet-stream", 24));
+}
+
+/* One part. A part with a form name, no filename and no image Content-Type is a text field:
+ * top_k is read, any other is refused naming it (a misspelt "topk" would otherwise be
+ * silently ignored). Any other part is the next image: with a filename or an image type, or
+ * without Content-Disposition at all (no name to read it as a field by). */
 static int take_part(const part *pt, blob *out, int *n, int max_parts, long *top_k, char *err,
                      size_t errlen)
 {
-    const char *v;
-    size_t vn;
-    int has_ct = header(pt->hdr, pt->hn, "content-type", &v, &vn);
-    if (!has_ct && header(pt->hdr, pt->hn, "content-disposition", &v, &vn) &&
-        disposition_name_is(v, vn, "top_k")) {
+    const char *v, *name = NULL, *fn;
+    size_t vn, name_len = 0, fnn;
+    const char *ctv = NULL;
+    size_t ctn = 0;
+    int has_ct = header(pt->hdr, pt->hn, "content-type", &ctv, &ctn);
+    int has_cd = header(pt->hdr, pt->hn, "content-disposition", &v, &vn);
+    if (has_cd) disposition_param(v, vn, "name", &name, &name_len);
+    int is_field = has_cd && name && !disposition_param(v, vn, "filename", &fn, &fnn) &&
+                   !(has_ct && image_type(ctv, ctn));
+    if (is_field) {
+        if (name_len != 5 || memcmp(name, "top_k", 5)) {
+            char safe[48];
+            size_t k = 0;
+            for (; k < name_len && k + 1 < sizeof safe; k++)
+                safe[k] = name[k] > 0x20 && name[k] < 0x7f && name[k] != '\'' ? name[k] : '?';
+            safe[k] = 0;
+            snprintf(err, errlen,
+                     "unknown form field '%s' (the field is top_k; an image part needs a filename "
+                     "or an image Content-Type)",
+                     safe);
+            return PARSE_EINVAL;
+        }
         if (*top_k >= 0) {
             snprintf(err, errlen, "top_k is given twice");
             return PARSE_EINVAL;
@@ -169,7 +205,7 @@ static int take_part(const part *pt, blob *out, int *n, int max_parts, long *top
         snprintf(err, errlen, "more than %d images in one request", max_parts);
         return PARSE_ETOOMANY;
     }
-    out[*n] = (blob){.data = pt->data, .len = pt->len};
+    out[*n] = (blob){.data = pt->data, .len = pt->len, .name = name, .name_len = name_len};
     (*n)++;
     return PARSE_OK;
 }

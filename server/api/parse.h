@@ -30,6 +30,10 @@ typedef struct {
     const unsigned char *data;
     size_t len;
     unsigned char *own; /* NULL when `data` is borrowed */
+    /* multipart: the part's form name (borrowed, not terminated; 0 bytes: none), so an
+     * error can say which part it is about */
+    const char *name;
+    size_t name_len;
 } blob;
 
 /* Free the owned bytes of n blobs and the array itself; accepts NULL. */

@@ -129,9 +129,12 @@ def test_allow_on_405_get_routes(hsrv, path, method):
 @pytest.mark.parametrize("path", POST_ROUTES)
 @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"])
 def test_allow_on_405_post_routes(hsrv, path, method):
+    if path == PREDICT and method == "PUT":
+        pytest.skip("v1 predict takes PUT (test_put_predict)")
     st, h, data = send(hsrv, method, path, None, {})
     assert st == 405, data
-    assert h.get_all("Allow") == ["POST"]
+    # v1 predict also takes PUT, as POST (`curl -T image.jpg URL`)
+    assert h.get_all("Allow") == (["POST, PUT"] if path == PREDICT else ["POST"])
 
 
 def test_no_allow_or_retry_after_elsewhere(hsrv):

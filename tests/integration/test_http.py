@@ -133,7 +133,7 @@ def test_error_statuses(srv):
     assert srv.json("GET", "/v2/models/nope")[0] == 404
     st, h, j = srv.json("GET", "/v1/models/small:predict")
     assert st == 405 and "POST" in h.get("Allow", "")
-    assert h["Allow"] == "POST"
+    assert h["Allow"] == "POST, PUT"
     assert srv.json("POST", "/healthz", b"x")[0] == 405
     assert srv.json("POST", "/v1/models/small:predict", b"hello", {"Content-Type": "text/plain"})[0] == 415
     assert srv.json("POST", "/v1/models/small:predict", b"GIF89a....", jpg)[0] == 415
@@ -165,7 +165,7 @@ def test_error_statuses(srv):
 def test_405_allow_is_the_routes_even_for_a_long_path(srv):
     # the request log keeps 255 bytes of the path; Allow comes from the matched route
     st, h, j = srv.json("GET", "/v1/models/" + "a" * 300 + ":predict")
-    assert st == 405 and h.get("Allow") == "POST" and "use POST" in j["error"]
+    assert st == 405 and h.get("Allow") == "POST, PUT" and "use POST" in j["error"]
     st, h, _ = srv.json("POST", "/v2/models/small/ready", b"x")
     assert st == 405 and h.get("Allow") == "GET, HEAD"
 

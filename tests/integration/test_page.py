@@ -82,7 +82,7 @@ def test_no_cors_headers_when_unset(plain):
     assert st == 200
     assert not [k for k in h if k.lower().startswith("access-control-") or k.lower() == "vary"]
     st, h, _ = plain.request("OPTIONS", "/v1/models/small:predict", headers={"Origin": A})
-    assert st == 405 and h["Allow"] == "POST"
+    assert st == 405 and h["Allow"] == "POST, PUT"
 
 
 @pytest.mark.parametrize("origin", [A, B])
@@ -117,7 +117,7 @@ def test_preflight(srv):
     st, h, body = srv.request("OPTIONS", "/v1/models/small:predict", headers=hdrs)
     assert st == 204 and body == b""
     assert h["Access-Control-Allow-Origin"] == A
-    assert h["Access-Control-Allow-Methods"] == "POST, OPTIONS"
+    assert h["Access-Control-Allow-Methods"] == "POST, PUT, OPTIONS"
     assert h["Access-Control-Allow-Headers"] == "Content-Type, X-Request-Id"
     assert h["Access-Control-Max-Age"] == "600"
     assert h["Vary"] == "Origin"

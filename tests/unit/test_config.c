@@ -61,6 +61,16 @@ static void test_file_errors(void **state)
                       "\"path\": \"q\"}]}",
                       "used twice");
     expect_file_error("{\"models\": []}", "models");
+    /* listen_address: checked where serve would bind, so --check-config agrees with it */
+    expect_file_error("{\"listen_address\": \"localhost\", \"models\": [{\"name\": \"a\", "
+                      "\"path\": \"p\"}]}",
+                      "listen_address");
+    expect_file_error("{\"listen_address\": \"10.0.0.256\", \"models\": [{\"name\": \"a\", "
+                      "\"path\": \"p\"}]}",
+                      "listen_address");
+    expect_file_error("{\"listen_address\": \"\", \"models\": [{\"name\": \"a\", "
+                      "\"path\": \"p\"}]}",
+                      "listen_address");
     expect_file_error("[1,2]", "JSON");
     expect_file_error("{\"port\": 1", "JSON");
 }

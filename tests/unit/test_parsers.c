@@ -181,6 +181,40 @@ static void test_multipart(void **state)
                      PARSE_EINVAL);
 }
 
+/* Text fields against image parts: a part with a name, no filename and no image type is a
+ * field; an unknown field is refused by name; an image part keeps its name for errors. */
+static void test_multipart_fields(void **state)
+{
+    (void)state;
+    static const char ok[] = "--XyZ\r\nContent-Disposition: form-data; name=\"top_k\"\r\n"
+                             "Content-Type: text/plain\r\n\r\n2\r\n"
+                             "--XyZ\r\nContent-Disposition: form-data; name=\"pic\"; "
+                             "filename=\"notes.txt\"\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+                             "--XyZ\r\nContent-Disposition: form-data; name=\"raw\"\r\n"
+                             "Content-Type: image/png\r\n\r\nP\r\n--XyZ--\r\n";
+    blob *p = NULL;
+    int n = 0;
+    long k = -1;
+    char err[160];
+    assert_int_equal(multipart_parse(CT, (const unsigned char *)ok, sizeof ok - 1, 8, &p, &n, &k,
+                                     err, sizeof err),
+                     PARSE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(k, 2);
+    assert_int_equal(p[0].name_len, 3);
+    assert_memory_equal(p[0].name, "pic", 3);
+    assert_memory_equal(p[0].data, "hi", 2);
+    assert_int_equal(p[1].name_len, 3);
+    assert_memory_equal(p[1].name, "raw", 3);
+    blobs_free(p, n);
+    static const char unknown[] = "--XyZ\r\nContent-Disposition: form-data; name=\"topk\"\r\n\r\n"
+                                  "2\r\n--XyZ\r\nContent-Type: image/png\r\n\r\nP\r\n--XyZ--\r\n";
+    assert_int_equal(multipart_parse(CT, (const unsigned char *)unknown, sizeof unknown - 1, 8, &p,
+                                     &n, &k, err, sizeof err),
+                     PARSE_EINVAL);
+    assert_non_null(strstr(err, "unknown form field 'topk'"));
+}
+
 /* The top_k form field: a non-negative integer (server/num.h), space around it allowed. */
 static void test_multipart_top_k(void **state)
 {
@@ -614,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_b64_round_trip),
         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_multipart_top_k),
+        cmocka_unit_test(test_multipart_fields),
         cmocka_unit_test(test_npy_shape),
         cmocka_unit_test(test_v1_json),
         cmocka_unit_test(test_v1_format),
