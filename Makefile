@@ -2,7 +2,7 @@
 CC      ?= gcc
 PY      := /usr/bin/python3
 BUILD   := build
-PKGS    := libmicrohttpd libcjson libjpeg libpng openblas
+PKGS    := libmicrohttpd gnutls libcjson libjpeg libpng openblas
 # x86-64-v3 = AVX2 + FMA: what any server of the last decade runs; no -march=native so a
 # container built here runs elsewhere.
 ARCHFLAGS ?= -march=x86-64-v3

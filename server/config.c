@@ -84,6 +84,15 @@ static const setting server_keys[] = {
     {"cors_allow_origins", K_LIST, offsetof(config, cors_allow_origins),
      sizeof((config *)0)->cors_allow_origins, 0, 0, NULL,
      "origins allowed cross-origin calls, exact, comma-separated (empty: no CORS)"},
+    {"tls_cert_file", K_STR, offsetof(config, tls_cert_file), CFG_PATH_MAX, 0, 0, NULL,
+     "PEM certificate (chain) for HTTPS; needs tls_key_file"},
+    {"tls_key_file", K_STR, offsetof(config, tls_key_file), CFG_PATH_MAX, 0, 0, NULL,
+     "PEM private key for HTTPS; needs tls_cert_file"},
+    {"metrics_listen_address", K_STR, offsetof(config, metrics_listen_address),
+     sizeof((config *)0)->metrics_listen_address, 0, 0, NULL,
+     "IPv4 address of the metrics listener (empty: listen_address)"},
+    S_INT(metrics_port, CFG_METRICS_PORT_MIN, CFG_PORT_MAX,
+          "serve /metrics only on this port (-1: on the main port)"),
 };
 
 static const setting model_keys[] = {
@@ -138,6 +147,7 @@ void config_defaults(config *c)
     c->auth_exempt_probes = 1;
     c->auth_exempt_metrics = 1;
     c->ui = 1;
+    c->metrics_port = CFG_METRICS_PORT_OFF;
 }
 
 static const setting *find(const setting *t, size_t n, const char *key)
@@ -375,6 +385,10 @@ int config_validate(const config *c, char *err, size_t errlen)
         snprintf(err, errlen,
                  "models: no model configured (config file \"models\", --model "
                  "NAME=PATH or XBNSERVE_MODELS)");
+        return -1;
+    }
+    if (!c->tls_cert_file[0] != !c->tls_key_file[0]) {
+        snprintf(err, errlen, "tls_cert_file and tls_key_file: set both for HTTPS, or neither");
         return -1;
     }
     for (int i = 0; i < c->nmodels; i++) {

@@ -233,8 +233,15 @@ static void drain(server *s)
 static int start_listening(server *s, int cpus, char *err, size_t errlen)
 {
     if (http_start(s, err, errlen)) return -1;
-    log_msg(&s->log, LOG_INFO, "listening on %s:%d (usable CPUs %d, http_threads %d, %d models)",
-            s->cfg.listen_address, s->port, cpus, s->http_threads, s->nmodels);
+    log_msg(&s->log, LOG_INFO,
+            "listening on %s:%d (%s, usable CPUs %d, http_threads %d, %d models)",
+            s->cfg.listen_address, s->port, s->tls.cert ? "https" : "http", cpus, s->http_threads,
+            s->nmodels);
+    if (s->metrics_mhd) /* not "listening on": that line names the main port */
+        log_msg(&s->log, LOG_INFO, "metrics on %s:%d (http, GET /metrics and /healthz only)",
+                s->cfg.metrics_listen_address[0] ? s->cfg.metrics_listen_address
+                                                 : s->cfg.listen_address,
+                s->metrics_port);
     return 0;
 }
 
