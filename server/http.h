@@ -1,8 +1,10 @@
 /* http.h - the HTTP front end (libmicrohttpd): the daemon, one `request` record per
  * request, and what a route's handlers may do with it.
  *
- * One MHD daemon with an internal thread pool of s->http_threads threads. http.c is the
- * only file that speaks to libmicrohttpd. When a request's headers are in, it creates the
+ * One MHD daemon with an internal thread pool of s->http_threads threads, speaking HTTPS
+ * when tls_cert_file is set (tls.h); with metrics_port >= 0 a second one, one thread, plain
+ * HTTP, for /metrics and /healthz only. http.c is the only file that speaks to
+ * libmicrohttpd. When a request's headers are in, it creates the
  * record, matches the route (routes.h) and refuses at the door what the headers already
  * condemn: URL over max_url_bytes (414), no route (404), wrong method (405, with Allow),
  * unknown model (404), the route's own admission check (infer.c: 503), a Content-Length

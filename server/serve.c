@@ -17,9 +17,10 @@
  *   4. On SIGHUP the main thread reloads the model set (reload.c), and between signals it
  *      frees the model instances a reload retired once no request holds them.
  *   5. On SIGTERM/SIGINT: readiness turns 503 at once, new connections are refused
- *      (http_quiesce), and the main thread waits up to drain_timeout_ms for every accepted
- *      request to be answered, and up to FRESH_WAIT_MS for connections accepted before
- *      that have not sent their request yet. Past that bound, queued images are cancelled
+ *      (http_quiesce; a metrics listener keeps answering, and stops last, in http_stop),
+ *      and the main thread waits up to drain_timeout_ms for every accepted request to be
+ *      answered, and up to FRESH_WAIT_MS for connections accepted before that have not
+ *      sent their request yet. Past that bound, queued images are cancelled
  *      (503) and, after at most DRAIN_GRACE_MS more, the daemon stops. Exit 0.
  *
  * Engine threads: each worker's session runs its own team of threads_per_worker threads

@@ -137,7 +137,7 @@ def test_plain_http_to_tls_port_gets_no_200(tsrv, pki):
                 got += chunk
         except ConnectionError:
             pass
-    assert not got.startswith(b"HTTP/1.1 200"), got[:100]
+    assert not got.startswith(b"HTTP/"), got[:100]  # at most a TLS alert
     assert https(tsrv.port, "GET", "/healthz", pki["ca"][0])[0] == 200  # still serving
 
 
