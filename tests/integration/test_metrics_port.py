@@ -6,8 +6,10 @@ listeners stopping with the daemon. Env: XBN_BIN, XBN_MODELS."""
 import http.client
 import os
 import re
+import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -113,6 +115,39 @@ def test_both_listeners_stop_with_the_daemon():
     mp = MetricsPort(s)
     assert mp.request("GET", "/metrics")[0] == 200
     assert s.stop() == 0, "".join(s.lines[-30:])
+    for port in (s.port, mp.port):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_metrics_port_answers_through_the_drain():
+    """SIGTERM with a request still in flight (its body half sent): the main port stops
+    accepting, the metrics port still answers and shows the request in flight; once the
+    body is in and answered, the daemon exits and both ports are closed."""
+    s = Server("--model", "small=" + SMALL, "--metrics-port", "0", "--drain-timeout-ms",
+               "30000")
+    mp = MetricsPort(s)
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    try:
+        head = (f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                f"Content-Length: {len(JPEG)}\r\n\r\n").encode()
+        c.sendall(head + JPEG[:100])
+        deadline = time.time() + 10
+        while metric(scrape(mp, settle=False), "xbnserve_requests_in_flight") < 2:
+            assert time.time() < deadline, "the half-sent request never counted in flight"
+            time.sleep(0.01)
+        s.proc.send_signal(signal.SIGTERM)
+        while not any("draining:" in l for l in list(s.lines)):
+            assert time.time() < deadline, "".join(s.lines[-10:])
+            time.sleep(0.01)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", s.port), timeout=5).close()
+        assert metric(scrape(mp, settle=False), "xbnserve_requests_in_flight") == 2  # a 200
+        c.sendall(JPEG[100:])
+        assert c.recv(12) == b"HTTP/1.1 200"
+    finally:
+        c.close()
+    assert s.stop(signal_it=False) == 0, "".join(s.lines[-30:])
     for port in (s.port, mp.port):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
