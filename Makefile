@@ -2,7 +2,7 @@
 CC      ?= gcc
 PY      := /usr/bin/python3
 BUILD   := build
-PKGS    := libmicrohttpd libcjson libjpeg libpng openblas
+PKGS    := libmicrohttpd gnutls libcjson libjpeg libpng openblas
 # The program runs on any x86-64 CPU (ARCHFLAGS, baseline); only the kernel files below are
 # built for x86-64-v3 (AVX2 + FMA; their AVX-512 functions by target attribute), and the engine
 # runs them only on CPUs that have them (engine/kernels/kernel_table.c, docs/engine.md).

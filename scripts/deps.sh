@@ -11,7 +11,7 @@
 # command to run and fails, so a build never half-works for lack of a package.
 set -euo pipefail
 
-build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
+build_pkgs=(gcc make pkg-config libmicrohttpd-dev libgnutls28-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
     libopenblas-dev python3 python3-torch python3-numpy)
 # qemu-user: tests/integration/test_portable.py runs the binary on an emulated CPU without AVX.
 test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-h5py

@@ -88,6 +88,15 @@ static const setting server_keys[] = {
      "origins allowed cross-origin calls, exact, comma-separated (empty: no CORS)"},
     {"gemm", K_ENUM, offsetof(config, gemm), 0, 0, 0, gemm_names,
      "auto|avx512|avx2|blas: the engine's kernels (auto: the CPU's best)"},
+    {"tls_cert_file", K_STR, offsetof(config, tls_cert_file), CFG_PATH_MAX, 0, 0, NULL,
+     "PEM certificate (chain) for HTTPS; needs tls_key_file"},
+    {"tls_key_file", K_STR, offsetof(config, tls_key_file), CFG_PATH_MAX, 0, 0, NULL,
+     "PEM private key for HTTPS; needs tls_cert_file"},
+    {"metrics_listen_address", K_STR, offsetof(config, metrics_listen_address),
+     sizeof((config *)0)->metrics_listen_address, 0, 0, NULL,
+     "IPv4 address of the metrics listener (empty: listen_address)"},
+    S_INT(metrics_port, CFG_METRICS_PORT_MIN, CFG_PORT_MAX,
+          "serve /metrics only on this port (-1: on the main port)"),
 };
 
 static const setting model_keys[] = {
@@ -142,6 +151,7 @@ void config_defaults(config *c)
     c->auth_exempt_probes = 1;
     c->auth_exempt_metrics = 1;
     c->ui = 1;
+    c->metrics_port = CFG_METRICS_PORT_OFF;
 }
 
 static const setting *find(const setting *t, size_t n, const char *key)
@@ -385,6 +395,10 @@ int config_validate(const config *c, char *err, size_t errlen)
         snprintf(err, errlen,
                  "models: no model configured (config file \"models\", --model "
                  "NAME=PATH or XBNSERVE_MODELS)");
+        return -1;
+    }
+    if (!c->tls_cert_file[0] != !c->tls_key_file[0]) {
+        snprintf(err, errlen, "tls_cert_file and tls_key_file: set both for HTTPS, or neither");
         return -1;
     }
     for (int i = 0; i < c->nmodels; i++) {

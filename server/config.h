@@ -65,7 +65,11 @@ typedef struct {
     long long ui;                        /* serve the try-it page at / (server/page.c) */
     /* Origins allowed cross-origin calls, exact, comma-separated; "": no CORS (cors.c). */
     char cors_allow_origins[CFG_LIST_MAX];
-    long long gemm;             /* engine_gemm (engine.h): 0 auto, 1 avx512, 2 avx2, 3 blas */
+    long long gemm;                   /* engine_gemm (engine.h): 0 auto, 1 avx512, 2 avx2, 3 blas */
+    char tls_cert_file[CFG_PATH_MAX]; /* PEM certificate chain; with tls_key_file: HTTPS */
+    char tls_key_file[CFG_PATH_MAX];  /* PEM private key (server/tls.h) */
+    char metrics_listen_address[64];  /* "": listen_address */
+    long long metrics_port;           /* -1: /metrics on the main listener (http.h) */
     model_cfg models[CFG_MAX_MODELS];
     int nmodels;
 } config;

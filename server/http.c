@@ -29,6 +29,7 @@
 #include "server/cors.h"
 #include "server/listener.h"
 #include "server/routes.h"
+#include "server/tls.h"
 
 enum { ST_NEW, ST_BODY, ST_WAIT, ST_ANSWERED }; /* request.state */
 
@@ -286,6 +287,15 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     return (size_t)(w - s);
 }
 
+/* With a metrics listener, /metrics is served there only, and it serves nothing else but
+ * /healthz: a scraper's port reaches neither the models nor the admin routes. */
+static int side_ok(const request *r)
+{
+    int scrape = !strcmp(r->rt->endpoint, "metrics");
+    if (!r->metrics_side) return !scrape;
+    return scrape || !strcmp(r->rt->endpoint, "healthz");
+}
+
 /* The headers are in: refuse what they condemn, or get ready for the body. */
 static int at_the_door(request *r, const char *url, const char *method)
 {
@@ -298,6 +308,11 @@ static int at_the_door(request *r, const char *url, const char *method)
     int unknown;
     r->rt = routes_match(s, url, &r->model, &unknown);
     if (!r->rt) return http_send_error(r, 404, "no such route");
+    if (s->cfg.metrics_port >= 0 && !side_ok(r)) { /* counted as no route at all: "other" */
+        r->rt = NULL;
+        r->model = -1;
+        return http_send_error(r, 404, "no such route");
+    }
     if (!strcmp(method, "OPTIONS") && s->cfg.cors_allow_origins[0] && cors_route(r->rt->endpoint)) {
         r->preflight = 1; /* answered with the (empty) body, like a GET; browsers send no token */
         r->state = ST_BODY;
@@ -389,16 +404,16 @@ static int resumed(request *r)
 
 /* MHD_AccessHandlerCallback: one call with the headers, one per piece of body, one at the
  * end, and one more after a resume. */
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version, const char *upload,
-                               size_t *upload_size, void **con_cls)
+static enum MHD_Result serve_call(server *s, int metrics_side, struct MHD_Connection *conn,
+                                  const char *url, const char *method, const char *upload,
+                                  size_t *upload_size, void **con_cls)
 {
-    (void)version;
     request *r = *con_cls;
     int rc = -1;
     if (!r) {
-        r = request_new(cls, conn, url, method);
+        r = request_new(s, conn, url, method);
         if (!r) return MHD_NO;
+        r->metrics_side = metrics_side;
         *con_cls = r;
         rc = at_the_door(r, url, method);
     } else if (r->state == ST_ANSWERED) { /* MHD may still offer data: swallow it */
@@ -414,6 +429,24 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         rc = resumed(r);
     }
     return rc ? MHD_NO : MHD_YES;
+}
+
+/* MHD_AccessHandlerCallback of the main listener, and of the metrics listener: which one a
+ * request came in on is fixed by the callback, not looked up after the daemon started. */
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    return serve_call(cls, 0, conn, url, method, upload, upload_size, con_cls);
+}
+
+static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                       const char *method, const char *version, const char *upload,
+                                       size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    return serve_call(cls, 1, conn, url, method, upload, upload_size, con_cls);
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -472,11 +505,28 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
     *socket_context = NULL;
 }
 
+/* The metrics listener's address: its own, or the main one's. */
+static const char *metrics_addr(const server *s)
+{
+    return s->cfg.metrics_listen_address[0] ? s->cfg.metrics_listen_address : s->cfg.listen_address;
+}
+
 int http_bind(server *s, char *err, size_t errlen)
 {
+    s->listen_fd = s->metrics_fd = -1;
+    if (s->cfg.tls_cert_file[0] && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, errlen, "tls_cert_file: this libmicrohttpd was built without TLS support");
+        return -1;
+    }
+    if (tls_load(&s->tls, s->cfg.tls_cert_file, s->cfg.tls_key_file, err, errlen)) return -1;
     s->listen_fd = listener_bind(s->cfg.listen_address, (int)s->cfg.port, (int)s->cfg.reuse_port,
                                  &s->port, err, errlen);
     if (s->listen_fd < 0) return -1;
+    if (s->cfg.metrics_port >= 0) {
+        s->metrics_fd = listener_bind(metrics_addr(s), (int)s->cfg.metrics_port, 0,
+                                      &s->metrics_port, err, errlen);
+        if (s->metrics_fd < 0) return -1;
+    }
     if (s->cfg.reuse_port && listener_migrates() != 1)
         log_msg(&s->log, LOG_WARN,
                 "reuse_port: net.ipv4.tcp_migrate_req is not 1, so connections still queued on "
@@ -490,6 +540,33 @@ static void close_if_same(int fd, const struct stat *was)
 {
     struct stat st;
     if (!fstat(fd, &st) && st.st_ino == was->st_ino && st.st_dev == was->st_dev) close(fd);
+}
+
+/* The metrics listener: plain HTTP (scrapers stay inside the cluster), one thread, a few
+ * connections, no suspended requests. It is not counted in fresh_conns: the drain does not
+ * wait for idle scrapers. */
+static int metrics_start(server *s, char *err, size_t errlen)
+{
+    int fd = s->metrics_fd;
+    if (listener_listen(fd, metrics_addr(s), s->metrics_port, 0, err, errlen)) return -1;
+    struct stat st = {0};
+    (void)fstat(fd, &st);
+    size_t mem = (size_t)s->cfg.max_header_bytes + 4096;
+    s->metrics_fd = -1;
+    s->metrics_mhd = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC, 0, NULL, NULL,
+        metrics_handler, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)HTTP_METRICS_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)s->cfg.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_END);
+    if (!s->metrics_mhd) {
+        close_if_same(fd, &st);
+        snprintf(err, errlen, "cannot serve metrics on %s:%d: libmicrohttpd did not start",
+                 metrics_addr(s), s->metrics_port);
+        return -1;
+    }
+    return 0;
 }
 
 int http_start(server *s, char *err, size_t errlen)
@@ -506,8 +583,17 @@ int http_start(server *s, char *err, size_t errlen)
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_POLL | MHD_USE_ITC;
     size_t mem = (size_t)s->cfg.max_header_bytes + 4096;
+    /* HTTPS: libmicrohttpd copies the PEM into GnuTLS's credentials at start. */
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls.cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls.key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (s->tls.cert) flags |= MHD_USE_TLS;
     s->listen_fd = -1; /* MHD's now; MHD_quiesce_daemon gives it back */
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, s, MHD_OPTION_LISTEN_SOCKET, fd,
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, s, MHD_OPTION_ARRAY,
+                              s->tls.cert ? tls : tls + 3, MHD_OPTION_LISTEN_SOCKET, fd,
                               MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout_s,
@@ -520,7 +606,7 @@ int http_start(server *s, char *err, size_t errlen)
                  s->cfg.listen_address, s->port);
         return -1;
     }
-    return 0;
+    return s->metrics_fd >= 0 ? metrics_start(s, err, errlen) : 0;
 }
 
 void http_quiesce(server *s)
@@ -541,4 +627,9 @@ void http_stop(server *s)
     s->mhd = NULL;
     if (s->listen_fd >= 0) close(s->listen_fd);
     s->listen_fd = -1;
+    if (s->metrics_mhd) MHD_stop_daemon(s->metrics_mhd);
+    s->metrics_mhd = NULL;
+    if (s->metrics_fd >= 0) close(s->metrics_fd);
+    s->metrics_fd = -1;
+    tls_free(&s->tls);
 }

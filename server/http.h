@@ -1,8 +1,10 @@
 /* http.h - the HTTP front end (libmicrohttpd): the daemon, one `request` record per
  * request, and what a route's handlers may do with it.
  *
- * One MHD daemon with an internal thread pool of s->http_threads threads. http.c is the
- * only file that speaks to libmicrohttpd. When a request's headers are in, it creates the
+ * One MHD daemon with an internal thread pool of s->http_threads threads, speaking HTTPS
+ * when tls_cert_file is set (tls.h); with metrics_port >= 0 a second one, one thread, plain
+ * HTTP, for /metrics and /healthz only. http.c is the only file that speaks to
+ * libmicrohttpd. When a request's headers are in, it creates the
  * record, matches the route (routes.h) and refuses at the door what the headers already
  * condemn: URL over max_url_bytes (414), no route (404), wrong method (405, with Allow),
  * unknown model (404), the route's own admission check (infer.c: 503), a Content-Length
@@ -33,6 +35,7 @@
 #include "server/trace.h"
 
 #define HTTP_RESPONSE_MAX (256u << 20) /* bytes of one response body */
+#define HTTP_METRICS_CONNECTIONS 16    /* concurrent connections of the metrics listener */
 
 typedef struct route route; /* routes.h */
 typedef struct request request;
@@ -59,18 +62,27 @@ struct request {
     int overflow;
     int close;          /* answer with Connection: close (framing in doubt) */
     int preflight;      /* a CORS preflight (OPTIONS), answered 204 once the (empty) body is in */
+    int metrics_side;   /* arrived on the metrics listener */
     pthread_mutex_t mu; /* http_suspend against http_wake */
     int woken, suspended;
 };
 
-/* Bind the listening socket (server/listener.h): s->listen_fd and s->port are set, and a
- * taken port fails here, at once, with the holder named. http_stop closes it. */
+/* Read the HTTPS certificate and key when configured (tls.h; refused when this
+ * libmicrohttpd has no TLS) and bind the listening socket (server/listener.h): s->listen_fd
+ * and s->port are set, and a taken port fails here, at once, with the holder named; with
+ * metrics_port >= 0 the metrics listener's too (s->metrics_fd, s->metrics_port). http_stop
+ * closes them and frees the key, also after a failure here. */
 int http_bind(server *s, char *err, size_t errlen);
-/* Listen on the bound socket and start serving: s->mhd is set. */
+/* Listen on the bound socket and start serving: s->mhd is set, serving HTTPS when a
+ * certificate was loaded. With metrics_port >= 0, the metrics listener starts too
+ * (s->metrics_mhd): plain HTTP, one thread, GET /metrics and /healthz only, while /metrics
+ * on the main listener answers 404. */
 int http_start(server *s, char *err, size_t errlen);
-/* Stop accepting new connections (existing ones are still served). */
+/* Stop accepting new connections on the main listener (existing ones are still served).
+ * The metrics listener keeps answering, so the drain can be watched. */
 void http_quiesce(server *s);
-/* Close every connection and stop the threads. Every batcher job must be finished. */
+/* Close every connection and stop the threads: the main listener's, then the metrics
+ * listener's. Every batcher job must be finished. */
 void http_stop(server *s);
 
 /* Queue r's one answer: status `code`, the bytes of b (taken; a failed b becomes a 500

@@ -40,6 +40,8 @@
 #define CFG_PORT_DEFAULT 8080
 #define CFG_PORT_MIN 0
 #define CFG_PORT_MAX 65535
+#define CFG_METRICS_PORT_OFF (-1) /* metrics_port: /metrics on the main listener */
+#define CFG_METRICS_PORT_MIN (-1)
 /* HTTP threads parse and decode; 0 = the CPUs the process may use (cpus.c). */
 #define CFG_HTTP_THREADS_DEFAULT 0
 #define CFG_HTTP_THREADS_MIN 0

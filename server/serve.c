@@ -17,9 +17,10 @@
  *   4. On SIGHUP the main thread reloads the model set (reload.c), and between signals it
  *      frees the model instances a reload retired once no request holds them.
  *   5. On SIGTERM/SIGINT: readiness turns 503 at once, new connections are refused
- *      (http_quiesce), and the main thread waits up to drain_timeout_ms for every accepted
- *      request to be answered, and up to FRESH_WAIT_MS for connections accepted before
- *      that have not sent their request yet. Past that bound, queued images are cancelled
+ *      (http_quiesce; a metrics listener keeps answering, and stops last, in http_stop),
+ *      and the main thread waits up to drain_timeout_ms for every accepted request to be
+ *      answered, and up to FRESH_WAIT_MS for connections accepted before that have not
+ *      sent their request yet. Past that bound, queued images are cancelled
  *      (503) and, after at most DRAIN_GRACE_MS more, the daemon stops. Exit 0.
  *
  * Engine threads: each worker's session runs its own team of threads_per_worker threads
@@ -234,8 +235,15 @@ static void drain(server *s)
 static int start_listening(server *s, int cpus, char *err, size_t errlen)
 {
     if (http_start(s, err, errlen)) return -1;
-    log_msg(&s->log, LOG_INFO, "listening on %s:%d (usable CPUs %d, http_threads %d, %d models)",
-            s->cfg.listen_address, s->port, cpus, s->http_threads, s->nmodels);
+    log_msg(&s->log, LOG_INFO,
+            "listening on %s:%d (%s, usable CPUs %d, http_threads %d, %d models)",
+            s->cfg.listen_address, s->port, s->tls.cert ? "https" : "http", cpus, s->http_threads,
+            s->nmodels);
+    if (s->metrics_mhd) /* not "listening on": that line names the main port */
+        log_msg(&s->log, LOG_INFO, "metrics on %s:%d (http, GET /metrics and /healthz only)",
+                s->cfg.metrics_listen_address[0] ? s->cfg.metrics_listen_address
+                                                 : s->cfg.listen_address,
+                s->metrics_port);
     return 0;
 }
 

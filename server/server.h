@@ -30,6 +30,7 @@
 #include "server/config.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/tls.h"
 
 /* One loaded instance of a model: its file, its settings, its batcher. Requests hold a
  * reference from admission until they are freed (server_acquire / server_release); a reload
@@ -82,8 +83,13 @@ typedef struct server {
     int http_threads;
     image_limits img;
     struct MHD_Daemon *mhd;
-    int listen_fd;      /* bound, not yet MHD's; or after http_quiesce: closed by http_stop */
-    int port;           /* bound port */
+    int listen_fd; /* bound, not yet MHD's; or after http_quiesce: closed by http_stop */
+    int port;      /* bound port */
+    tls_pem tls;   /* HTTPS certificate and key; empty: plain HTTP (tls.h) */
+    /* The metrics listener (metrics_port >= 0), as mhd/listen_fd/port above (http.h). */
+    struct MHD_Daemon *metrics_mhd;
+    int metrics_fd;
+    int metrics_port;
     atomic_int started; /* every model of the start-up configuration was ready */
     atomic_int draining;
     atomic_long inflight;
