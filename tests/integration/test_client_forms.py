@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from test_http import JPEG, PNG, SMALL, Server, multipart
+from xbn import JPEG, PNG, SMALL, Server, multipart
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 PREDICT = "/v1/models/small:predict?top_k=2"
@@ -64,7 +64,7 @@ def test_v2_form_type_json_is_sniffed(srv):
 @pytest.mark.parametrize("addr", ["localhost", "10.0.0.256", "::1"])
 def test_check_config_refuses_what_serve_refuses(addr):
     import subprocess
-    from test_http import BIN
+    from xbn import BIN
     args = [BIN, "serve", "--listen-address", addr, "--port", "0", "--model", f"small={SMALL}"]
     for extra in (["--check-config"], []):
         p = subprocess.run(args + extra, capture_output=True, text=True, timeout=60)

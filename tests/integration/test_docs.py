@@ -19,7 +19,7 @@ import subprocess
 
 import pytest
 
-from test_http import BIN, Server
+from xbn import BIN, Server
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOCS = ["README.md", "docs/api.md"]

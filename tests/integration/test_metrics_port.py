@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from test_http import JPEG, SMALL, Server, metric, scrape
+from xbn import JPEG, SMALL, Server, metric, scrape
 
 PREDICT = "/v1/models/small:predict"
 HDR_JPEG = {"Content-Type": "image/jpeg"}

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from test_http import JPEG, SMALL, Server
+from xbn import JPEG, SMALL, Server
 
 PREDICT = "/v1/models/m:predict"
 HDR_JPEG = {"Content-Type": "image/jpeg"}
