@@ -180,6 +180,7 @@ int image_to_pixels(const unsigned char *data, size_t len, const preprocess_spec
     size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : IMG_DEFAULT_MAX_BYTES;
     long max_pixels = lim && lim->max_pixels ? lim->max_pixels : IMG_DEFAULT_MAX_PIXELS;
     long long deadline = lim ? lim->deadline_ns : 0;
+    const atomic_int *cancel = lim ? lim->cancel : NULL;
     decode_ctx dc = {pre, dct_margin ? dct_margin : IMG_DCT_MARGIN};
     pixmap pm = {0};
     int rc;
@@ -199,14 +200,16 @@ int image_to_pixels(const unsigned char *data, size_t len, const preprocess_spec
                               .window = needed_window,
                               .ctx = &dc,
                               .shape = check_shape,
-                              .deadline_ns = deadline};
+                              .deadline_ns = deadline,
+                              .cancel = cancel};
         rc = jpeg_decode(data, len, &o, &pm, err, errlen);
     } else if (fmt && !strcmp(fmt, "PNG")) {
         png_decode_opts o = {.max_pixels = max_pixels,
                              .use_exif = pre->exif_orient,
                              .shape = check_shape,
                              .ctx = &dc,
-                             .deadline_ns = deadline};
+                             .deadline_ns = deadline,
+                             .cancel = cancel};
         rc = png_decode(data, len, &o, &pm, err, errlen);
     } else {
         if (fmt)

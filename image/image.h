@@ -22,6 +22,7 @@
 #ifndef XBN_IMAGE_H
 #define XBN_IMAGE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "image/limits.h"
@@ -40,10 +41,12 @@ enum {
 #define IMG_DCT_MARGIN 4.0
 
 typedef struct {
-    size_t max_bytes;      /* encoded size limit; 0 = IMG_DEFAULT_MAX_BYTES */
-    long max_pixels;       /* width * height limit, checked from the header; 0 = default */
-    long long deadline_ns; /* CLOCK_MONOTONIC ns (image_now_ns) at which a decode in progress
-                            * stops with IMG_ETIMEOUT; 0 = none */
+    size_t max_bytes;         /* encoded size limit; 0 = IMG_DEFAULT_MAX_BYTES */
+    long max_pixels;          /* width * height limit, checked from the header; 0 = default */
+    long long deadline_ns;    /* CLOCK_MONOTONIC ns (image_now_ns) at which a decode in progress
+                               * stops with IMG_ETIMEOUT; 0 = none */
+    const atomic_int *cancel; /* a decode stops (IMG_ETIMEOUT) once this is non-zero; NULL =
+                               * never (the daemon's drain sets it at drain_timeout_ms) */
 } image_limits;
 
 /* CLOCK_MONOTONIC in nanoseconds, the clock of image_limits.deadline_ns. */

@@ -22,6 +22,7 @@ typedef struct {
     int status;
     char msg[JMSG_LENGTH_MAX + 64];
     long long deadline_ns;    /* 0 = none */
+    const atomic_int *cancel; /* NULL = none */
     int last_scan;            /* the scan counted in `walked` last */
     long long walked, budget; /* blocks walked by the scans so far; their limit */
     /* owned resources, freed after a longjmp */
@@ -124,6 +125,8 @@ static void on_progress(j_common_ptr c)
     }
     if (d->deadline_ns && image_now_ns() > d->deadline_ns)
         stop(c, IMG_ETIMEOUT, "decode stopped at the request's deadline");
+    if (d->cancel && atomic_load_explicit(d->cancel, memory_order_relaxed))
+        stop(c, IMG_ETIMEOUT, "decode cancelled (shutting down)");
 }
 
 /* The scan budget: JPEG_SCAN_PASSES times the blocks of every component. */
@@ -268,6 +271,7 @@ int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o
     d.pub.output_message = on_output;
     d.progress.progress_monitor = on_progress;
     d.deadline_ns = o->deadline_ns;
+    d.cancel = o->cancel;
     d.budget = JPEG_SCAN_MIN_BLOCKS;
     if (setjmp(d.jb)) goto fail;
     jpeg_create_decompress(&di);

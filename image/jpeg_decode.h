@@ -34,6 +34,7 @@
 #ifndef XBN_JPEG_DECODE_H
 #define XBN_JPEG_DECODE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "image/limits.h"
@@ -43,13 +44,14 @@ typedef int (*jpeg_scale_fn)(int w, int h, int orient, void *ctx);
 typedef void (*jpeg_window_fn)(const pixmap *geom, void *ctx, int win[4]);
 
 typedef struct {
-    long max_pixels;       /* width * height limit, checked from the header */
-    int use_exif;          /* record the EXIF orientation */
-    jpeg_scale_fn scale;   /* NULL: decode at full size */
-    jpeg_window_fn window; /* NULL: keep the whole image */
-    void *ctx;             /* passed to all three */
-    img_shape_fn shape;    /* NULL: no check; else called after `scale`, before any allocation */
-    long long deadline_ns; /* CLOCK_MONOTONIC ns: a decode still running stops; 0 = none */
+    long max_pixels;          /* width * height limit, checked from the header */
+    int use_exif;             /* record the EXIF orientation */
+    jpeg_scale_fn scale;      /* NULL: decode at full size */
+    jpeg_window_fn window;    /* NULL: keep the whole image */
+    void *ctx;                /* passed to all three */
+    img_shape_fn shape;       /* NULL: no check; else called after `scale`, before any allocation */
+    long long deadline_ns;    /* CLOCK_MONOTONIC ns: a decode still running stops; 0 = none */
+    const atomic_int *cancel; /* non-NULL and set: a decode still running stops */
 } jpeg_decode_opts;
 
 /* Decode data[0..len) into *out (owned by the caller afterwards; free with pixmap_free).

@@ -20,6 +20,7 @@ typedef struct {
     int status;
     int skip_end; /* trailing chunks lie about their length: do not read them */
     long long deadline_ns;
+    const atomic_int *cancel;
     /* owned, freed on every path */
     unsigned char *buf;
     png_bytep *rows;
@@ -63,6 +64,11 @@ static void on_row(png_structp png, png_uint_32 row, int pass)
         snprintf(d->msg, sizeof d->msg, "PNG: decode stopped at the request's deadline");
         d->status = IMG_ETIMEOUT;
         png_error(png, "deadline");
+    }
+    if (d->cancel && atomic_load_explicit(d->cancel, memory_order_relaxed)) {
+        snprintf(d->msg, sizeof d->msg, "PNG: decode cancelled (shutting down)");
+        d->status = IMG_ETIMEOUT;
+        png_error(png, "cancelled");
     }
 }
 
@@ -148,6 +154,7 @@ int png_decode(const unsigned char *data, size_t len, const png_decode_opts *o, 
     d.data = data;
     d.len = len;
     d.deadline_ns = o->deadline_ns;
+    d.cancel = o->cancel;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &d, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     png_infop end = png ? png_create_info_struct(png) : NULL;

@@ -25,6 +25,7 @@
 #ifndef XBN_PNG_DECODE_H
 #define XBN_PNG_DECODE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "image/pixmap.h"
@@ -32,11 +33,12 @@
 #define PNG_BACKGROUND 255
 
 typedef struct {
-    long max_pixels;       /* width * height limit, checked from IHDR */
-    int use_exif;          /* record the EXIF orientation */
-    img_shape_fn shape;    /* NULL: no check; else called from IHDR (orientation 0: unknown) */
-    void *ctx;             /* passed to shape */
-    long long deadline_ns; /* CLOCK_MONOTONIC ns: a decode still running stops; 0 = none */
+    long max_pixels;          /* width * height limit, checked from IHDR */
+    int use_exif;             /* record the EXIF orientation */
+    img_shape_fn shape;       /* NULL: no check; else called from IHDR (orientation 0: unknown) */
+    void *ctx;                /* passed to shape */
+    long long deadline_ns;    /* CLOCK_MONOTONIC ns: a decode still running stops; 0 = none */
+    const atomic_int *cancel; /* non-NULL and set: a decode still running stops */
 } png_decode_opts;
 
 /* Decode data[0..len) into *out (caller frees with pixmap_free). Returns IMG_OK or an IMG_E*

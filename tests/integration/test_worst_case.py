@@ -178,3 +178,18 @@ def test_healthz_while_both_http_threads_chew_bombs():
         assert worst < 4 * alone + 2.0  # was 30 s and more before the scan cap
     finally:
         assert s.stop() == 0
+
+
+def test_decode_stops_at_the_request_deadline():
+    """A decode still running when request_timeout_ms passes stops there (504), instead of
+    finishing its work first and being refused afterwards."""
+    bomb = make_seeds.jpeg_scan_bomb(6300, 6300)
+    s = Server("--model", "small=" + SMALL, "--request-timeout-ms", "100")
+    try:
+        t0 = time.time()
+        st, _, j = s.json("POST", PREDICT, bomb, HDR_JPEG)
+        took = time.time() - t0
+        assert st == 504 and "decode stopped at the request's deadline" in j["error"], j
+        assert took < 5.0, took  # the deadline plus a loaded machine's margin
+    finally:
+        assert s.stop() == 0

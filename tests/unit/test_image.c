@@ -905,6 +905,12 @@ static void test_decode_deadline(void **state)
         assert_non_null(strstr(err, "deadline"));
         lim.deadline_ns = image_now_ns() + 60000000000LL;
         assert_int_equal(run(enc[i], lens[i], &lim, err), IMG_OK);
+        atomic_int cancel = 0;
+        lim.cancel = &cancel;
+        assert_int_equal(run(enc[i], lens[i], &lim, err), IMG_OK);
+        atomic_store(&cancel, 1);
+        assert_int_equal(run(enc[i], lens[i], &lim, err), IMG_ETIMEOUT);
+        assert_non_null(strstr(err, "cancelled"));
         free(enc[i]);
     }
 }
