@@ -222,8 +222,8 @@ int cmd_preprocess(int argc, char **argv)
     else if (cli_load_model("preprocess", a.model, NULL, &m, &pre))
         goto done;
     preprocess_apply(&pre, &a.over, a.over_set);
-    image_limits lim = {a.max_bytes ? (size_t)a.max_bytes : IMG_DEFAULT_MAX_BYTES,
-                        a.max_pixels ? (long)a.max_pixels : IMG_DEFAULT_MAX_PIXELS};
+    image_limits lim = {.max_bytes = a.max_bytes ? (size_t)a.max_bytes : IMG_DEFAULT_MAX_BYTES,
+                        .max_pixels = a.max_pixels ? (long)a.max_pixels : IMG_DEFAULT_MAX_PIXELS};
     size_t n = (size_t)3 * pre.crop * pre.crop;
     if (!(data = slurp(a.image, lim.max_bytes, &len, err, sizeof err))) {
         fprintf(stderr, "preprocess: %s\n", err);

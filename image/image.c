@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "image/jpeg_decode.h"
 #include "image/pixmap.h"
@@ -70,6 +71,40 @@ static int choose_denom(int w, int h, int orient, void *vctx)
         if ((double)uw / denom >= c->margin * p.out_w && (double)uh / denom >= c->margin * p.out_h)
             return denom;
     return 1;
+}
+
+/* Whether a w x h stored image shown with `orient` and decoded at 1/denom can be resized:
+ * the factor check resize_run makes, from the header. A bad spec passes here (its message
+ * comes after the decode, as before). */
+static int shape_fits(const preprocess_spec *pre, int w, int h, int orient, int denom)
+{
+    int t = orient_transposes(orient), uw = t ? h : w, uh = t ? w : h;
+    resize_plan p;
+    int rc = resize_plan_make(pre, uw, uh, &p);
+    if (rc == RESIZE_EINVAL) return 1;
+    return rc == RESIZE_OK && (double)uw / denom / p.out_w <= RESIZE_MAX_FACTOR &&
+           (double)uh / denom / p.out_h <= RESIZE_MAX_FACTOR;
+}
+
+/* img_shape_fn: refuse before any pixel what the resize would refuse after the decode.
+ * orient 0 (a PNG's eXIf may follow the pixels): the image passes if it fits either way up. */
+static int check_shape(int w, int h, int orient, int denom, void *vctx, char *msg, size_t msglen)
+{
+    const decode_ctx *c = vctx;
+    int o = c->pre->exif_orient && orient ? orient : 1, t = orient_transposes(o);
+    if (shape_fits(c->pre, w, h, o, denom) ||
+        (!orient && c->pre->exif_orient && shape_fits(c->pre, w, h, 6, denom)))
+        return IMG_OK;
+    snprintf(msg, msglen, "%dx%d image: aspect ratio too extreme to resize (limit %gx)", t ? h : w,
+             t ? w : h, RESIZE_MAX_FACTOR);
+    return IMG_ETOOBIG;
+}
+
+long long image_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* The resize of a decoded image (pixels or not yet): the plan, from the upright size in the
@@ -144,6 +179,8 @@ int image_to_pixels(const unsigned char *data, size_t len, const preprocess_spec
 {
     size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : IMG_DEFAULT_MAX_BYTES;
     long max_pixels = lim && lim->max_pixels ? lim->max_pixels : IMG_DEFAULT_MAX_PIXELS;
+    long long deadline = lim ? lim->deadline_ns : 0;
+    const atomic_int *cancel = lim ? lim->cancel : NULL;
     decode_ctx dc = {pre, dct_margin ? dct_margin : IMG_DCT_MARGIN};
     pixmap pm = {0};
     int rc;
@@ -157,10 +194,23 @@ int image_to_pixels(const unsigned char *data, size_t len, const preprocess_spec
     }
     const char *fmt = image_format_name(data, len);
     if (fmt && !strcmp(fmt, "JPEG")) {
-        jpeg_decode_opts o = {max_pixels, pre->exif_orient, choose_denom, needed_window, &dc};
+        jpeg_decode_opts o = {.max_pixels = max_pixels,
+                              .use_exif = pre->exif_orient,
+                              .scale = choose_denom,
+                              .window = needed_window,
+                              .ctx = &dc,
+                              .shape = check_shape,
+                              .deadline_ns = deadline,
+                              .cancel = cancel};
         rc = jpeg_decode(data, len, &o, &pm, err, errlen);
     } else if (fmt && !strcmp(fmt, "PNG")) {
-        rc = png_decode(data, len, max_pixels, pre->exif_orient, &pm, err, errlen);
+        png_decode_opts o = {.max_pixels = max_pixels,
+                             .use_exif = pre->exif_orient,
+                             .shape = check_shape,
+                             .ctx = &dc,
+                             .deadline_ns = deadline,
+                             .cancel = cancel};
+        rc = png_decode(data, len, &o, &pm, err, errlen);
     } else {
         if (fmt)
             snprintf(err, errlen, "unsupported image format %s: only JPEG and PNG are accepted",

@@ -22,6 +22,7 @@
 #ifndef XBN_IMAGE_H
 #define XBN_IMAGE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "image/limits.h"
@@ -33,15 +34,23 @@ enum {
     IMG_ECORRUPT = -2,     /* truncated or invalid data (HTTP 400) */
     IMG_ETOOBIG = -3,      /* over max_bytes or max_pixels (HTTP 413) */
     IMG_ENOMEM = -4,       /* allocation failed (HTTP 500) */
+    IMG_ETIMEOUT = -5,     /* the deadline passed mid-decode (HTTP 504) */
 };
 
 /* Minimum source pixels per resized pixel kept by DCT scaling; see docs/images.md. */
 #define IMG_DCT_MARGIN 4.0
 
 typedef struct {
-    size_t max_bytes; /* encoded size limit; 0 = IMG_DEFAULT_MAX_BYTES */
-    long max_pixels;  /* width * height limit, checked from the header; 0 = default */
+    size_t max_bytes;         /* encoded size limit; 0 = IMG_DEFAULT_MAX_BYTES */
+    long max_pixels;          /* width * height limit, checked from the header; 0 = default */
+    long long deadline_ns;    /* CLOCK_MONOTONIC ns (image_now_ns) at which a decode in progress
+                               * stops with IMG_ETIMEOUT; 0 = none */
+    const atomic_int *cancel; /* a decode stops (IMG_ETIMEOUT) once this is non-zero; NULL =
+                               * never (the daemon's drain sets it at drain_timeout_ms) */
 } image_limits;
+
+/* CLOCK_MONOTONIC in nanoseconds, the clock of image_limits.deadline_ns. */
+long long image_now_ns(void);
 
 /* Decode data[0..len) per `pre` into px[3 * pre->crop * pre->crop]. dct_margin: 0 =
  * IMG_DCT_MARGIN, < 0 = always decode JPEGs at full size (tests and benchmarks compare

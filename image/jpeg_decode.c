@@ -12,12 +12,19 @@
 #include "image/exif.h"
 #include "image/image.h"
 
+#define XBN_STR_(x) #x
+#define XBN_STR(x) XBN_STR_(x)
+
 typedef struct {
     struct jpeg_error_mgr pub; /* first: libjpeg casts cinfo->err to this struct */
     struct jpeg_progress_mgr progress;
     jmp_buf jb;
     int status;
     char msg[JMSG_LENGTH_MAX + 64];
+    long long deadline_ns;    /* 0 = none */
+    const atomic_int *cancel; /* NULL = none */
+    int last_scan;            /* the scan counted in `walked` last */
+    long long walked, budget; /* blocks walked by the scans so far; their limit */
     /* owned resources, freed after a longjmp */
     pixmap pm;
     unsigned char *row;
@@ -84,17 +91,52 @@ static void on_output(j_common_ptr c)
     (void)c; /* never print */
 }
 
+static void stop(j_common_ptr c, int status, const char *m)
+{
+    jdec *d = (jdec *)c->err;
+    snprintf(d->msg, sizeof d->msg, "JPEG: %s", m);
+    d->status = status;
+    longjmp(d->jb, 1);
+}
+
+/* Called per row of iMCUs while scans are read (jpeg_start_decompress of a progressive file)
+ * and per output row: the scan budget at the start of each scan, and the deadline. */
 static void on_progress(j_common_ptr c)
 {
     if (!c->is_decompressor) return;
     j_decompress_ptr di = (j_decompress_ptr)c;
-    if (di->input_scan_number > JPEG_MAX_SCANS) {
-        jdec *d = (jdec *)c->err;
-        snprintf(d->msg, sizeof d->msg, "JPEG: more than %d scans (progressive scan bomb?)",
-                 JPEG_MAX_SCANS);
-        d->status = IMG_ECORRUPT;
-        longjmp(d->jb, 1);
+    jdec *d = (jdec *)c->err;
+    if (di->input_scan_number > JPEG_MAX_SCANS)
+        stop(c, IMG_ECORRUPT,
+             "more than " XBN_STR(JPEG_MAX_SCANS) " scans (progressive scan bomb?)");
+    if (di->progressive_mode && di->input_scan_number != d->last_scan) {
+        d->last_scan = di->input_scan_number;
+        for (int i = 0; i < di->comps_in_scan; i++)
+            d->walked += (long long)di->cur_comp_info[i]->width_in_blocks *
+                         di->cur_comp_info[i]->height_in_blocks;
+        if (d->walked > d->budget) {
+            char m[160];
+            snprintf(m, sizeof m,
+                     "progressive scans would walk over %d times the image's blocks "
+                     "(stopped at scan %d)",
+                     JPEG_SCAN_PASSES, di->input_scan_number);
+            stop(c, IMG_ETOOBIG, m);
+        }
     }
+    if (d->deadline_ns && image_now_ns() > d->deadline_ns)
+        stop(c, IMG_ETIMEOUT, "decode stopped at the request's deadline");
+    if (d->cancel && atomic_load_explicit(d->cancel, memory_order_relaxed))
+        stop(c, IMG_ETIMEOUT, "decode cancelled (shutting down)");
+}
+
+/* The scan budget: JPEG_SCAN_PASSES times the blocks of every component. */
+static long long scan_budget(j_decompress_ptr di)
+{
+    long long blocks = 0;
+    for (int i = 0; i < di->num_components; i++)
+        blocks += (long long)di->comp_info[i].width_in_blocks * di->comp_info[i].height_in_blocks;
+    blocks *= JPEG_SCAN_PASSES;
+    return blocks > JPEG_SCAN_MIN_BLOCKS ? blocks : JPEG_SCAN_MIN_BLOCKS;
 }
 
 static int find_orientation(j_decompress_ptr di)
@@ -228,12 +270,16 @@ int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o
     d.pub.emit_message = on_message;
     d.pub.output_message = on_output;
     d.progress.progress_monitor = on_progress;
+    d.deadline_ns = o->deadline_ns;
+    d.cancel = o->cancel;
+    d.budget = JPEG_SCAN_MIN_BLOCKS;
     if (setjmp(d.jb)) goto fail;
     jpeg_create_decompress(&di);
     di.progress = &d.progress;
     jpeg_mem_src(&di, data, (unsigned long)len);
     if (o->use_exif) jpeg_save_markers(&di, JPEG_APP0 + 1, EXIF_MAX_BYTES);
     jpeg_read_header(&di, TRUE);
+    d.budget = scan_budget(&di);
 
     int w = (int)di.image_width, h = (int)di.image_height;
     if ((long long)w * h > o->max_pixels) {
@@ -246,6 +292,8 @@ int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o
     int orient = o->use_exif ? find_orientation(&di) : 1;
     int denom = o->scale ? o->scale(w, h, orient, o->ctx) : 1;
     if (denom != 2 && denom != 4 && denom != 8) denom = 1;
+    if (o->shape && (d.status = o->shape(w, h, orient, denom, o->ctx, d.msg, sizeof d.msg)))
+        goto fail;
     di.scale_num = 1;
     di.scale_denom = (unsigned)denom;
     di.dct_method = JDCT_ISLOW; /* libjpeg's default and Pillow's: accurate integer IDCT */

@@ -9,8 +9,12 @@
  * libjpeg cannot identify, are refused as IMG_EUNSUPPORTED naming what was found.
  *
  * Limits and errors: width * height from the frame header is checked against max_pixels
- * before anything is decoded; progressive files with more than JPEG_MAX_SCANS scans are
- * refused (a cheap file can otherwise cost minutes of CPU). libjpeg errors longjmp back here
+ * before anything is decoded, then `shape` (if not NULL) with the size and scale chosen.
+ * Progressive files are refused at the start of a scan that would take the blocks walked
+ * by all scans so far over JPEG_SCAN_PASSES times the image's blocks (at least
+ * JPEG_SCAN_MIN_BLOCKS), or past JPEG_MAX_SCANS scans: a cheap file can otherwise cost
+ * minutes of CPU. A decode still running at deadline_ns stops with IMG_ETIMEOUT (checked
+ * per row of blocks through libjpeg's progress monitor). libjpeg errors longjmp back here
  * and are returned with its message; of its warnings, those that mean lost image data
  * (premature end of file, corrupt entropy-coded data) are errors too, while harmless ones
  * (extraneous bytes between markers, unknown JFIF version) are ignored. Data after the last
@@ -30,6 +34,7 @@
 #ifndef XBN_JPEG_DECODE_H
 #define XBN_JPEG_DECODE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "image/limits.h"
@@ -39,11 +44,14 @@ typedef int (*jpeg_scale_fn)(int w, int h, int orient, void *ctx);
 typedef void (*jpeg_window_fn)(const pixmap *geom, void *ctx, int win[4]);
 
 typedef struct {
-    long max_pixels;       /* width * height limit, checked from the header */
-    int use_exif;          /* record the EXIF orientation */
-    jpeg_scale_fn scale;   /* NULL: decode at full size */
-    jpeg_window_fn window; /* NULL: keep the whole image */
-    void *ctx;             /* passed to both */
+    long max_pixels;          /* width * height limit, checked from the header */
+    int use_exif;             /* record the EXIF orientation */
+    jpeg_scale_fn scale;      /* NULL: decode at full size */
+    jpeg_window_fn window;    /* NULL: keep the whole image */
+    void *ctx;                /* passed to all three */
+    img_shape_fn shape;       /* NULL: no check; else called after `scale`, before any allocation */
+    long long deadline_ns;    /* CLOCK_MONOTONIC ns: a decode still running stops; 0 = none */
+    const atomic_int *cancel; /* non-NULL and set: a decode still running stops */
 } jpeg_decode_opts;
 
 /* Decode data[0..len) into *out (owned by the caller afterwards; free with pixmap_free).

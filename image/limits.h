@@ -19,12 +19,28 @@
  * scans can cost minutes of CPU. 500 is the limit libjpeg-turbo's TurboJPEG API uses; real
  * encoders write about 10. */
 #define JPEG_MAX_SCANS 500
+/* The entropy-decoding work of a progressive JPEG, in blocks walked summed over its scans,
+ * is held to this many times the blocks of the image (a baseline decode walks each once):
+ * libjpeg's and mozjpeg's progressive scripts walk about 4 to 7 times (a component's blocks
+ * in each of its scans), so real files are far below it, while a 500-scan file of a large
+ * image is refused at its 13th full pass rather than after 30 s. Small images keep the
+ * JPEG_MAX_SCANS allowance: below JPEG_SCAN_MIN_BLOCKS (2^20 blocks, about 0.1 s) the
+ * work is not bounded by passes. */
+#define JPEG_SCAN_PASSES 12
+#define JPEG_SCAN_MIN_BLOCKS (1L << 20)
 /* Bytes of an EXIF APP1 segment kept for the orientation tag: a JPEG marker's length field is
  * 16 bits, so no segment is longer; libjpeg keeps at most this much of it. */
 #define EXIF_MAX_BYTES 0xffff
 /* A PNG's side as libpng checks it: the format's own maximum (2^31 - 1). libpng's default of
  * 10^6 is lifted because max_pixels bounds the area before any row is inflated. */
 #define PNG_MAX_SIDE 0x7fffffff
+
+/* Ancillary PNG chunks: the pipeline reads only tRNS and eXIf; libpng is told to skip every
+ * other one (text, iCCP, sPLT, unknown) unread, since it keeps an inflated zTXt/iTXt, up to
+ * 8 MB each, until the decode ends. Whatever it still stores is held to this many chunks
+ * and this many bytes each (an eXIf is at most a few tens of kilobytes). */
+#define PNG_CHUNK_CACHE_MAX 64
+#define PNG_CHUNK_MALLOC_MAX (1u << 20)
 
 /* resize and crop in a preprocess spec (model file, config, CLI): 18x the usual 224, and the
  * input of a 4096 x 4096 model is already 200 MB of floats per image. */

@@ -39,6 +39,12 @@ typedef struct {
     int x0, y0, x1, y1;
 } pixmap_view;
 
+/* A decoder's check of the shape from the header, before it allocates: stored w x h, the
+ * orientation (0 when not yet known) and the DCT scale's denominator. Returns IMG_OK, or an
+ * IMG_E* status (image.h) with a message in msg[msglen]. */
+typedef int (*img_shape_fn)(int w, int h, int orient, int denom, void *ctx, char *msg,
+                            size_t msglen);
+
 /* Allocate w x h x channels (fails with -1 when that exceeds SIZE_MAX or malloc fails): the
  * whole image, px = mem; sets full and decoded sizes to w x h, denom 1, orient 1. */
 int pixmap_alloc(pixmap *pm, int w, int h, int channels);

@@ -19,6 +19,8 @@ typedef struct {
     char msg[256];
     int status;
     int skip_end; /* trailing chunks lie about their length: do not read them */
+    long long deadline_ns;
+    const atomic_int *cancel;
     /* owned, freed on every path */
     unsigned char *buf;
     png_bytep *rows;
@@ -50,6 +52,35 @@ static void on_read(png_structp png, png_bytep dst, size_t n)
     }
     memcpy(dst, d->data + d->pos, n);
     d->pos += n;
+}
+
+/* After each row (of each Adam7 pass): stop at the deadline. */
+static void on_row(png_structp png, png_uint_32 row, int pass)
+{
+    (void)row;
+    (void)pass;
+    pdec *d = png_get_error_ptr(png);
+    if (d->deadline_ns && image_now_ns() > d->deadline_ns) {
+        snprintf(d->msg, sizeof d->msg, "PNG: decode stopped at the request's deadline");
+        d->status = IMG_ETIMEOUT;
+        png_error(png, "deadline");
+    }
+    if (d->cancel && atomic_load_explicit(d->cancel, memory_order_relaxed)) {
+        snprintf(d->msg, sizeof d->msg, "PNG: decode cancelled (shutting down)");
+        d->status = IMG_ETIMEOUT;
+        png_error(png, "cancelled");
+    }
+}
+
+/* Skip every ancillary chunk the pipeline does not read (text, iCCP, sPLT, gAMA, ... and
+ * unknown ones) unread, keep tRNS and eXIf, and bound what libpng still stores. */
+static void limit_chunks(png_structp png)
+{
+    static const png_byte keep[] = "eXIf";
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_AS_DEFAULT, keep, 1);
+    png_set_chunk_cache_max(png, PNG_CHUNK_CACHE_MAX);
+    png_set_chunk_malloc_max(png, PNG_CHUNK_MALLOC_MAX);
 }
 
 static int info_orientation(png_structp png, png_infop info)
@@ -112,14 +143,18 @@ static int check_chunks(pdec *d)
 /* One function, past 60 lines, because it is libpng's fixed call sequence (read_info, the
  * transforms, read_image, read_end) under the setjmp its errors return to, with one cleanup
  * of what libpng may leave behind. */
-int png_decode(const unsigned char *data, size_t len, long max_pixels, int use_exif, pixmap *out,
+int png_decode(const unsigned char *data, size_t len, const png_decode_opts *o, pixmap *out,
                char *err, size_t errlen)
 {
+    long max_pixels = o->max_pixels;
+    int use_exif = o->use_exif;
     pdec d;
     memset(&d, 0, sizeof d);
     memset(out, 0, sizeof *out);
     d.data = data;
     d.len = len;
+    d.deadline_ns = o->deadline_ns;
+    d.cancel = o->cancel;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &d, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     png_infop end = png ? png_create_info_struct(png) : NULL;
@@ -133,6 +168,8 @@ int png_decode(const unsigned char *data, size_t len, long max_pixels, int use_e
     if (setjmp(png_jmpbuf(png))) goto fail;
     png_set_read_fn(png, &d, on_read);
     png_set_user_limits(png, PNG_MAX_SIDE, PNG_MAX_SIDE); /* our own pixel limit applies */
+    limit_chunks(png);
+    png_set_read_status_fn(png, on_row);
     png_read_info(png, info);
 
     png_uint_32 w, h;
@@ -144,6 +181,8 @@ int png_decode(const unsigned char *data, size_t len, long max_pixels, int use_e
         d.status = IMG_ETOOBIG;
         goto fail;
     }
+    if (o->shape && (d.status = o->shape((int)w, (int)h, 0, 1, o->ctx, d.msg, sizeof d.msg)))
+        goto fail;
     if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);

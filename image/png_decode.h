@@ -14,23 +14,36 @@
  * EXIF: with use_exif, the orientation in an eXIf chunk (before or after the image data)
  * is recorded in the pixmap, as Pillow's exif_transpose uses it.
  *
- * Limits and errors: width * height from IHDR is checked against max_pixels before any
- * image data is inflated; libpng errors (bad CRC in a critical chunk, bad zlib stream,
- * truncation inside the image data) longjmp back here and are returned with libpng's
- * message. Damage after the last image row (missing IEND, bad trailing chunk) is ignored.
+ * Limits and errors: width * height from IHDR is checked against max_pixels, then `shape`
+ * is called, before any row is allocated or image data inflated; ancillary chunks other
+ * than tRNS and eXIf are skipped unread (PNG_CHUNK_* in limits.h bound what is kept); a
+ * decode still running at deadline_ns stops after its current row with IMG_ETIMEOUT; libpng errors
+ * (bad CRC in a critical chunk, bad zlib stream, truncation inside the image data) longjmp back
+ * here and are returned with libpng's message. Damage after the last image row (missing IEND, bad
+ * trailing chunk) is ignored.
  */
 #ifndef XBN_PNG_DECODE_H
 #define XBN_PNG_DECODE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "image/pixmap.h"
 
 #define PNG_BACKGROUND 255
 
+typedef struct {
+    long max_pixels;          /* width * height limit, checked from IHDR */
+    int use_exif;             /* record the EXIF orientation */
+    img_shape_fn shape;       /* NULL: no check; else called from IHDR (orientation 0: unknown) */
+    void *ctx;                /* passed to shape */
+    long long deadline_ns;    /* CLOCK_MONOTONIC ns: a decode still running stops; 0 = none */
+    const atomic_int *cancel; /* non-NULL and set: a decode still running stops */
+} png_decode_opts;
+
 /* Decode data[0..len) into *out (caller frees with pixmap_free). Returns IMG_OK or an IMG_E*
  * status (image.h) with a message in err; *out is empty on failure. */
-int png_decode(const unsigned char *data, size_t len, long max_pixels, int use_exif, pixmap *out,
+int png_decode(const unsigned char *data, size_t len, const png_decode_opts *o, pixmap *out,
                char *err, size_t errlen);
 
 #endif

@@ -51,7 +51,11 @@ static int http_of_parse(int st)
 
 static int http_of_image(int st)
 {
-    return st == IMG_EUNSUPPORTED ? 415 : st == IMG_ETOOBIG ? 413 : st == IMG_ENOMEM ? 500 : 400;
+    return st == IMG_EUNSUPPORTED ? 415
+           : st == IMG_ETOOBIG    ? 413
+           : st == IMG_ENOMEM     ? 500
+           : st == IMG_ETIMEOUT   ? 504
+                                  : 400;
 }
 
 /* top_k from the body (-1 when absent), else the query string, else 5. 0 or 400. */
@@ -229,10 +233,12 @@ static int decode_images(request *r, const srv_model *m, const blob *imgs, int n
         snprintf(r->err, sizeof r->err, "out of memory");
         return 500;
     }
+    image_limits lim = r->s->img; /* a decode stops at the request's deadline */
+    lim.deadline_ns = r->t0 + m->cfg->request_timeout_ms * 1000000LL;
     for (int i = 0; imgs && i < nimg; i++) {
         char e[SRV_ERR_MAX];
         long long t0 = batcher_now_ns();
-        int st = image_to_pixels(imgs[i].data, imgs[i].len, &m->pre, &r->s->img, 0,
+        int st = image_to_pixels(imgs[i].data, imgs[i].len, &m->pre, &lim, 0,
                                  w->px + (size_t)i * m->in_elems, e, sizeof e);
         if (!st) metrics_preprocess(r->s->met, r->model, (double)(batcher_now_ns() - t0) * 1e-9);
         if (st) {

@@ -219,6 +219,7 @@ static void drain(server *s)
     srv_model **all = server_instances(s, &n); /* current and retired ones */
     if (!wait_idle(s, t0 + FRESH_WAIT_MS * 1000000LL, until)) {
         log_msg(&s->log, LOG_WARN, "drain timeout: cancelling queued images (503)");
+        atomic_store(&s->cancel_decodes, 1);
         for (int i = 0; i < n; i++) batcher_cancel(all[i]->b);
         wait_idle(s, 0, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
     }
@@ -418,6 +419,7 @@ int serve_main(int argc, char **argv)
     }
     s->img.max_bytes = (size_t)s->cfg.max_body_bytes;
     s->img.max_pixels = (long)s->cfg.max_image_pixels;
+    s->img.cancel = &s->cancel_decodes;
     /* The port is claimed before the models load, so a taken one fails at once. With
      * reuse_port the daemon starts listening only when ready: the kernel spreads a shared
      * port's connections over its listeners, and one still loading could not answer. */

@@ -92,6 +92,7 @@ typedef struct server {
     int metrics_port;
     atomic_int started; /* every model of the start-up configuration was ready */
     atomic_int draining;
+    atomic_int cancel_decodes; /* set at drain_timeout_ms: decodes in flight stop (img.cancel) */
     atomic_long inflight;
     atomic_long fresh_conns; /* accepted connections that have not sent a request yet */
     atomic_ulong next_id;

@@ -112,6 +112,65 @@ def npy(a, version=(1, 0)):
     return b.getvalue()
 
 
+# ---- hostile images: the costly shapes docs/security.md bounds (tests/integration/
+# test_worst_case.py builds them at full size; the fuzz driver replays them scaled to its
+# pixel limit, the small ones from tests/fuzz/regress/image/) ----
+
+def png_long(w, h, color_type=0, depth=8):
+    """A w x h PNG of zeros, IDAT written row by row: 1 x 40,000,000 grey is 78 KB."""
+    ch = {0: 1, 2: 3, 4: 2, 6: 4}[color_type]
+    row = b"\0" + bytes(w * ch * depth // 8)
+    z = zlib.compressobj(9)
+    chunks = [z.compress(row * min(h, 65536)) for _ in range(h // 65536)]
+    chunks += [z.compress(row * (h % 65536)), z.flush()]
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+            + png_chunk(b"IDAT", b"".join(chunks)) + png_chunk(b"IEND", b""))
+
+
+def png_text_bomb(n=30, inflated=8 << 20, w=64, h=64):
+    """A small PNG with n zTXt/iTXt chunks that each inflate to `inflated` bytes."""
+    z = zlib.compress(bytes(inflated), 9)
+    extra = b""
+    for i in range(n):
+        if i % 2:
+            extra += png_chunk(b"iTXt", b"k%d\0\1\0\0\0" % i + z)
+        else:
+            extra += png_chunk(b"zTXt", b"k%d\0\0" % i + z)
+    return png_raw(np.zeros((h, w, 3), np.uint8), 2, 8, extra=extra)
+
+
+def jpeg_scan_bomb(w, h, scans=499):
+    """A flat progressive w x h JPEG whose last AC scan is repeated until it has `scans` scans:
+    each repeat is a few bytes (end-of-band runs) but makes the decoder walk every block of
+    the component again."""
+    d = enc(Image.new("RGB", (w, h), (120, 130, 140)), "JPEG", progressive=True, quality=75)
+    segs, i = [], 2  # (start, end) of each SOS header + its entropy-coded data
+    while i < len(d) - 2:
+        m, n = d[i + 1], struct.unpack(">H", d[i + 2:i + 4])[0]
+        if m == 0xDA:
+            j = i + 2 + n
+            while not (d[j] == 0xFF and d[j + 1] not in (0, *range(0xD0, 0xD8))):
+                j += 1
+            segs.append((i, j))
+            i = j
+        else:
+            i += 2 + n
+    a, b = segs[-1]
+    body = d[:b]
+    return body + d[a:b] * (scans - len(segs)) + b"\xff\xd9"
+
+
+def hostile():
+    """(name, selector + bytes) for the fuzz driver: each finding at the driver's size."""
+    return [
+        ("hostile-png-ztxt-30x8MB", png_text_bomb()),
+        ("hostile-png-1x40M-grey", png_long(1, 40000000)),
+        ("hostile-png-40Mx1-rgba16", png_long(40000000, 1, 6, 16)),
+        ("hostile-jpeg-499-scans-6300", jpeg_scan_bomb(6300, 6300)),
+    ]
+
+
 def write(d, name, data):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, name), "wb") as f:
@@ -129,6 +188,9 @@ def main():
         write(f"{out}/image", n, bytes([i % 16 | 4]) + d)
         if i % 3 == 0:
             write(f"{out}/image", "s" + n, bytes([(i * 5) % 16]) + d)
+
+    for n, d in hostile():  # the full-size findings: refused by the driver's pixel limit
+        write(f"{out}/image", n, b"\0" + d)
 
     mp = f"{out}/multipart"
     write(mp, "one", multipart([(tiny[0], "image/jpeg")]))

@@ -764,7 +764,7 @@ static void test_jpeg_window_exact(void **state)
                 unsigned char *j = make_jpeg_ex(w, h, samp[sc][0], prog, 0, samp[sc][1],
                                                 samp[sc][2], (int)(sc % 2), 60, &len);
                 window_ctx wc = {denom, {0, 0, 0, 0}};
-                jpeg_decode_opts all = {1L << 30, 0, fixed_denom, NULL, &wc};
+                jpeg_decode_opts all = {.max_pixels = 1L << 30, .scale = fixed_denom, .ctx = &wc};
                 pixmap f;
                 assert_int_equal(jpeg_decode(j, len, &all, &f, err, sizeof err), IMG_OK);
                 for (int k = 0; k < 12; k++) {
@@ -773,7 +773,10 @@ static void test_jpeg_window_exact(void **state)
                     v[1] = (int)(rng_u32(&r) % (unsigned)f.h);
                     v[2] = v[0] + 1 + (int)(rng_u32(&r) % (unsigned)(f.w - v[0]));
                     v[3] = v[1] + 1 + (int)(rng_u32(&r) % (unsigned)(f.h - v[1]));
-                    jpeg_decode_opts part = {1L << 30, 0, fixed_denom, fixed_window, &wc};
+                    jpeg_decode_opts part = {.max_pixels = 1L << 30,
+                                             .scale = fixed_denom,
+                                             .window = fixed_window,
+                                             .ctx = &wc};
                     pixmap p;
                     assert_int_equal(jpeg_decode(j, len, &part, &p, err, sizeof err), IMG_OK);
                     assert_int_equal(p.dec_w, f.w);
@@ -797,7 +800,10 @@ static void test_jpeg_window_exact(void **state)
                 if (!prog && f.h > 32) {
                     int top[4] = {0, 0, f.w, 1};
                     memcpy(wc.win, top, sizeof top);
-                    jpeg_decode_opts part = {1L << 30, 0, fixed_denom, fixed_window, &wc};
+                    jpeg_decode_opts part = {.max_pixels = 1L << 30,
+                                             .scale = fixed_denom,
+                                             .window = fixed_window,
+                                             .ctx = &wc};
                     pixmap p;
                     assert_int_equal(jpeg_decode(j, len * 3 / 4, &part, &p, err, sizeof err),
                                      IMG_ECORRUPT);
@@ -805,6 +811,116 @@ static void test_jpeg_window_exact(void **state)
                 pixmap_free(&f);
                 free(j);
             }
+}
+
+/* The copy of a progressive JPEG with its DC refinement scan repeated until it has `scans`
+ * scans, and its length in *len: the scan is one raw bit per block (no Huffman code can go
+ * wrong), and each repeat makes the decoder walk every block again. */
+static unsigned char *repeat_dc_scan(const unsigned char *j, unsigned long jl, int scans,
+                                     unsigned long *len)
+{
+    unsigned long i = 2, a = 0, b = 0;
+    int n = 0;
+    while (i + 4 <= jl && j[i] == 0xff && j[i + 1] != 0xd9) {
+        unsigned long seg = (unsigned long)j[i + 2] << 8 | j[i + 3];
+        if (j[i + 1] != 0xda) {
+            i += 2 + seg;
+            continue;
+        }
+        unsigned long start = i;
+        const unsigned char *ss = j + i + 5 + 2 * j[i + 4]; /* Ss, Se, Ah/Al */
+        n++;
+        for (i += 2 + seg; i + 1 < jl; i++)
+            if (j[i] == 0xff && j[i + 1] && (j[i + 1] < 0xd0 || j[i + 1] > 0xd7)) break;
+        if (ss[0] == 0 && ss[2] >> 4) a = start, b = i;
+    }
+    assert_true(n > 0 && n < scans && b > a);
+    unsigned long end = i; /* the EOI */
+    *len = end + (unsigned long)(scans - n) * (b - a) + 2;
+    unsigned char *o = malloc(*len);
+    memcpy(o, j, end);
+    for (int k = 0; k < scans - n; k++) memcpy(o + end + (unsigned long)k * (b - a), j + a, b - a);
+    o[*len - 2] = 0xff, o[*len - 1] = 0xd9;
+    return o;
+}
+
+/* Hostile images are refused from their headers, before the work they would cost. */
+static void test_hostile_bounded_before_decode(void **state)
+{
+    (void)state;
+    char err[256];
+    float out[3 * 32 * 32];
+    preprocess_spec direct = torch_spec();
+    direct.mode = RESIZE_DIRECT, direct.crop = 32;
+    /* 1 x 40000 to 32 x 32 shrinks 1250x (over RESIZE_MAX_FACTOR): refused from IHDR or the
+     * frame header, so damaged pixel data after it is never reached (it was: ECORRUPT) */
+    size_t pl;
+    unsigned char *p = make_png(1, 40000, PNG_COLOR_TYPE_GRAY, 8, 0, &pl);
+    p[pl - 20] ^= 0x55; /* inside IDAT: bad CRC */
+    assert_int_equal(image_to_tensor(p, pl, &direct, NULL, out, err, sizeof err), IMG_ETOOBIG);
+    assert_string_equal(err, "1x40000 image: aspect ratio too extreme to resize (limit 1024x)");
+    free(p);
+    p = make_png(40000, 1, PNG_COLOR_TYPE_RGBA, 16, 0, &pl);
+    p[pl - 20] ^= 0x55;
+    assert_int_equal(image_to_tensor(p, pl, &direct, NULL, out, err, sizeof err), IMG_ETOOBIG);
+    free(p);
+    unsigned long jl;
+    unsigned char *j = make_jpeg(40000, 1, 3, 0, 0, &jl);
+    assert_int_equal(image_to_tensor(j, jl * 3 / 4, &direct, NULL, out, err, sizeof err),
+                     IMG_ETOOBIG);
+    assert_string_equal(err, "40000x1 image: aspect ratio too extreme to resize (limit 1024x)");
+    free(j);
+    /* 3000 x 3000 progressive: libjpeg's script decodes; 60 repeats of its DC refinement scan walk
+     * over JPEG_SCAN_PASSES times the blocks, and stop at the start of the scan past it */
+    for (int comps = 1; comps <= 3; comps += 2) {
+        j = make_jpeg_ex(3000, 3000, comps, 1, 0, 2, 2, 0, 0, &jl);
+        assert_int_equal(run(j, jl, NULL, err), IMG_OK);
+        unsigned long bl;
+        unsigned char *bomb = repeat_dc_scan(j, jl, 60, &bl);
+        assert_int_equal(run(bomb, bl, NULL, err), IMG_ETOOBIG);
+        assert_non_null(strstr(err, "progressive scans would walk over 12 times"));
+        free(bomb);
+        free(j);
+    }
+    /* small images keep the JPEG_MAX_SCANS allowance */
+    j = make_jpeg(64, 48, 3, 1, 0, &jl);
+    unsigned long bl;
+    unsigned char *bomb = repeat_dc_scan(j, jl, 400, &bl);
+    assert_int_equal(run(bomb, bl, NULL, err), IMG_OK);
+    free(bomb);
+    bomb = repeat_dc_scan(j, jl, 501, &bl);
+    assert_int_equal(run(bomb, bl, NULL, err), IMG_ECORRUPT);
+    assert_non_null(strstr(err, "more than 500 scans"));
+    free(bomb);
+    free(j);
+}
+
+/* A decode running past its deadline stops with IMG_ETIMEOUT; before it, nothing changes. */
+static void test_decode_deadline(void **state)
+{
+    (void)state;
+    char err[256];
+    unsigned long jl;
+    size_t pl;
+    unsigned char *enc[3];
+    size_t lens[3];
+    enc[0] = make_jpeg(300, 200, 3, 0, 0, &jl), lens[0] = jl;
+    enc[1] = make_jpeg(300, 200, 3, 1, 0, &jl), lens[1] = jl;
+    enc[2] = make_png(300, 200, PNG_COLOR_TYPE_RGB, 8, 1, &pl), lens[2] = pl;
+    for (int i = 0; i < 3; i++) {
+        image_limits lim = {.deadline_ns = image_now_ns() - 1};
+        assert_int_equal(run(enc[i], lens[i], &lim, err), IMG_ETIMEOUT);
+        assert_non_null(strstr(err, "deadline"));
+        lim.deadline_ns = image_now_ns() + 60000000000LL;
+        assert_int_equal(run(enc[i], lens[i], &lim, err), IMG_OK);
+        atomic_int cancel = 0;
+        lim.cancel = &cancel;
+        assert_int_equal(run(enc[i], lens[i], &lim, err), IMG_OK);
+        atomic_store(&cancel, 1);
+        assert_int_equal(run(enc[i], lens[i], &lim, err), IMG_ETIMEOUT);
+        assert_non_null(strstr(err, "cancelled"));
+        free(enc[i]);
+    }
 }
 
 static void test_limits_and_formats(void **state)
@@ -815,7 +931,7 @@ static void test_limits_and_formats(void **state)
     size_t pl;
     unsigned char *j = make_jpeg(50, 40, 3, 0, 0, &jl);
     unsigned char *p = make_png(50, 40, PNG_COLOR_TYPE_RGB, 8, 0, &pl);
-    image_limits lim = {0, 1999};
+    image_limits lim = {.max_pixels = 1999};
     assert_int_equal(run(j, jl, &lim, err), IMG_ETOOBIG);
     assert_non_null(strstr(err, "50x40"));
     assert_int_equal(run(p, pl, &lim, err), IMG_ETOOBIG);
@@ -859,6 +975,8 @@ int main(void)
         cmocka_unit_test(test_truncated_and_corrupt),
         cmocka_unit_test(test_jpeg_window_exact),
         cmocka_unit_test(test_limits_and_formats),
+        cmocka_unit_test(test_hostile_bounded_before_decode),
+        cmocka_unit_test(test_decode_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
