@@ -10,7 +10,7 @@ ARCHFLAGS ?= -march=x86-64
 KERNEL_ARCHFLAGS := -march=x86-64-v3
 CFLAGS  ?= -O3 -g
 # `override`: a CFLAGS given on the command line (make asan, make fuzz-build) keeps these.
-override CFLAGS += -std=c11 -D_GNU_SOURCE $(ARCHFLAGS) -ffp-contract=off -Wall -Wextra -Werror -pthread \
+override CFLAGS += -std=c11 -D_GNU_SOURCE $(ARCHFLAGS) -ffp-contract=off -Wall -Wextra -Wvla -Wshadow -Werror -pthread \
            -MMD -MP -I. $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 

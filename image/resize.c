@@ -109,20 +109,19 @@ void resize_coeffs(int in_size, double in0, double in1, int out_size, int first,
                    int ksize, int *bounds, int32_t *k)
 {
     filter1d f = filter_of(in0, in1, out_size);
-    double w[ksize];
     for (int i = 0; i < count; i++) {
         double center;
         int xmin, xmax = filter_span(&f, in_size, in0, first + i, &center, &xmin);
         if (xmax > ksize) xmax = ksize; /* cannot happen; keeps the writes in bounds */
         if (xmax < 0) xmax = 0;
+        /* Each tap's weight is computed twice (sum, then scale) rather than kept in a
+         * scratch array: the same doubles either way, and no buffer sized by the image. */
         double ww = 0.0;
-        for (int x = 0; x < xmax; x++) {
-            w[x] = bilinear((x + xmin - center + 0.5) * f.ss);
-            ww += w[x];
-        }
+        for (int x = 0; x < xmax; x++) ww += bilinear((x + xmin - center + 0.5) * f.ss);
         int32_t *kr = k + (size_t)i * ksize;
         for (int x = 0; x < ksize; x++) {
-            double v = x < xmax ? (ww != 0.0 ? w[x] / ww : w[x]) : 0.0;
+            double w = x < xmax ? bilinear((x + xmin - center + 0.5) * f.ss) : 0.0;
+            double v = x < xmax ? (ww != 0.0 ? w / ww : w) : 0.0;
             kr[x] = (int32_t)(v < 0 ? -0.5 + v * (1 << PRECISION_BITS)
                                     : 0.5 + v * (1 << PRECISION_BITS));
         }
@@ -391,7 +390,8 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
     int32_t *hk = malloc(sizeof *hk * (size_t)kh * ncols),
             *vk = malloc(sizeof *vk * (size_t)kv * nrows);
     unsigned char *ring = malloc(rowb * (size_t)slots), *scratch = NULL;
-    if (!hb || !vb || !hk || !vk || !ring) goto fail;
+    const unsigned char **rows = malloc(sizeof *rows * (size_t)kv); /* one output row's sources */
+    if (!hb || !vb || !hk || !vk || !ring || !rows) goto fail;
     resize_coeffs(src->w, box[0], box[2], p->out_w, x0, ncols, kh, hb, hk);
     resize_coeffs(src->h, box[1], box[3], p->out_h, y0, nrows, kv, vb, vk);
     size_t lo = (size_t)nch * (hb[0] - src->x0), span = (size_t)nch * (need[2] - hb[0]);
@@ -411,18 +411,17 @@ int resize_run(const pixmap_view *src, const double box[4], const resize_plan *p
         while (next < ymin + ycnt) next += hpass_rows(src, next, need[3], &hf, ring, slots);
         size_t orow = (size_t)(y0 - p->crop_y + i) * S + (size_t)(x0 - p->crop_x);
         const int32_t *k = vk + (size_t)i * kv;
-        for (int c = 0; c < 3; c++) {
-            unsigned char *o = out + c * plane + orow;
-            if (c > 0 && chan[c] == chan[c - 1]) { /* grey: the same plane again */
+        for (int pl = 0; pl < 3; pl++) {
+            unsigned char *o = out + pl * plane + orow;
+            if (pl > 0 && chan[pl] == chan[pl - 1]) { /* grey: the same plane again */
                 memcpy(o, o - plane, (size_t)ncols);
                 continue;
             }
-            size_t coff = (size_t)chan[c] * ncols;
+            size_t coff = (size_t)chan[pl] * ncols;
             if (v_same) { /* the axis keeps its size: the output row is the source row */
                 memcpy(o, ring + (size_t)(ymin % slots) * rowb + coff, (size_t)ncols);
                 continue;
             }
-            const unsigned char *rows[ycnt];
             for (int t = 0; t < ycnt; t++)
                 rows[t] = ring + (size_t)((ymin + t) % slots) * rowb + coff;
             vpass(rows, k, ycnt, (size_t)ncols, o, p->avx2);
@@ -436,5 +435,6 @@ fail:
     free(vk);
     free(ring);
     free(scratch);
+    free(rows);
     return rc;
 }
