@@ -38,6 +38,15 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# Objects also depend on the flags they were built with (a snapshot taken here, before any
+# object's own additions): a changed ARCHFLAGS or CFLAGS rebuilds them all instead of linking
+# old objects in (AVX2 code left in a baseline binary would die on an older CPU).
+BUILD_FLAGS := $(CC) $(CFLAGS)
+$(BUILD)/flags.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+$(LIB_OBJ) $(BUILD)/cli/main.o: $(BUILD)/flags.stamp
+
 # The kernel files of the AVX2 and AVX-512 tables: built for AVX2 + FMA, the compiler free to
 # fuse a*b+c into one FMA (faster and more exact; every sample runs the same code, so batch
 # invariance holds). Everything else, kernels_base.o (the BLAS table's) included, is baseline
