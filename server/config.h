@@ -23,6 +23,7 @@
 
 #include "image/preprocess.h"
 #include "server/limits.h"
+#include "server/versions.h"
 
 enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 enum { LOGFMT_TEXT, LOGFMT_JSON };
@@ -39,6 +40,8 @@ typedef struct {
     long long request_timeout_ms; /* deadline from arrival; expired before compute = 504 */
     long long workers;            /* compute threads, each with its own session */
     long long threads_per_worker; /* engine team size per worker; 0 = auto (see serve.c) */
+    char version_policy[VERSIONS_TEXT_MAX]; /* as text (server/versions.h); "" = latest:1 */
+    long long version; /* not a setting: the version a loaded copy serves (reload.c) */
 } model_cfg;
 
 typedef struct {

@@ -296,7 +296,7 @@ static int at_the_door(request *r, const char *url, const char *method)
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg_len, &ulen);
     if (ulen > (size_t)s->cfg.max_url_bytes) return http_send_error(r, 414, "URL too long");
     int unknown;
-    r->rt = routes_match(s, url, &r->model, &unknown);
+    r->rt = routes_match(s, url, &r->model, &unknown, &r->version);
     if (!r->rt) return http_send_error(r, 404, "no such route");
     if (!strcmp(method, "OPTIONS") && s->cfg.cors_allow_origins[0] && cors_route(r->rt->endpoint)) {
         r->preflight = 1; /* answered with the (empty) body, like a GET; browsers send no token */
