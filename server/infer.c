@@ -166,8 +166,7 @@ static int v2_answer(request *r, const srv_model *m, const float *probs)
     sbuf_init(&bin, HTTP_RESPONSE_MAX);
     char ver[24]; /* the version that answered: the one the request was admitted to */
     snprintf(ver, sizeof ver, "%lld", m->cfg->version ? m->cfg->version : 1);
-    v2_format_infer(&b, &bin, m->cfg->name, ver, &w->v2, w->out, probs, m->classes,
-                    m->info.labels);
+    v2_format_infer(&b, &bin, m->cfg->name, ver, &w->v2, w->out, probs, m->classes, m->info.labels);
     if (!v2_has_binary(&w->v2)) {
         sbuf_free(&bin);
         return http_send_json(r, 200, &b);

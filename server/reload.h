@@ -5,8 +5,8 @@
  * thread. It reads the configuration from the same sources as at start (config_load: file,
  * XBNSERVE_* variables, the same flags) and, model by model: keeps an instance whose
  * settings, file path and file (mtime, size) are unchanged (version by version for a version
- * directory: a new version folder is loaded, a removed one retired); loads and warms up a new one for
- * an added or changed model and publishes it (server_publish), retiring the one it replaces;
+ * directory: a new version folder is loaded, a removed one retired); loads and warms up a new one
+ * for an added or changed model and publishes it (server_publish), retiring the one it replaces;
  * and unlists a model no longer configured (requests for it get 404; those already admitted
  * finish on their instance). A model that fails to load keeps its old instance serving; the
  * error goes to the log and to the slot's last_error (GET /v1/models). A configuration that

@@ -340,8 +340,7 @@ static int load_models(server *s, const int *autos, const sigset_t *sigs, char *
 {
     for (int i = 0; i < s->nmodels; i++) {
         int loaded;
-        if (reload_model(s, i, &s->cfg.models[i], autos[i], model_instance, &loaded, err,
-                         errlen)) {
+        if (reload_model(s, i, &s->cfg.models[i], autos[i], model_instance, &loaded, err, errlen)) {
             log_msg(&s->log, LOG_ERROR, "%s", err);
             s->cfg.drain_timeout_ms = 0; /* answer nothing more: stop at once */
             drain(s);

@@ -66,12 +66,12 @@ typedef struct srv_model {
  * lock; a request refers to its model by slot index. */
 typedef struct {
     char name[CFG_NAME_MAX];
-    atomic_int listed;            /* in the current configuration */
-    srv_model *cur; /* under server.mu: the instance requests without a version get (the highest
-                     * served version, vers[nvers-1]); NULL if none */
+    atomic_int listed; /* in the current configuration */
+    srv_model *cur;    /* under server.mu: the instance requests without a version get (the highest
+                        * served version, vers[nvers-1]); NULL if none */
     srv_model *vers[VERSIONS_MAX]; /* under server.mu: each served version, ascending */
     int nvers;                     /* under server.mu */
-    char last_error[SRV_ERR_MAX]; /* under server.mu: why the last load failed; "" */
+    char last_error[SRV_ERR_MAX];  /* under server.mu: why the last load failed; "" */
 } srv_slot;
 
 typedef struct server {

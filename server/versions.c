@@ -29,8 +29,7 @@ int versions_policy_parse(const char *text, version_policy *p, char *err, size_t
         snprintf(buf, sizeof buf, "%s", text + 9);
         char *save = NULL;
         for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            if (p->nlist == VERSIONS_MAX ||
-                num_parse_ll(t, 1, 1000000000000LL, &p->list[p->nlist]))
+            if (p->nlist == VERSIONS_MAX || num_parse_ll(t, 1, 1000000000000LL, &p->list[p->nlist]))
                 goto bad;
             p->nlist++;
         }

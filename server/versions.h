@@ -19,16 +19,16 @@
 
 #include "server/limits.h"
 
-#define VERSIONS_MAX 16         /* versions one model serves at once */
-#define VERSIONS_TEXT_MAX 128   /* a policy as text */
+#define VERSIONS_MAX 16       /* versions one model serves at once */
+#define VERSIONS_TEXT_MAX 128 /* a policy as text */
 #define VERSIONS_FILE "model.safetensors"
 
 enum { VPOL_LATEST, VPOL_SPECIFIC, VPOL_ALL };
 
 typedef struct {
-    int kind;                        /* VPOL_* */
-    long long n;                     /* VPOL_LATEST: how many */
-    long long list[VERSIONS_MAX];    /* VPOL_SPECIFIC: the versions, as given */
+    int kind;                     /* VPOL_* */
+    long long n;                  /* VPOL_LATEST: how many */
+    long long list[VERSIONS_MAX]; /* VPOL_SPECIFIC: the versions, as given */
     int nlist;
 } version_policy;
 

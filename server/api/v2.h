@@ -62,14 +62,12 @@ int v2_has_binary(const v2_infer *r);
 /* Append the infer response: its JSON to json, the binary outputs' bytes to bin (nothing
  * when v2_has_binary is 0). logits and probs are [n, classes]; labels may be NULL. */
 int v2_format_infer(sbuf *json, sbuf *bin, const char *model, const char *version,
-                    const v2_infer *r,
-                    const float *logits, const float *probs, int classes,
+                    const v2_infer *r, const float *logits, const float *probs, int classes,
                     const char *const *labels);
 
 /* Append the model metadata response (GET /v2/models/{name}); versions: the served ones, a
  * JSON array of strings. */
 int v2_format_model(sbuf *b, const char *model, const char *versions, int S, int classes,
-                    const char *arch,
-                    const char *flavour, int untrained);
+                    const char *arch, const char *flavour, int untrained);
 
 #endif

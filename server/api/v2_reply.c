@@ -98,8 +98,8 @@ int v2_has_binary(const v2_infer *r)
 }
 
 int v2_format_infer(sbuf *json, sbuf *bin, const char *model, const char *version,
-                    const v2_infer *r,
-                    const float *logits, const float *probs, int classes, const char *const *labels)
+                    const v2_infer *r, const float *logits, const float *probs, int classes,
+                    const char *const *labels)
 {
     sbuf_puts(json, "{\"model_name\":");
     sbuf_json_str(json, model);
