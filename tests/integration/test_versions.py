@@ -245,3 +245,60 @@ def test_missing_specific_version_fails_start(tmp_path):
                        text=True, timeout=60)
     assert p.returncode != 0
     assert "version 2 (version_policy specific) not found" in p.stderr
+
+
+def test_sighup_under_load_finishes_on_the_admitted_version(tmp_path, refs):
+    """Clients keep sending while a reload publishes version 3 and retires version 2 (latest
+    1): no request fails; each answer comes from 2 or 3, and 3 alone after the reload; a
+    request for version 2 is answered by 2 until the reload, then 404."""
+    import threading
+    d = make_dir(str(tmp_path / "m"), {2: F100})
+    srv = Server("--config", write_config(str(tmp_path / "c.json"), d))
+    log = []  # (sent, received, path, status, signature or body)
+    stop = threading.Event()
+
+    def client(path):
+        while not stop.is_set():
+            t0 = time.time()
+            st, _, body = srv.request("POST", path + "?top_k=3", JPEG, HDR, timeout=60)
+            log.append((t0, time.time(), path, st, signature(body) if st == 200 else body))
+
+    try:
+        ts = [threading.Thread(target=client, args=(p,)) for p in
+              ("/v1/models/m:predict", "/v1/models/m/versions/2:predict")]
+        for t in ts:
+            t.start()
+        time.sleep(1.0)
+        make_dir(d, {3: FTORCH})
+        n = len(srv.lines)
+        sent = time.time()
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_log(srv, "reload done", n)
+        done = time.time()
+        time.sleep(1.0)
+        stop.set()
+        for t in ts:
+            t.join(timeout=60)
+        wait_log(srv, "model m: retired instance freed", n)
+    finally:
+        stop.set()
+        assert srv.stop() == 0
+    assert len(log) > 4
+    for t0, t1, path, st, what in log:
+        if path.endswith("versions/2:predict"):
+            if t1 < sent:
+                assert st == 200 and what == refs[F100], (path, st, what)
+            elif t0 > done:
+                assert st == 404, (path, st, what)
+            else:
+                assert (st == 200 and what == refs[F100]) or st == 404, (path, st, what)
+        else:
+            assert st == 200, (path, st, what)
+            if t1 < sent:
+                assert what == refs[F100]
+            elif t0 > done:
+                assert what == refs[FTORCH]
+            else:
+                assert what in (refs[F100], refs[FTORCH])
+    assert any(p.endswith("m:predict") and t0 > done for t0, _, p, _, _ in log)
+    assert any(p.endswith("versions/2:predict") and t1 < sent for _, t1, p, _, _ in log)
