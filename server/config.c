@@ -81,6 +81,8 @@ static const setting server_keys[] = {
     {"auth_exempt_metrics", K_BOOL, offsetof(config, auth_exempt_metrics), 0, 0, 1, NULL,
      "/metrics needs no token"},
     {"ui", K_BOOL, offsetof(config, ui), 0, 0, 1, NULL, "serve the try-it page at GET /"},
+    {"repository_api", K_BOOL, offsetof(config, repository_api), 0, 0, 1, NULL,
+     "serve POST /v2/repository/index, an admin route (docs/versions.md)"},
     {"cors_allow_origins", K_LIST, offsetof(config, cors_allow_origins),
      sizeof((config *)0)->cors_allow_origins, 0, 0, NULL,
      "origins allowed cross-origin calls, exact, comma-separated (empty: no CORS)"},

@@ -13,6 +13,7 @@
 #include "server/infer.h"
 #include "server/num.h"
 #include "server/page.h"
+#include "server/repository.h"
 
 static const route table[] = {
     {"/", NULL, NULL, "GET", "page", NULL, page_index, NULL},
@@ -25,6 +26,9 @@ static const route table[] = {
     {"/v2", NULL, NULL, "GET", "v2_server", NULL, info_v2_server, NULL},
     {"/v2/health/live", NULL, NULL, "GET", "v2_live", NULL, info_v2_live, NULL},
     {"/v2/health/ready", NULL, NULL, "GET", "v2_ready", NULL, info_v2_ready, NULL},
+    /* only with repository_api (routes_match); "admin_": auth_level asks the admin token */
+    {"/v2/repository/index", NULL, NULL, "POST", "admin_repository_index", NULL, repository_index,
+     NULL},
     /* The name is what precedes the last ":predict", whatever it holds. */
     {"/v1/models/", ":predict", "", "POST", "v1_predict", infer_admit, infer_v1, infer_finish},
     {"/v1/models/", "", "/:", "GET", "v1_model", NULL, info_v1_model, NULL},
@@ -102,6 +106,7 @@ const route *routes_match(server *s, const char *url, int *model_idx, int *unkno
     }
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (!follows(&table[i], url, &name, &n)) continue;
+        if (table[i].handle == repository_index && !s->cfg.repository_api) continue;
         if (table[i].suffix) {
             *model_idx = server_find(s, name, n);
             *unknown_model = *model_idx < 0;

@@ -302,3 +302,77 @@ def test_sighup_under_load_finishes_on_the_admitted_version(tmp_path, refs):
                 assert what in (refs[F100], refs[FTORCH])
     assert any(p.endswith("m:predict") and t0 > done for t0, _, p, _, _ in log)
     assert any(p.endswith("versions/2:predict") and t1 < sent for _, t1, p, _, _ in log)
+
+
+USER = "u" * 20
+ADMIN = "a" * 24
+
+
+def test_repository_index_off_by_default(tmp_path):
+    d = make_dir(str(tmp_path / "m"), {1: F035})
+    srv = Server("--config", write_config(str(tmp_path / "c.json"), d))
+    try:
+        st, _, err = srv.json("POST", "/v2/repository/index", b"{}",
+                              {"Content-Type": "application/json"})
+        assert st == 404 and err == {"error": "no such route"}
+    finally:
+        assert srv.stop() == 0
+
+
+def test_repository_index(tmp_path):
+    d = make_dir(str(tmp_path / "m"), {1: F035, 2: F100, 3: FTORCH})
+    cfg = str(tmp_path / "c.json")
+    with open(cfg, "w") as f:
+        json.dump({"repository_api": True, "models": [
+            {"name": "m", "path": d, "workers": 1, "version_policy": {"specific": [1, 3]}},
+            {"name": "s", "path": F035, "workers": 1}]}, f)
+    srv = Server("--config", cfg, env={"XBNSERVE_AUTH_TOKEN": USER,
+                                       "XBNSERVE_ADMIN_TOKEN": ADMIN})
+    js = {"Content-Type": "application/json"}
+    try:
+        for tok in (None, USER, ADMIN + "x"):
+            h = dict(js, Authorization="Bearer " + tok) if tok else js
+            st, hdr, err = srv.json("POST", "/v2/repository/index", b"{}", h)
+            assert st == 401 and "WWW-Authenticate" in hdr, (tok, st, err)
+        h = dict(js, Authorization="Bearer " + ADMIN)
+        want = [{"name": "m", "version": "1", "state": "READY"},
+                {"name": "m", "version": "3", "state": "READY"},
+                {"name": "s", "version": "1", "state": "READY"}]
+        for body in (b"{}", b'{"ready":true}', b'{"ready":false}'):
+            st, _, idx = srv.json("POST", "/v2/repository/index", body, h)
+            assert st == 200 and idx == want, (body, idx)
+        for body in (b"", b"[]", b'{"ready":1}', b'{"other":true}', b"{", b'{"ready":true,"x":1}'):
+            st, _, err = srv.json("POST", "/v2/repository/index", body, h)
+            assert st == 400 and "error" in err, body
+        st, _, _ = srv.json("GET", "/v2/repository/index", None, h)
+        assert st == 405
+        # the user token still reaches the models
+        st, _, _ = srv.request("POST", "/v1/models/m/versions/1:predict", JPEG,
+                               dict(HDR, Authorization="Bearer " + USER))
+        assert st == 200
+        # a version removed on disk and a reload: the index follows; a model that cannot
+        # serve any version is listed as unavailable, with the reason
+        shutil.rmtree(os.path.join(d, "3"))
+        n = len(srv.lines)
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_log(srv, "reload done", n)
+        st, _, idx = srv.json("POST", "/v2/repository/index", b"{}", h)
+        assert st == 200 and idx == want, idx  # specific 3 missing: nothing changed
+        with open(cfg, "w") as f:
+            json.dump({"repository_api": True, "models": [
+                {"name": "m", "path": d, "workers": 1, "version_policy": {"specific": [1]}},
+                {"name": "s", "path": F035, "workers": 1},
+                {"name": "gone", "path": str(tmp_path / "nothing"), "workers": 1}]}, f)
+        n = len(srv.lines)
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_log(srv, "reload done", n)
+        st, _, idx = srv.json("POST", "/v2/repository/index", b"{}", h)
+        assert st == 200
+        assert idx[:2] == [{"name": "m", "version": "1", "state": "READY"},
+                           {"name": "s", "version": "1", "state": "READY"}]
+        assert len(idx) == 3 and idx[2]["name"] == "gone"
+        assert idx[2]["state"] == "UNAVAILABLE" and "cannot read" in idx[2]["reason"]
+        st, _, idx = srv.json("POST", "/v2/repository/index", b'{"ready":true}', h)
+        assert st == 200 and [x["name"] for x in idx] == ["m", "s"]
+    finally:
+        assert srv.stop() == 0
