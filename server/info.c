@@ -89,12 +89,13 @@ static void versions_json(server *s, int slot, long long only, char *buf, size_t
 }
 
 /* One model of GET /v1/models and GET /v1/models/{name}: its current instance, if any, and
- * the error of its last failed load, if any (the previous instance, if any, still serves). */
-static void model_json(sbuf *b, server *s, int slot)
+ * the error of its last failed load, if any (the previous instance, if any, still serves).
+ * With `only` (GET /v1/models/{name}/versions/{v}): that version alone. */
+static void model_json(sbuf *b, server *s, int slot, long long only)
 {
     char last_error[SRV_ERR_MAX];
     server_last_error(s, slot, last_error, sizeof last_error);
-    srv_model *m = server_acquire(s, slot);
+    srv_model *m = server_acquire_version(s, slot, only);
     sbuf_puts(b, "{\"name\":");
     sbuf_json_str(b, s->slots[slot].name);
     sbuf_printf(b, ",\"status\":\"%s\"",
@@ -104,7 +105,8 @@ static void model_json(sbuf *b, server *s, int slot)
     /* What KServe V1 clients ("ready") and TF Serving clients (model_version_status, one entry
      * a served version, the highest first as TF Serving lists them) read. */
     long long v[VERSIONS_MAX];
-    int nv = server_versions(s, slot, v);
+    int nv = only ? 1 : server_versions(s, slot, v);
+    if (only) v[0] = only;
     sbuf_printf(b, ",\"ready\":%s,\"model_version_status\":[", m ? "true" : "false");
     if (!nv) v[nv++] = 0; /* nothing served yet: version 1 (a plain file's), loading */
     for (int i = nv - 1; i >= 0; i--)
@@ -145,7 +147,7 @@ int info_v1_models(request *r)
         if (!atomic_load(&s->slots[i].listed)) continue;
         if (!first) sbuf_puts(&b, ",");
         first = 0;
-        model_json(&b, s, i);
+        model_json(&b, s, i, 0);
     }
     sbuf_puts(&b, "]}\n");
     return http_send_json(r, 200, &b);
@@ -155,7 +157,7 @@ int info_v1_model(request *r)
 {
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
-    model_json(&b, r->s, r->model);
+    model_json(&b, r->s, r->model, r->version);
     sbuf_puts(&b, "\n");
     return http_send_json(r, 200, &b);
 }

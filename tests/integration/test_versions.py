@@ -112,11 +112,20 @@ def test_all_versions_routes(tmp_path, refs):
         assert [(x["version"], x["state"]) for x in v1["model_version_status"]] == \
             [("2", "AVAILABLE"), ("1", "AVAILABLE")]
         assert v1["path"] == os.path.join(d, "2", "model.safetensors")
+        # TF Serving's status and metadata of one version
+        st, _, v1 = srv.json("GET", "/v1/models/m/versions/1")
+        assert st == 200 and v1["classes"] == 17
+        assert [(x["version"], x["state"]) for x in v1["model_version_status"]] == \
+            [("1", "AVAILABLE")]
+        st, _, md = srv.json("GET", "/v1/models/m/versions/1/metadata")
+        assert st == 200 and md["model_spec"]["version"] == "1"
         for bad in ("3", "0", "01", "x", "-1", "99999999999999999999"):
             assert_404(srv, "GET", "/v2/models/m/versions/%s/ready" % bad)
             assert_404(srv, "GET", "/v2/models/m/versions/%s" % bad)
             assert_404(srv, "POST", "/v2/models/m/versions/%s/infer" % bad, V2_BODY, V2_HDR)
             assert_404(srv, "POST", "/v1/models/m/versions/%s:predict" % bad, JPEG)
+            assert_404(srv, "GET", "/v1/models/m/versions/%s" % bad)
+            assert_404(srv, "GET", "/v1/models/m/versions/%s/metadata" % bad)
         st, _, err = srv.json("GET", "/v2/models/nope/versions/1/ready")
         assert st == 404 and "error" in err
     finally:
