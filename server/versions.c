@@ -27,6 +27,8 @@ int versions_policy_parse(const char *text, version_policy *p, char *err, size_t
         p->kind = VPOL_SPECIFIC;
         char buf[VERSIONS_TEXT_MAX];
         snprintf(buf, sizeof buf, "%s", text + 9);
+        size_t len = strlen(buf); /* strtok_r would skip an empty item: refused here */
+        if (!len || buf[0] == ',' || buf[len - 1] == ',' || strstr(buf, ",,")) goto bad;
         char *save = NULL;
         for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             if (p->nlist == VERSIONS_MAX || num_parse_ll(t, 1, 1000000000000LL, &p->list[p->nlist]))
@@ -69,6 +71,31 @@ static int version_name(const char *s, long long *v)
     return 1;
 }
 
+/* Does version v of the directory path have its file? */
+static int version_present(const char *path, long long v)
+{
+    char f[CFG_PATH_MAX + 64];
+    struct stat st;
+    return !versions_file(path, v, f, sizeof f) && !stat(f, &st) && S_ISREG(st.st_mode);
+}
+
+/* Insert v into top[0, *n), ascending, keeping the VERSIONS_MAX highest. */
+static void keep_highest(long long *top, int *n, long long v)
+{
+    if (*n == VERSIONS_MAX) {
+        if (v <= top[0]) return;
+        memmove(top, top + 1, (VERSIONS_MAX - 1) * sizeof top[0]);
+        (*n)--;
+    }
+    int i = *n;
+    while (i > 0 && top[i - 1] > v) {
+        top[i] = top[i - 1];
+        i--;
+    }
+    top[i] = v;
+    (*n)++;
+}
+
 int versions_resolve(const char *path, const version_policy *p, long long *out, int *n, char *err,
                      size_t errlen)
 {
@@ -83,28 +110,9 @@ int versions_resolve(const char *path, const version_policy *p, long long *out, 
         *n = 1;
         return 0;
     }
-    /* every version on disk; ascending */
-    long long have[256];
-    int nh = 0;
-    DIR *d = opendir(path);
-    if (!d) {
-        snprintf(err, errlen, "%.200s: cannot read the directory", path);
-        return -1;
-    }
-    for (struct dirent *e; (e = readdir(d)) && nh < (int)(sizeof have / sizeof have[0]);) {
-        long long v;
-        char f[CFG_PATH_MAX + 64];
-        if (!version_name(e->d_name, &v)) continue;
-        if (versions_file(path, v, f, sizeof f) || stat(f, &st) || !S_ISREG(st.st_mode)) continue;
-        have[nh++] = v;
-    }
-    closedir(d);
-    qsort(have, (size_t)nh, sizeof have[0], cmp_ll);
     if (p->kind == VPOL_SPECIFIC) {
         for (int i = 0; i < p->nlist; i++) {
-            int found = 0;
-            for (int j = 0; j < nh; j++) found |= have[j] == p->list[i];
-            if (!found) {
+            if (!version_present(path, p->list[i])) {
                 snprintf(err, errlen, "%.200s: version %lld (version_policy specific) not found",
                          path, p->list[i]);
                 return -1;
@@ -116,12 +124,25 @@ int versions_resolve(const char *path, const version_policy *p, long long *out, 
         qsort(out, (size_t)*n, sizeof out[0], cmp_ll);
         return 0;
     }
-    if (!nh) {
+    /* the VERSIONS_MAX highest versions on disk, ascending: latest N (N <= VERSIONS_MAX) and
+     * all (at most VERSIONS_MAX served) take theirs from the top */
+    long long top[VERSIONS_MAX];
+    int nt = 0;
+    DIR *d = opendir(path);
+    if (!d) {
+        snprintf(err, errlen, "%.200s: cannot read the directory", path);
+        return -1;
+    }
+    for (struct dirent *e; (e = readdir(d));) {
+        long long v;
+        if (version_name(e->d_name, &v) && version_present(path, v)) keep_highest(top, &nt, v);
+    }
+    closedir(d);
+    if (!nt) {
         snprintf(err, errlen, "%.200s: no version folder with %s in it", path, VERSIONS_FILE);
         return -1;
     }
-    int keep = p->kind == VPOL_ALL ? nh : (int)(p->n < nh ? p->n : nh);
-    if (keep > VERSIONS_MAX) keep = VERSIONS_MAX; /* the highest ones */
-    for (int i = nh - keep; i < nh; i++) out[(*n)++] = have[i];
+    int keep = p->kind == VPOL_ALL || p->n > nt ? nt : (int)p->n;
+    for (int i = nt - keep; i < nt; i++) out[(*n)++] = top[i];
     return 0;
 }
