@@ -43,6 +43,7 @@
 #include "server/http.h"
 #include "server/reload.h"
 #include "server/server.h"
+#include "server/versions.h"
 #include "server/worker.h"
 
 #define DRAIN_GRACE_MS 2000   /* after drain_timeout_ms: time for cancelled answers to go out */
@@ -288,6 +289,15 @@ static int check_config(const server *s, int cpus)
         if (access(m->path, R_OK) || (m->labels[0] && access(m->labels, R_OK))) {
             fprintf(stderr, "xbnserve serve: models[%d] (%s): cannot read %s\n", i, m->name,
                     access(m->path, R_OK) ? m->path : m->labels);
+            return 1;
+        }
+        version_policy vp; /* a version directory: the versions the policy picks exist */
+        long long v[VERSIONS_MAX];
+        int nv;
+        char e[SRV_ERR_MAX];
+        if (versions_policy_parse(m->version_policy, &vp, e, sizeof e) ||
+            versions_resolve(m->path, &vp, v, &nv, e, sizeof e)) {
+            fprintf(stderr, "xbnserve serve: models[%d] (%s): %s\n", i, m->name, e);
             return 1;
         }
     }

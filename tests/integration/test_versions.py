@@ -385,3 +385,22 @@ def test_repository_index(tmp_path):
         assert st == 200 and [x["name"] for x in idx] == ["m", "s"]
     finally:
         assert srv.stop() == 0
+
+
+def test_check_config_sees_versions(tmp_path):
+    d = make_dir(str(tmp_path / "m"), {1: F035})
+    cfg = write_config(str(tmp_path / "c.json"), d, {"specific": [1]})
+    p = subprocess.run([BIN, "serve", "--config", cfg, "--check-config"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["models"][0]["version_policy"] == "specific:1"
+    write_config(cfg, d, {"specific": [1, 4]})
+    p = subprocess.run([BIN, "serve", "--config", cfg, "--check-config"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 1
+    assert "models[0] (m): %s: version 4 (version_policy specific) not found" % d in p.stderr
+    shutil.rmtree(os.path.join(d, "1"))
+    write_config(cfg, d)
+    p = subprocess.run([BIN, "serve", "--config", cfg, "--check-config"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 1 and "no version folder with model.safetensors" in p.stderr
