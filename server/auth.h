@@ -38,9 +38,9 @@ int auth_load(auth *a, const config *c, char **envp, char *err, size_t errlen);
 
 void auth_free(auth *a);
 
-/* What the route with metric label `endpoint` needs: AUTH_OPEN for the exempt probes and
- * metrics and when no token is set, AUTH_USER for the rest. Admin routes ask auth_ok for
- * AUTH_ADMIN themselves. */
+/* What the route with metric label `endpoint` needs: AUTH_ADMIN for the admin routes (their
+ * labels start with "admin_"), AUTH_OPEN for the exempt probes and metrics and when no token
+ * is set, AUTH_USER for the rest. */
 int auth_level(const auth *a, const char *endpoint);
 
 /* Does the Authorization header `authorization` (NULL if absent) grant `level`? */

@@ -83,6 +83,8 @@ static const setting server_keys[] = {
     {"auth_exempt_metrics", K_BOOL, offsetof(config, auth_exempt_metrics), 0, 0, 1, NULL,
      "/metrics needs no token"},
     {"ui", K_BOOL, offsetof(config, ui), 0, 0, 1, NULL, "serve the try-it page at GET /"},
+    {"repository_api", K_BOOL, offsetof(config, repository_api), 0, 0, 1, NULL,
+     "serve POST /v2/repository/index, an admin route (docs/versions.md)"},
     {"cors_allow_origins", K_LIST, offsetof(config, cors_allow_origins),
      sizeof((config *)0)->cors_allow_origins, 0, 0, NULL,
      "origins allowed cross-origin calls, exact, comma-separated (empty: no CORS)"},
@@ -115,6 +117,8 @@ static const setting model_keys[] = {
     M_INT(workers, CFG_WORKERS_MIN, CFG_WORKERS_MAX, "compute threads per model"),
     M_INT(threads_per_worker, CFG_THREADS_PER_WORKER_MIN, CFG_THREADS_PER_WORKER_MAX,
           "engine threads per worker (0: usable CPUs / workers)"),
+    {"version_policy", K_STR, offsetof(model_cfg, version_policy), VERSIONS_TEXT_MAX, 0, 0, NULL,
+     "versions served from a version directory: latest:N|specific:1,3|all (docs/versions.md)"},
 };
 
 #define NSERVER (sizeof server_keys / sizeof server_keys[0])
@@ -274,6 +278,44 @@ static int set_json(const setting *s, void *base, const cJSON *v, const char *wh
     return set_text(s, base, v->valuestring, where, err, errlen);
 }
 
+/* TF Serving's object form of version_policy ({"latest": {"num_versions": N}} too) into
+ * the text form versions.h reads; checked by config_validate. */
+static int policy_json(const cJSON *o, model_cfg *m, const char *where, char *err, size_t errlen)
+{
+    char buf[VERSIONS_TEXT_MAX] = "";
+    const cJSON *v = o->child;
+    if (!v || v->next) goto bad;
+    if (!strcmp(v->string, "all") && cJSON_IsTrue(v)) {
+        snprintf(buf, sizeof buf, "all");
+    } else if (!strcmp(v->string, "latest")) {
+        const cJSON *x = cJSON_IsObject(v) ? cJSON_GetObjectItem(v, "num_versions") : v;
+        if (!cJSON_IsNumber(x) || x->valuedouble != (double)(int)x->valuedouble) goto bad;
+        snprintf(buf, sizeof buf, "latest:%d", (int)x->valuedouble);
+    } else if (!strcmp(v->string, "specific")) {
+        const cJSON *x = cJSON_IsObject(v) ? cJSON_GetObjectItem(v, "versions") : v;
+        const cJSON *it;
+        size_t n = (size_t)snprintf(buf, sizeof buf, "specific:");
+        if (!cJSON_IsArray(x) || !cJSON_GetArraySize(x)) goto bad;
+        cJSON_ArrayForEach(it, x)
+        {
+            if (!cJSON_IsNumber(it) || it->valuedouble < 1 || it->valuedouble > 1e12 ||
+                it->valuedouble != (double)(long long)it->valuedouble)
+                goto bad;
+            int w = snprintf(buf + n, sizeof buf - n, "%s%lld", it != x->child ? "," : "",
+                             (long long)it->valuedouble);
+            if (w < 0 || (size_t)w >= sizeof buf - n) goto bad;
+            n += (size_t)w;
+        }
+    } else
+        goto bad;
+    memcpy(m->version_policy, buf, sizeof buf);
+    return 0;
+bad:
+    snprintf(err, errlen,
+             "%s: expected {\"latest\": N}, {\"specific\": [v, ...]} or {\"all\": true}", where);
+    return -1;
+}
+
 static int parse_model(const cJSON *o, model_cfg *m, int idx, char *err, size_t errlen)
 {
     char where[96];
@@ -287,6 +329,10 @@ static int parse_model(const cJSON *o, model_cfg *m, int idx, char *err, size_t 
         snprintf(where, sizeof where, "models[%d].%.40s", idx, it->string);
         if (!strcmp(it->string, "preprocess")) {
             if (preprocess_parse(it, &m->pre, &m->pre_set, where, err, errlen)) return -1;
+            continue;
+        }
+        if (!strcmp(it->string, "version_policy") && cJSON_IsObject(it)) {
+            if (policy_json(it, m, where, err, errlen)) return -1;
             continue;
         }
         const setting *s = find(model_keys, NMODEL, it->string);
@@ -419,6 +465,12 @@ int config_validate(const config *c, char *err, size_t errlen)
             }
         if (m->max_queue_size < m->max_batch_size) {
             snprintf(err, errlen, "models[%d].max_queue_size: must be >= max_batch_size", i);
+            return -1;
+        }
+        version_policy vp;
+        char e[200];
+        if (versions_policy_parse(m->version_policy, &vp, e, sizeof e)) {
+            snprintf(err, errlen, "models[%d].%s", i, e);
             return -1;
         }
     }

@@ -23,6 +23,7 @@
 
 #include "image/preprocess.h"
 #include "server/limits.h"
+#include "server/versions.h"
 
 enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 enum { LOGFMT_TEXT, LOGFMT_JSON };
@@ -39,6 +40,8 @@ typedef struct {
     long long request_timeout_ms; /* deadline from arrival; expired before compute = 504 */
     long long workers;            /* compute threads, each with its own session */
     long long threads_per_worker; /* engine team size per worker; 0 = auto (see serve.c) */
+    char version_policy[VERSIONS_TEXT_MAX]; /* as text (server/versions.h); "" = latest:1 */
+    long long version; /* not a setting: the version a loaded copy serves (reload.c) */
 } model_cfg;
 
 typedef struct {
@@ -63,6 +66,7 @@ typedef struct {
     char auth_token_file[CFG_PATH_MAX];  /* bearer token; else XBNSERVE_AUTH_TOKEN */
     char admin_token_file[CFG_PATH_MAX]; /* admin token; else XBNSERVE_ADMIN_TOKEN */
     long long ui;                        /* serve the try-it page at / (server/page.c) */
+    long long repository_api;            /* POST /v2/repository/index (server/repository.h) */
     /* Origins allowed cross-origin calls, exact, comma-separated; "": no CORS (cors.c). */
     char cors_allow_origins[CFG_LIST_MAX];
     long long gemm;                   /* engine_gemm (engine.h): 0 auto, 1 avx512, 2 avx2, 3 blas */

@@ -306,7 +306,7 @@ static int at_the_door(request *r, const char *url, const char *method)
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg_len, &ulen);
     if (ulen > (size_t)s->cfg.max_url_bytes) return http_send_error(r, 414, "URL too long");
     int unknown;
-    r->rt = routes_match(s, url, &r->model, &unknown);
+    r->rt = routes_match(s, url, &r->model, &unknown, &r->version);
     if (!r->rt) return http_send_error(r, 404, "no such route");
     if (s->cfg.metrics_port >= 0 && !side_ok(r)) { /* counted as no route at all: "other" */
         r->rt = NULL;

@@ -44,6 +44,8 @@ struct request {
     server *s;
     const route *rt; /* the matched route; NULL for none */
     int model;       /* index into s->models, or -1 */
+    /* The model version the path names (routes_match); 0 when none: the highest served. */
+    long long version;
     char id[72];     /* X-Request-Id: the client's when sane, else a fresh one */
     trace_ctx trace; /* W3C traceparent: the caller's trace or a new one (trace.h) */
     char method[12]; /* method and path as received, for the log */

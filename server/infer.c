@@ -199,7 +199,9 @@ static int v2_answer(request *r, const srv_model *m, const float *probs)
     sbuf b, bin;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
     sbuf_init(&bin, HTTP_RESPONSE_MAX);
-    v2_format_infer(&b, &bin, m->cfg->name, &w->v2, w->out, probs, m->classes, m->info.labels);
+    char ver[24]; /* the version that answered: the one the request was admitted to */
+    snprintf(ver, sizeof ver, "%lld", m->cfg->version ? m->cfg->version : 1);
+    v2_format_infer(&b, &bin, m->cfg->name, ver, &w->v2, w->out, probs, m->classes, m->info.labels);
     if (!v2_has_binary(&w->v2)) {
         sbuf_free(&bin);
         return http_send_json(r, 200, &b);
@@ -291,7 +293,7 @@ int infer_admit(request *r, const char **why)
     /* The request keeps this instance until it is freed (infer_work_free), whatever a
      * reload does meanwhile. While draining, requests on connections accepted earlier are
      * still served. */
-    srv_model *m = r->work.m = server_acquire(s, r->model);
+    srv_model *m = r->work.m = server_acquire_version(s, r->model, r->version);
     if (!m)
         *why = atomic_load(&s->started) ? "model is not loaded (GET /v1/models has last_error)"
                                         : "model is loading";

@@ -75,24 +75,46 @@ int info_metrics(request *r)
     return http_send(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
 }
 
+/* The served versions of slot as a JSON array of strings ("1" for a model whose instance has
+ * no version), or only `only` when it is not 0 (a versioned path). */
+static void versions_json(server *s, int slot, long long only, char *buf, size_t n)
+{
+    long long v[VERSIONS_MAX];
+    int k = only ? 1 : server_versions(s, slot, v);
+    if (only) v[0] = only;
+    size_t w = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < k && w < n; i++)
+        w += (size_t)snprintf(buf + w, n - w, "%s\"%lld\"", i ? "," : "", v[i] ? v[i] : 1);
+    if (w < n) snprintf(buf + w, n - w, "]");
+}
+
 /* One model of GET /v1/models and GET /v1/models/{name}: its current instance, if any, and
- * the error of its last failed load, if any (the previous instance, if any, still serves). */
-static void model_json(sbuf *b, server *s, int slot)
+ * the error of its last failed load, if any (the previous instance, if any, still serves).
+ * With `only` (GET /v1/models/{name}/versions/{v}): that version alone. */
+static void model_json(sbuf *b, server *s, int slot, long long only)
 {
     char last_error[SRV_ERR_MAX];
     server_last_error(s, slot, last_error, sizeof last_error);
-    srv_model *m = server_acquire(s, slot);
+    srv_model *m = server_acquire_version(s, slot, only);
     sbuf_puts(b, "{\"name\":");
     sbuf_json_str(b, s->slots[slot].name);
     sbuf_printf(b, ",\"status\":\"%s\"",
                 m                           ? "ready"
                 : !atomic_load(&s->started) ? "loading"
                                             : "unavailable");
-    /* What KServe V1 clients ("ready") and TF Serving clients (model_version_status) read. */
-    sbuf_printf(b,
-                ",\"ready\":%s,\"model_version_status\":[{\"version\":\"1\",\"state\":\"%s\","
-                "\"status\":{\"error_code\":\"OK\",\"error_message\":\"\"}}]",
-                m ? "true" : "false", m ? "AVAILABLE" : "LOADING");
+    /* What KServe V1 clients ("ready") and TF Serving clients (model_version_status, one entry
+     * a served version, the highest first as TF Serving lists them) read. */
+    long long v[VERSIONS_MAX];
+    int nv = only ? 1 : server_versions(s, slot, v);
+    if (only) v[0] = only;
+    sbuf_printf(b, ",\"ready\":%s,\"model_version_status\":[", m ? "true" : "false");
+    if (!nv) v[nv++] = 0; /* nothing served yet: version 1 (a plain file's), loading */
+    for (int i = nv - 1; i >= 0; i--)
+        sbuf_printf(b,
+                    "%s{\"version\":\"%lld\",\"state\":\"%s\","
+                    "\"status\":{\"error_code\":\"OK\",\"error_message\":\"\"}}",
+                    i < nv - 1 ? "," : "", v[i] ? v[i] : 1, v[i] ? "AVAILABLE" : "LOADING");
+    sbuf_puts(b, "]");
     if (m) {
         sbuf_printf(b,
                     ",\"arch\":\"%s\",\"flavour\":\"%s\",\"classes\":%d,\"input_size\":%d,"
@@ -125,7 +147,7 @@ int info_v1_models(request *r)
         if (!atomic_load(&s->slots[i].listed)) continue;
         if (!first) sbuf_puts(&b, ",");
         first = 0;
-        model_json(&b, s, i);
+        model_json(&b, s, i, 0);
     }
     sbuf_puts(&b, "]}\n");
     return http_send_json(r, 200, &b);
@@ -135,7 +157,7 @@ int info_v1_model(request *r)
 {
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
-    model_json(&b, r->s, r->model);
+    model_json(&b, r->s, r->model, r->version);
     sbuf_puts(&b, "\n");
     return http_send_json(r, 200, &b);
 }
@@ -144,14 +166,14 @@ int info_v1_model(request *r)
  * "b64" form of v1 predict), probabilities out. */
 int info_v1_metadata(request *r)
 {
-    srv_model *m = server_acquire(r->s, r->model);
+    srv_model *m = server_acquire_version(r->s, r->model, r->version);
     if (!m) return http_send_error(r, 503, "model is loading");
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
     sbuf_puts(&b, "{\"model_spec\":{\"name\":");
     sbuf_json_str(&b, m->cfg->name);
     sbuf_printf(&b,
-                ",\"signature_name\":\"\",\"version\":\"1\"},\"metadata\":{\"signature_def\":"
+                ",\"signature_name\":\"\",\"version\":\"%lld\"},\"metadata\":{\"signature_def\":"
                 "{\"signature_def\":{\"serving_default\":{\"inputs\":{\"image_bytes\":{"
                 "\"dtype\":\"DT_STRING\",\"tensor_shape\":{\"dim\":[{\"size\":\"-1\","
                 "\"name\":\"\"}],\"unknown_rank\":false},\"name\":\"image_bytes\"}},"
@@ -159,7 +181,7 @@ int info_v1_metadata(request *r)
                 "\"dim\":[{\"size\":\"-1\",\"name\":\"\"},{\"size\":\"%d\",\"name\":\"\"}],"
                 "\"unknown_rank\":false},\"name\":\"probabilities\"}},"
                 "\"method_name\":\"tensorflow/serving/predict\"}}}}}\n",
-                m->classes);
+                m->cfg->version ? m->cfg->version : 1, m->classes);
     server_release(r->s, m);
     return http_send_json(r, 200, &b);
 }
@@ -175,11 +197,13 @@ int info_v2_server(request *r)
 
 int info_v2_model(request *r)
 {
-    srv_model *m = server_acquire(r->s, r->model);
+    srv_model *m = server_acquire_version(r->s, r->model, r->version);
     if (!m) return http_send_error(r, 503, "model is loading");
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
-    v2_format_model(&b, m->cfg->name, m->S, m->classes, arch_name(m->info.arch),
+    char vers[VERSIONS_MAX * 16];
+    versions_json(r->s, r->model, r->version, vers, sizeof vers);
+    v2_format_model(&b, m->cfg->name, vers, m->S, m->classes, arch_name(m->info.arch),
                     flavour_name(m->info.flavour), m->info.untrained);
     server_release(r->s, m);
     return http_send_json(r, 200, &b);
@@ -187,7 +211,7 @@ int info_v2_model(request *r)
 
 int info_v2_model_ready(request *r)
 {
-    srv_model *m = server_acquire(r->s, r->model);
+    srv_model *m = server_acquire_version(r->s, r->model, r->version);
     int ready = m && !atomic_load(&r->s->draining);
     server_release(r->s, m);
     sbuf b;

@@ -2,6 +2,7 @@
  * what HTTP threads see changes only through server_publish, under server.mu. */
 #include "server/reload.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -68,6 +69,67 @@ static int configured(const config *c, const char *name)
     return 0;
 }
 
+int reload_model(server *s, int slot, const model_cfg *mc, int tpw_auto, reload_load_fn load,
+                 int *changed, char *err, size_t errlen)
+{
+    version_policy vp;
+    long long want[VERSIONS_MAX];
+    int nw = 0, bad = 0;
+    *changed = 0;
+    if (versions_policy_parse(mc->version_policy, &vp, err, errlen) ||
+        versions_resolve(mc->path, &vp, want, &nw, err, errlen)) {
+        char e[SRV_ERR_MAX];
+        snprintf(e, sizeof e, "model %s: %s", mc->name, err);
+        snprintf(err, errlen, "%s", e);
+        server_publish(s, slot, NULL, 1, err); /* whatever served keeps serving */
+        return -1;
+    }
+    /* cfgs is big (a model_cfg each): on the heap, not this thread's stack */
+    model_cfg *cfgs = calloc(VERSIONS_MAX, sizeof *cfgs);
+    srv_model *held[VERSIONS_MAX], *next[VERSIONS_MAX];
+    int nh = 0, nn = 0;
+    if (!cfgs) {
+        snprintf(err, errlen, "model %s: out of memory", mc->name);
+        return -1;
+    }
+    int listed = atomic_load(&s->slots[slot].listed);
+    for (int i = 0; i < nw; i++) {
+        model_cfg *c = &cfgs[i];
+        *c = *mc;
+        c->version = want[i];
+        if (versions_file(mc->path, want[i], c->path, sizeof c->path)) {
+            snprintf(err, errlen, "model %s: version %lld: path too long", mc->name, want[i]);
+            bad = 1;
+            continue;
+        }
+        srv_model *cur = server_acquire_version(s, slot, want[i]);
+        if (cur) held[nh++] = cur; /* until published: the reaper cannot take it meanwhile */
+        if (cur && listed && model_same(cur, c, tpw_auto)) {
+            next[nn++] = cur;
+            continue;
+        }
+        srv_model *m = NULL;
+        if (load(s, slot, c, tpw_auto, &m, err, errlen)) {
+            log_msg(&s->log, LOG_ERROR, "%s (%s)", err,
+                    cur && listed ? "the instance loaded before keeps serving" : "not served");
+            if (cur && listed) next[nn++] = cur;
+            bad = 1;
+            continue;
+        }
+        next[nn++] = m;
+        (*changed)++;
+    }
+    server_publish_versions(s, slot, next, nn, bad ? err : "");
+    if (nn) { /* the info gauge names the version requests without one reach */
+        char ver[24];
+        snprintf(ver, sizeof ver, "%lld", next[nn - 1]->cfg->version);
+        metrics_model_info(s->met, slot, ver, &next[nn - 1]->info);
+    }
+    for (int i = 0; i < nh; i++) server_release(s, held[i]);
+    free(cfgs);
+    return bad ? -1 : 0;
+}
+
 void reload_run(server *s, int argc, char **argv, int cpus, reload_load_fn load)
 {
     char err[600];
@@ -95,26 +157,21 @@ void reload_run(server *s, int argc, char **argv, int cpus, reload_load_fn load)
             failed++;
             continue;
         }
-        srv_model *cur = server_acquire(s, slot);
         int listed = atomic_load(&s->slots[slot].listed);
-        int same = cur && listed && model_same(cur, mc, autos[i]);
+        srv_model *cur = server_acquire(s, slot);
+        int had = cur && listed, changed = 0;
         server_release(s, cur);
-        if (same) {
+        int st = reload_model(s, slot, mc, autos[i], load, &changed, err, sizeof err);
+        if (st) {
+            log_msg(&s->log, LOG_ERROR, "reload: %s", err);
+            failed++;
+        } else if (!changed) {
             kept++;
             continue;
         }
-        srv_model *m = NULL;
-        if (load(s, slot, mc, autos[i], &m, err, sizeof err)) {
-            log_msg(&s->log, LOG_ERROR, "reload: %s (%s)", err,
-                    cur && listed ? "the instance loaded before keeps serving" : "not served");
-            server_publish(s, slot, NULL, 1, err);
-            failed++;
-            continue;
-        }
-        server_publish(s, slot, m, 1, "");
-        log_msg(&s->log, LOG_INFO, "reload: model %s %s", mc->name,
-                cur && listed ? "replaced" : "added");
-        if (cur && listed)
+        if (!changed) continue;
+        log_msg(&s->log, LOG_INFO, "reload: model %s %s", mc->name, had ? "replaced" : "added");
+        if (had)
             replaced++;
         else
             added++;

@@ -11,7 +11,9 @@
 
 #include "server/info.h"
 #include "server/infer.h"
+#include "server/num.h"
 #include "server/page.h"
+#include "server/repository.h"
 
 static const route table[] = {
     {"/", NULL, NULL, "GET", "page", NULL, page_index, NULL},
@@ -24,6 +26,9 @@ static const route table[] = {
     {"/v2", NULL, NULL, "GET", "v2_server", NULL, info_v2_server, NULL},
     {"/v2/health/live", NULL, NULL, "GET", "v2_live", NULL, info_v2_live, NULL},
     {"/v2/health/ready", NULL, NULL, "GET", "v2_ready", NULL, info_v2_ready, NULL},
+    /* only with repository_api (routes_match); "admin_": auth_level asks the admin token */
+    {"/v2/repository/index", NULL, NULL, "POST", "admin_repository_index", NULL, repository_index,
+     NULL},
     /* The name is what precedes the last ":predict", whatever it holds. */
     {"/v1/models/", ":predict", "", "POST", "v1_predict", infer_admit, infer_v1, infer_finish},
     {"/v1/models/", "", "/:", "GET", "v1_model", NULL, info_v1_model, NULL},
@@ -33,8 +38,12 @@ static const route table[] = {
     {"/v2/models/", "/infer", "/", "POST", "v2_infer", infer_admit, infer_v2, infer_finish},
 };
 
-/* V2's versioned paths: "/versions/{v}" sits between the model's name and the suffix. */
+/* The versioned paths: "/versions/{v}" sits between the model's name and the suffix (V2, and
+ * TF Serving's "/v1/models/{m}/versions/{v}[:predict|/metadata]"). */
 static const route versioned[] = {
+    {"/v1/models/", ":predict", "/:", "POST", "v1_predict", infer_admit, infer_v1, infer_finish},
+    {"/v1/models/", "", "/:", "GET", "v1_model", NULL, info_v1_model, NULL},
+    {"/v1/models/", "/metadata", "/:", "GET", "v1_metadata", NULL, info_v1_metadata, NULL},
     {"/v2/models/", "", "/", "GET", "v2_model", NULL, info_v2_model, NULL},
     {"/v2/models/", "/ready", "/", "GET", "v2_model_ready", NULL, info_v2_model_ready, NULL},
     {"/v2/models/", "/infer", "/", "POST", "v2_infer", infer_admit, infer_v2, infer_finish},
@@ -51,7 +60,7 @@ static int follows_versioned(const route *rt, const char *url, const char **name
     *n = strcspn(*name, rt->name_stop);
     if (strncmp(*name + *n, mid, sizeof mid - 1)) return 0;
     *ver = *name + *n + sizeof mid - 1;
-    *vn = strcspn(*ver, "/");
+    *vn = strcspn(*ver, "/:");
     return *vn > 0 && !strcmp(*ver + *vn, rt->suffix);
 }
 
@@ -66,38 +75,45 @@ static int follows(const route *rt, const char *url, const char **name, size_t *
     return strcspn(*name, rt->name_stop) >= *n;
 }
 
-/* Every model serves one version today, "1". A lookup among a model's versions replaces
- * this when a model can have several. */
-static int model_has_version(const server *s, int idx, const char *ver, size_t vn)
+/* The version ver[0, vn) names, if the model serves it: its number; else 0. */
+static long long model_has_version(server *s, int idx, const char *ver, size_t vn)
 {
-    (void)s;
-    (void)idx;
-    return vn == 1 && ver[0] == '1';
+    long long v, have[VERSIONS_MAX];
+    /* spelled as the version folders are: no sign, no leading zero ("01" is not "1") */
+    if (ver[0] < '1' || ver[0] > '9' || num_parse_ll_n(ver, vn, 1, 1000000000000LL, &v)) return 0;
+    int n = server_versions(s, idx, have);
+    for (int i = 0; i < n; i++)
+        if (have[i] == v) return v;
+    return 0;
 }
 
-const route *routes_match(const server *s, const char *url, int *model_idx, int *unknown_model)
+const route *routes_match(server *s, const char *url, int *model_idx, int *unknown_model,
+                          long long *version)
 {
     *model_idx = -1;
     *unknown_model = 0;
+    *version = 0;
     const char *name = NULL, *ver = NULL;
     size_t n = 0, vn = 0;
+    /* first: the unversioned V1 predict row would take "m/versions/2" for a name */
+    for (size_t i = 0; i < sizeof versioned / sizeof versioned[0]; i++) {
+        if (!follows_versioned(&versioned[i], url, &name, &n, &ver, &vn)) continue;
+        *model_idx = server_find(s, name, n);
+        *unknown_model = *model_idx < 0;
+        if (*model_idx >= 0 && !(*version = model_has_version(s, *model_idx, ver, vn))) {
+            *model_idx = -1;
+            *unknown_model = 2;
+        }
+        return &versioned[i];
+    }
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (!follows(&table[i], url, &name, &n)) continue;
+        if (table[i].handle == repository_index && !s->cfg.repository_api) continue;
         if (table[i].suffix) {
             *model_idx = server_find(s, name, n);
             *unknown_model = *model_idx < 0;
         }
         return &table[i];
-    }
-    for (size_t i = 0; i < sizeof versioned / sizeof versioned[0]; i++) {
-        if (!follows_versioned(&versioned[i], url, &name, &n, &ver, &vn)) continue;
-        *model_idx = server_find(s, name, n);
-        *unknown_model = *model_idx < 0;
-        if (*model_idx >= 0 && !model_has_version(s, *model_idx, ver, vn)) {
-            *model_idx = -1;
-            *unknown_model = 2;
-        }
-        return &versioned[i];
     }
     return NULL;
 }

@@ -28,8 +28,10 @@ struct route {
 
 /* The route of `url`, or NULL. *model_idx is the index of the model the path names, or -1;
  * *unknown_model is 1 when it names a model that is not served, 2 when it names a version
- * of a served model that is not served. */
-const route *routes_match(const server *s, const char *url, int *model_idx, int *unknown_model);
+ * of a served model that is not served. *version is the version the path names ("/versions/
+ * {v}"), 0 when it names none (the highest served). */
+const route *routes_match(server *s, const char *url, int *model_idx, int *unknown_model,
+                          long long *version);
 
 /* Does the route take `method`? */
 int routes_method_ok(const route *rt, const char *method);

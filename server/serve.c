@@ -44,6 +44,7 @@
 #include "server/http.h"
 #include "server/reload.h"
 #include "server/server.h"
+#include "server/versions.h"
 #include "server/worker.h"
 
 #define DRAIN_GRACE_MS 2000   /* after drain_timeout_ms: time for cancelled answers to go out */
@@ -143,7 +144,9 @@ static int load_model(server *s, srv_model *m, char *err, size_t errlen)
     }
     m->load_s = (double)(batcher_now_ns() - t0) * 1e-9;
     metrics_model_loaded(s->met, m->idx, m->load_s);
-    metrics_model_info(s->met, m->idx, "1", &m->info); /* "1": as /v2/models/{m} says */
+    char ver[24]; /* the version loaded last is the highest: versions load in ascending order */
+    snprintf(ver, sizeof ver, "%lld", m->cfg->version ? m->cfg->version : 1);
+    metrics_model_info(s->met, m->idx, ver, &m->info);
     log_msg(&s->log, LOG_INFO,
             "model %s loaded in %.2fs: %s %s classes=%d input=%dx%d gemm=%s max_batch_size=%lld "
             "workers=%lld%s",
@@ -298,6 +301,15 @@ static int check_config(const server *s, int cpus)
                     access(m->path, R_OK) ? m->path : m->labels);
             return 1;
         }
+        version_policy vp; /* a version directory: the versions the policy picks exist */
+        long long v[VERSIONS_MAX];
+        int nv;
+        char e[SRV_ERR_MAX];
+        if (versions_policy_parse(m->version_policy, &vp, e, sizeof e) ||
+            versions_resolve(m->path, &vp, v, &nv, e, sizeof e)) {
+            fprintf(stderr, "xbnserve serve: models[%d] (%s): %s\n", i, m->name, e);
+            return 1;
+        }
     }
     config_print(&s->cfg, stdout);
     fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d)\n", s->cfg.nmodels,
@@ -347,14 +359,13 @@ static int models_init(server *s)
 static int load_models(server *s, const int *autos, const sigset_t *sigs, char *err, size_t errlen)
 {
     for (int i = 0; i < s->nmodels; i++) {
-        srv_model *m = NULL;
-        if (model_instance(s, i, &s->cfg.models[i], autos[i], &m, err, errlen)) {
+        int loaded;
+        if (reload_model(s, i, &s->cfg.models[i], autos[i], model_instance, &loaded, err, errlen)) {
             log_msg(&s->log, LOG_ERROR, "%s", err);
             s->cfg.drain_timeout_ms = 0; /* answer nothing more: stop at once */
             drain(s);
             return -1;
         }
-        server_publish(s, i, m, 1, "");
         struct timespec zero = {0, 0};
         if (sigtimedwait(sigs, NULL, &zero) > 0) {
             log_msg(&s->log, LOG_INFO, "signal during start-up");

@@ -58,6 +58,28 @@ srv_model *server_acquire(server *s, int slot)
     return m;
 }
 
+srv_model *server_acquire_version(server *s, int slot, long long v)
+{
+    if (!v) return server_acquire(s, slot);
+    if (slot < 0) return NULL;
+    srv_model *m = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->slots[slot].nvers; i++)
+        if (s->slots[slot].vers[i]->cfg->version == v) m = s->slots[slot].vers[i];
+    if (m) m->refs++;
+    pthread_mutex_unlock(&s->mu);
+    return m;
+}
+
+int server_versions(server *s, int slot, long long *out)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->slots[slot].nvers;
+    for (int i = 0; i < n; i++) out[i] = s->slots[slot].vers[i]->cfg->version;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 void server_release(server *s, srv_model *m)
 {
     if (!m) return;
@@ -84,20 +106,45 @@ int server_slot(server *s, const char *name)
     return ns;
 }
 
+/* Under s->mu: the slot serves ms[0, n) from now on. */
+static void set_versions(server *s, srv_slot *sl, srv_model **ms, int n)
+{
+    for (int i = 0; i < sl->nvers; i++) {
+        int kept = 0;
+        for (int j = 0; j < n; j++) kept |= ms[j] == sl->vers[i];
+        if (!kept) sl->vers[i]->retired = 1;
+    }
+    for (int j = 0; j < n; j++) {
+        int known = 0;
+        for (int i = 0; i < sl->nvers; i++) known |= ms[j] == sl->vers[i];
+        if (!known) {
+            ms[j]->next = s->all;
+            s->all = ms[j];
+        }
+    }
+    for (int j = 0; j < n; j++) sl->vers[j] = ms[j];
+    sl->nvers = n;
+    sl->cur = n ? ms[n - 1] : NULL;
+}
+
 void server_publish(server *s, int slot, srv_model *m, int listed, const char *err)
 {
     srv_slot *sl = &s->slots[slot];
     pthread_mutex_lock(&s->mu);
-    if (m) {
-        m->next = s->all;
-        s->all = m;
-    }
-    if (m || !listed) { /* replaced or removed; a failed load (m NULL, listed) keeps it */
-        if (sl->cur && sl->cur != m) sl->cur->retired = 1;
-        sl->cur = m;
-    }
+    if (m || !listed) /* replaced or removed; a failed load (m NULL, listed) keeps it */
+        set_versions(s, sl, &m, m ? 1 : 0);
     if (err) snprintf(sl->last_error, sizeof sl->last_error, "%s", err);
     atomic_store(&sl->listed, listed);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void server_publish_versions(server *s, int slot, srv_model **ms, int n, const char *err)
+{
+    srv_slot *sl = &s->slots[slot];
+    pthread_mutex_lock(&s->mu);
+    set_versions(s, sl, ms, n);
+    if (err) snprintf(sl->last_error, sizeof sl->last_error, "%s", err);
+    atomic_store(&sl->listed, 1);
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -31,6 +31,7 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/tls.h"
+#include "server/versions.h"
 
 /* One loaded instance of a model: its file, its settings, its batcher. Requests hold a
  * reference from admission until they are freed (server_acquire / server_release); a reload
@@ -66,9 +67,12 @@ typedef struct srv_model {
  * lock; a request refers to its model by slot index. */
 typedef struct {
     char name[CFG_NAME_MAX];
-    atomic_int listed;            /* in the current configuration */
-    srv_model *cur;               /* under server.mu: the instance new requests get; NULL if none */
-    char last_error[SRV_ERR_MAX]; /* under server.mu: why the last load failed; "" */
+    atomic_int listed; /* in the current configuration */
+    srv_model *cur;    /* under server.mu: the instance requests without a version get (the highest
+                        * served version, vers[nvers-1]); NULL if none */
+    srv_model *vers[VERSIONS_MAX]; /* under server.mu: each served version, ascending */
+    int nvers;                     /* under server.mu */
+    char last_error[SRV_ERR_MAX];  /* under server.mu: why the last load failed; "" */
 } srv_slot;
 
 typedef struct server {
@@ -107,6 +111,10 @@ int server_find(const server *s, const char *name, size_t n);
  * failed). The caller gives it back with server_release. */
 srv_model *server_acquire(server *s, int slot);
 void server_release(server *s, srv_model *m); /* accepts NULL */
+/* The same for version v of the slot (cfg->version); v 0 is the highest served, as above. */
+srv_model *server_acquire_version(server *s, int slot, long long v);
+/* The slot's served versions, ascending, into out[VERSIONS_MAX]; how many. */
+int server_versions(server *s, int slot, long long *out);
 
 /* The slot's last load error into buf ("" if none). */
 void server_last_error(server *s, int slot, char *buf, size_t n);
@@ -117,6 +125,10 @@ int server_slot(server *s, const char *name);
 /* Main thread. Make m (loaded, ready; NULL to remove the model) the slot's current instance
  * and retire the one it replaces; err (may be NULL) becomes the slot's last_error. */
 void server_publish(server *s, int slot, srv_model *m, int listed, const char *err);
+/* Main thread. Make ms[0, n) (loaded, ready, ascending by version, n <= VERSIONS_MAX) the
+ * slot's served versions, listed, and retire every instance it served that is not among
+ * them; err as above. Requests hold the instances they started on until they finish. */
+void server_publish_versions(server *s, int slot, srv_model **ms, int n, const char *err);
 /* Main thread. Free every retired instance no request holds any more. */
 void server_reap(server *s);
 /* Main thread. Every instance, current or retired, into a malloc'd array (*n of them). */

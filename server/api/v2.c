@@ -423,12 +423,13 @@ void v2_infer_free(v2_infer *r)
     r->imgs = NULL;
 }
 
-int v2_format_model(sbuf *b, const char *model, int S, int classes, const char *arch,
-                    const char *flavour, int untrained)
+int v2_format_model(sbuf *b, const char *model, const char *versions, int S, int classes,
+                    const char *arch, const char *flavour, int untrained)
 {
     sbuf_puts(b, "{\"name\":");
     sbuf_json_str(b, model);
-    sbuf_puts(b, ",\"versions\":[\"1\"],\"platform\":\"xbnserve\",\"parameters\":{\"arch\":");
+    sbuf_printf(b,
+                ",\"versions\":%s,\"platform\":\"xbnserve\",\"parameters\":{\"arch\":", versions);
     sbuf_json_str(b, arch);
     sbuf_puts(b, ",\"flavour\":");
     sbuf_json_str(b, flavour);

@@ -15,7 +15,7 @@
  * Parameters understood: request "binary_data_output" (bool: outputs default to binary),
  * input "binary_data_size", output "binary_data" (bool) and "classification" (K: the top K
  * classes per image as BYTES "value:index[:label]"). Any other parameter is refused.
- * Infer response: {"model_name","model_version":"1","id","outputs":[...]} with the outputs
+ * Infer response: {"model_name","model_version","id","outputs":[...]} with the outputs
  * asked for (probabilities by default); a binary output has "parameters":
  * {"binary_data_size":B} and no "data", its bytes follow the JSON in output order.
  */
@@ -61,12 +61,13 @@ int v2_has_binary(const v2_infer *r);
 
 /* Append the infer response: its JSON to json, the binary outputs' bytes to bin (nothing
  * when v2_has_binary is 0). logits and probs are [n, classes]; labels may be NULL. */
-int v2_format_infer(sbuf *json, sbuf *bin, const char *model, const v2_infer *r,
-                    const float *logits, const float *probs, int classes,
+int v2_format_infer(sbuf *json, sbuf *bin, const char *model, const char *version,
+                    const v2_infer *r, const float *logits, const float *probs, int classes,
                     const char *const *labels);
 
-/* Append the model metadata response (GET /v2/models/{name}). */
-int v2_format_model(sbuf *b, const char *model, int S, int classes, const char *arch,
-                    const char *flavour, int untrained);
+/* Append the model metadata response (GET /v2/models/{name}); versions: the served ones, a
+ * JSON array of strings. */
+int v2_format_model(sbuf *b, const char *model, const char *versions, int S, int classes,
+                    const char *arch, const char *flavour, int untrained);
 
 #endif

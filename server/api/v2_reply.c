@@ -97,12 +97,14 @@ int v2_has_binary(const v2_infer *r)
     return 0;
 }
 
-int v2_format_infer(sbuf *json, sbuf *bin, const char *model, const v2_infer *r,
-                    const float *logits, const float *probs, int classes, const char *const *labels)
+int v2_format_infer(sbuf *json, sbuf *bin, const char *model, const char *version,
+                    const v2_infer *r, const float *logits, const float *probs, int classes,
+                    const char *const *labels)
 {
     sbuf_puts(json, "{\"model_name\":");
     sbuf_json_str(json, model);
-    sbuf_puts(json, ",\"model_version\":\"1\"");
+    sbuf_puts(json, ",\"model_version\":");
+    sbuf_json_str(json, version);
     if (r->id[0]) {
         sbuf_puts(json, ",\"id\":");
         sbuf_json_str(json, r->id);

@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sbuf b, bin;
             sbuf_init(&b, 1 << 20);
             sbuf_init(&bin, 1 << 20);
-            if (v2_format_infer(&b, &bin, "small", &r, logits, probs, CLASSES, labels) == 0 &&
+            if (v2_format_infer(&b, &bin, "small", "1", &r, logits, probs, CLASSES, labels) == 0 &&
                 (b.len == 0 || b.p[b.len - 1] != '\n' || (bin.len > 0) != v2_has_binary(&r)))
                 abort();
             sbuf_free(&b);

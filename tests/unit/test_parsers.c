@@ -393,7 +393,7 @@ static void test_v2(void **state)
     sbuf_init(&bin, 4096);
     float logits[2] = {1.5f, -2}, probs[2] = {0.9f, 0.1f};
     r.n = 1;
-    assert_int_equal(v2_format_infer(&b, &bin, "m", &r, logits, probs, 2, NULL), 0);
+    assert_int_equal(v2_format_infer(&b, &bin, "m", "1", &r, logits, probs, 2, NULL), 0);
     assert_int_equal(bin.len, 0);
     assert_non_null(strstr(b.p, "\"name\":\"logits\",\"datatype\":\"FP32\",\"shape\":[1,2],"
                                 "\"data\":[1.5,-2]"));
@@ -457,7 +457,7 @@ static void test_v2_binary(void **state)
     sbuf_init(&bin, 4096);
     float logits[3] = {1, 2, -3}, probs[3] = {0.25f, 0.5f, 0.25f};
     const char *labels[3] = {"cat", "dog", "eel"};
-    assert_int_equal(v2_format_infer(&b, &bin, "m", &r, logits, probs, 3, labels), 0);
+    assert_int_equal(v2_format_infer(&b, &bin, "m", "1", &r, logits, probs, 3, labels), 0);
     assert_non_null(strstr(b.p,
                            "{\"name\":\"probabilities\",\"datatype\":\"BYTES\",\"shape\":[1,2],"
                            "\"parameters\":{\"binary_data_size\":36}}"));
