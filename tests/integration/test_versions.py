@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from test_http import BIN, JPEG, MODELS, Server
+from xbn import BIN, JPEG, MODELS, Server
 
 F035 = os.path.join(MODELS, "mobilenetv2-keras-035.safetensors")  # 17 classes
 F100 = os.path.join(MODELS, "mobilenetv2-keras-100.safetensors")  # 1000 classes

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from test_faults import vm_hwm_kb
-from test_http import JPEG, SMALL, Server, multipart
+from xbn import JPEG, SMALL, Server, multipart
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "fuzz"))
