@@ -151,9 +151,10 @@ def test_address_that_is_not_local_fails():
     rc, lines, _ = start_fails("--port", "8080", "--listen-address", "192.0.2.1")
     assert rc == 1
     one_error(lines, "cannot listen on 192.0.2.1:8080: Cannot assign requested address")
+    # not an address at all: a configuration error (exit 2), as --check-config says too
     rc, lines, _ = start_fails("--listen-address", "300.1.2.3")
-    assert rc == 1
-    one_error(lines, "listen_address: '300.1.2.3' is not an IPv4 address")
+    assert rc == 2
+    assert lines == ["xbnserve serve: listen_address: '300.1.2.3' is not an IPv4 address"]
 
 
 # ---- replacement under load ----
