@@ -9,7 +9,7 @@
  * allocated inside session_run. A session is used by one thread at a time.
  *
  * Every sample's logits depend only on that sample: they are bit-for-bit identical whatever
- * the batch size and the sample's position in the batch (tests/test_batch_invariance.c).
+ * the batch size and the sample's position in the batch (tests/unit/test_batch_invariance.c).
  *
  * Functions that can fail return 0 on success and a negative status otherwise, and write a
  * one-line message naming the problem into `err` (at most `errlen` bytes, NUL-terminated).
