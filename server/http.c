@@ -28,6 +28,7 @@
 
 #include "server/cors.h"
 #include "server/listener.h"
+#include "server/num.h"
 #include "server/routes.h"
 #include "server/tls.h"
 
@@ -338,9 +339,8 @@ static int at_the_door(request *r, const char *url, const char *method)
     if (code) return http_send_error(r, code, why);
     const char *cl = http_header(r, "Content-Length");
     if (cl) {
-        char *end;
-        unsigned long long n = strtoull(cl, &end, 10);
-        if (*end || n > (unsigned long long)s->cfg.max_body_bytes) {
+        long long n;
+        if (num_parse_ll(cl, 0, s->cfg.max_body_bytes, &n)) { /* not a count, or too large */
             snprintf(r->err, sizeof r->err, "body larger than max_body_bytes (%lld)",
                      s->cfg.max_body_bytes);
             return http_send_error(r, 413, r->err);

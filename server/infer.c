@@ -7,6 +7,7 @@
  */
 #include "server/infer.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "server/api/multipart.h"
 #include "server/api/v1.h"
 #include "server/http.h"
+#include "server/num.h"
 
 /* ---- compute workers ---- */
 
@@ -64,12 +66,12 @@ static int v1_top_k_of(request *r, long body_top_k)
     long top_k = body_top_k;
     const char *q = top_k < 0 ? http_query(r, "top_k") : NULL;
     if (q) {
-        char *end;
-        top_k = strtol(q, &end, 10);
-        if (!*q || *end || top_k < 0) {
+        long long k;
+        if (num_parse_ll(q, 0, LONG_MAX, &k)) {
             snprintf(r->err, sizeof r->err, "top_k must be a non-negative integer");
             return 400;
         }
+        top_k = (long)k;
     }
     r->work.top_k = top_k < 0 ? 5 : top_k;
     return 0;
@@ -146,9 +148,8 @@ static int v2_json_len(request *r, size_t *json_len)
     const char *h = http_header(r, "Inference-Header-Content-Length");
     *json_len = r->len;
     if (!h) return 0;
-    char *end;
-    unsigned long long n = strtoull(h, &end, 10);
-    if (*h < '0' || *h > '9' || *end || n > r->len) {
+    long long n;
+    if (num_parse_ll(h, 0, (long long)r->len, &n)) {
         snprintf(r->err, sizeof r->err,
                  "Inference-Header-Content-Length must be a byte count of at most the body's "
                  "%zu bytes",

@@ -10,11 +10,14 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "server/num.h"
 
 #define TCP_LISTEN 0x0A /* the kernel's TCP_LISTEN, as /proc/net/tcp prints the state */
 
@@ -117,7 +120,8 @@ static void find_pid(portowner *o)
             if (errno == EACCES || errno == EPERM) o->hidden++; /* ENOENT: it just exited */
             continue;
         }
-        if (holds(fds, want)) o->pid = atoi(e->d_name);
+        int pid;
+        if (holds(fds, want) && !num_parse_int(e->d_name, 1, INT_MAX, &pid)) o->pid = pid;
         closedir(fds);
     }
     closedir(proc);

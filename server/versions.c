@@ -65,10 +65,7 @@ int versions_file(const char *path, long long v, char *buf, size_t n)
 /* A version folder's name: digits only, no leading zero, > 0. */
 static int version_name(const char *s, long long *v)
 {
-    if (s[0] < '1' || s[0] > '9' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 12)
-        return 0;
-    *v = strtoll(s, NULL, 10);
-    return 1;
+    return s[0] != '0' && !num_parse_ll(s, 1, 999999999999LL, v);
 }
 
 /* Does version v of the directory path have its file? */
