@@ -12,7 +12,7 @@ build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcjson-dev libjpeg62-turbo-d
     libopenblas-dev python3 python3-torch python3-numpy)
 test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-h5py
     python3-yaml curl clang libclang-rt-14-dev
-    python-matplotlib-data lomiri-wallpapers-20.04 libjpeg-turbo-progs)
+    python-matplotlib-data lomiri-wallpapers-20.04 libjpeg-turbo-progs dataset-fashion-mnist)
 container_pkgs=(podman runc debootstrap)
 bench_pkgs=(wrk)
 
