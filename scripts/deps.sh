@@ -17,7 +17,8 @@ build_pkgs=(gcc make pkg-config libmicrohttpd-dev libgnutls28-dev libcjson-dev l
 test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-h5py
     python3-yaml curl clang clang-format libclang-rt-14-dev
     python-matplotlib-data lomiri-wallpapers-20.04 libjpeg-turbo-progs
-    prometheus python3-matplotlib chromium chromium-driver python3-selenium qemu-user)
+    prometheus python3-matplotlib chromium chromium-driver python3-selenium qemu-user
+    dataset-fashion-mnist)
 # npm installs the validators of tests/integration/node (Makefile: node-deps). Debian's
 # nodejs + npm only where the machine has no npm of its own (a Node.js from elsewhere
 # ships npm inside its nodejs package, which Debian's npm would conflict with).

@@ -126,7 +126,11 @@ def read_labels(path, classes):
 
 
 def make_metadata(arch, flavour, width, classes, input_size, labels, source,
-                  untrained=False, gn_groups=None):
+                  untrained=False, gn_groups=None, preprocess=None):
+    """The file's __metadata__; `preprocess` defaults to the arch and flavour's usual one
+    (a model trained with another, e.g. tools/train_fashion.py, passes its own)."""
+    if preprocess is None:
+        preprocess = xm.default_preprocess(arch, flavour, input_size)
     meta = {
         "format": FORMAT,
         "arch": arch,
@@ -135,7 +139,7 @@ def make_metadata(arch, flavour, width, classes, input_size, labels, source,
         "classes": str(int(classes)),
         "gn_groups": str(gn_groups or xm.DEFAULT_GN_GROUPS[(arch, flavour)]),
         "input_size": str(int(input_size)),
-        "preprocess": json.dumps(xm.default_preprocess(arch, flavour, input_size)),
+        "preprocess": json.dumps(preprocess),
         "labels": json.dumps(labels),
         "source": source,
     }
