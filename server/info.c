@@ -136,18 +136,27 @@ static void model_json(sbuf *b, server *s, int slot, long long only)
     server_release(s, m);
 }
 
+/* KServe V1's listing, {"models": [NAME, ...]}, and each model's status under "details", in
+ * the same order (what the try-it page reads). The listed slots are read once, so a reload
+ * meanwhile cannot make the two lists differ. */
 int info_v1_models(request *r)
 {
     server *s = r->s;
+    int listed[CFG_MAX_MODELS], n = 0;
+    int ns = atomic_load_explicit(&s->nslots, memory_order_acquire);
+    for (int i = 0; i < ns; i++)
+        if (atomic_load(&s->slots[i].listed)) listed[n++] = i;
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
     sbuf_puts(&b, "{\"models\":[");
-    int ns = atomic_load_explicit(&s->nslots, memory_order_acquire), first = 1;
-    for (int i = 0; i < ns; i++) {
-        if (!atomic_load(&s->slots[i].listed)) continue;
-        if (!first) sbuf_puts(&b, ",");
-        first = 0;
-        model_json(&b, s, i, 0);
+    for (int i = 0; i < n; i++) {
+        if (i) sbuf_puts(&b, ",");
+        sbuf_json_str(&b, s->slots[listed[i]].name);
+    }
+    sbuf_puts(&b, "],\"details\":[");
+    for (int i = 0; i < n; i++) {
+        if (i) sbuf_puts(&b, ",");
+        model_json(&b, s, listed[i], 0);
     }
     sbuf_puts(&b, "]}\n");
     return http_send_json(r, 200, &b);

@@ -40,7 +40,8 @@ async function loadModels() {
   try {
     const r = await fetch("/v1/models", { cache: "no-store" });
     if (!r.ok) throw new Error("GET /v1/models: HTTP " + r.status);
-    models = (await r.json()).models || [];
+    // {"models": [names], "details": [each model's status]}: KServe V1's list, and ours.
+    models = (await r.json()).details || [];
   } catch (e) {
     sel.replaceChildren(new Option("cannot list models"));
     $("model-info").textContent = String(e.message || e);

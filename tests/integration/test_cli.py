@@ -203,7 +203,7 @@ def test_daemon_override_is_the_cli_spec(tmp_path, jpeg):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    assert json.loads(listing)["models"][0]["input_size"] == 64
+    assert json.loads(listing)["details"][0]["input_size"] == 64
     served = {p["index"]: p["score"] for p in json.loads(body)["predictions"][0]}
     npy = str(tmp_path / "x.npy")
     p = run("preprocess", "--model", SMALL, "--crop", "64", "--resize", "80", "--mode",

@@ -31,12 +31,15 @@ def test_health_and_readiness(srv):
 
 
 def test_model_listing(srv):
+    status = {"name": "small", "status": "ready", "ready": True,
+              "model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                        "status": {"error_code": "OK", "error_message": ""}}],
+              "arch": "mobilenetv2", "flavour": "keras", "classes": 17, "input_size": 224,
+              "untrained": True, "max_batch_size": 8, "workers": 1, "width": 0.35,
+              "source": "init seed=404 (xbnweights.py testset)", "path": SMALL}
     st, _, j = srv.json("GET", "/v1/models")
-    assert st == 200
-    m = j["models"][0]
-    assert m["name"] == "small" and m["status"] == "ready" and m["untrained"] is True
-    assert m["classes"] == 17 and m["arch"] == "mobilenetv2"
-    assert srv.json("GET", "/v1/models/small")[2]["name"] == "small"
+    assert (st, j) == (200, {"models": ["small"], "details": [status]})
+    assert srv.json("GET", "/v1/models/small")[2] == status
     st, _, meta = srv.json("GET", "/v2/models/small")
     assert st == 200 and meta["name"] == "small"
     assert meta["inputs"][0]["shape"] == [-1, 3, 224, 224]

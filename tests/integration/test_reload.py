@@ -112,8 +112,9 @@ def test_reload_under_load(tmp_path, refs):
 
     st, _, j = srv.json("GET", "/v1/models")
     assert st == 200
-    models = {m["name"]: m for m in j["models"]}
-    assert sorted(models) == ["added", "small"]
+    models = {m["name"]: m for m in j["details"]}
+    assert sorted(j["models"]) == ["added", "small"]
+    assert j["models"] == [m["name"] for m in j["details"]]
     assert models["small"]["status"] == "ready" and models["small"]["path"] == F100
     assert "broken.safetensors" in models["small"]["last_error"]
     assert models["added"]["status"] == "ready" and "last_error" not in models["added"]
