@@ -116,8 +116,8 @@ static int v1_read_body(request *r, blob **imgs, int *nimg)
         snprintf(ct, sizeof ct, "%s", as);
     }
     if (!strcmp(ct, "application/json")) {
-        st = v1_parse_json((const char *)r->body, r->len, max_img, imgs, nimg, &top_k, r->err,
-                           sizeof r->err);
+        st = v1_parse_json((const char *)r->body, r->len, max_img, imgs, nimg, &top_k,
+                           &r->work.form, r->err, sizeof r->err);
     } else if (!strcmp(ct, "multipart/form-data")) {
         st = multipart_parse(ctype, r->body, r->len, max_img, imgs, nimg, &top_k, r->err,
                              sizeof r->err);
@@ -349,7 +349,7 @@ int infer_finish(request *r)
         sbuf b;
         sbuf_init(&b, HTTP_RESPONSE_MAX);
         v1_format(&b, m->cfg->name, m->info.untrained, m->info.labels, m->classes, probs, w->nimg,
-                  w->top_k);
+                  w->top_k, w->form);
         rc = http_send_json(r, 200, &b);
     }
     free(probs);

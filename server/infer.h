@@ -18,6 +18,7 @@
 #ifndef XBN_INFER_H
 #define XBN_INFER_H
 
+#include "server/api/v1.h"
 #include "server/api/v2.h"
 #include "server/batcher.h"
 
@@ -28,6 +29,7 @@ typedef struct {
     srv_model *m; /* the model instance, referenced from admission until infer_work_free */
     int is_v2;
     long top_k;        /* v1: classes per image to report */
+    v1_form form;      /* v1: the JSON form the answer follows (row for non-JSON bodies) */
     int nimg;          /* images in the job (also logged) */
     v2_infer v2;       /* V2: the parsed body */
     float *in;         /* V2 FP32: the preprocessed tensor [nimg, in_elems], or NULL */

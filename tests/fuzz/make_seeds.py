@@ -211,6 +211,10 @@ def main():
     write(v1, "unit", b'{"instances":[{"b64":"aGVsbG8="},{"img":{"b64":"AQID"}}],"top_k":2}')
     write(v1, "ws", b'{"instances":[{"b64":"aGVs\\nbG8"},{"b64":"_-8="}]}')
     write(v1, "bad_topk", b'{"instances":[{"b64":"AA=="}],"top_k":1.5}')
+    # TF Serving's columnar form: a list, one image, a named input
+    write(v1, "columnar", b'{"inputs":[{"b64":"aGVsbG8="},{"b64":"AQID"}]}')
+    write(v1, "columnar_one", b'{"inputs":{"b64":"aGVsbG8="},"top_k":1}')
+    write(v1, "columnar_named", b'{"inputs":{"image_bytes":[{"b64":"AQID"}]}}')
     # valid JSON but for one stray bracket at the end: refused by the scan, before cJSON
     write(v1, "stray_bracket", b'{"instances":[' + b"0," * 2000 + b'0]}]')
 

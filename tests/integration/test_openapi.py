@@ -171,6 +171,8 @@ def exercise_main(rec):
     rec("POST", pred, json.dumps({"instances": [{"b64": base64.b64encode(JPEG).decode()},
                                                 {"image": {"b64": base64.b64encode(PNG).decode()}}],
                                   "top_k": 0}), JSON)
+    rec("POST", pred, json.dumps({"inputs": {"image_bytes": [{"b64": base64.b64encode(PNG).decode()}]},
+                                  "top_k": 2}), JSON)                             # columnar
     rec("POST", pred, b"not an image", {"Content-Type": "image/jpeg"})           # 415
     rec("POST", pred, b"hello", {"Content-Type": "text/plain"})                  # 415
     rec("POST", pred, json.dumps({"instances": []}), JSON)                       # 400

@@ -309,16 +309,19 @@ static void test_v1_json(void **state)
     blob *b;
     int n;
     long k;
+    v1_form f;
     char err[128];
     const char *ok = "{\"instances\":[{\"b64\":\"aGVsbG8=\"},{\"img\":{\"b64\":\"AQID\"}}],"
                      "\"top_k\":2}";
-    assert_int_equal(v1_parse_json(ok, strlen(ok), 4, &b, &n, &k, err, sizeof err), PARSE_OK);
+    assert_int_equal(v1_parse_json(ok, strlen(ok), 4, &b, &n, &k, &f, err, sizeof err), PARSE_OK);
     assert_int_equal(n, 2);
     assert_int_equal(k, 2);
+    assert_int_equal(f, V1_ROW);
     assert_memory_equal(b[0].data, "hello", 5);
     assert_int_equal(b[1].len, 3);
     blobs_free(b, n);
-    assert_int_equal(v1_parse_json(ok, strlen(ok), 1, &b, &n, &k, err, sizeof err), PARSE_ETOOMANY);
+    assert_int_equal(v1_parse_json(ok, strlen(ok), 1, &b, &n, &k, &f, err, sizeof err),
+                     PARSE_ETOOMANY);
     const char *bad[] = {"{",
                          "[]",
                          "{\"instances\":[]}",
@@ -327,8 +330,84 @@ static void test_v1_json(void **state)
                          "{\"instances\":[{\"b64\":\"AA==\"}],\"top_k\":-1}",
                          "{\"instances\":[{\"b64\":\"AA==\"}],\"top_k\":1.5}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(v1_parse_json(bad[i], strlen(bad[i]), 4, &b, &n, &k, err, sizeof err),
+        assert_int_equal(v1_parse_json(bad[i], strlen(bad[i]), 4, &b, &n, &k, &f, err, sizeof err),
                          PARSE_EINVAL);
+}
+
+/* TF Serving's columnar form: every shape of "inputs" the models can take, each the same two
+ * (or one) images as the row form would give, and its errors. */
+static void test_v1_json_columnar(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        int n; /* images: "hello", then "\1\2\3" */
+    } good[] = {
+        {"{\"inputs\":[{\"b64\":\"aGVsbG8=\"},{\"b64\":\"AQID\"}]}", 2},
+        {"{\"inputs\":{\"b64\":\"aGVsbG8=\"}}", 1},
+        {"{\"inputs\":{\"image_bytes\":[{\"b64\":\"aGVsbG8=\"},{\"b64\":\"AQID\"}]}}", 2},
+        {"{\"inputs\":{\"image\":{\"b64\":\"aGVsbG8=\"}}}", 1},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        blob *b;
+        int n;
+        long k;
+        v1_form f;
+        char err[128];
+        int st =
+            v1_parse_json(good[i].body, strlen(good[i].body), 4, &b, &n, &k, &f, err, sizeof err);
+        if (st) fail_msg("%s: %s", good[i].body, err);
+        assert_int_equal(n, good[i].n);
+        assert_int_equal(f, V1_COLUMNAR);
+        assert_int_equal(k, -1);
+        assert_int_equal(b[0].len, 5);
+        assert_memory_equal(b[0].data, "hello", 5);
+        if (n == 2) assert_memory_equal(b[1].data, "\1\2\3", 3);
+        blobs_free(b, n);
+    }
+    static const struct {
+        const char *body, *err;
+    } bad[] = {
+        {"{\"instances\":[{\"b64\":\"AQID\"}],\"inputs\":[{\"b64\":\"AQID\"}]}",
+         "a body has \"instances\" (row form) or \"inputs\" (columnar form), not both"},
+        {"{\"inputs\":[]}", "\"inputs\" is empty"},
+        {"{\"inputs\":{\"image\":[]}}", "\"inputs.image\" is empty"},
+        {"{\"inputs\":{}}", "\"inputs\" names 0 inputs; the model takes one (the image)"},
+        {"{\"inputs\":{\"a\":[],\"b\":[]}}",
+         "\"inputs\" names 2 inputs; the model takes one (the image)"},
+        {"{\"inputs\":\"AQID\"}",
+         "\"inputs\" must be a list of {\"b64\": ...} images or one of them"},
+        {"{\"inputs\":{\"image\":\"AQID\"}}",
+         "\"inputs.image\" must be a list of {\"b64\": ...} images or one of them"},
+        {"{\"inputs\":[\"AQID\"]}", "inputs[0] needs a \"b64\" string"},
+        /* a named input inside the tensor is the row form's, not the columnar one's */
+        {"{\"inputs\":[{\"image\":{\"b64\":\"AQID\"}}]}", "inputs[0] needs a \"b64\" string"},
+        {"{\"inputs\":{\"image\":[{\"b64\":\"AQID\"},{\"b64\":\"@\"}]}}",
+         "inputs.image[1].b64 is not valid base64"},
+        {"{\"top_k\":1}", "JSON body needs an \"instances\" array or \"inputs\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        blob *b;
+        int n;
+        long k;
+        v1_form f;
+        char err[128];
+        assert_int_equal(
+            v1_parse_json(bad[i].body, strlen(bad[i].body), 4, &b, &n, &k, &f, err, sizeof err),
+            PARSE_EINVAL);
+        assert_string_equal(err, bad[i].err);
+        assert_null(b);
+        assert_int_equal(n, 0);
+    }
+    blob *b;
+    int n;
+    long k;
+    v1_form f;
+    char err[128];
+    const char *five = "{\"inputs\":[{\"b64\":\"AA\"},{\"b64\":\"AA\"},{\"b64\":\"AA\"},"
+                       "{\"b64\":\"AA\"},{\"b64\":\"AA\"}]}";
+    assert_int_equal(v1_parse_json(five, strlen(five), 4, &b, &n, &k, &f, err, sizeof err),
+                     PARSE_ETOOMANY);
 }
 
 static void test_v1_format(void **state)
@@ -360,7 +439,7 @@ static void test_v1_format(void **state)
     assert_int_equal(idx[1], 0);
     sbuf b;
     sbuf_init(&b, 1 << 16);
-    assert_int_equal(v1_format(&b, "m", 1, labels, 4, probs, 1, 0), 0);
+    assert_int_equal(v1_format(&b, "m", 1, labels, 4, probs, 1, 0, V1_ROW), 0);
     assert_non_null(strstr(b.p, "\"label\":\"a\\\"q\""));
     /* %.9g gives back the exact float */
     const char *s = strstr(b.p, "\"index\":3,\"label\":\"d\",\"score\":");
@@ -368,8 +447,15 @@ static void test_v1_format(void **state)
     float back = strtof(s + strlen("\"index\":3,\"label\":\"d\",\"score\":"), NULL);
     assert_true(back == probs[3]);
     sbuf_free(&b);
+    /* the columnar form's answer: the same, its key "outputs" */
+    sbuf_init(&b, 1 << 16);
+    assert_int_equal(v1_format(&b, "m", 0, NULL, 4, probs, 1, 2, V1_COLUMNAR), 0);
+    assert_string_equal(b.p, "{\"model\":\"m\",\"untrained\":false,\"outputs\":[[{\"index\":1,"
+                             "\"label\":\"1\",\"score\":0.400000006},{\"index\":2,\"label\":"
+                             "\"2\",\"score\":0.400000006}]]}\n");
+    sbuf_free(&b);
     sbuf_init(&b, 10); /* the cap holds */
-    assert_int_not_equal(v1_format(&b, "m", 0, NULL, 4, probs, 1, 0), 0);
+    assert_int_not_equal(v1_format(&b, "m", 0, NULL, 4, probs, 1, 0, V1_ROW), 0);
     sbuf_free(&b);
 }
 
@@ -578,7 +664,8 @@ static void test_v1_unscannable(void **state)
     blob *b;
     int n;
     long tk;
-    assert_int_equal(v1_parse_json(body, k, 4, &b, &n, &tk, err, sizeof err), PARSE_EINVAL);
+    v1_form f;
+    assert_int_equal(v1_parse_json(body, k, 4, &b, &n, &tk, &f, err, sizeof err), PARSE_EINVAL);
     assert_string_equal(err, "body is not a JSON object");
     free(body);
 }
@@ -605,7 +692,8 @@ static void test_json_value_bound(void **state)
             blob *b;
             int n;
             long tk;
-            st = v1_parse_json(body, k, 4, &b, &n, &tk, err, sizeof err);
+            v1_form f;
+            st = v1_parse_json(body, k, 4, &b, &n, &tk, &f, err, sizeof err);
         } else {
             v2_infer r;
             st = v2_parse_infer(body, k, k, 2, 2, 4, &r, err, sizeof err);
@@ -651,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_multipart_fields),
         cmocka_unit_test(test_npy_shape),
         cmocka_unit_test(test_v1_json),
+        cmocka_unit_test(test_v1_json_columnar),
         cmocka_unit_test(test_v1_format),
         cmocka_unit_test(test_v2),
         cmocka_unit_test(test_v2_binary),
