@@ -20,8 +20,9 @@ SRC_DIRS := engine engine/kernels image server server/api cli
 LIB_SRC := $(filter-out cli/main.c engine/kernels/kernels.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
 KERNELS_OBJ := $(BUILD)/engine/kernels/kernels_avx2.o $(BUILD)/engine/kernels/kernels_base.o
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KERNELS_OBJ) $(BUILD)/web/assets.o
-# The try-it page (server/page.h): web/ kept as ordinary files, built in as C arrays.
-WEB_SRC := web/index.html web/app.js web/app.css
+# The try-it page (server/page.h): web/ kept as ordinary files, built in as C arrays; and
+# docs/openapi.yaml, served at /openapi.yaml from the one copy the repository keeps.
+WEB_SRC := web/index.html web/app.js web/app.css docs/openapi.yaml
 TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 C_FILES := $(foreach d,$(SRC_DIRS) tests/unit tests/fuzz,$(wildcard $(d)/*.[ch]))
 MODELS  := $(BUILD)/models

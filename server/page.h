@@ -6,6 +6,9 @@
  * public API (GET /v1/models, POST /v1/models/{name}:predict). Script and style are served
  * as their own routes so the Content-Security-Policy can forbid every inline script and
  * style. `ui: false` turns all three into 404s.
+ *
+ * docs/openapi.yaml is built in the same way and served at /openapi.yaml, whatever `ui` says:
+ * the document in the repository is the one the daemon serves, byte for byte.
  */
 #ifndef XBN_PAGE_H
 #define XBN_PAGE_H
@@ -18,8 +21,9 @@
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "        \
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-int page_index(request *r); /* GET / */
-int page_js(request *r);    /* GET /ui/app.js */
-int page_css(request *r);   /* GET /ui/app.css */
+int page_index(request *r);   /* GET / */
+int page_js(request *r);      /* GET /ui/app.js */
+int page_css(request *r);     /* GET /ui/app.css */
+int page_openapi(request *r); /* GET /openapi.yaml */
 
 #endif

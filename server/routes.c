@@ -19,6 +19,7 @@ static const route table[] = {
     {"/", NULL, NULL, "GET", "page", NULL, page_index, NULL},
     {"/ui/app.js", NULL, NULL, "GET", "page", NULL, page_js, NULL},
     {"/ui/app.css", NULL, NULL, "GET", "page", NULL, page_css, NULL},
+    {"/openapi.yaml", NULL, NULL, "GET", "openapi", NULL, page_openapi, NULL},
     {"/healthz", NULL, NULL, "GET", "healthz", NULL, info_healthz, NULL},
     {"/readyz", NULL, NULL, "GET", "readyz", NULL, info_readyz, NULL},
     {"/metrics", NULL, NULL, "GET", "metrics", NULL, info_metrics, NULL},

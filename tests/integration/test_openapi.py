@@ -1,18 +1,24 @@
-"""docs/openapi.yaml: valid for two OpenAPI validators, and true to what the daemon does.
+"""docs/openapi.yaml: valid for two OpenAPI validators, true to what the daemon does, and the
+document the daemon serves.
 
 1. tests/integration/node/openapi-check.js `lint`: @apidevtools/swagger-parser (the format's
    JSON schema, every $ref resolved) and @redocly/openapi-core's `recommended` rules. Broken
    copies of the document fail it.
-2. The daemon (build/xbnserve on loopback ports) answers a request on every route, with every
-   status it can be made to give here (200, 400, 404, 405, 413, 414, 415, 503 from a full queue
-   and from a draining daemon, 504; not 500, which takes an engine failure or no memory); openapi-check.js `exchanges` then checks each exchange
+2. The daemon (build/xbnserve on loopback ports) answers a request on every route (versioned
+   ones, PUT on predict, the V2 binary and classification extensions, the repository index
+   included), with every status it can be made to give here (200, 400, 401, 404, 405, 413,
+   414, 415, 503 from a full queue and from a draining daemon, 504; not 500, which takes an
+   engine failure or no memory); openapi-check.js `exchanges` then checks each exchange
    against the document: operation, status, required headers (X-Request-Id, Allow,
    Retry-After) and their values, no undocumented X-Request-Id / Allow / Retry-After,
    Content-Type, response body against its schema, and the successful requests' bodies
    against the request schemas. Mutated exchanges and a broken copy of the document fail it.
+3. GET /openapi.yaml is this file byte for byte (HEAD too, 405 with Allow otherwise), and every
+   route of server/routes.c's tables, probed on the daemon, is a path of the document with
+   the methods the daemon's Allow names, and the other way round (no node needed).
 
-The validators are installed by `make node-deps` (part of `make test`); without them these
-tests are skipped. Env: XBN_BIN, XBN_MODELS (as xbn.py), XBN_NODE_DIR (build/node).
+The validators are installed by `make node-deps` (part of `make test`); without them the
+tests of 1 and 2 are skipped. Env: XBN_BIN, XBN_MODELS (as xbn.py), XBN_NODE_DIR (build/node).
 """
 
 import base64
@@ -22,7 +28,9 @@ import json
 import os
 import pathlib
 import shutil
+import re
 import signal
+import struct
 import subprocess
 import threading
 import time
@@ -83,7 +91,8 @@ BROKEN_DOCS = [
      [("swagger-parser", "schema"), ("redocly", "struct")]),
     ("undeclared-path-parameter", _drop_name_param, [("redocly", "path-parameters-defined")]),
     ("duplicate-operation-id", _dup_operation_id, [("redocly", "operation-operationId-unique")]),
-    ("no-4xx", lambda d: [d["paths"]["/healthz"]["get"]["responses"].pop(c) for c in ("405", "414")],
+    ("no-4xx", lambda d: [d["paths"]["/healthz"]["get"]["responses"].pop(c)
+                          for c in ("401", "405", "414")],
      [("redocly", "operation-4xx-response")]),
 ]
 
@@ -151,12 +160,72 @@ def v2_bytes(images, **extra):
 JSON = {"Content-Type": "application/json"}
 
 
+GET_PATHS = ("/", "/ui/app.js", "/ui/app.css", "/openapi.yaml", "/healthz", "/readyz", "/metrics",
+             "/v1/models", "/v1/models/small", "/v1/models/small/versions/1",
+             "/v1/models/small/metadata", "/v1/models/small/versions/1/metadata", "/v2",
+             "/v2/health/live", "/v2/health/ready", "/v2/models/small",
+             "/v2/models/small/versions/1", "/v2/models/small/ready",
+             "/v2/models/small/versions/1/ready")
+
+
+def exercise_v2_extensions(rec):
+    """The binary tensor data extension both ways and the classification extension, on the
+    plain and the versioned infer route."""
+    s = 224
+    x = struct.pack("<%df" % (3 * s * s), *([0.5] * (3 * s * s)))
+    head = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, s, s],
+                                   "parameters": {"binary_data_size": len(x)}}],
+                       "outputs": [{"name": "logits", "parameters": {"binary_data": True}},
+                                   {"name": "probabilities"}]}).encode()
+    for infer, ctype in (("/v2/models/small/infer", {}),
+                         ("/v2/models/small/versions/1/infer",
+                          {"Content-Type": "application/octet-stream"})):
+        st, h, _ = rec("POST", infer, head + x,
+                       {"Inference-Header-Content-Length": str(len(head)), **ctype})
+        assert (st, h["Content-Type"]) == (200, "application/octet-stream"), infer
+    jpeg = struct.pack("<I", len(JPEG)) + JPEG
+    head = json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                                   "parameters": {"binary_data_size": len(jpeg)}}],
+                       "outputs": [{"name": "probabilities",
+                                    "parameters": {"classification": 3}}]}).encode()
+    st, h, _ = rec("POST", "/v2/models/small/infer", head + jpeg,
+                   {"Inference-Header-Content-Length": str(len(head))})
+    assert (st, h["Content-Type"]) == (200, "application/json")
+    rec("POST", "/v2/models/small/versions/1/infer",
+        v2_bytes([PNG], outputs=[{"name": "logits", "parameters": {"classification": 2,
+                                                                   "binary_data": True}}],
+                 parameters={"binary_data_output": True}), JSON)
+    rec("POST", "/v2/models/small/infer", v2_bytes([JPEG], parameters={"priority": 1}), JSON)  # 400
+    rec("POST", "/v2/models/small/infer", head + jpeg[:-1],
+        {"Inference-Header-Content-Length": str(len(head))})                                  # 400
+
+
+def exercise_versions(rec):
+    """The versioned V1 routes, PUT on both predict routes, the repository index, and a
+    version the model does not serve."""
+    for path in ("/v1/models/small:predict", "/v1/models/small/versions/1:predict"):
+        rec("POST", path + "?top_k=1", JPEG, {"Content-Type": "image/jpeg"})
+        rec("PUT", path, PNG)                                                     # curl -T
+    rec("POST", "/v1/models/small/versions/1:predict",
+        json.dumps({"inputs": [{"b64": base64.b64encode(JPEG).decode()}]}), JSON)
+    rec("POST", "/v2/repository/index", json.dumps({}), JSON)
+    rec("POST", "/v2/repository/index", json.dumps({"ready": True}), JSON)
+    rec("POST", "/v2/repository/index", json.dumps({"readyy": True}), JSON)      # 400
+    for path in ("/v1/models/small/versions/2", "/v2/models/small/versions/2/ready",
+                 "/v1/models/small/versions/7/metadata"):
+        rec("GET", path)                                                          # 404
+    rec("POST", "/v2/models/small/versions/2/infer", v2_bytes([JPEG]), JSON)      # 404
+    rec("DELETE", "/v1/models/small/versions/1:predict")                          # 405
+    rec("POST", "/openapi.yaml", b"x", {"Content-Type": "text/plain"})             # 405
+
+
 def exercise_main(rec):
     """Every route of a normally running daemon, with the statuses it gives right away."""
     st = {}
-    for path in ("/", "/healthz", "/readyz", "/metrics", "/v1/models", "/v1/models/small", "/v2",
-                 "/v2/health/live", "/v2/health/ready", "/v2/models/small", "/v2/models/small/ready"):
+    for path in GET_PATHS:
         st[path] = rec("GET", path)[0]
+    exercise_v2_extensions(rec)
+    exercise_versions(rec)
     rec("HEAD", "/healthz")
     rec("GET", "/healthz", headers={"X-Request-Id": "client-id_1.2"})
     rec("GET", "/healthz", headers={"X-Request-Id": "not a sane id"})
@@ -244,9 +313,20 @@ def exercise_full_queue(rec):
     return res
 
 
+def exercise_auth(rec):
+    """401 with WWW-Authenticate without the token, 200 with it; the probes stay open."""
+    rec("GET", "/v1/models")                                                      # 401
+    rec("POST", "/v1/models/small:predict", JPEG, {"Content-Type": "image/jpeg"})  # 401
+    rec("GET", "/openapi.yaml", headers={"Authorization": "Bearer " + TOKEN})
+    rec("GET", "/healthz")
+
+
+TOKEN = "openapi-test-token-0123456789"
+
+
 @pytest.fixture(scope="module")
 def exchanges():
-    main = Server("--model", "small=" + SMALL)
+    main = Server("--model", "small=" + SMALL, "--repository-api", "true")
     try:
         rec = Recorder(main)
         ready = exercise_main(rec)
@@ -271,7 +351,13 @@ def exchanges():
     finally:
         assert full.stop() == 0
     assert 503 in res and set(res) <= {200, 503}, res
-    return rec.exchanges + rec2.exchanges + rec3.exchanges
+    guarded = Server("--model", "small=" + SMALL, env={"XBNSERVE_AUTH_TOKEN": TOKEN})
+    try:
+        rec4 = Recorder(guarded)
+        exercise_auth(rec4)
+    finally:
+        assert guarded.stop() == 0
+    return rec.exchanges + rec2.exchanges + rec3.exchanges + rec4.exchanges
 
 
 def check_exchanges(tmp_path, xs, document=DOC, name="exchanges.json"):
@@ -282,7 +368,7 @@ def check_exchanges(tmp_path, xs, document=DOC, name="exchanges.json"):
 
 def test_every_status_the_test_provokes_was_given(exchanges):
     got = {x["status"] for x in exchanges}
-    assert got == {200, 400, 404, 405, 413, 414, 415, 503, 504}, sorted(got)
+    assert got == {200, 400, 401, 404, 405, 413, 414, 415, 503, 504}, sorted(got)
     by = {(x["method"], x["path"], x["status"]) for x in exchanges}
     for path in ("/readyz", "/v2/health/ready", "/v2/models/small/ready"):
         assert ("GET", path, 503) in by, path
@@ -302,7 +388,8 @@ def test_the_daemon_does_what_the_document_says(tmp_path, exchanges):
     out = check_exchanges(tmp_path, exchanges)
     assert out["problems"] == [], json.dumps(out["problems"], indent=1)
     # Every documented operation answered successfully at least once.
-    ops = {(m, p) for p, item in doc()["paths"].items() for m in item if m in ("get", "post")}
+    ops = {(m, p) for p, item in doc()["paths"].items() for m in item
+           if m in ("get", "post", "put")}
     ok = {(c["method"], c["path"]) for c in out["covered"] if 200 <= c["status"] < 300}
     assert ops - ok == set(), ops - ok
 
@@ -337,7 +424,8 @@ def test_drifted_exchanges_fail_the_check(tmp_path, exchanges):
            lambda x: x["headers"].update({"Content-Type": "text/html"}))
     mutate("undocumented-method", "GET", "/healthz", 200, lambda x: x.update(method="DELETE"))
     mutate("request-body-off-schema", "POST", "/v2/models/small/infer", 200,
-           lambda x: x.update(request_body='{"inputs": []}'))
+           lambda x: x.update(request_body='{"inputs": []}',
+                              request_headers={"Content-Type": "application/json"}))
     out = check_exchanges(tmp_path, xs)
     by_exchange = {}
     for p in out["problems"]:
@@ -365,3 +453,76 @@ def test_a_document_missing_what_the_daemon_does_fails(tmp_path, exchanges):
     assert any(r.startswith("GET /healthz?pad=") and s == 414 for r, s, _ in msgs), msgs
     assert any(r == "GET /readyz" and s == 503 and "allowed values" in m for r, s, m in msgs), msgs
     assert any(s == 503 and "Retry-After" in m and "not documented" in m for _, s, m in msgs), msgs
+
+
+# ---- 3. the daemon serves this document, and documents every route it has ----
+
+ROUTES_C = ROOT / "server" / "routes.c"
+ROW = re.compile(r'^\s*\{"(/[^"]*)", (NULL|"[^"]*"), (NULL|"[^"]*"), "(\w+)", "(\w+)"', re.M)
+
+
+def route_templates():
+    """Each row of server/routes.c's two tables as an OpenAPI path template: the exact path,
+    or prefix {name} suffix, with /versions/{version} after the name in the `versioned`
+    table."""
+    text = ROUTES_C.read_text()
+    plain = text[text.index("static const route table[]"):text.index("static const route versioned[]")]
+    versioned = text[text.index("static const route versioned[]"):]
+    versioned = versioned[:versioned.index("};")]
+    out = []
+    for part, mid in ((plain, ""), (versioned, "/versions/{version}")):
+        for prefix, suffix, _, _, _ in ROW.findall(part):
+            out.append(prefix if suffix == "NULL" else prefix + "{name}" + mid + suffix.strip('"'))
+    return out
+
+
+@pytest.fixture(scope="module")
+def doc_srv():
+    # ui false: the document is not part of the page and stays. The repository index is on
+    # so that its route exists.
+    s = Server("--model", "small=" + SMALL, "--ui", "false", "--repository-api", "true")
+    yield s
+    assert s.stop() == 0
+
+
+def test_the_daemon_serves_this_very_document(doc_srv):
+    want = DOC.read_bytes()
+    st, h, body = doc_srv.request("GET", "/openapi.yaml")
+    assert (st, h["Content-Type"], h["Content-Length"]) == (200, "application/yaml", str(len(want)))
+    assert body == want
+    st, h, body = doc_srv.request("HEAD", "/openapi.yaml")
+    assert (st, h["Content-Type"], h["Content-Length"], body) == (
+        200, "application/yaml", str(len(want)), b"")
+    for method in ("POST", "PUT", "DELETE"):
+        st, h, body = doc_srv.request(method, "/openapi.yaml", b"x" if method != "DELETE" else None)
+        assert (st, h["Allow"], json.loads(body)) == (
+            405, "GET, HEAD", {"error": f"method {method} not allowed, use GET"}), method
+    assert doc_srv.request("GET", "/")[0] == 404  # the page is off, the document is not
+
+
+def test_route_table_is_read_right():
+    t = route_templates()
+    assert len(t) == len(set(t))
+    for path in ("/", "/openapi.yaml", "/v1/models", "/v1/models/{name}:predict",
+                 "/v1/models/{name}/versions/{version}:predict", "/v2/models/{name}/infer",
+                 "/v2/models/{name}/versions/{version}/ready", "/v2/repository/index"):
+        assert path in t, path
+
+
+def test_every_route_the_daemon_answers_is_documented(doc_srv):
+    """Each route of server/routes.c, probed with DELETE (no route takes it): a 405 whose
+    Allow names the methods the route takes, which must be the document's operations on
+    that path (HEAD goes with GET); and the document has no path the daemon lacks."""
+    paths = doc()["paths"]
+    templates = route_templates()
+    assert sorted(templates) == sorted(paths)
+    for t in templates:
+        concrete = t.replace("{name}", "small").replace("{version}", "1")
+        st, h, body = doc_srv.request("DELETE", concrete)
+        assert st == 405, (t, st, body)
+        taken = {m for m in h["Allow"].split(", ") if m != "HEAD"}
+        documented = {m.upper() for m in paths[t] if m in ("get", "post", "put", "delete", "patch")}
+        assert taken == documented, (t, taken, documented)
+    # and a path that is no route is told apart
+    st, _, body = doc_srv.request("DELETE", "/v3/models")
+    assert (st, json.loads(body)) == (404, {"error": "no such route"})

@@ -190,7 +190,8 @@ def test_v2_fp32_past_float_range(srv):
 
 TOKEN = "s3cret-token-0123456789abcdef"
 PROBES = ["/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"]
-GUARDED_GET = ["/v1/models", "/v1/models/m", "/v2", "/v2/models/m", "/v2/models/m/ready"]
+GUARDED_GET = ["/v1/models", "/v1/models/m", "/v2", "/v2/models/m", "/v2/models/m/ready",
+               "/openapi.yaml"]
 
 
 def predict_body():
