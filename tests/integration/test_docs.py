@@ -8,8 +8,10 @@ does not have). In a sh block whose lines start with `$ `, those are the command
 other lines their printed output; otherwise every line is a command (a command goes on
 while a line ends with a backslash or a quote is open). Each command must exit 0 and every
 HTTP answer curl receives must be 2xx (a curlrc in CURL_HOME makes curl report the status
-of each transfer on stderr). Python blocks run with this interpreter, JS blocks with node
-as an ES module; both must exit 0 (the snippets raise on a non-2xx answer).
+of each transfer on stderr). Python blocks run with /usr/bin/python3, JS blocks with node as
+an ES module (node is a test dependency: scripts/deps.sh test); both must exit 0 (the
+snippets raise on a non-2xx answer). The client examples must stay: at least one Python and
+one JS block per body form (EXPECTED_BLOCKS), none of them skipped.
 Env: XBN_BIN (binary)."""
 import os
 import re
@@ -79,11 +81,19 @@ def all_blocks():
     return [(doc, *b) for doc in DOCS for b in blocks(doc)]
 
 
+# docs/api.md's client examples: one block per body form (raw bytes, multipart, V1 JSON, V2
+# FP32, V2 BYTES, V2 binary extension) in each language.
+EXPECTED_BLOCKS = {"python": 6, "js": 6}
+
+
 def test_documents_have_runnable_examples():
     langs = [(lang, skipped) for _, lang, _, skipped, _ in all_blocks()]
     assert ("sh", False) in langs
-    # Only a few blocks are exempt, and each on purpose.
+    # Only a few blocks are exempt, and each on purpose; no client example is.
     assert sum(1 for lang, skipped in langs if skipped) <= 3
+    for lang, n in EXPECTED_BLOCKS.items():
+        assert sum(1 for x in langs if x == (lang, False)) >= n, (lang, langs)
+        assert (lang, True) not in langs, lang
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +153,9 @@ def test_example_runs(daemon, workdir, doc, lang, code):
     if lang == "python":
         argv = ["/usr/bin/python3", "-c", code]
     else:
-        if not shutil.which("node"):
-            pytest.skip("node is not installed")
-        argv = ["node", "--input-type=module", "-e", code]
+        node = shutil.which("node")
+        assert node, "node is not installed (scripts/deps.sh test): the JS examples must run"
+        argv = [node, "--input-type=module", "-e", code]
     r = subprocess.run(argv, cwd=workdir, env=env_for(workdir), capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, f"{code}\n{r.stdout}\n{r.stderr}"
