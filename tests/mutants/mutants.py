@@ -48,6 +48,21 @@ mutant("labels-shifted", "server/api/v1.c",
        "sbuf_json_str(b, labels[(idx[j] + 1) % classes]);",
        ["unit:test_parsers", "py:tests/integration/test_answers.py -k labels"],
        "each class answered with its neighbour's label")
+mutant("columnar-key-one-image", "server/api/v1.c",
+       'form == V1_COLUMNAR ? "outputs" : "predictions"',
+       'form == V1_COLUMNAR && n > 1 ? "outputs" : "predictions"',
+       ["unit:test_parsers", "py:tests/integration/test_v1_compat.py -k columnar_equals_row"],
+       "a columnar request of one image answered with the row form's key")
+mutant("both-forms-taken", "server/api/v1.c",
+       "if (rows && cols) {",
+       "if (rows && cols && !rows->child) {",
+       ["unit:test_parsers", "py:tests/integration/test_v1_compat.py -k columnar_errors"],
+       "a body with both \"instances\" and \"inputs\" silently read as one of them")
+mutant("model-names-reversed", "server/info.c",
+       "sbuf_json_str(&b, s->slots[listed[i]].name);",
+       "sbuf_json_str(&b, s->slots[listed[n - 1 - i]].name);",
+       ["py:tests/integration/test_v1_compat.py -k names_then_details"],
+       "GET /v1/models lists the names in another order than their details")
 mutant("batcher-max-batch", "server/batcher.c",
        "int k = b->count < c->max_batch ? (int)b->count : c->max_batch;",
        "int k = b->count < c->max_batch ? (int)b->count : c->max_batch - 1;",
