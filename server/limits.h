@@ -42,10 +42,21 @@
 #define CFG_PORT_MAX 65535
 #define CFG_METRICS_PORT_OFF (-1) /* metrics_port: /metrics on the main listener */
 #define CFG_METRICS_PORT_MIN (-1)
-/* HTTP threads parse and decode; 0 = the CPUs the process may use (cpus.c). */
+/* HTTP threads read and parse requests; 0 = the CPUs the process may use (cpus.c). */
 #define CFG_HTTP_THREADS_DEFAULT 0
 #define CFG_HTTP_THREADS_MIN 0
 #define CFG_HTTP_THREADS_MAX CFG_MAX_THREADS
+/* Decode threads decode and resize the images of inference requests (server/decodepool.h);
+ * 0 = the CPUs the process may use: decoding is CPU-bound, more threads only take turns. */
+#define CFG_DECODE_THREADS_DEFAULT 0
+#define CFG_DECODE_THREADS_MIN 0
+#define CFG_DECODE_THREADS_MAX CFG_MAX_THREADS
+/* Requests waiting for a decode thread, 503 above: each holds its body, and at a few
+ * milliseconds a decode on two threads 256 wait about a second; a burst beyond that is
+ * better told to retry than queued past its deadline. */
+#define CFG_DECODE_QUEUE_SIZE_DEFAULT 256
+#define CFG_DECODE_QUEUE_SIZE_MIN 1
+#define CFG_DECODE_QUEUE_SIZE_MAX 1000000
 /* Concurrent connections; more are closed at accept. 512 is far above what two cores serve
  * at once; 100000 bounds a typo (the descriptor limit, ulimit -n, must allow as many). */
 #define CFG_MAX_CONNECTIONS_DEFAULT 512

@@ -142,6 +142,8 @@ static void test_ranges_and_defaults(void **state)
     } keys[] = {
         {"port", 0, 65535, 8080, 0, offsetof(config, port)},
         {"http_threads", 0, 256, 0, 0, offsetof(config, http_threads)},
+        {"decode_threads", 0, 256, 0, 0, offsetof(config, decode_threads)},
+        {"decode_queue_size", 1, 1000000, 256, 0, offsetof(config, decode_queue_size)},
         {"max_connections", 1, 100000, 512, 0, offsetof(config, max_connections)},
         {"connection_timeout_s", 1, 3600, 30, 0, offsetof(config, connection_timeout_s)},
         {"max_body_bytes", 1024, 4294967296LL, 33554432, 0, offsetof(config, max_body_bytes)},
