@@ -53,7 +53,11 @@ static const setting server_keys[] = {
     {"reuse_port", K_BOOL, offsetof(config, reuse_port), 0, 0, 1, NULL,
      "share the port with daemons that set it too (replacement; docs/deploy.md)"},
     S_INT(http_threads, CFG_HTTP_THREADS_MIN, CFG_HTTP_THREADS_MAX,
-          "HTTP/decode threads (0: usable CPUs)"),
+          "HTTP threads (0: usable CPUs)"),
+    S_INT(decode_threads, CFG_DECODE_THREADS_MIN, CFG_DECODE_THREADS_MAX,
+          "image decode threads (0: usable CPUs)"),
+    S_INT(decode_queue_size, CFG_DECODE_QUEUE_SIZE_MIN, CFG_DECODE_QUEUE_SIZE_MAX,
+          "requests waiting for a decode thread (503 above)"),
     S_INT(max_connections, CFG_MAX_CONNECTIONS_MIN, CFG_MAX_CONNECTIONS_MAX,
           "concurrent connections"),
     S_INT(connection_timeout_s, CFG_CONNECTION_TIMEOUT_S_MIN, CFG_CONNECTION_TIMEOUT_S_MAX,
@@ -141,6 +145,8 @@ void config_defaults(config *c)
     snprintf(c->listen_address, sizeof c->listen_address, "127.0.0.1");
     c->port = CFG_PORT_DEFAULT;
     c->http_threads = CFG_HTTP_THREADS_DEFAULT;
+    c->decode_threads = CFG_DECODE_THREADS_DEFAULT;
+    c->decode_queue_size = CFG_DECODE_QUEUE_SIZE_DEFAULT;
     c->max_connections = CFG_MAX_CONNECTIONS_DEFAULT;
     c->connection_timeout_s = CFG_CONNECTION_TIMEOUT_S_DEFAULT;
     c->max_body_bytes = CFG_MAX_BODY_BYTES_DEFAULT;

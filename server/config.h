@@ -49,6 +49,8 @@ typedef struct {
     long long port;
     long long reuse_port;           /* SO_REUSEPORT: share the port with other daemons */
     long long http_threads;         /* 0 = auto: CPUs the process may use */
+    long long decode_threads;       /* the decode pool's threads; 0 = auto, as above */
+    long long decode_queue_size;    /* requests waiting for a decode thread; more is 503 */
     long long max_connections;      /* concurrent connections; more are refused */
     long long connection_timeout_s; /* idle connection timeout */
     long long max_body_bytes;       /* request body; more is 413 before buffering */

@@ -106,7 +106,8 @@ const char *http_header(const request *r, const char *name);
 const char *http_query(const request *r, const char *name);
 
 /* Free the body early, once nothing borrows it: a request waiting for compute holds no
- * encoded bytes. */
+ * encoded bytes. Called by the handler, or by the thread it handed the request to (a decode
+ * thread): the body is never touched by http.c between the handler and the wake. */
 void http_release_body(request *r);
 
 /* Suspend r's connection until http_wake(r). Returns 0 once suspended (the HTTP thread

@@ -1,9 +1,12 @@
 /* infer.c - request -> batch job -> response, for the two inference routes (see infer.h).
  *
- * The HTTP thread does all the per-request work it can before the queue: body parsing,
- * image decoding and resizing, so compute workers only normalise bytes and run the engine.
- * The two functions under "compute workers" are the only code of this file that runs on a
- * worker thread; they read the request's decoded images and wake it, nothing else.
+ * The HTTP thread parses the body and prepares the job; the decode stage, on a decode pool
+ * thread, decodes and resizes the images and submits the job, so HTTP threads stay free for
+ * other connections (probes included) and compute workers only normalise bytes and run the
+ * engine. The functions under "the decode stage" run on a decode thread; the two under
+ * "compute workers" on a worker thread, where they read the request's decoded images and
+ * wake it, nothing else. While a decode thread or a worker holds the request, its HTTP thread
+ * touches only the suspend state (http.h).
  */
 #include "server/infer.h"
 
@@ -216,11 +219,11 @@ static int v2_answer(request *r, const srv_model *m, const float *probs)
                           json_len);
 }
 
-/* ---- images to the queue ---- */
+/* ---- the job: prepared on the HTTP thread ---- */
 
-/* Check nimg against the queue, allocate the job's buffers and decode imgs (NULL for an
- * FP32 tensor, already in w->in) into 8-bit planes. 0 or an HTTP status with r->err set. */
-static int decode_images(request *r, const srv_model *m, const blob *imgs, int nimg)
+/* Check nimg against the queue and allocate the job's buffers (8-bit planes for encoded
+ * images; an FP32 tensor is already in w->in). 0 or an HTTP status with r->err set. */
+static int prepare_job(request *r, const srv_model *m, int nimg)
 {
     infer_work *w = &r->work;
     if (nimg > m->cfg->max_queue_size) {
@@ -230,46 +233,30 @@ static int decode_images(request *r, const srv_model *m, const blob *imgs, int n
     }
     w->nimg = nimg;
     /* Images wait in the queue as bytes and are normalised when their batch is assembled. */
-    if (imgs) w->px = malloc((size_t)nimg * m->in_elems);
+    if (w->enc) w->px = malloc((size_t)nimg * m->in_elems);
     w->out = malloc((size_t)nimg * (size_t)m->classes * sizeof(float));
-    if ((imgs && !w->px) || !w->out) {
+    if ((w->enc && !w->px) || !w->out) {
         snprintf(r->err, sizeof r->err, "out of memory");
         return 500;
-    }
-    image_limits lim = r->s->img; /* a decode stops at the request's deadline */
-    lim.deadline_ns = r->t0 + m->cfg->request_timeout_ms * 1000000LL;
-    for (int i = 0; imgs && i < nimg; i++) {
-        char e[SRV_ERR_MAX];
-        long long t0 = batcher_now_ns();
-        int st = image_to_pixels(imgs[i].data, imgs[i].len, &m->pre, &lim, 0,
-                                 w->px + (size_t)i * m->in_elems, e, sizeof e);
-        if (!st) metrics_preprocess(r->s->met, r->model, (double)(batcher_now_ns() - t0) * 1e-9);
-        if (st) {
-            /* A multipart image names its part, printable bytes only: never the data. */
-            char part[72] = "";
-            size_t k = 0;
-            for (; k < imgs[i].name_len && k < 40; k++) {
-                char c = imgs[i].name[k];
-                part[k] = c > 0x20 && c < 0x7f && c != '\'' ? c : '?';
-            }
-            part[k] = 0;
-            if (k)
-                snprintf(r->err, sizeof r->err, "image %d: %.200s (part '%s')", i, e, part);
-            else
-                snprintf(r->err, sizeof r->err, "image %d: %.200s", i, e); /* room for the prefix */
-            return http_of_image(st);
-        }
     }
     return 0;
 }
 
-/* Release the encoded bytes, submit the job, suspend until infer_job_done. */
+/* The encoded images are decoded (or will never be): drop them and the body they borrow. */
+static void release_encoded(request *r)
+{
+    infer_work *w = &r->work;
+    blobs_free(w->enc, w->nenc);
+    w->enc = NULL;
+    w->nenc = 0;
+    http_release_body(r);
+}
+
+/* Hand the job to the model's batcher; infer_job_done wakes the request. 0, or 503 with
+ * r->err set (the job is then the request's again). */
 static int submit(request *r, srv_model *m)
 {
     infer_work *w = &r->work;
-    http_release_body(r);
-    blobs_free(w->v2.imgs, w->v2.kind == V2_BYTES ? w->v2.n : 0);
-    w->v2.imgs = NULL;
     w->job = (batch_job){.n = w->nimg,
                          .in = w->in,
                          .load = w->px ? infer_load_image : NULL,
@@ -279,8 +266,101 @@ static int submit(request *r, srv_model *m)
                          .user = r};
     int st = server_submit(r->s, m, &w->job);
     if (st)
-        return http_send_error(
-            r, 503, st == BATCH_EFULL ? "queue full, retry later" : "model is shutting down");
+        snprintf(r->err, sizeof r->err, "%s",
+                 st == BATCH_EFULL ? "queue full, retry later" : "model is shutting down");
+    return st ? 503 : 0;
+}
+
+/* ---- the decode stage: a decode pool thread ---- */
+
+/* r->err for image i's failure e: "image i: e", naming its multipart part if it has one
+ * (printable bytes only: never the data). */
+static void image_error(request *r, const blob *img, int i, const char *e)
+{
+    char part[72] = "";
+    size_t k = 0;
+    for (; k < img->name_len && k < 40; k++) {
+        char c = img->name[k];
+        part[k] = c > 0x20 && c < 0x7f && c != '\'' ? c : '?';
+    }
+    part[k] = 0;
+    if (k)
+        snprintf(r->err, sizeof r->err, "image %d: %.200s (part '%s')", i, e, part);
+    else
+        snprintf(r->err, sizeof r->err, "image %d: %.200s", i, e); /* room for the prefix */
+}
+
+/* Decode the encoded images into the job's 8-bit planes. A decode stops at the request's
+ * deadline, and none starts after it (the request may have waited for a decode thread).
+ * 0 or an HTTP status with r->err set. */
+static int decode_images(request *r, const srv_model *m)
+{
+    infer_work *w = &r->work;
+    image_limits lim = r->s->img;
+    lim.deadline_ns = r->t0 + m->cfg->request_timeout_ms * 1000000LL;
+    if (batcher_now_ns() > lim.deadline_ns) {
+        snprintf(r->err, sizeof r->err, "deadline (request_timeout_ms) passed before decode");
+        return 504;
+    }
+    for (int i = 0; i < w->nenc; i++) {
+        char e[SRV_ERR_MAX];
+        long long t0 = batcher_now_ns();
+        int st = image_to_pixels(w->enc[i].data, w->enc[i].len, &m->pre, &lim, 0,
+                                 w->px + (size_t)i * m->in_elems, e, sizeof e);
+        if (st) {
+            image_error(r, &w->enc[i], i, e);
+            return http_of_image(st);
+        }
+        metrics_preprocess(r->s->met, r->model, (double)(batcher_now_ns() - t0) * 1e-9);
+    }
+    return 0;
+}
+
+/* decode_task.run, on a decode thread, or with `cancelled` on the thread stopping the pool:
+ * decode, drop the encoded bytes, submit. The request is woken by the batcher once its job
+ * is computed, or here with w->code (and r->err) for infer_finish when anything failed.
+ * Nothing of r is touched once it is submitted or woken: it may be answered at once. */
+static void infer_decode(decode_task *t, int cancelled)
+{
+    request *r = t->user;
+    infer_work *w = &r->work;
+    int code;
+    if (cancelled) {
+        snprintf(r->err, sizeof r->err, "server is shutting down");
+        code = 503;
+    } else {
+        code = decode_images(r, w->m);
+    }
+    release_encoded(r);
+    if (!code) code = submit(r, w->m);
+    if (!code) return;
+    w->code = code;
+    http_wake(r);
+}
+
+/* ---- the HTTP thread again ---- */
+
+/* The body is parsed: prepare the job and send it on, to the decode pool when it has
+ * images to decode, else (an FP32 tensor) straight to the batcher; then suspend until it is
+ * done. Failures before that are answered at once. */
+static int dispatch(request *r, srv_model *m, int nimg)
+{
+    infer_work *w = &r->work;
+    int code = prepare_job(r, m, nimg);
+    if (!code && w->enc) {
+        w->decode = (decode_task){.run = infer_decode, .user = r};
+        int st = decodepool_submit(r->s->decode, &w->decode);
+        if (st) {
+            snprintf(r->err, sizeof r->err, "%s",
+                     st == DECODE_EFULL ? "decode queue full, retry later"
+                                        : "server is shutting down");
+            code = 503;
+        }
+    } else if (!code) {
+        release_encoded(r);
+        code = submit(r, m);
+    }
+    if (code) return http_send_error(r, code, r->err);
     if (http_suspend(r)) return infer_finish(r); /* done before the suspend */
     return 0;
 }
@@ -300,37 +380,41 @@ int infer_admit(request *r, const char **why)
                                         : "model is loading";
     else if (server_queue_depth(s, m) >= m->cfg->max_queue_size)
         *why = "queue full, retry later";
+    else if (decodepool_depth(s->decode) >= s->cfg.decode_queue_size)
+        *why = "decode queue full, retry later";
     return *why ? 503 : 0;
 }
 
 int infer_v1(request *r)
 {
     srv_model *m = r->work.m;
+    infer_work *w = &r->work;
     if (!m) return http_send_error(r, 503, "model is loading");
-    blob *imgs = NULL;
-    int nimg = 0;
-    int code = v1_read_body(r, &imgs, &nimg);
-    if (!code) code = decode_images(r, m, imgs, nimg);
-    blobs_free(imgs, nimg);
+    int code = v1_read_body(r, &w->enc, &w->nenc);
     if (code) return http_send_error(r, code, r->err);
-    return submit(r, m);
+    return dispatch(r, m, w->nenc);
 }
 
 int infer_v2(request *r)
 {
     srv_model *m = r->work.m;
+    infer_work *w = &r->work;
     if (!m) return http_send_error(r, 503, "model is loading");
-    const v2_infer *v2 = &r->work.v2;
     int code = v2_read_body(r, m);
-    if (!code) code = decode_images(r, m, v2->kind == V2_BYTES ? v2->imgs : NULL, v2->n);
     if (code) return http_send_error(r, code, r->err);
-    return submit(r, m);
+    if (w->v2.kind == V2_BYTES) { /* the images move to the job; the rest stays for the answer */
+        w->enc = w->v2.imgs;
+        w->nenc = w->v2.n;
+        w->v2.imgs = NULL;
+    }
+    return dispatch(r, m, w->v2.n);
 }
 
 int infer_finish(request *r)
 {
     const srv_model *m = r->work.m;
     const infer_work *w = &r->work;
+    if (w->code) return http_send_error(r, w->code, r->err); /* failed before its batch */
     int st = atomic_load(&w->job.status);
     if (st == BATCH_EDEADLINE)
         return http_send_error(r, 504, "deadline (request_timeout_ms) passed before compute");
@@ -361,6 +445,7 @@ void infer_work_free(infer_work *w)
     free(w->in);
     free(w->px);
     free(w->out);
+    blobs_free(w->enc, w->nenc);
     v2_infer_free(&w->v2);
     if (w->m) server_release(w->m->srv, w->m);
     w->m = NULL;

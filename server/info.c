@@ -71,7 +71,7 @@ int info_metrics(request *r)
     }
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
-    metrics_render(s->met, &b, depth, rd, atomic_load(&s->inflight));
+    metrics_render(s->met, &b, depth, rd, atomic_load(&s->inflight), decodepool_depth(s->decode));
     return http_send(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
 }
 

@@ -42,10 +42,21 @@
 #define CFG_PORT_MAX 65535
 #define CFG_METRICS_PORT_OFF (-1) /* metrics_port: /metrics on the main listener */
 #define CFG_METRICS_PORT_MIN (-1)
-/* HTTP threads parse and decode; 0 = the CPUs the process may use (cpus.c). */
+/* HTTP threads read and parse requests; 0 = the CPUs the process may use (cpus.c). */
 #define CFG_HTTP_THREADS_DEFAULT 0
 #define CFG_HTTP_THREADS_MIN 0
 #define CFG_HTTP_THREADS_MAX CFG_MAX_THREADS
+/* Decode threads decode and resize the images of inference requests (server/decodepool.h);
+ * 0 = the CPUs the process may use: decoding is CPU-bound, more threads only take turns. */
+#define CFG_DECODE_THREADS_DEFAULT 0
+#define CFG_DECODE_THREADS_MIN 0
+#define CFG_DECODE_THREADS_MAX CFG_MAX_THREADS
+/* Requests waiting for a decode thread, 503 above: each holds its body, and at a few
+ * milliseconds a decode on two threads 256 wait about a second; a burst beyond that is
+ * better told to retry than queued past its deadline. */
+#define CFG_DECODE_QUEUE_SIZE_DEFAULT 256
+#define CFG_DECODE_QUEUE_SIZE_MIN 1
+#define CFG_DECODE_QUEUE_SIZE_MAX 1000000
 /* Concurrent connections; more are closed at accept. 512 is far above what two cores serve
  * at once; 100000 bounds a typo (the descriptor limit, ulimit -n, must allow as many). */
 #define CFG_MAX_CONNECTIONS_DEFAULT 512
@@ -61,9 +72,13 @@
 #define CFG_MAX_BODY_BYTES_DEFAULT (32LL << 20)
 #define CFG_MAX_BODY_BYTES_MIN 1024
 #define CFG_MAX_BODY_BYTES_MAX (1LL << 32)
-/* width * height of one image, from its header before decoding, 413 above: 40 MP covers
- * most phone cameras, and decoding one takes ~120 MB (3 bytes per pixel). */
-#define CFG_MAX_IMAGE_PIXELS_DEFAULT 40000000
+/* width * height of one image, from its header before decoding, 413 above. 13 MP takes what
+ * phone cameras write by default (12-12.5 MP: 4032x3024, 4000x3000, 4080x3072; 13 MP
+ * sensors, 4160x3120), and a model sees 224 x 224 of it anyway. A decode holds up to 3 bytes
+ * per pixel (PNG RGB, progressive JPEG 4:2:0), 4 (PNG with alpha) or 6 (progressive JPEG
+ * 4:4:4) for the whole image: at 13 MP +46, +49 and +83 MB measured (docs/security.md), where
+ * the 40 MP allowed before cost up to +235 MB. */
+#define CFG_MAX_IMAGE_PIXELS_DEFAULT 13000000
 #define CFG_MAX_IMAGE_PIXELS_MIN 1
 #define CFG_MAX_IMAGE_PIXELS_MAX (1LL << 32)
 /* Images in one request (multipart parts, "instances", a V2 batch), 413 above: a request's

@@ -343,7 +343,8 @@ static void render_build_info(sbuf *b, const metrics *m)
     sbuf_printf(b, "xbnserve_build_info{version=\"%s\",gemm=\"%s\"} 1\n", metrics_version(), gemm);
 }
 
-void metrics_render(metrics *m, sbuf *b, const long *depth, const int *ready, long in_flight)
+void metrics_render(metrics *m, sbuf *b, const long *depth, const int *ready, long in_flight,
+                    long decode_depth)
 {
     pthread_mutex_lock(&m->mu);
     render_requests(b, m);
@@ -352,6 +353,8 @@ void metrics_render(metrics *m, sbuf *b, const long *depth, const int *ready, lo
     pthread_mutex_unlock(&m->mu);
     head(b, "xbnserve_requests_in_flight", "gauge", "Requests accepted and not yet answered.");
     sbuf_printf(b, "xbnserve_requests_in_flight %ld\n", in_flight);
+    head(b, "xbnserve_decode_queue_depth", "gauge", "Requests waiting for a decode thread.");
+    sbuf_printf(b, "xbnserve_decode_queue_depth %ld\n", decode_depth);
     metrics_proc p;
     if (!metrics_proc_read(&p)) metrics_proc_render(b, &p);
 }

@@ -2,7 +2,7 @@
  *
  * A `metrics` owns every counter and histogram behind one mutex (updates are a few adds;
  * contention is negligible next to a forward pass). Models are registered at start and
- * referred to by index. Gauges that belong to other modules (queue depth, in-flight) are
+ * referred to by index. Gauges that belong to other modules (queue depths, in-flight) are
  * passed to metrics_render by the caller. docs/api.md lists every metric with its meaning.
  *
  *   xbnserve_requests_total{model,endpoint,code}       counter
@@ -16,6 +16,7 @@
  *   xbnserve_batch_size{model}                         histogram, images per engine batch
  *   xbnserve_images_total{model}                       counter, images computed
  *   xbnserve_queue_depth{model}, xbnserve_requests_in_flight   gauges
+ *   xbnserve_decode_queue_depth                        gauge, requests waiting for a decode
  *   xbnserve_model_load_seconds{model}, xbnserve_model_ready{model}  gauges
  *   xbnserve_model_info{model,version,arch,flavour,width,classes,input_size,gemm,untrained} 1
  *   xbnserve_build_info{version,gemm}                  1
@@ -59,8 +60,10 @@ void metrics_model_loaded(metrics *m, int model, double seconds);
  * version: as the V2 model metadata reports it. The strings are copied. */
 void metrics_model_info(metrics *m, int model, const char *version, const model_info *info);
 
-/* Append the exposition text. queue_depth[nmodels], ready[nmodels]. */
-void metrics_render(metrics *m, sbuf *b, const long *queue_depth, const int *ready, long in_flight);
+/* Append the exposition text. queue_depth[nmodels], ready[nmodels]; decode_depth: requests
+ * waiting for a decode thread. */
+void metrics_render(metrics *m, sbuf *b, const long *queue_depth, const int *ready, long in_flight,
+                    long decode_depth);
 
 /* ---- process_* metrics, split so the parsing can be tested on fixed text ---- */
 typedef struct {

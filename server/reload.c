@@ -48,6 +48,8 @@ static void note_ignored(server *s, const config *n)
     RELOAD_IGNORED(port);
     RELOAD_IGNORED(reuse_port);
     RELOAD_IGNORED(http_threads);
+    RELOAD_IGNORED(decode_threads);
+    RELOAD_IGNORED(decode_queue_size);
     RELOAD_IGNORED(max_connections);
     RELOAD_IGNORED(connection_timeout_s);
     RELOAD_IGNORED(max_body_bytes);

@@ -9,19 +9,20 @@
  *      constructor) do not block them, so a handler re-sends any signal such a thread
  *      catches to the main thread (tgkill to tid == pid). A second signal during the drain
  *      is ignored.
- *   3. The HTTP daemon starts first, so /healthz answers and /readyz says 503 while models
- *      load. Each model is loaded (load_model), its preprocessing/labels overridden from the
- *      config, and its batcher started: one engine session per worker (worker.c), each
- *      running a warm-up batch. Only then is the model marked ready. Any failure stops the
- *      start (exit 1).
+ *   3. The decode pool starts (decodepool.h), then the HTTP daemon, so /healthz answers and
+ *      /readyz says 503 while models load. Each model is loaded (load_model), its
+ *      preprocessing/labels overridden from the config, and its batcher started: one engine
+ *      session per worker (worker.c), each running a warm-up batch. Only then is the model
+ *      marked ready. Any failure stops the start (exit 1).
  *   4. On SIGHUP the main thread reloads the model set (reload.c), and between signals it
  *      frees the model instances a reload retired once no request holds them.
  *   5. On SIGTERM/SIGINT: readiness turns 503 at once, new connections are refused
  *      (http_quiesce; a metrics listener keeps answering, and stops last, in http_stop),
  *      and the main thread waits up to drain_timeout_ms for every accepted request to be
  *      answered, and up to FRESH_WAIT_MS for connections accepted before that have not
- *      sent their request yet. Past that bound, queued images are cancelled
- *      (503) and, after at most DRAIN_GRACE_MS more, the daemon stops. Exit 0.
+ *      sent their request yet. Past that bound, decodes in progress stop (504), requests
+ *      waiting for a decode thread and queued images are cancelled (503) and, after at most
+ *      DRAIN_GRACE_MS more, the daemon stops. Exit 0.
  *
  * Engine threads: each worker's session runs its own team of threads_per_worker threads
  * (the engine keeps BLAS itself single-threaded). Automatic: usable CPUs / total workers,
@@ -223,9 +224,15 @@ static void drain(server *s)
     if (!wait_idle(s, t0 + FRESH_WAIT_MS * 1000000LL, until)) {
         log_msg(&s->log, LOG_WARN, "drain timeout: cancelling queued images (503)");
         atomic_store(&s->cancel_decodes, 1);
+        decodepool_stop(s->decode); /* waiting decodes 503, running ones stop at once */
         for (int i = 0; i < n; i++) batcher_cancel(all[i]->b);
         wait_idle(s, 0, batcher_now_ns() + DRAIN_GRACE_MS * 1000000LL);
     }
+    /* Whatever is still decoding arrived after the wait (a kept-alive connection): it stops
+     * too. Joined here, before the batchers go, so every decoded job reached its batcher or
+     * was answered. */
+    atomic_store(&s->cancel_decodes, 1);
+    decodepool_stop(s->decode);
     for (int i = 0; i < n; i++) /* joins workers: every job is done after this */
         batcher_free(server_take_batcher(s, all[i]));
     free(all);
@@ -239,10 +246,11 @@ static void drain(server *s)
 static int start_listening(server *s, int cpus, char *err, size_t errlen)
 {
     if (http_start(s, err, errlen)) return -1;
-    log_msg(&s->log, LOG_INFO,
-            "listening on %s:%d (%s, usable CPUs %d, http_threads %d, %d models)",
-            s->cfg.listen_address, s->port, s->tls.cert ? "https" : "http", cpus, s->http_threads,
-            s->nmodels);
+    log_msg(
+        &s->log, LOG_INFO,
+        "listening on %s:%d (%s, usable CPUs %d, http_threads %d, decode_threads %d, %d models)",
+        s->cfg.listen_address, s->port, s->tls.cert ? "https" : "http", cpus, s->http_threads,
+        s->decode_threads, s->nmodels);
     if (s->metrics_mhd) /* not "listening on": that line names the main port */
         log_msg(&s->log, LOG_INFO, "metrics on %s:%d (http, GET /metrics and /healthz only)",
                 s->cfg.metrics_listen_address[0] ? s->cfg.metrics_listen_address
@@ -257,6 +265,7 @@ static void size_threads(server *s, int cpus, int *autos)
 {
     config *c = &s->cfg;
     s->http_threads = c->http_threads ? (int)c->http_threads : cpus;
+    s->decode_threads = c->decode_threads ? (int)c->decode_threads : cpus;
     reload_size_models(c, cpus, autos);
 }
 
@@ -283,6 +292,7 @@ static void server_free(server *s)
         s->all = m->next;
         server_model_free(m);
     }
+    decodepool_free(s->decode); /* stopped by the drain; no HTTP thread is left */
     metrics_free(s->met);
     auth_free(&s->auth);
     pthread_cond_destroy(&s->cv);
@@ -312,8 +322,8 @@ static int check_config(const server *s, int cpus)
         }
     }
     config_print(&s->cfg, stdout);
-    fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d)\n", s->cfg.nmodels,
-            cpus, s->http_threads);
+    fprintf(stderr, "config ok (%d models, usable CPUs %d, http_threads %d, decode_threads %d)\n",
+            s->cfg.nmodels, cpus, s->http_threads, s->decode_threads);
     return 0;
 }
 
@@ -426,6 +436,10 @@ int serve_main(int argc, char **argv)
     block_signals(&sigs);
     if (models_init(s)) {
         fprintf(stderr, "xbnserve serve: out of memory\n");
+        goto out;
+    }
+    if (decodepool_new(s->decode_threads, (long)s->cfg.decode_queue_size, &s->decode)) {
+        fprintf(stderr, "xbnserve serve: cannot start %d decode threads\n", s->decode_threads);
         goto out;
     }
     s->img.max_bytes = (size_t)s->cfg.max_body_bytes;

@@ -1,9 +1,10 @@
 /* server.h - the struct the daemon hangs off, and the rules for the state its threads share.
  *
  * Ownership: serve_main (serve.c) creates the server, owns everything in it and frees it
- * after the drain; there are no mutable globals. Three kinds of thread touch it:
+ * after the drain; there are no mutable globals. Four kinds of thread touch it:
  *   - the main thread (serve.c): loads the models, waits for a signal, drains;
  *   - HTTP threads (http.c and the handlers it calls: routes.c, info.c, infer.c);
+ *   - the decode pool's threads (decodepool.c, calling infer.c's decode stage);
  *   - each model's compute workers (batcher.c, calling worker.c and infer.c's job callbacks).
  * Models are loaded by the main thread after the HTTP daemon has started (so /healthz and
  * /readyz answer during start-up), and again on SIGHUP (reload.c). Each model name has a
@@ -13,9 +14,11 @@
  * a reload replaces it meanwhile; the replaced instance is retired and freed by the main
  * thread when its last reference is gone. An instance's batcher is reached only through the
  * functions below, under `mu`: the drain takes it away under the same lock before freeing
- * it. The other state HTTP threads and the main thread
- * share is atomic: `draining`, `inflight`, `fresh_conns`, `next_id`; the main thread waits
- * for inflight and fresh_conns to drop on `mu`/`cv`.
+ * it. The decode pool has its own lock; the drain stops it (later submissions are refused)
+ * but it is freed only with the server, once no HTTP thread is left to submit. The other
+ * state HTTP threads and the main thread share is atomic: `draining`, `inflight`,
+ * `fresh_conns`, `next_id`; the main thread waits for inflight and fresh_conns to drop on
+ * `mu`/`cv`.
  */
 #ifndef XBN_SERVER_H
 #define XBN_SERVER_H
@@ -28,6 +31,7 @@
 #include "server/auth.h"
 #include "server/batcher.h"
 #include "server/config.h"
+#include "server/decodepool.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/tls.h"
@@ -85,6 +89,10 @@ typedef struct server {
     int nmodels;    /* models at start: the metrics' series (a model added later has none) */
     srv_model *all; /* under mu: every instance (srv_model.next) */
     int http_threads;
+    int decode_threads;
+    /* Decodes the images of inference requests off the HTTP threads (infer.c); created
+     * before the HTTP daemon starts, stopped by the drain, freed with the server. */
+    decodepool *decode;
     image_limits img;
     struct MHD_Daemon *mhd;
     int listen_fd; /* bound, not yet MHD's; or after http_quiesce: closed by http_stop */

@@ -5,13 +5,16 @@ and batches computed, and the gauges (queue depth, requests in flight) return to
 values. The exposition text is parsed line by line (xbn.parse_metrics); every scrape
 waits until only itself is in flight, so every earlier request has been counted."""
 import base64
+import io
 import json
 import os
 import socket
 import threading
 import time
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from xbn import (JPEG, PNG, SMALL, Server, image_bytes, metric, multipart, parse_metrics,
                        scrape)
@@ -75,6 +78,7 @@ def test_types_declared(msrv):
         "xbnserve_model_ready": "gauge",
         "xbnserve_model_load_seconds": "gauge",
         "xbnserve_requests_in_flight": "gauge",
+        "xbnserve_decode_queue_depth": "gauge",
         "xbnserve_request_bytes_total": "counter",
         "xbnserve_response_bytes_total": "counter",
         "xbnserve_preprocess_seconds": "histogram",
@@ -201,6 +205,7 @@ def test_gauges_idle(msrv):
     m = scrape(msrv)
     hi = statm_rss(msrv.proc.pid)
     assert metric(m, "xbnserve_queue_depth", model="small") == 0
+    assert metric(m, "xbnserve_decode_queue_depth") == 0
     assert metric(m, "xbnserve_requests_in_flight") == 1  # this scrape
     assert metric(m, "xbnserve_model_ready", model="small") == 1
     load = metric(m, "xbnserve_model_load_seconds", model="small")
@@ -241,6 +246,66 @@ def test_gauges_under_load_and_back_to_idle():
         assert metric(m, "xbnserve_batch_size_count", model="small") == 1
         assert metric(m, "xbnserve_batch_size_bucket", model="small", le="2") == 0
         assert metric(m, "xbnserve_batch_size_bucket", model="small", le="4") == 1
+    finally:
+        assert s.stop() == 0, "".join(s.lines[-30:])
+
+
+def slow_to_decode():
+    """A multipart of three 6300 x 6300 progressive JPEGs: each keeps a decode thread busy for
+    about half a second (libjpeg walks every coefficient of every scan)."""
+    x = (np.arange(6300, dtype=np.uint32) * 255 // 6300).astype(np.uint8)
+    a = np.empty((6300, 6300, 3), np.uint8)
+    a[:] = x[None, :, None]
+    b = io.BytesIO()
+    Image.fromarray(a, "RGB").save(b, format="JPEG", quality=90, progressive=True)
+    return multipart([(b.getvalue(), "image/jpeg")] * 3)
+
+
+def test_decode_queue_depth_exact_and_bounded():
+    """One decode thread busy with a slow request: the requests behind it show in
+    xbnserve_decode_queue_depth exactly (and in requests_in_flight); with decode_queue_size of
+    them waiting, the next is refused at the door with 503 + Retry-After; once the slow one is
+    decoded every waiting one is served and the gauge is back to 0."""
+    s = Server("--model", "small=" + SMALL, "--decode-threads", "1", "--decode-queue-size", "3",
+               "--max-image-pixels", "40000000")
+    try:
+        slow, hdr = slow_to_decode()
+        res = []
+
+        def send(body, headers):
+            res.append(s.request("POST", PREDICT, body, headers, timeout=60)[0])
+
+        ts = [threading.Thread(target=send, args=(slow, hdr))]
+        ts[0].start()
+        deadline = time.time() + 30
+        # its first image decoded: the thread has two more to go, about a second
+        while metric(scrape(s, settle=False), "xbnserve_preprocess_seconds_count",
+                     model="small") < 1:
+            assert time.time() < deadline, "the slow request was never decoded"
+            time.sleep(0.01)
+        for _ in range(3):
+            ts.append(threading.Thread(target=send, args=(JPEG, HDR_JPEG)))
+            ts[-1].start()
+        while True:
+            m = scrape(s, settle=False)
+            depth = metric(m, "xbnserve_decode_queue_depth")
+            in_flight = metric(m, "xbnserve_requests_in_flight")
+            if depth == 3 and in_flight == 5:  # slow + 3 waiting + this scrape
+                break
+            assert depth <= 3 and time.time() < deadline, (depth, in_flight)
+            time.sleep(0.01)
+        st, h, j = s.json("POST", PREDICT, JPEG, HDR_JPEG)
+        assert st == 503 and j["error"] == "decode queue full, retry later", j
+        assert h.get("Retry-After") == "1"
+        for t in ts:
+            t.join(timeout=60)
+        assert res == [200] * 4
+        m = scrape(s)
+        assert metric(m, "xbnserve_decode_queue_depth") == 0
+        assert metric(m, "xbnserve_requests_in_flight") == 1
+        assert metric(m, "xbnserve_preprocess_seconds_count", model="small") == 6
+        assert metric(m, "xbnserve_requests_total", model="small", endpoint="v1_predict",
+                      code=503) == 1
     finally:
         assert s.stop() == 0, "".join(s.lines[-30:])
 

@@ -142,10 +142,12 @@ static void test_ranges_and_defaults(void **state)
     } keys[] = {
         {"port", 0, 65535, 8080, 0, offsetof(config, port)},
         {"http_threads", 0, 256, 0, 0, offsetof(config, http_threads)},
+        {"decode_threads", 0, 256, 0, 0, offsetof(config, decode_threads)},
+        {"decode_queue_size", 1, 1000000, 256, 0, offsetof(config, decode_queue_size)},
         {"max_connections", 1, 100000, 512, 0, offsetof(config, max_connections)},
         {"connection_timeout_s", 1, 3600, 30, 0, offsetof(config, connection_timeout_s)},
         {"max_body_bytes", 1024, 4294967296LL, 33554432, 0, offsetof(config, max_body_bytes)},
-        {"max_image_pixels", 1, 4294967296LL, 40000000, 0, offsetof(config, max_image_pixels)},
+        {"max_image_pixels", 1, 4294967296LL, 13000000, 0, offsetof(config, max_image_pixels)},
         {"max_images_per_request", 1, 4096, 64, 0, offsetof(config, max_images_per_request)},
         {"max_header_bytes", 1024, 1048576, 16384, 0, offsetof(config, max_header_bytes)},
         {"max_url_bytes", 64, 65536, 2048, 0, offsetof(config, max_url_bytes)},

@@ -42,7 +42,7 @@ static const char *render(fixture *f)
     static const int ready[] = {1, 0};
     sbuf_free(&f->b);
     sbuf_init(&f->b, 1 << 22);
-    metrics_render(f->m, &f->b, depth, ready, 5);
+    metrics_render(f->m, &f->b, depth, ready, 5, 2);
     assert_false(f->b.err);
     return f->b.p;
 }
@@ -105,6 +105,7 @@ static void test_requests_and_latency(void **state)
     assert_line(t, "xbnserve_request_duration_seconds_count{model=\"\",endpoint=\"v1_predict\"} 1");
     assert_line(t, "# TYPE xbnserve_request_duration_seconds histogram");
     assert_line(t, "xbnserve_requests_in_flight 5");
+    assert_line(t, "xbnserve_decode_queue_depth 2");
     assert_line(t, "xbnserve_queue_depth{model=\"a\"} 3");
     assert_line(t, "xbnserve_model_ready{model=\"b\"} 0");
 }
