@@ -421,11 +421,11 @@ int config_set(config *c, int model, const char *key, const char *value, char *e
     return 0;
 }
 
-static int valid_name(const char *s)
+int config_name_ok(const char *s, size_t n)
 {
-    if (!*s) return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-') return 0;
+    if (!n || n >= CFG_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-') return 0;
     return 1;
 }
 
@@ -449,7 +449,7 @@ int config_validate(const config *c, char *err, size_t errlen)
     }
     for (int i = 0; i < c->nmodels; i++) {
         const model_cfg *m = &c->models[i];
-        if (!valid_name(m->name)) {
+        if (!config_name_ok(m->name, strlen(m->name))) {
             snprintf(err, errlen, "models[%d].name: '%s' must be non-empty [A-Za-z0-9._-]", i,
                      m->name);
             return -1;

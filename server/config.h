@@ -96,6 +96,9 @@ int config_parse_json(const char *bytes, size_t len, config *c, char *err, size_
  * per-model key applied to every model (model < 0) or to models[model]. Returns 0 or -1. */
 int config_set(config *c, int model, const char *key, const char *value, char *err, size_t errlen);
 
+/* Is name[0, n) a model name: 1-63 bytes of [A-Za-z0-9._-]? */
+int config_name_ok(const char *name, size_t n);
+
 /* Check cross-field rules (at least one model, unique valid names, ...). 0 or -1. */
 int config_validate(const config *c, char *err, size_t errlen);
 
