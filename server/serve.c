@@ -14,8 +14,10 @@
  *      config, and its batcher started: one engine session per worker (worker.c), each
  *      running a warm-up batch. Only then is the model marked ready. Any failure stops the
  *      start (exit 1).
- *   4. On SIGHUP the main thread reloads the model set (reload.c), and between signals it
- *      frees the model instances a reload retired once no request holds them.
+ *   4. On SIGHUP the main thread reloads the model set (reload.c); on SRV_WAKE_SIGNAL it
+ *      does the loads and unloads HTTP threads queued (repository.h), so models are only
+ *      ever loaded here, one at a time; and between signals it frees the model instances a
+ *      reload or an unload retired once no request holds them.
  *   5. On SIGTERM/SIGINT: readiness turns 503 at once, new connections are refused
  *      (http_quiesce; a metrics listener keeps answering, and stops last, in http_stop),
  *      and the main thread waits up to drain_timeout_ms for every accepted request to be
@@ -211,6 +213,7 @@ static void drain(server *s)
 {
     long long t0 = batcher_now_ns();
     atomic_store(&s->draining, 1);
+    reload_ops_refuse(s); /* queued loads and unloads are answered 503, later ones too */
     http_quiesce(s);
     /* a pool thread may have accepted a connection just as the socket was shut; give it the
      * moment it takes to register the connection as fresh before anything counts as idle */
@@ -317,25 +320,29 @@ static int check_config(const server *s, int cpus)
     return 0;
 }
 
-/* Block SIGTERM, SIGINT, SIGHUP and SIGPIPE before any thread of ours starts (the mask is
- * inherited); *sigs gets the two that stop the daemon. SIGHUP stays pending during start-up
- * and is taken by the main loop once the daemon is ready. */
+/* Block SIGTERM, SIGINT, SIGHUP, SRV_WAKE_SIGNAL and SIGPIPE before any thread of ours
+ * starts (the mask is inherited); *sigs gets the two that stop the daemon. SIGHUP and
+ * SRV_WAKE_SIGNAL stay pending during start-up and are taken by the main loop once the daemon
+ * is ready. */
 static void block_signals(sigset_t *sigs)
 {
     sigemptyset(sigs);
     sigaddset(sigs, SIGTERM);
     sigaddset(sigs, SIGINT);
     sigaddset(sigs, SIGHUP);
+    sigaddset(sigs, SRV_WAKE_SIGNAL);
     sigaddset(sigs, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, sigs, NULL);
     sigdelset(sigs, SIGPIPE);
     sigdelset(sigs, SIGHUP);
+    sigdelset(sigs, SRV_WAKE_SIGNAL);
     struct sigaction sa = {0};
     sa.sa_handler = forward_to_main;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SRV_WAKE_SIGNAL, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -376,18 +383,26 @@ static int load_models(server *s, const int *autos, const sigset_t *sigs, char *
     return 0;
 }
 
-/* The ready daemon's main loop: SIGHUP reloads (reload.c), and every REAP_TICK_MS the
- * instances a reload retired are freed once no request holds them. Returns SIGTERM or
- * SIGINT. */
+/* The ready daemon's main loop: SIGHUP reloads (reload.c); SRV_WAKE_SIGNAL says loads or
+ * unloads are queued (one is done a turn, and the queue is looked at on every turn all the
+ * same); and every REAP_TICK_MS the instances a reload or an unload retired are freed once
+ * no request holds them. Returns SIGTERM or SIGINT. */
 static int wait_signal(server *s, int argc, char **argv, int cpus, const sigset_t *stop)
 {
     sigset_t sigs = *stop;
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SRV_WAKE_SIGNAL);
+    int more = 0;
     for (;;) {
-        struct timespec tick = {0, REAP_TICK_MS * 1000000L};
+        struct timespec tick = {0, more ? 0 : REAP_TICK_MS * 1000000L};
         int sig = sigtimedwait(&sigs, NULL, &tick);
-        if (sig == SIGTERM || sig == SIGINT) return sig;
+        /* sigtimedwait takes the lowest signal number first (SIGHUP, SRV_WAKE_SIGNAL), but a
+         * pending SIGTERM or SIGINT goes before another reload or load */
+        struct timespec zero = {0, 0};
+        int stop_sig = sig == SIGTERM || sig == SIGINT ? sig : sigtimedwait(stop, NULL, &zero);
+        if (stop_sig > 0) return stop_sig;
         if (sig == SIGHUP) reload_run(s, argc, argv, cpus, model_instance);
+        more = reload_op(s, argc, argv, cpus, model_instance);
         server_reap(s);
     }
 }
