@@ -84,7 +84,7 @@ static const setting server_keys[] = {
      "/metrics needs no token"},
     {"ui", K_BOOL, offsetof(config, ui), 0, 0, 1, NULL, "serve the try-it page at GET /"},
     {"repository_api", K_BOOL, offsetof(config, repository_api), 0, 0, 1, NULL,
-     "serve POST /v2/repository/index, an admin route (docs/versions.md)"},
+     "serve the admin routes /v2/repository/index, .../models/M/load|unload (docs/versions.md)"},
     {"cors_allow_origins", K_LIST, offsetof(config, cors_allow_origins),
      sizeof((config *)0)->cors_allow_origins, 0, 0, NULL,
      "origins allowed cross-origin calls, exact, comma-separated (empty: no CORS)"},

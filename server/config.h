@@ -66,7 +66,7 @@ typedef struct {
     char auth_token_file[CFG_PATH_MAX];  /* bearer token; else XBNSERVE_AUTH_TOKEN */
     char admin_token_file[CFG_PATH_MAX]; /* admin token; else XBNSERVE_ADMIN_TOKEN */
     long long ui;                        /* serve the try-it page at / (server/page.c) */
-    long long repository_api;            /* POST /v2/repository/index (server/repository.h) */
+    long long repository_api;            /* the /v2/repository routes (server/repository.h) */
     /* Origins allowed cross-origin calls, exact, comma-separated; "": no CORS (cors.c). */
     char cors_allow_origins[CFG_LIST_MAX];
     long long gemm;                   /* engine_gemm (engine.h): 0 auto, 1 avx512, 2 avx2, 3 blas */
