@@ -40,7 +40,8 @@ typedef struct {
 
 /* Admission at the door, from the headers alone: 0, or 503 with *why when the model is
  * still loading or its queue is already full (a 503 then costs microseconds, not a read
- * and a decode; batcher_submit still has the last word). */
+ * and a decode; batcher_submit still has the last word), or 404 when it was unloaded since
+ * its route was matched. */
 int infer_admit(request *r, const char **why);
 
 /* The body is in: parse, decode, submit, suspend (or answer an error). */
