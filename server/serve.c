@@ -3,12 +3,12 @@
  *
  *   1. Configuration (config.c): flags > XBNSERVE_* > file > defaults; --check-config stops
  *      here. Thread counts default to the CPUs the process may really use (cpus.c).
- *   2. SIGTERM/SIGINT/SIGHUP/SIGPIPE are blocked before any thread of ours starts (the mask
- *      is inherited), and the main thread takes SIGTERM/SIGINT/SIGHUP with sigtimedwait: no
- *      global flag. Threads created before main (OpenBLAS's pool, started by its
- *      constructor) do not block them, so a handler re-sends any signal such a thread
- *      catches to the main thread (tgkill to tid == pid). A second signal during the drain
- *      is ignored.
+ *   2. SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGPIPE are blocked before any thread of ours starts
+ *      (the mask is inherited), and the main thread takes SIGTERM/SIGINT/SIGHUP and SIGUSR1
+ *      (SRV_WAKE_SIGNAL, an HTTP thread's wake-up) with sigtimedwait: no global flag.
+ *      Threads created before main (OpenBLAS's pool, started by its constructor) do not
+ *      block them, so a handler re-sends any signal such a thread catches to the main
+ *      thread (tgkill to tid == pid). A second signal during the drain is ignored.
  *   3. The HTTP daemon starts first, so /healthz answers and /readyz says 503 while models
  *      load. Each model is loaded (load_model), its preprocessing/labels overridden from the
  *      config, and its batcher started: one engine session per worker (worker.c), each
