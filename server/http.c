@@ -320,8 +320,9 @@ static int at_the_door(request *r, const char *url, const char *method)
         return 0;
     }
     /* Before the method and the model: without a token nothing about them is told. */
-    if (!auth_ok(&s->auth, auth_level(&s->auth, r->rt->endpoint), http_header(r, "Authorization")))
-        return http_send_error(r, 401, "missing or invalid bearer token");
+    const char *refused = auth_check(&s->auth, auth_level(&s->auth, r->rt->endpoint),
+                                     http_header(r, "Authorization"));
+    if (refused) return http_send_error(r, 401, refused);
     if (!routes_method_ok(r->rt, method)) {
         snprintf(r->err, sizeof r->err, "method %s not allowed, use %s", method, r->rt->method);
         return http_send_error(r, 405, r->err);

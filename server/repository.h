@@ -6,7 +6,8 @@
  *
  * Off unless `repository_api: true` (the routes do not exist otherwise: 404 "no such
  * route"). Admin routes (endpoints "admin_repository_*"): with admin_token_file /
- * XBNSERVE_ADMIN_TOKEN set they take that token, else the user token (auth.h). They run on
+ * XBNSERVE_ADMIN_TOKEN set they take that token only; with the user token set and no admin
+ * token they answer 401 to everyone; without any token they are open (auth.h). They run on
  * HTTP threads, which read the model set through server_versions / server_last_error under
  * server.mu, and never load a model themselves: a load or unload is queued for the main
  * thread (server_op_submit), which does it between signals as it does a SIGHUP reload

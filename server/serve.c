@@ -430,6 +430,10 @@ int serve_main(int argc, char **argv)
         goto out;
     }
     s->log = (logger){(int)s->cfg.log_level, s->cfg.log_format == LOGFMT_JSON, stderr};
+    if (s->cfg.repository_api && s->auth.user && !s->auth.admin)
+        log_msg(&s->log, LOG_WARN,
+                "repository_api: a user token and no admin token: the repository routes answer "
+                "401 until admin_token_file or XBNSERVE_ADMIN_TOKEN is set");
     int cpus = cpus_usable();
     int autos[CFG_MAX_MODELS];
     size_threads(s, cpus, autos);

@@ -314,11 +314,15 @@ def exercise_full_queue(rec):
 
 
 def exercise_auth(rec):
-    """401 with WWW-Authenticate without the token, 200 with it; the probes stay open."""
+    """401 with WWW-Authenticate without the token, 200 with it; the probes stay open; the
+    repository routes refuse the user token when no admin token is set."""
     rec("GET", "/v1/models")                                                      # 401
     rec("POST", "/v1/models/small:predict", JPEG, {"Content-Type": "image/jpeg"})  # 401
     rec("GET", "/openapi.yaml", headers={"Authorization": "Bearer " + TOKEN})
     rec("GET", "/healthz")
+    st, _, body = rec("POST", "/v2/repository/models/small/load", None,
+                      {"Authorization": "Bearer " + TOKEN})                        # 401
+    assert st == 401 and b"admin token must be configured" in body, (st, body)
 
 
 TOKEN = "openapi-test-token-0123456789"
@@ -378,7 +382,8 @@ def exchanges():
     finally:
         assert full.stop() == 0
     assert 503 in res and set(res) <= {200, 503}, res
-    guarded = Server("--model", "small=" + SMALL, env={"XBNSERVE_AUTH_TOKEN": TOKEN})
+    guarded = Server("--model", "small=" + SMALL, "--repository-api", "true",
+                     env={"XBNSERVE_AUTH_TOKEN": TOKEN})
     try:
         rec4 = Recorder(guarded)
         exercise_auth(rec4)

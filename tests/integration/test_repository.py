@@ -4,7 +4,8 @@ the configuration is loaded and answers as the same file served from the start; 
 model lets the requests already admitted finish, then answers 404, is not ready and is listed
 UNAVAILABLE; a broken file's load is an error while the old one keeps serving; a SIGHUP keeps
 an unloaded model unloaded until its configuration entry changes; clients of the other models
-see no failure meanwhile. Then the bodies, the errors, the admin token, repository_api off,
+see no failure meanwhile. Then the bodies, the errors, the admin token (the only one that
+opens these routes once any token is set; without one they are open), repository_api off,
 and loads queued when SIGTERM comes."""
 import json
 import os
@@ -194,7 +195,8 @@ def test_load_unload_under_load(tmp_path, refs):
 
 
 def test_requests_counted(tmp_path):
-    """xbnserve_requests_total counts each load and unload by endpoint, model and status."""
+    """xbnserve_requests_total counts each load and unload by endpoint, model and status. No
+    token is configured: the admin routes are open, as every route is."""
     cfg = write_config(str(tmp_path / "c.json"), [{"name": "m", "path": F035}])
     srv = Server("--config", cfg)
     try:
@@ -309,15 +311,31 @@ def test_admin_token(tmp_path):
     assert not any(USER in l or ADMIN in l for l in srv.lines), "a token reached the log"
 
 
-def test_user_token_alone_opens_the_admin_routes(tmp_path):
-    """Without an admin token, the admin routes take the user token (docs/security.md)."""
+NO_ADMIN = ("an admin token must be configured for the repository API (admin_token_file or "
+            "XBNSERVE_ADMIN_TOKEN)")
+
+
+def test_user_token_alone_closes_the_admin_routes(tmp_path):
+    """A user token and no admin token: the admin routes refuse everyone, the user token
+    included, with an error that says what is missing; the models still take the user token
+    (docs/security.md)."""
     cfg = write_config(str(tmp_path / "c.json"), [{"name": "m", "path": F035}])
     srv = Server("--config", cfg, env={"XBNSERVE_AUTH_TOKEN": USER})
+    user = {"Authorization": "Bearer " + USER}
     try:
-        assert repo(srv, "m", "unload")[0] == 401
-        assert repo(srv, "m", "unload", headers={"Authorization": "Bearer " + USER})[0] == 200
+        for what in ("load", "unload"):
+            for h in ({}, user, {"Authorization": "Bearer " + ADMIN}):
+                st, hdr, err = repo(srv, "m", what, headers=h)
+                assert (st, err) == (401, {"error": NO_ADMIN}), (what, h)
+                assert hdr["WWW-Authenticate"] == 'Bearer realm="xbnserve"'
+            assert repo(srv, "nope", what, headers=user)[::2] == (401, {"error": NO_ADMIN})
+        st, _, err = srv.json("POST", "/v2/repository/index", b"{}", dict(JS, **user))
+        assert (st, err) == (401, {"error": NO_ADMIN})
+        assert predict(srv, "m", user)[0] == 200  # none of them did anything
+        assert predict(srv, "m")[0] == 401
     finally:
         assert srv.stop() == 0
+    assert any("repository_api: a user token and no admin token" in l for l in srv.lines)
 
 
 def test_off_without_repository_api(tmp_path):
