@@ -109,7 +109,7 @@ void auth_free(auth *a)
 
 int auth_level(const auth *a, const char *endpoint)
 {
-    if (!strncmp(endpoint, "admin_", 6)) return AUTH_ADMIN; /* auth_ok: open without tokens */
+    if (!strncmp(endpoint, "admin_", 6)) return AUTH_ADMIN; /* auth_check: open without tokens */
     if (!a->user) return AUTH_OPEN;
     if (a->exempt_metrics && !strcmp(endpoint, "metrics")) return AUTH_OPEN;
     for (size_t i = 0; a->exempt_probes && i < sizeof probes / sizeof probes[0]; i++)
@@ -125,16 +125,20 @@ static int same(const char *given, size_t glen, const char *token, size_t tlen)
     return diff == 0;
 }
 
-int auth_ok(const auth *a, int level, const char *authorization)
+const char *auth_check(const auth *a, int level, const char *authorization)
 {
     const char *token = a->user;
     size_t tlen = a->user_len;
-    if (level == AUTH_ADMIN && a->admin) token = a->admin, tlen = a->admin_len;
-    if (level == AUTH_OPEN || !token) return 1;
-    if (!authorization || strncasecmp(authorization, "Bearer ", 7)) return 0;
+    if (level == AUTH_ADMIN) {
+        /* Any token configured: the admin token only, and without one no one. */
+        if (!a->admin && a->user) return AUTH_NO_ADMIN_TOKEN;
+        token = a->admin, tlen = a->admin_len;
+    }
+    if (level == AUTH_OPEN || !token) return NULL;
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7)) return AUTH_BAD_TOKEN;
     const char *g = authorization + 7;
     while (*g == ' ') g++;
     size_t glen = strlen(g);
     while (glen && g[glen - 1] == ' ') glen--;
-    return same(g, glen, token, tlen);
+    return same(g, glen, token, tlen) ? NULL : AUTH_BAD_TOKEN;
 }

@@ -7,9 +7,10 @@
  *
  * With the user token set, every route needs "Authorization: Bearer <token>" except the
  * probes and /metrics while auth_exempt_probes / auth_exempt_metrics are true (the default).
- * Admin routes take the admin token when it is set, else the user token (and are as open as
- * the rest without either). A refusal is a 401 with WWW-Authenticate (http.c adds it to every
- * 401). Comparisons take the same time whatever bytes match. Tokens are never logged.
+ * Admin routes (the model repository's) take the admin token only; with the user token set
+ * and no admin token they refuse everyone, and only without any token are they open like the
+ * rest. A refusal is a 401 with WWW-Authenticate (http.c adds it to every 401). Comparisons
+ * take the same time whatever bytes match. Tokens are never logged.
  *
  * Ownership: auth_load fills a caller-owned `auth`; auth_free wipes and frees the tokens.
  * After auth_load the struct is read-only, shared by every HTTP thread.
@@ -43,7 +44,15 @@ void auth_free(auth *a);
  * is set, AUTH_USER for the rest. */
 int auth_level(const auth *a, const char *endpoint);
 
-/* Does the Authorization header `authorization` (NULL if absent) grant `level`? */
-int auth_ok(const auth *a, int level, const char *authorization);
+/* The two refusals auth_check gives, the 401's error text. */
+#define AUTH_BAD_TOKEN "missing or invalid bearer token"
+#define AUTH_NO_ADMIN_TOKEN                                                                        \
+    "an admin token must be configured for the repository API (admin_token_file or "               \
+    "XBNSERVE_ADMIN_TOKEN)"
+
+/* Does the Authorization header `authorization` (NULL if absent) grant `level`? NULL if so,
+ * else why not: AUTH_BAD_TOKEN, or AUTH_NO_ADMIN_TOKEN for an admin route while the user
+ * token is set and the admin token is not (whatever the header holds). */
+const char *auth_check(const auth *a, int level, const char *authorization);
 
 #endif

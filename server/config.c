@@ -81,14 +81,15 @@ static const setting server_keys[] = {
     {"auth_token_file", K_STR, offsetof(config, auth_token_file), CFG_PATH_MAX, 0, 0, NULL,
      "bearer token file (or env XBNSERVE_AUTH_TOKEN; never a flag)"},
     {"admin_token_file", K_STR, offsetof(config, admin_token_file), CFG_PATH_MAX, 0, 0, NULL,
-     "admin bearer token file (or env XBNSERVE_ADMIN_TOKEN)"},
+     "admin bearer token file (or env XBNSERVE_ADMIN_TOKEN): the admin routes' only token"},
     {"auth_exempt_probes", K_BOOL, offsetof(config, auth_exempt_probes), 0, 0, 1, NULL,
      "health probes need no token"},
     {"auth_exempt_metrics", K_BOOL, offsetof(config, auth_exempt_metrics), 0, 0, 1, NULL,
      "/metrics needs no token"},
     {"ui", K_BOOL, offsetof(config, ui), 0, 0, 1, NULL, "serve the try-it page at GET /"},
     {"repository_api", K_BOOL, offsetof(config, repository_api), 0, 0, 1, NULL,
-     "serve POST /v2/repository/index, an admin route (docs/versions.md)"},
+     "serve the admin routes /v2/repository/index, .../models/M/load|unload (docs/versions.md); "
+     "once a token is set, only the admin token opens them"},
     {"cors_allow_origins", K_LIST, offsetof(config, cors_allow_origins),
      sizeof((config *)0)->cors_allow_origins, 0, 0, NULL,
      "origins allowed cross-origin calls, exact, comma-separated (empty: no CORS)"},
@@ -427,11 +428,11 @@ int config_set(config *c, int model, const char *key, const char *value, char *e
     return 0;
 }
 
-static int valid_name(const char *s)
+int config_name_ok(const char *s, size_t n)
 {
-    if (!*s) return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-') return 0;
+    if (!n || n >= CFG_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-') return 0;
     return 1;
 }
 
@@ -455,7 +456,7 @@ int config_validate(const config *c, char *err, size_t errlen)
     }
     for (int i = 0; i < c->nmodels; i++) {
         const model_cfg *m = &c->models[i];
-        if (!valid_name(m->name)) {
+        if (!config_name_ok(m->name, strlen(m->name))) {
             snprintf(err, errlen, "models[%d].name: '%s' must be non-empty [A-Za-z0-9._-]", i,
                      m->name);
             return -1;

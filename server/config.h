@@ -68,7 +68,7 @@ typedef struct {
     char auth_token_file[CFG_PATH_MAX];  /* bearer token; else XBNSERVE_AUTH_TOKEN */
     char admin_token_file[CFG_PATH_MAX]; /* admin token; else XBNSERVE_ADMIN_TOKEN */
     long long ui;                        /* serve the try-it page at / (server/page.c) */
-    long long repository_api;            /* POST /v2/repository/index (server/repository.h) */
+    long long repository_api;            /* the /v2/repository routes (server/repository.h) */
     /* Origins allowed cross-origin calls, exact, comma-separated; "": no CORS (cors.c). */
     char cors_allow_origins[CFG_LIST_MAX];
     long long gemm;                   /* engine_gemm (engine.h): 0 auto, 1 avx512, 2 avx2, 3 blas */
@@ -97,6 +97,9 @@ int config_parse_json(const char *bytes, size_t len, config *c, char *err, size_
 /* Set `key` (file spelling, e.g. "max_body_bytes") to the text `value`: a server key, or a
  * per-model key applied to every model (model < 0) or to models[model]. Returns 0 or -1. */
 int config_set(config *c, int model, const char *key, const char *value, char *err, size_t errlen);
+
+/* Is name[0, n) a model name: 1-63 bytes of [A-Za-z0-9._-]? */
+int config_name_ok(const char *name, size_t n);
 
 /* Check cross-field rules (at least one model, unique valid names, ...). 0 or -1. */
 int config_validate(const config *c, char *err, size_t errlen);

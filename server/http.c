@@ -320,14 +320,18 @@ static int at_the_door(request *r, const char *url, const char *method)
         return 0;
     }
     /* Before the method and the model: without a token nothing about them is told. */
-    if (!auth_ok(&s->auth, auth_level(&s->auth, r->rt->endpoint), http_header(r, "Authorization")))
-        return http_send_error(r, 401, "missing or invalid bearer token");
+    const char *refused = auth_check(&s->auth, auth_level(&s->auth, r->rt->endpoint),
+                                     http_header(r, "Authorization"));
+    if (refused) return http_send_error(r, 401, refused);
     if (!routes_method_ok(r->rt, method)) {
         snprintf(r->err, sizeof r->err, "method %s not allowed, use %s", method, r->rt->method);
         return http_send_error(r, 405, r->err);
     }
     if (unknown)
-        return http_send_error(r, 404, unknown == 2 ? "no such model version" : "no such model");
+        return http_send_error(r, 404,
+                               unknown == 2   ? "no such model version"
+                               : unknown == 3 ? "model is unloaded"
+                                              : "no such model");
     if (!strcmp(r->rt->method, "GET")) {
         /* Answered on the next call: a response queued before MHD has seen the (empty)
          * body makes it close the connection, which would defeat keep-alive. */
@@ -386,7 +390,8 @@ static int body_done(request *r)
         char *empty = strdup("");
         return empty ? send_body(r, 204, empty, 0, "text/plain", NULL, NULL) : -1;
     }
-    if (strcmp(r->rt->method, "GET") && r->len == 0) return http_send_error(r, 400, "empty body");
+    if (strcmp(r->rt->method, "GET") && r->len == 0 && !routes_body_optional(r->rt))
+        return http_send_error(r, 400, "empty body");
     metrics_request_bytes(r->s->met, r->model, r->rt->endpoint, r->len);
     return r->rt->handle(r);
 }

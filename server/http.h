@@ -56,6 +56,7 @@ struct request {
     int status;            /* the answer's HTTP status once queued; 0 before */
     char err[SRV_ERR_MAX]; /* the error message sent, for the log; "" if none */
     infer_work work;       /* the inference routes' state (infer.c) */
+    srv_op op;             /* the repository's load and unload (repository.c) */
     const char *csp;       /* the answer's Content-Security-Policy, static; NULL: none */
     /* http.c's own. */
     struct MHD_Connection *conn;

@@ -375,6 +375,10 @@ int infer_admit(request *r, const char **why)
      * reload does meanwhile. While draining, requests on connections accepted earlier are
      * still served. */
     srv_model *m = r->work.m = server_acquire_version(s, r->model, r->version);
+    if (!m && server_unloaded(s, r->model)) { /* unloaded since routes_match looked */
+        *why = "model is unloaded";
+        return 404;
+    }
     if (!m)
         *why = atomic_load(&s->started) ? "model is not loaded (GET /v1/models has last_error)"
                                         : "model is loading";

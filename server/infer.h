@@ -50,7 +50,8 @@ typedef struct {
 
 /* Admission at the door, from the headers alone: 0, or 503 with *why when the model is
  * still loading, its queue or the decode queue is already full (a 503 then costs
- * microseconds, not a read and a decode; the submissions still have the last word). */
+ * microseconds, not a read and a decode; the submissions still have the last word), or 404
+ * when it was unloaded since its route was matched. */
 int infer_admit(request *r, const char **why);
 
 /* The body is in: parse, queue the decode (or submit), suspend (or answer an error). */

@@ -98,8 +98,10 @@ static void model_json(sbuf *b, server *s, int slot, long long only)
     srv_model *m = server_acquire_version(s, slot, only);
     sbuf_puts(b, "{\"name\":");
     sbuf_json_str(b, s->slots[slot].name);
+    int unloaded = server_unloaded(s, slot);
     sbuf_printf(b, ",\"status\":\"%s\"",
                 m                           ? "ready"
+                : unloaded                  ? "unloaded"
                 : !atomic_load(&s->started) ? "loading"
                                             : "unavailable");
     /* What KServe V1 clients ("ready") and TF Serving clients (model_version_status, one entry
@@ -108,7 +110,7 @@ static void model_json(sbuf *b, server *s, int slot, long long only)
     int nv = only ? 1 : server_versions(s, slot, v);
     if (only) v[0] = only;
     sbuf_printf(b, ",\"ready\":%s,\"model_version_status\":[", m ? "true" : "false");
-    if (!nv) v[nv++] = 0; /* nothing served yet: version 1 (a plain file's), loading */
+    if (!nv && !unloaded) v[nv++] = 0; /* nothing served yet: version 1 (a plain file's), loading */
     for (int i = nv - 1; i >= 0; i--)
         sbuf_printf(b,
                     "%s{\"version\":\"%lld\",\"state\":\"%s\","
@@ -200,7 +202,11 @@ int info_v2_server(request *r)
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
     sbuf_puts(&b, "{\"name\":\"xbnserve\",\"version\":\"1\",\"extensions\":[\"binary_tensor_data\","
-                  "\"classification\"]}\n");
+                  "\"classification\"");
+    /* Triton's names: unload takes unload_dependents (no model has any) */
+    if (r->s->cfg.repository_api)
+        sbuf_puts(&b, ",\"model_repository\",\"model_repository(unload_dependents)\"");
+    sbuf_puts(&b, "]}\n");
     return http_send_json(r, 200, &b);
 }
 

@@ -29,6 +29,10 @@
 /* A list setting, its items comma-separated (cors_allow_origins): a few dozen origins. */
 #define CFG_LIST_MAX 1024
 
+/* The body of a repository load or unload (server/repository.h): at most a few parameters,
+ * so a few KB; what is over it is refused (413) before cJSON parses it. */
+#define REPO_BODY_MAX 4096
+
 /* Every error message buffer of the daemon: configuration and start-up messages (a source, a
  * key and a value, or a model's name, path and loader's message) and the one a request's
  * client is sent and its log line shows (each part cut to its %.Ns in the format). */

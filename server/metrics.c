@@ -218,6 +218,15 @@ void metrics_model_info(metrics *m, int mod, const char *version, const model_in
     pthread_mutex_unlock(&m->mu);
 }
 
+void metrics_model_gone(metrics *m, int mod)
+{
+    if (!m || mod < 0 || mod >= m->nmodels) return;
+    pthread_mutex_lock(&m->mu);
+    m->models[mod].info[0] = 0;
+    m->models[mod].gemm[0] = 0;
+    pthread_mutex_unlock(&m->mu);
+}
+
 /* ---- rendering ---- */
 
 static void render_hist(sbuf *b, const char *name, const char *labels, const hist *h,

@@ -59,6 +59,10 @@ void metrics_model_loaded(metrics *m, int model, double seconds);
 /* The model's xbnserve_model_info series, and its GEMM kernels for xbnserve_build_info.
  * version: as the V2 model metadata reports it. The strings are copied. */
 void metrics_model_info(metrics *m, int model, const char *version, const model_info *info);
+/* The model serves nothing any more (unloaded, or removed by a reload): no
+ * xbnserve_model_info series, and its kernels leave xbnserve_build_info, until the next
+ * metrics_model_info. */
+void metrics_model_gone(metrics *m, int model);
 
 /* Append the exposition text. queue_depth[nmodels], ready[nmodels]; decode_depth: requests
  * waiting for a decode thread. */

@@ -12,6 +12,15 @@
  * error goes to the log and to the slot's last_error (GET /v1/models). A configuration that
  * does not parse changes nothing. Server-level settings (port, threads, limits, logging) need
  * a restart: a change is logged as ignored.
+ *
+ * A model unloaded over HTTP (repository.h) stays unloaded through a reload as long as its
+ * configuration entry (path, version policy, model settings) is the one it was last loaded
+ * from; a reload that finds the entry changed loads it again, and one that finds it gone
+ * removes it as any other (added back later, it is a new model). Its files on disk do not
+ * count: a new version folder does not bring an unloaded model back.
+ *
+ * Loads and unloads asked over HTTP are done here too, by reload_op, on the main thread
+ * between signals: one at a time, never during a reload.
  */
 #ifndef XBN_RELOAD_H
 #define XBN_RELOAD_H
@@ -37,5 +46,18 @@ int reload_model(server *s, int slot, const model_cfg *mc, int tpw_auto, reload_
 /* Re-read the configuration from argv (the words after `serve`) and the environment, and
  * apply it. */
 void reload_run(server *s, int argc, char **argv, int cpus, reload_load_fn load);
+
+/* Do the oldest load or unload queued by HTTP threads (server_op_submit) and call its
+ * done(); 1 when more are queued. One at a time, so that the main loop looks at its signals
+ * between two: a SIGTERM does not wait behind a queue of loads. A load reads the
+ * configuration as reload_run does and applies the named model's entry alone, keeping what
+ * is unchanged (SRV_OP_ENOMODEL when the configuration has no such model; SRV_OP_EFAILED
+ * with what served still serving). An unload retires every version the model serves
+ * (SRV_OP_ENOMODEL when it is not in the model set; an unloaded one is unloaded again
+ * without error). Main thread. */
+int reload_op(server *s, int argc, char **argv, int cpus, reload_load_fn load);
+
+/* The drain: refuse the queued ops and every later one (SRV_OP_ESHUTDOWN). Main thread. */
+void reload_ops_refuse(server *s);
 
 #endif

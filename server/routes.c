@@ -30,6 +30,11 @@ static const route table[] = {
     /* only with repository_api (routes_match); "admin_": auth_level asks the admin token */
     {"/v2/repository/index", NULL, NULL, "POST", "admin_repository_index", NULL, repository_index,
      NULL},
+    /* The name need not be served (a load adds it): routes_match checks only its spelling. */
+    {"/v2/repository/models/", "/load", "/", "POST", "admin_repository_load", repository_admit,
+     repository_load, repository_finish},
+    {"/v2/repository/models/", "/unload", "/", "POST", "admin_repository_unload", repository_admit,
+     repository_unload, repository_finish},
     /* The name is what precedes the last ":predict", whatever it holds. */
     {"/v1/models/", ":predict", "", "POST", "v1_predict", infer_admit, infer_v1, infer_finish},
     {"/v1/models/", "", "/:", "GET", "v1_model", NULL, info_v1_model, NULL},
@@ -88,6 +93,20 @@ static long long model_has_version(server *s, int idx, const char *ver, size_t v
     return 0;
 }
 
+/* The model repository routes: only with repository_api. */
+static int repository_route(const route *rt)
+{
+    return !strncmp(rt->endpoint, "admin_repository_", 17);
+}
+
+/* Is the model on rt unseen because it is unloaded (repository.h)? Its state is still told
+ * where it is asked for: its V2 ready probe and its v1 status. */
+static int unloaded_hides(server *s, int idx, const route *rt)
+{
+    return idx >= 0 && server_unloaded(s, idx) && strcmp(rt->endpoint, "v2_model_ready") &&
+           strcmp(rt->endpoint, "v1_model");
+}
+
 const route *routes_match(server *s, const char *url, int *model_idx, int *unknown_model,
                           long long *version)
 {
@@ -100,8 +119,8 @@ const route *routes_match(server *s, const char *url, int *model_idx, int *unkno
     for (size_t i = 0; i < sizeof versioned / sizeof versioned[0]; i++) {
         if (!follows_versioned(&versioned[i], url, &name, &n, &ver, &vn)) continue;
         *model_idx = server_find(s, name, n);
-        *unknown_model = *model_idx < 0;
-        if (*model_idx >= 0 && !(*version = model_has_version(s, *model_idx, ver, vn))) {
+        *unknown_model = *model_idx < 0 ? 1 : unloaded_hides(s, *model_idx, &versioned[i]) ? 3 : 0;
+        if (!*unknown_model && !(*version = model_has_version(s, *model_idx, ver, vn))) {
             *model_idx = -1;
             *unknown_model = 2;
         }
@@ -109,11 +128,13 @@ const route *routes_match(server *s, const char *url, int *model_idx, int *unkno
     }
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (!follows(&table[i], url, &name, &n)) continue;
-        if (table[i].handle == repository_index && !s->cfg.repository_api) continue;
+        if (repository_route(&table[i]) && !s->cfg.repository_api) continue;
         if (table[i].suffix) {
             *model_idx = server_find(s, name, n);
-            *unknown_model = *model_idx < 0;
+            *unknown_model = *model_idx < 0 ? 1 : unloaded_hides(s, *model_idx, &table[i]) ? 3 : 0;
         }
+        if (table[i].suffix && repository_route(&table[i])) /* a load may name a new model */
+            *unknown_model = !config_name_ok(name, n);
         return &table[i];
     }
     return NULL;
@@ -130,6 +151,11 @@ int routes_method_ok(const route *rt, const char *method)
 {
     if (!strcmp(method, "PUT") && takes_put(rt)) return 1;
     return !strcmp(!strcmp(method, "HEAD") ? "GET" : method, rt->method);
+}
+
+int routes_body_optional(const route *rt)
+{
+    return repository_route(rt) && rt->suffix; /* Triton's load and unload: "may be empty" */
 }
 
 const char *routes_allow(const route *rt)

@@ -28,13 +28,19 @@ struct route {
 
 /* The route of `url`, or NULL. *model_idx is the index of the model the path names, or -1;
  * *unknown_model is 1 when it names a model that is not served, 2 when it names a version
- * of a served model that is not served. *version is the version the path names ("/versions/
- * {v}"), 0 when it names none (the highest served). */
+ * of a served model that is not served, 3 when the model is unloaded (repository.h) and the
+ * route is not one of those that tell its state. On the repository's load and unload routes
+ * the model need not exist: *unknown_model is 1 only for a name no model could have. The
+ * repository routes exist only with repository_api. *version is the version the path names
+ * ("/versions/{v}"), 0 when it names none (the highest served). */
 const route *routes_match(server *s, const char *url, int *model_idx, int *unknown_model,
                           long long *version);
 
 /* Does the route take `method`? */
 int routes_method_ok(const route *rt, const char *method);
+
+/* May the route's POST body be empty? (Every other POST route refuses an empty body.) */
+int routes_body_optional(const route *rt);
 
 /* The Allow header of a 405 on this route. */
 const char *routes_allow(const route *rt);

@@ -3,19 +3,21 @@
  *
  *   1. Configuration (config.c): flags > XBNSERVE_* > file > defaults; --check-config stops
  *      here. Thread counts default to the CPUs the process may really use (cpus.c).
- *   2. SIGTERM/SIGINT/SIGHUP/SIGPIPE are blocked before any thread of ours starts (the mask
- *      is inherited), and the main thread takes SIGTERM/SIGINT/SIGHUP with sigtimedwait: no
- *      global flag. Threads created before main (OpenBLAS's pool, started by its
- *      constructor) do not block them, so a handler re-sends any signal such a thread
- *      catches to the main thread (tgkill to tid == pid). A second signal during the drain
- *      is ignored.
+ *   2. SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGPIPE are blocked before any thread of ours starts
+ *      (the mask is inherited), and the main thread takes SIGTERM/SIGINT/SIGHUP and SIGUSR1
+ *      (SRV_WAKE_SIGNAL, an HTTP thread's wake-up) with sigtimedwait: no global flag.
+ *      Threads created before main (OpenBLAS's pool, started by its constructor) do not
+ *      block them, so a handler re-sends any signal such a thread catches to the main
+ *      thread (tgkill to tid == pid). A second signal during the drain is ignored.
  *   3. The decode pool starts (decodepool.h), then the HTTP daemon, so /healthz answers and
  *      /readyz says 503 while models load. Each model is loaded (load_model), its
  *      preprocessing/labels overridden from the config, and its batcher started: one engine
  *      session per worker (worker.c), each running a warm-up batch. Only then is the model
  *      marked ready. Any failure stops the start (exit 1).
- *   4. On SIGHUP the main thread reloads the model set (reload.c), and between signals it
- *      frees the model instances a reload retired once no request holds them.
+ *   4. On SIGHUP the main thread reloads the model set (reload.c); on SRV_WAKE_SIGNAL it
+ *      does the loads and unloads HTTP threads queued (repository.h), so models are only
+ *      ever loaded here, one at a time; and between signals it frees the model instances a
+ *      reload or an unload retired once no request holds them.
  *   5. On SIGTERM/SIGINT: readiness turns 503 at once, new connections are refused
  *      (http_quiesce; a metrics listener keeps answering, and stops last, in http_stop),
  *      and the main thread waits up to drain_timeout_ms for every accepted request to be
@@ -212,6 +214,7 @@ static void drain(server *s)
 {
     long long t0 = batcher_now_ns();
     atomic_store(&s->draining, 1);
+    reload_ops_refuse(s); /* queued loads and unloads are answered 503, later ones too */
     http_quiesce(s);
     /* a pool thread may have accepted a connection just as the socket was shut; give it the
      * moment it takes to register the connection as fresh before anything counts as idle */
@@ -327,25 +330,29 @@ static int check_config(const server *s, int cpus)
     return 0;
 }
 
-/* Block SIGTERM, SIGINT, SIGHUP and SIGPIPE before any thread of ours starts (the mask is
- * inherited); *sigs gets the two that stop the daemon. SIGHUP stays pending during start-up
- * and is taken by the main loop once the daemon is ready. */
+/* Block SIGTERM, SIGINT, SIGHUP, SRV_WAKE_SIGNAL and SIGPIPE before any thread of ours
+ * starts (the mask is inherited); *sigs gets the two that stop the daemon. SIGHUP and
+ * SRV_WAKE_SIGNAL stay pending during start-up and are taken by the main loop once the daemon
+ * is ready. */
 static void block_signals(sigset_t *sigs)
 {
     sigemptyset(sigs);
     sigaddset(sigs, SIGTERM);
     sigaddset(sigs, SIGINT);
     sigaddset(sigs, SIGHUP);
+    sigaddset(sigs, SRV_WAKE_SIGNAL);
     sigaddset(sigs, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, sigs, NULL);
     sigdelset(sigs, SIGPIPE);
     sigdelset(sigs, SIGHUP);
+    sigdelset(sigs, SRV_WAKE_SIGNAL);
     struct sigaction sa = {0};
     sa.sa_handler = forward_to_main;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SRV_WAKE_SIGNAL, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -386,18 +393,26 @@ static int load_models(server *s, const int *autos, const sigset_t *sigs, char *
     return 0;
 }
 
-/* The ready daemon's main loop: SIGHUP reloads (reload.c), and every REAP_TICK_MS the
- * instances a reload retired are freed once no request holds them. Returns SIGTERM or
- * SIGINT. */
+/* The ready daemon's main loop: SIGHUP reloads (reload.c); SRV_WAKE_SIGNAL says loads or
+ * unloads are queued (one is done a turn, and the queue is looked at on every turn all the
+ * same); and every REAP_TICK_MS the instances a reload or an unload retired are freed once
+ * no request holds them. Returns SIGTERM or SIGINT. */
 static int wait_signal(server *s, int argc, char **argv, int cpus, const sigset_t *stop)
 {
     sigset_t sigs = *stop;
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SRV_WAKE_SIGNAL);
+    int more = 0;
     for (;;) {
-        struct timespec tick = {0, REAP_TICK_MS * 1000000L};
+        struct timespec tick = {0, more ? 0 : REAP_TICK_MS * 1000000L};
         int sig = sigtimedwait(&sigs, NULL, &tick);
-        if (sig == SIGTERM || sig == SIGINT) return sig;
+        /* sigtimedwait takes the lowest signal number first (SIGHUP, SRV_WAKE_SIGNAL), but a
+         * pending SIGTERM or SIGINT goes before another reload or load */
+        struct timespec zero = {0, 0};
+        int stop_sig = sig == SIGTERM || sig == SIGINT ? sig : sigtimedwait(stop, NULL, &zero);
+        if (stop_sig > 0) return stop_sig;
         if (sig == SIGHUP) reload_run(s, argc, argv, cpus, model_instance);
+        more = reload_op(s, argc, argv, cpus, model_instance);
         server_reap(s);
     }
 }
@@ -425,6 +440,10 @@ int serve_main(int argc, char **argv)
         goto out;
     }
     s->log = (logger){(int)s->cfg.log_level, s->cfg.log_format == LOGFMT_JSON, stderr};
+    if (s->cfg.repository_api && s->auth.user && !s->auth.admin)
+        log_msg(&s->log, LOG_WARN,
+                "repository_api: a user token and no admin token: the repository routes answer "
+                "401 until admin_token_file or XBNSERVE_ADMIN_TOKEN is set");
     int cpus = cpus_usable();
     int autos[CFG_MAX_MODELS];
     size_threads(s, cpus, autos);

@@ -3,13 +3,16 @@
  * HTTP threads submit jobs and read queue depths while the main thread may be draining;
  * the drain takes each batcher away under s->mu before freeing it, so every use here holds
  * the same lock. A request arriving on a kept-alive connection at the end of the drain then
- * gets a 503 instead of a freed batcher. None of these calls blocks on compute.
+ * gets a 503 instead of a freed batcher. None of these calls blocks on compute. The same
+ * lock guards the slots' instances and the queue of loads and unloads for the main thread.
  */
 #include "server/server.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 long server_queue_depth(server *s, srv_model *m)
 {
@@ -146,6 +149,65 @@ void server_publish_versions(server *s, int slot, srv_model **ms, int n, const c
     if (err) snprintf(sl->last_error, sizeof sl->last_error, "%s", err);
     atomic_store(&sl->listed, 1);
     pthread_mutex_unlock(&s->mu);
+}
+
+void server_set_unloaded(server *s, int slot, int unloaded)
+{
+    srv_slot *sl = &s->slots[slot];
+    pthread_mutex_lock(&s->mu);
+    if (unloaded) {
+        set_versions(s, sl, NULL, 0);
+        sl->last_error[0] = 0; /* the index and the listing say "unloaded" instead */
+    }
+    atomic_store(&sl->unloaded, unloaded);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int server_unloaded(const server *s, int slot)
+{
+    return atomic_load(&s->slots[slot].unloaded);
+}
+
+int server_op_submit(server *s, srv_op *op)
+{
+    op->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    int closed = s->ops_closed;
+    if (!closed) {
+        if (s->ops_tail)
+            s->ops_tail->next = op;
+        else
+            s->ops = op;
+        s->ops_tail = op;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (closed) return -1;
+    /* The main thread is the process's first thread: its tid is the pid. A wake-up that
+     * arrives while it is busy stays pending until its next sigtimedwait. */
+    pid_t pid = getpid();
+    syscall(SYS_tgkill, pid, pid, SRV_WAKE_SIGNAL);
+    return 0;
+}
+
+srv_op *server_op_take(server *s, int *more)
+{
+    pthread_mutex_lock(&s->mu);
+    srv_op *op = s->ops;
+    if (op) s->ops = op->next;
+    if (!s->ops) s->ops_tail = NULL;
+    *more = s->ops != NULL;
+    pthread_mutex_unlock(&s->mu);
+    return op;
+}
+
+srv_op *server_ops_close(server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    srv_op *list = s->ops;
+    s->ops = s->ops_tail = NULL;
+    s->ops_closed = 1;
+    pthread_mutex_unlock(&s->mu);
+    return list;
 }
 
 void server_reap(server *s)

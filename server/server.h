@@ -18,12 +18,15 @@
  * but it is freed only with the server, once no HTTP thread is left to submit. The other
  * state HTTP threads and the main thread share is atomic: `draining`, `inflight`,
  * `fresh_conns`, `next_id`; the main thread waits for inflight and fresh_conns to drop on
- * `mu`/`cv`.
+ * `mu`/`cv`. A load or unload asked over HTTP (repository.h) is never done on the HTTP
+ * thread: it is queued under `mu` (server_op_submit) for the main thread, which does it
+ * between signals, as it does a SIGHUP reload.
  */
 #ifndef XBN_SERVER_H
 #define XBN_SERVER_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 
 #include "engine/engine.h"
@@ -77,7 +80,41 @@ typedef struct {
     srv_model *vers[VERSIONS_MAX]; /* under server.mu: each served version, ascending */
     int nvers;                     /* under server.mu */
     char last_error[SRV_ERR_MAX];  /* under server.mu: why the last load failed; "" */
+    /* Unloaded through POST /v2/repository/models/{m}/unload: listed, serving nothing, and
+     * its routes other than the state ones answer 404 until a load, or until a reload finds
+     * its configuration entry changed (reload.h). Written under server.mu. */
+    atomic_int unloaded;
+    /* Main thread only: the configuration entry the slot was last brought in line with
+     * (reload_model), and whether its threads_per_worker was automatic. */
+    model_cfg conf;
+    int conf_auto;
 } srv_slot;
+
+/* A load or unload of a model (the repository routes, repository.h) handed to the main
+ * thread, which loads models one at a time, between and never during SIGHUP reloads. The
+ * caller owns it (it lives in the request) and must keep it until done() is called. */
+enum { SRV_OP_LOAD, SRV_OP_UNLOAD };
+/* srv_op.result */
+enum {
+    SRV_OP_OK,        /* loaded (or kept as it was), or unloaded */
+    SRV_OP_ENOMODEL,  /* no such model: not in the configuration, or not served */
+    SRV_OP_EFAILED,   /* the load failed (err says why); what served keeps serving */
+    SRV_OP_ESHUTDOWN, /* the daemon drains: nothing was done */
+};
+typedef struct srv_op {
+    int kind;                        /* SRV_OP_LOAD or SRV_OP_UNLOAD */
+    char name[CFG_NAME_MAX];         /* the model */
+    int result;                      /* SRV_OP_*, set by the main thread before done() */
+    char err[SRV_ERR_MAX];           /* with a failure: the message for the client */
+    void (*done)(struct srv_op *op); /* main thread, once; the op is the caller's again */
+    void *user;
+    struct srv_op *next; /* under server.mu: the queue */
+} srv_op;
+
+/* The signal an HTTP thread sends the main thread (tgkill) when it queues an op: it is
+ * blocked in every thread, and the main loop's sigtimedwait takes it. From outside the
+ * process it only makes the main thread look at an empty queue. */
+#define SRV_WAKE_SIGNAL SIGUSR1
 
 typedef struct server {
     config cfg;
@@ -108,7 +145,9 @@ typedef struct server {
     atomic_long inflight;
     atomic_long fresh_conns; /* accepted connections that have not sent a request yet */
     atomic_ulong next_id;
-    pthread_mutex_t mu; /* with cv: the main thread waits for inflight and refs to drop */
+    srv_op *ops, *ops_tail; /* under mu: loads and unloads waiting for the main thread */
+    int ops_closed;         /* under mu: the drain has begun, no op is taken any more */
+    pthread_mutex_t mu;     /* with cv: the main thread waits for inflight and refs to drop */
     pthread_cond_t cv;
 } server;
 
@@ -137,6 +176,21 @@ void server_publish(server *s, int slot, srv_model *m, int listed, const char *e
  * slot's served versions, listed, and retire every instance it served that is not among
  * them; err as above. Requests hold the instances they started on until they finish. */
 void server_publish_versions(server *s, int slot, srv_model **ms, int n, const char *err);
+/* Main thread. Retire every version the slot serves (requests already admitted finish on
+ * them) and mark it unloaded (or no longer, unloaded 0, which changes nothing else). */
+void server_set_unloaded(server *s, int slot, int unloaded);
+/* Is the slot unloaded? Any thread. */
+int server_unloaded(const server *s, int slot);
+
+/* HTTP threads. Queue op for the main thread and wake it (SRV_WAKE_SIGNAL). 0, or -1 when
+ * the drain has begun: the op was not taken. */
+int server_op_submit(server *s, srv_op *op);
+/* Main thread. The oldest queued op, or NULL; *more says whether others wait behind it. */
+srv_op *server_op_take(server *s, int *more);
+/* Main thread, the drain: refuse later submissions, and hand back the queued ops, oldest
+ * first, linked by next. */
+srv_op *server_ops_close(server *s);
+
 /* Main thread. Free every retired instance no request holds any more. */
 void server_reap(server *s);
 /* Main thread. Every instance, current or retired, into a malloc'd array (*n of them). */

@@ -5,10 +5,10 @@ document the daemon serves.
    JSON schema, every $ref resolved) and @redocly/openapi-core's `recommended` rules. Broken
    copies of the document fail it.
 2. The daemon (build/xbnserve on loopback ports) answers a request on every route (versioned
-   ones, PUT on predict, the V2 binary and classification extensions, the repository index
-   included), with every status it can be made to give here (200, 400, 401, 404, 405, 413,
-   414, 415, 503 from a full queue and from a draining daemon, 504; not 500, which takes an
-   engine failure or no memory); openapi-check.js `exchanges` then checks each exchange
+   ones, PUT on predict, the V2 binary and classification extensions, the repository index,
+   load and unload included), with every status it can be made to give here (200, 400, 401,
+   404, 405, 413, 414, 415, 503 from a full queue, a draining daemon and an unloaded model's
+   readiness, 504; not 500, which takes an engine failure or no memory); openapi-check.js `exchanges` then checks each exchange
    against the document: operation, status, required headers (X-Request-Id, Allow,
    Retry-After) and their values, no undocumented X-Request-Id / Allow / Retry-After,
    Content-Type, response body against its schema, and the successful requests' bodies
@@ -314,14 +314,45 @@ def exercise_full_queue(rec):
 
 
 def exercise_auth(rec):
-    """401 with WWW-Authenticate without the token, 200 with it; the probes stay open."""
+    """401 with WWW-Authenticate without the token, 200 with it; the probes stay open; the
+    repository routes refuse the user token when no admin token is set."""
     rec("GET", "/v1/models")                                                      # 401
     rec("POST", "/v1/models/small:predict", JPEG, {"Content-Type": "image/jpeg"})  # 401
     rec("GET", "/openapi.yaml", headers={"Authorization": "Bearer " + TOKEN})
     rec("GET", "/healthz")
+    st, _, body = rec("POST", "/v2/repository/models/small/load", None,
+                      {"Authorization": "Bearer " + TOKEN})                        # 401
+    assert st == 401 and b"admin token must be configured" in body, (st, body)
 
 
 TOKEN = "openapi-test-token-0123456789"
+
+
+def exercise_repository(rec):
+    """Triton's repository routes (repository_api on): index, load, unload, and what an
+    unloaded model answers."""
+    rec("GET", "/v2")
+    idx, load, unload = ("/v2/repository/index", "/v2/repository/models/small/load",
+                         "/v2/repository/models/small/unload")
+    rec("POST", idx, "{}", JSON)
+    rec("POST", idx, '{"ready": 1}', JSON)                                        # 400
+    rec("GET", idx)                                                               # 405
+    rec("POST", load)                                                             # empty body
+    rec("POST", load, '{"parameters": {}}', JSON)
+    rec("POST", load, '{"parameters": {"config": "{}"}}', JSON)                   # 400
+    rec("POST", load, "{" + " " * 5000 + "}", JSON)                               # 413
+    rec("POST", "/v2/repository/models/nope/load")                                # 404
+    rec("GET", unload)                                                            # 405
+    rec("POST", unload, '{"parameters": {"unload_dependents": true}}', JSON)
+    rec("POST", unload, '{"parameters": {"unload_dependents": 1}}', JSON)         # 400
+    rec("POST", "/v2/repository/models/nope/unload")                              # 404
+    for path in ("/v1/models", "/v1/models/small", "/v2/models/small/ready",      # 503
+                 "/v2/models/small"):                                             # 404
+        rec("GET", path)
+    rec("POST", "/v1/models/small:predict", JPEG, {"Content-Type": "image/jpeg"})  # 404
+    rec("POST", idx, "{}", JSON)
+    rec("POST", load)
+    rec("POST", "/v2/repository/models/" + "a" * 3000 + "/load")                # 414
 
 
 @pytest.fixture(scope="module")
@@ -351,13 +382,24 @@ def exchanges():
     finally:
         assert full.stop() == 0
     assert 503 in res and set(res) <= {200, 503}, res
-    guarded = Server("--model", "small=" + SMALL, env={"XBNSERVE_AUTH_TOKEN": TOKEN})
+    guarded = Server("--model", "small=" + SMALL, "--repository-api", "true",
+                     env={"XBNSERVE_AUTH_TOKEN": TOKEN})
     try:
         rec4 = Recorder(guarded)
         exercise_auth(rec4)
     finally:
         assert guarded.stop() == 0
-    return rec.exchanges + rec2.exchanges + rec3.exchanges + rec4.exchanges
+    repo = Server("--model", "small=" + SMALL, "--repository-api", "true")
+    try:
+        rec5 = Recorder(repo)
+        exercise_repository(rec5)
+    finally:
+        assert repo.stop() == 0
+    statuses = [(x["method"], x["path"].split("/")[-1][:10], x["status"]) for x in rec5.exchanges]
+    assert [st for *_, st in statuses] == [200, 200, 400, 405, 200, 200, 400, 413, 404, 405, 200,
+                                           400, 404, 200, 200, 503, 404, 404, 200, 200, 414], \
+        statuses
+    return rec.exchanges + rec2.exchanges + rec3.exchanges + rec4.exchanges + rec5.exchanges
 
 
 def check_exchanges(tmp_path, xs, document=DOC, name="exchanges.json"):
@@ -478,8 +520,8 @@ def route_templates():
 
 @pytest.fixture(scope="module")
 def doc_srv():
-    # ui false: the document is not part of the page and stays. The repository index is on
-    # so that its route exists.
+    # ui false: the document is not part of the page and stays. The repository API is on so
+    # that its routes (index, load, unload) exist.
     s = Server("--model", "small=" + SMALL, "--ui", "false", "--repository-api", "true")
     yield s
     assert s.stop() == 0
@@ -505,7 +547,8 @@ def test_route_table_is_read_right():
     assert len(t) == len(set(t))
     for path in ("/", "/openapi.yaml", "/v1/models", "/v1/models/{name}:predict",
                  "/v1/models/{name}/versions/{version}:predict", "/v2/models/{name}/infer",
-                 "/v2/models/{name}/versions/{version}/ready", "/v2/repository/index"):
+                 "/v2/models/{name}/versions/{version}/ready", "/v2/repository/index",
+                 "/v2/repository/models/{name}/load", "/v2/repository/models/{name}/unload"):
         assert path in t, path
 
 

@@ -269,6 +269,51 @@ def test_exemptions_off_and_token_file(tmp_path):
         assert s.stop() == 0
 
 
+ADMIN = "admin-token-0123456789abcdef"
+NO_ADMIN = ("an admin token must be configured for the repository API (admin_token_file or "
+            "XBNSERVE_ADMIN_TOKEN)")
+ADMIN_ROUTES = [("/v2/repository/index", b"{}"), ("/v2/repository/models/m/load", b"")]
+
+# (id, tokens configured, Authorization -> the admin routes' answer: 200 or the 401's error)
+ADMIN_CASES = [
+    ("no-tokens", {}, {None: 200, TOKEN: 200}),
+    ("user-only", {"XBNSERVE_AUTH_TOKEN": TOKEN},
+     {None: NO_ADMIN, TOKEN: NO_ADMIN, ADMIN: NO_ADMIN}),
+    ("user-and-admin", {"XBNSERVE_AUTH_TOKEN": TOKEN, "XBNSERVE_ADMIN_TOKEN": ADMIN},
+     {None: "missing or invalid bearer token", TOKEN: "missing or invalid bearer token",
+      ADMIN: 200}),
+    ("admin-only", {"XBNSERVE_ADMIN_TOKEN": ADMIN},
+     {None: "missing or invalid bearer token", TOKEN: "missing or invalid bearer token",
+      ADMIN: 200}),
+]
+
+
+@pytest.mark.parametrize("case", ADMIN_CASES, ids=[c[0] for c in ADMIN_CASES])
+def test_admin_routes_take_the_admin_token_once_any_token_is_set(case):
+    """The repository routes (repository_api on): open without tokens; once a token is set,
+    the admin token only, so with a user token and no admin token nobody gets in. The other
+    routes keep the user token's rule."""
+    _, env, want = case
+    s = Server("--model", "m=" + SMALL, "--repository-api", "true", env=env)
+    try:
+        for tok, expect in want.items():
+            h = {"Content-Type": "application/json"}
+            if tok:
+                h["Authorization"] = "Bearer " + tok
+            for path, body in ADMIN_ROUTES:
+                st, hdr, b = s.request("POST", path, body, h)
+                if expect == 200:
+                    assert st == 200, (path, tok, st, b)
+                else:
+                    assert (st, json.loads(b)) == (401, {"error": expect}), (path, tok)
+                    assert hdr["WWW-Authenticate"] == 'Bearer realm="xbnserve"'
+        user = {"Authorization": "Bearer " + TOKEN} if "XBNSERVE_AUTH_TOKEN" in env else {}
+        assert s.request("GET", "/v1/models/m", headers=user)[0] == 200
+    finally:
+        assert s.stop() == 0
+    assert not any(TOKEN in l or ADMIN in l for l in s.lines), "a token reached the log"
+
+
 def run_serve(args, env=None):
     import os, subprocess
     from xbn import BIN

@@ -116,6 +116,11 @@ mutant("auth-prefix", "server/auth.c",
        "volatile unsigned char diff = glen < tlen;",
        ["py:tests/integration/test_security.py -k token"],
        "a bearer token with extra bytes after the real one accepted")
+mutant("auth-admin-fallback", "server/auth.c",
+       "if (!a->admin && a->user) return AUTH_NO_ADMIN_TOKEN;\n        token = a->admin, tlen = a->admin_len;",
+       "if (a->admin) token = a->admin, tlen = a->admin_len;",
+       ["py:tests/integration/test_security.py -k admin_routes"],
+       "with a user token and no admin token, the user token opens the repository routes")
 mutant("url-limit-ge", "server/http.c",
        "if (ulen > (size_t)s->cfg.max_url_bytes)",
        "if (ulen >= (size_t)s->cfg.max_url_bytes)",

@@ -224,6 +224,23 @@ static void test_gemm_names(void **state)
     assert_non_null(strstr(err, "auto|avx512|avx2|blas"));
 }
 
+/* The names a load or unload path may carry: those a model of the configuration may have. */
+static void test_name_ok(void **state)
+{
+    (void)state;
+    char longest[CFG_NAME_MAX];
+    memset(longest, 'x', sizeof longest);
+    assert_int_equal(config_name_ok("resnet-50_v1.2", 14), 1);
+    assert_int_equal(config_name_ok("ab/c", 2), 1); /* only the n bytes count */
+    assert_int_equal(config_name_ok(longest, CFG_NAME_MAX - 1), 1);
+    assert_int_equal(config_name_ok(longest, CFG_NAME_MAX), 0);
+    assert_int_equal(config_name_ok("", 0), 0);
+    assert_int_equal(config_name_ok("a b", 3), 0);
+    assert_int_equal(config_name_ok("a/b", 3), 0);
+    assert_int_equal(config_name_ok("a%2", 3), 0);
+    assert_int_equal(config_name_ok("\xc3\xa9", 2), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_ranges_and_defaults),
         cmocka_unit_test(test_cpus),
         cmocka_unit_test(test_gemm_names),
+        cmocka_unit_test(test_name_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -229,6 +229,13 @@ static void test_model_and_build_info(void **state)
              metrics_version());
     assert_line(render(f), l);
     assert_int_equal(count_substr(render(f), "xbnserve_build_info{"), 1);
+    metrics_model_gone(f->m, 1); /* unloaded: its series and its kernels go */
+    t = render(f);
+    assert_int_equal(count_substr(t, "xbnserve_model_info{model=\"b\""), 0);
+    assert_int_equal(count_substr(t, "xbnserve_model_info{model=\"a\""), 1);
+    snprintf(l, sizeof l, "xbnserve_build_info{version=\"%s\",gemm=\"avx2\"} 1", metrics_version());
+    assert_line(t, l);
+    metrics_model_gone(f->m, 7); /* no such model: nothing */
 }
 
 static void test_series_cap(void **state)
