@@ -2,9 +2,10 @@
  * answer. Nothing here knows what a route does; routes.c says which function answers.
  *
  * A request's life, all on the HTTP thread that owns its connection unless noted:
- *   1st call   (headers in): create the record, match the route, refuse at the door
- *              (414/404/405/404/admit/413) by queueing the answer at once: MHD then reads
- *              no body and closes.
+ *   request line (URI log callback): create the record, note the target's length.
+ *   1st call   (headers in): start the request, match the route, refuse at the door
+ *              (400/414/404/405/404/admit/413) by queueing the answer at once: MHD
+ *              then reads no body and closes.
  *   body calls: append to the body buffer, never past max_body_bytes.
  *   last call  (*upload_data_size == 0): the route's handler; it answers, or suspends.
  *   http_wake  (any thread, e.g. a compute worker): mark woken; resume if suspended.
@@ -183,11 +184,25 @@ static void request_id(request *r)
         snprintf(r->id, sizeof r->id, "%lx", (unsigned long)atomic_fetch_add(&r->s->next_id, 1));
 }
 
-static request *request_new(server *s, struct MHD_Connection *conn, const char *url,
-                            const char *method)
+/* MHD_OPTION_URI_LOG_CALLBACK: libmicrohttpd calls it once per request with the request
+ * target as the client sent it (path and query, not yet percent-decoded), before the
+ * headers are parsed, and hands what it returns to the handler as the request's context.
+ * The record is born here so max_url_bytes counts the bytes on the wire; request_start
+ * fills in the rest once the headers are in. A NULL target (a request line without one)
+ * counts 0: libmicrohttpd refuses such a line before any handler call. */
+static void *request_seen(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    request *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
+    (void)cls;
+    (void)conn;
+    request *r = calloc(1, sizeof *r); /* NULL: the handler drops the connection */
+    if (r) r->url_bytes = uri ? strlen(uri) : 0;
+    return r;
+}
+
+/* The headers are in: the record becomes a request in flight (the drain waits for it). */
+static void request_start(request *r, server *s, struct MHD_Connection *conn, const char *url,
+                          const char *method)
+{
     r->s = s;
     r->conn = conn;
     r->model = -1;
@@ -206,7 +221,6 @@ static request *request_new(server *s, struct MHD_Connection *conn, const char *
     snprintf(r->path, sizeof r->path, "%s", url);
     request_id(r);
     trace_begin(http_header(r, "traceparent"), &r->trace);
-    return r;
 }
 
 static void request_free(request *r)
@@ -218,15 +232,6 @@ static void request_free(request *r)
 }
 
 /* ---- the door, the body ---- */
-
-/* MHD_KeyValueIterator: add "key=value&" lengths of the query arguments to *cls. */
-static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
-{
-    (void)kind;
-    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 2;
-    return MHD_YES;
-}
 
 /* MHD_KeyValueIterator: count the Content-Length and Transfer-Encoding headers. */
 static enum MHD_Result count_length_headers(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -303,9 +308,7 @@ static int at_the_door(request *r, const char *url, const char *method)
     server *s = r->s;
     const char *bad = bad_framing(r, url, method);
     if (bad) return http_send_error(r, 400, bad);
-    size_t ulen = strlen(url); /* MHD strips the query: count its arguments too */
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg_len, &ulen);
-    if (ulen > (size_t)s->cfg.max_url_bytes) return http_send_error(r, 414, "URL too long");
+    if (r->url_bytes > (size_t)s->cfg.max_url_bytes) return http_send_error(r, 414, "URL too long");
     int unknown;
     r->rt = routes_match(s, url, &r->model, &unknown, &r->version);
     if (!r->rt) return http_send_error(r, 404, "no such route");
@@ -408,13 +411,12 @@ static enum MHD_Result serve_call(server *s, int metrics_side, struct MHD_Connec
                                   const char *url, const char *method, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-    request *r = *con_cls;
+    request *r = *con_cls; /* from request_seen */
     int rc = -1;
-    if (!r) {
-        r = request_new(s, conn, url, method);
-        if (!r) return MHD_NO;
+    if (!r) return MHD_NO; /* out of memory when the request line came */
+    if (!r->s) {
+        request_start(r, s, conn, url, method);
         r->metrics_side = metrics_side;
-        *con_cls = r;
         rc = at_the_door(r, url, method);
     } else if (r->state == ST_ANSWERED) { /* MHD may still offer data: swallow it */
         *upload_size = 0;
@@ -457,6 +459,10 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
+    if (!r->s) { /* refused or cut off by libmicrohttpd before the headers were in */
+        free(r);
+        return;
+    }
     double lat = (double)(batcher_now_ns() - r->t0) * 1e-9;
     int code = r->status ? r->status : 499; /* 499: client went away before an answer */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status && !r->err[0])
@@ -558,8 +564,8 @@ static int metrics_start(server *s, char *err, size_t errlen)
         metrics_handler, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)HTTP_METRICS_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)s->cfg.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_URI_LOG_CALLBACK, request_seen, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!s->metrics_mhd) {
         close_if_same(fd, &st);
         snprintf(err, errlen, "cannot serve metrics on %s:%d: libmicrohttpd did not start",
@@ -592,14 +598,14 @@ int http_start(server *s, char *err, size_t errlen)
     };
     if (s->tls.cert) flags |= MHD_USE_TLS;
     s->listen_fd = -1; /* MHD's now; MHD_quiesce_daemon gives it back */
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, s, MHD_OPTION_ARRAY,
-                              s->tls.cert ? tls : tls + 3, MHD_OPTION_LISTEN_SOCKET, fd,
-                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout_s,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_NOTIFY_COMPLETED,
-                              completed, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
-                              MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, handler, s, MHD_OPTION_ARRAY, s->tls.cert ? tls : tls + 3,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s, MHD_OPTION_URI_LOG_CALLBACK,
+        request_seen, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!s->mhd) {
         close_if_same(fd, &st);
         snprintf(err, errlen, "cannot serve on %s:%d: libmicrohttpd did not start",
