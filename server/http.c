@@ -4,7 +4,7 @@
  * A request's life, all on the HTTP thread that owns its connection unless noted:
  *   request line (URI log callback): create the record, note the target's length.
  *   1st call   (headers in): start the request, match the route, refuse at the door
- *              (400/414/404/405/404/admit/413) by queueing the answer at once: MHD
+ *              (400/414/431/404/405/404/admit/413) by queueing the answer at once: MHD
  *              then reads no body and closes.
  *   body calls: append to the body buffer, never past max_body_bytes.
  *   last call  (*upload_data_size == 0): the route's handler; it answers, or suspends.
@@ -233,6 +233,17 @@ static void request_free(request *r)
 
 /* ---- the door, the body ---- */
 
+/* The request line and the header lines as libmicrohttpd read them, each with its line end,
+ * and the blank line that ends them: the bytes on the wire, whatever the spacing. Known
+ * from the first handler call on; 0 if libmicrohttpd ever said otherwise (its pool still
+ * bounds the block). */
+static size_t header_block_bytes(const request *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    return ci ? ci->header_size : 0;
+}
+
 /* MHD_KeyValueIterator: count the Content-Length and Transfer-Encoding headers. */
 static enum MHD_Result count_length_headers(void *cls, enum MHD_ValueKind kind, const char *key,
                                             const char *value)
@@ -309,6 +320,11 @@ static int at_the_door(request *r, const char *url, const char *method)
     const char *bad = bad_framing(r, url, method);
     if (bad) return http_send_error(r, 400, bad);
     if (r->url_bytes > (size_t)s->cfg.max_url_bytes) return http_send_error(r, 414, "URL too long");
+    if (header_block_bytes(r) > (size_t)s->cfg.max_header_bytes) {
+        snprintf(r->err, sizeof r->err, "request header block larger than max_header_bytes (%lld)",
+                 s->cfg.max_header_bytes);
+        return http_send_error(r, 431, r->err);
+    }
     int unknown;
     r->rt = routes_match(s, url, &r->model, &unknown, &r->version);
     if (!r->rt) return http_send_error(r, 404, "no such route");
@@ -511,6 +527,28 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
     *socket_context = NULL;
 }
 
+/* libmicrohttpd 0.9.75's memory for one connection (MHD_OPTION_CONNECTION_MEMORY_LIMIT),
+ * sized so that every header block within max_header_bytes and max_url_bytes reaches the
+ * handler, which measures it and answers 431 or 414 itself. The pool keeps the block as read
+ * (each byte once) and adds a record per header line and per query argument: its struct
+ * MHD_HTTP_Header, 56 bytes, rounded up to the pool's 16-byte alignment. A header line is at
+ * least 4 bytes ("a:" CRLF) and an argument at least 1 ("&"), and the query lies within the
+ * URL, so a block of h bytes whose URL is u bytes makes at most u + (h - u) / 4 records:
+ * h + 64 (u + (h - u) / 4) = 17 h + 48 u bytes. Then the answer's status line and headers,
+ * written into the same pool. Bounded: 372 KiB with the defaults, 20 MiB at the largest
+ * settings; libmicrohttpd zeroes the whole pool between two requests of a connection, so
+ * an idle kept-alive connection holds all of it (docs/security.md). */
+#define MHD_RECORD_BYTES 64
+#define MIN_HEADER_LINE 4
+#define ANSWER_HEADERS_BYTES 4096 /* ours are under 2 KiB: an allowed Origin echoed is 1 KiB */
+
+static size_t pool_bytes(const config *c)
+{
+    size_t h = (size_t)c->max_header_bytes;
+    size_t u = (size_t)c->max_url_bytes < h ? (size_t)c->max_url_bytes : h;
+    return h + MHD_RECORD_BYTES * (u + (h - u) / MIN_HEADER_LINE) + ANSWER_HEADERS_BYTES;
+}
+
 /* The metrics listener's address: its own, or the main one's. */
 static const char *metrics_addr(const server *s)
 {
@@ -557,7 +595,7 @@ static int metrics_start(server *s, char *err, size_t errlen)
     if (listener_listen(fd, metrics_addr(s), s->metrics_port, 0, err, errlen)) return -1;
     struct stat st = {0};
     (void)fstat(fd, &st);
-    size_t mem = (size_t)s->cfg.max_header_bytes + 4096;
+    size_t mem = pool_bytes(&s->cfg);
     s->metrics_fd = -1;
     s->metrics_mhd = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC, 0, NULL, NULL,
@@ -588,7 +626,7 @@ int http_start(server *s, char *err, size_t errlen)
      * cheap to poll. */
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_POLL | MHD_USE_ITC;
-    size_t mem = (size_t)s->cfg.max_header_bytes + 4096;
+    size_t mem = pool_bytes(&s->cfg);
     /* HTTPS: libmicrohttpd copies the PEM into GnuTLS's credentials at start. */
     struct MHD_OptionItem tls[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls.cert},

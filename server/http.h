@@ -7,7 +7,8 @@
  * libmicrohttpd. When a request's headers are in, it creates the
  * record, matches the route (routes.h) and refuses at the door what the headers already
  * condemn: URL over max_url_bytes (414: the request target's bytes as sent, query
- * included), no route (404), wrong method (405, with Allow),
+ * included), request line and headers over max_header_bytes (431: the bytes as read, line
+ * ends included), no route (404), wrong method (405, with Allow),
  * unknown model (404), the route's own admission check (infer.c: 503), a Content-Length
  * over max_body_bytes (413). MHD then reads no body and closes. Otherwise the body is
  * accumulated, never past max_body_bytes (a chunked body growing past it closes the
