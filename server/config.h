@@ -59,8 +59,8 @@ typedef struct {
     long long max_body_bytes;       /* request body; more is 413 before buffering */
     long long max_image_pixels;     /* width*height of one image, checked before decoding */
     long long max_images_per_request;
-    long long max_header_bytes; /* request line + headers (MHD memory limit) */
-    long long max_url_bytes;    /* URL incl. query; more is 414 */
+    long long max_header_bytes; /* request line + headers as sent; more is 431 */
+    long long max_url_bytes;    /* request target as sent, query included; more is 414 */
     long long drain_timeout_ms; /* SIGTERM: longest wait for in-flight requests */
     long long log_level;        /* LOG_* */
     long long log_format;       /* LOGFMT_* */
