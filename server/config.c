@@ -69,9 +69,9 @@ static const setting server_keys[] = {
     S_INT(max_images_per_request, CFG_MAX_IMAGES_PER_REQUEST_MIN, CFG_MAX_IMAGES_PER_REQUEST_MAX,
           "images in one request (413 above)"),
     S_INT(max_header_bytes, CFG_MAX_HEADER_BYTES_MIN, CFG_MAX_HEADER_BYTES_MAX,
-          "request line + headers limit"),
+          "request line + headers as sent, line ends included (431 above)"),
     S_INT(max_url_bytes, CFG_MAX_URL_BYTES_MIN, CFG_MAX_URL_BYTES_MAX,
-          "URL limit incl. query (414 above)"),
+          "URL incl. query as sent, %XX = 3 bytes (414 above)"),
     S_INT(drain_timeout_ms, CFG_DRAIN_TIMEOUT_MS_MIN, CFG_DRAIN_TIMEOUT_MS_MAX,
           "SIGTERM: longest wait for in-flight requests"),
     {"log_level", K_ENUM, offsetof(config, log_level), 0, 0, 0, log_levels,
@@ -651,32 +651,62 @@ static int env_models(config *c, const char *list, const char *where, char *err,
     return r;
 }
 
-/* 3. The environment: every XBNSERVE_* must be a known key. */
+/* The XBNSERVE_* variable's key ("max_body_bytes"), lower-cased, into key; its value, or NULL
+ * when the entry is no XBNSERVE_* variable. */
+static const char *env_key(const char *entry, char *key, size_t n)
+{
+    const char *eq = strchr(entry, '=');
+    if (strncmp(entry, "XBNSERVE_", 9) || !eq) return NULL;
+    size_t kn = (size_t)(eq - entry - 9);
+    if (kn >= n) kn = n - 1;
+    for (size_t j = 0; j < kn; j++) key[j] = (char)tolower((unsigned char)entry[9 + j]);
+    key[kn] = 0;
+    return eq + 1;
+}
+
+/* 3. The model list: XBNSERVE_MODELS replaces the file's, --model flags replace both. The
+ * list is final before any setting is applied, so a per-model variable or flag reaches
+ * every model whichever source named it. */
+static int apply_models(config *c, char **envp, const flag_pair *pairs, int np, char *err,
+                        size_t errlen)
+{
+    char key[KEY_MAX];
+    int replaced = 0;
+    for (char **e = envp; e && *e; e++) {
+        const char *v = env_key(*e, key, sizeof key);
+        if (v && !strcmp(key, "models") && env_models(c, v, "env XBNSERVE_MODELS", err, errlen))
+            return -1;
+    }
+    for (int i = 0; i < np; i++) {
+        if (pairs[i].kind != FLAG_MODEL) continue;
+        if (!replaced) {
+            c->nmodels = 0;
+            replaced = 1;
+        }
+        if (add_model(c, pairs[i].value, "flag --model", err, errlen)) return -1;
+    }
+    return 0;
+}
+
+/* 4. The environment's settings: every XBNSERVE_* must be a known key. */
 static int apply_env(config *c, char **envp, char *err, size_t errlen)
 {
     char key[KEY_MAX], where[KEY_MAX + 32], msg[SRV_ERR_MAX];
     for (char **e = envp; e && *e; e++) {
-        if (strncmp(*e, "XBNSERVE_", 9)) continue;
-        const char *eq = strchr(*e, '=');
-        if (!eq) continue;
-        size_t kn = (size_t)(eq - *e - 9);
-        if (kn >= sizeof key) kn = sizeof key - 1;
-        for (size_t j = 0; j < kn; j++) key[j] = (char)tolower((unsigned char)(*e)[9 + j]);
-        key[kn] = 0;
-        if (!strcmp(key, "config")) continue;
-        /* The tokens themselves: read by server/auth.c, and never flags or file keys. */
-        if (!strcmp(key, "auth_token") || !strcmp(key, "admin_token")) continue;
-        snprintf(where, sizeof where, "env %.*s", (int)(eq - *e), *e);
-        if (!strcmp(key, "models")) {
-            if (env_models(c, eq + 1, where, err, errlen)) return -1;
+        const char *v = env_key(*e, key, sizeof key);
+        if (!v) continue;
+        /* the file's path and the list: steps 2 and 3; the tokens: read by server/auth.c,
+         * and never flags or file keys */
+        if (!strcmp(key, "config") || !strcmp(key, "models") || !strcmp(key, "auth_token") ||
+            !strcmp(key, "admin_token"))
             continue;
-        }
+        snprintf(where, sizeof where, "env %.*s", (int)(v - 1 - *e), *e);
         if (!find(server_keys, NSERVER, key) && !find(model_keys, NMODEL, key) &&
             strcmp(key, "preprocess")) {
             snprintf(err, errlen, "%s: unknown variable", where);
             return -1;
         }
-        if (config_set(c, -1, key, eq + 1, msg, sizeof msg)) {
+        if (config_set(c, -1, key, v, msg, sizeof msg)) {
             snprintf(err, errlen, "%s: %s", where, msg);
             return -1;
         }
@@ -713,19 +743,10 @@ static int model_set(config *c, const char *v, char *err, size_t errlen)
     return 0;
 }
 
-/* 4. The flags: --model first (they replace the list), then settings in their order. */
+/* 5. The flags' settings, in their order (the --model flags were step 3). */
 static int apply_flags(config *c, const flag_pair *pairs, int np, char *err, size_t errlen)
 {
     char msg[SRV_ERR_MAX];
-    int replaced = 0;
-    for (int i = 0; i < np; i++) {
-        if (pairs[i].kind != FLAG_MODEL) continue;
-        if (!replaced) {
-            c->nmodels = 0;
-            replaced = 1;
-        }
-        if (add_model(c, pairs[i].value, "flag --model", err, errlen)) return -1;
-    }
     for (int i = 0; i < np; i++) {
         if (pairs[i].kind == FLAG_MODEL_SET && model_set(c, pairs[i].value, err, errlen)) return -1;
         if (pairs[i].kind == FLAG_SETTING &&
@@ -753,8 +774,8 @@ int config_load(int argc, char **argv, char **envp, config *c, config_opts *o, c
         st = 0;
         goto out;
     }
-    if (apply_file(c, o, envp, err, errlen) || apply_env(c, envp, err, errlen) ||
-        apply_flags(c, pairs, np, err, errlen))
+    if (apply_file(c, o, envp, err, errlen) || apply_models(c, envp, pairs, np, err, errlen) ||
+        apply_env(c, envp, err, errlen) || apply_flags(c, pairs, np, err, errlen))
         goto out;
     st = config_validate(c, err, errlen);
 out:
@@ -795,7 +816,9 @@ void config_usage(FILE *f)
     model_cfg_defaults(&m);
     fprintf(f,
             "usage: xbnserve serve [--config FILE] [--check-config] [--FLAG VALUE ...]\n"
-            "Precedence: flag > XBNSERVE_* environment > config file > default.\n"
+            "Precedence: flag > XBNSERVE_* environment > config file > default (preprocess\n"
+            "keys: > the model file's). Per-model flags and variables apply to every model,\n"
+            "whichever source (file, XBNSERVE_MODELS, --model) named it.\n"
             "  --config FILE              XBNSERVE_CONFIG   JSON config (config/xbnserve.json)\n"
             "  --check-config                               validate, print, exit\n"
             "  --model NAME=PATH          XBNSERVE_MODELS=NAME=PATH,...  replace the model list\n"

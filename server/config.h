@@ -10,7 +10,12 @@
  * Models: the file's "models" array; or `--model NAME=PATH` (repeatable) /
  * `XBNSERVE_MODELS=NAME=PATH,NAME=PATH`, which replace the list of the lower source.
  * Per-model keys given as plain flags / env (`--max-batch-size 8`, XBNSERVE_MAX_BATCH_SIZE)
- * apply to every model; `--model-set NAME.KEY=VALUE` sets one model's key.
+ * apply to every model; `--model-set NAME.KEY=VALUE` sets one model's key. The list is
+ * settled first, then the settings are applied by precedence, so one rule holds whichever
+ * source named the models: a per-model variable or flag reaches every model of the list.
+ * A model's preprocessing starts from its model file's spec; each key is overridden by the
+ * file's "preprocess", then XBNSERVE_PREPROCESS, then --preprocess / --model-set
+ * NAME.preprocess=... (flag > env > config file > model file).
  *
  * config_load is the only function that reads files or the environment; config_parse_json
  * and config_apply are pure functions over their inputs (fuzz them directly).
@@ -56,8 +61,8 @@ typedef struct {
     long long max_body_bytes;       /* request body; more is 413 before buffering */
     long long max_image_pixels;     /* width*height of one image, checked before decoding */
     long long max_images_per_request;
-    long long max_header_bytes; /* request line + headers (MHD memory limit) */
-    long long max_url_bytes;    /* URL incl. query; more is 414 */
+    long long max_header_bytes; /* request line + headers as sent; more is 431 */
+    long long max_url_bytes;    /* request target as sent, query included; more is 414 */
     long long drain_timeout_ms; /* SIGTERM: longest wait for in-flight requests */
     long long log_level;        /* LOG_* */
     long long log_format;       /* LOGFMT_* */

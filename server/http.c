@@ -2,9 +2,10 @@
  * answer. Nothing here knows what a route does; routes.c says which function answers.
  *
  * A request's life, all on the HTTP thread that owns its connection unless noted:
- *   1st call   (headers in): create the record, match the route, refuse at the door
- *              (414/404/405/404/admit/413) by queueing the answer at once: MHD then reads
- *              no body and closes.
+ *   request line (URI log callback): create the record, note the target's length.
+ *   1st call   (headers in): start the request, match the route, refuse at the door
+ *              (400/414/431/404/405/404/admit/413) by queueing the answer at once: MHD
+ *              then reads no body and closes.
  *   body calls: append to the body buffer, never past max_body_bytes.
  *   last call  (*upload_data_size == 0): the route's handler; it answers, or suspends.
  *   http_wake  (any thread, e.g. a compute worker): mark woken; resume if suspended.
@@ -183,11 +184,25 @@ static void request_id(request *r)
         snprintf(r->id, sizeof r->id, "%lx", (unsigned long)atomic_fetch_add(&r->s->next_id, 1));
 }
 
-static request *request_new(server *s, struct MHD_Connection *conn, const char *url,
-                            const char *method)
+/* MHD_OPTION_URI_LOG_CALLBACK: libmicrohttpd calls it once per request with the request
+ * target as the client sent it (path and query, not yet percent-decoded), before the
+ * headers are parsed, and hands what it returns to the handler as the request's context.
+ * The record is born here so max_url_bytes counts the bytes on the wire; request_start
+ * fills in the rest once the headers are in. A NULL target (a request line without one)
+ * counts 0: libmicrohttpd refuses such a line before any handler call. */
+static void *request_seen(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    request *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
+    (void)cls;
+    (void)conn;
+    request *r = calloc(1, sizeof *r); /* NULL: the handler drops the connection */
+    if (r) r->url_bytes = uri ? strlen(uri) : 0;
+    return r;
+}
+
+/* The headers are in: the record becomes a request in flight (the drain waits for it). */
+static void request_start(request *r, server *s, struct MHD_Connection *conn, const char *url,
+                          const char *method)
+{
     r->s = s;
     r->conn = conn;
     r->model = -1;
@@ -206,7 +221,6 @@ static request *request_new(server *s, struct MHD_Connection *conn, const char *
     snprintf(r->path, sizeof r->path, "%s", url);
     request_id(r);
     trace_begin(http_header(r, "traceparent"), &r->trace);
-    return r;
 }
 
 static void request_free(request *r)
@@ -219,13 +233,15 @@ static void request_free(request *r)
 
 /* ---- the door, the body ---- */
 
-/* MHD_KeyValueIterator: add "key=value&" lengths of the query arguments to *cls. */
-static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+/* The request line and the header lines as libmicrohttpd read them, each with its line end,
+ * and the blank line that ends them: the bytes on the wire, whatever the spacing. Known
+ * from the first handler call on; 0 if libmicrohttpd ever said otherwise (its pool still
+ * bounds the block). */
+static size_t header_block_bytes(const request *r)
 {
-    (void)kind;
-    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 2;
-    return MHD_YES;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    return ci ? ci->header_size : 0;
 }
 
 /* MHD_KeyValueIterator: count the Content-Length and Transfer-Encoding headers. */
@@ -303,9 +319,12 @@ static int at_the_door(request *r, const char *url, const char *method)
     server *s = r->s;
     const char *bad = bad_framing(r, url, method);
     if (bad) return http_send_error(r, 400, bad);
-    size_t ulen = strlen(url); /* MHD strips the query: count its arguments too */
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg_len, &ulen);
-    if (ulen > (size_t)s->cfg.max_url_bytes) return http_send_error(r, 414, "URL too long");
+    if (r->url_bytes > (size_t)s->cfg.max_url_bytes) return http_send_error(r, 414, "URL too long");
+    if (header_block_bytes(r) > (size_t)s->cfg.max_header_bytes) {
+        snprintf(r->err, sizeof r->err, "request header block larger than max_header_bytes (%lld)",
+                 s->cfg.max_header_bytes);
+        return http_send_error(r, 431, r->err);
+    }
     int unknown;
     r->rt = routes_match(s, url, &r->model, &unknown, &r->version);
     if (!r->rt) return http_send_error(r, 404, "no such route");
@@ -413,13 +432,12 @@ static enum MHD_Result serve_call(server *s, int metrics_side, struct MHD_Connec
                                   const char *url, const char *method, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-    request *r = *con_cls;
+    request *r = *con_cls; /* from request_seen */
     int rc = -1;
-    if (!r) {
-        r = request_new(s, conn, url, method);
-        if (!r) return MHD_NO;
+    if (!r) return MHD_NO; /* out of memory when the request line came */
+    if (!r->s) {
+        request_start(r, s, conn, url, method);
         r->metrics_side = metrics_side;
-        *con_cls = r;
         rc = at_the_door(r, url, method);
     } else if (r->state == ST_ANSWERED) { /* MHD may still offer data: swallow it */
         *upload_size = 0;
@@ -462,6 +480,10 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
+    if (!r->s) { /* refused or cut off by libmicrohttpd before the headers were in */
+        free(r);
+        return;
+    }
     double lat = (double)(batcher_now_ns() - r->t0) * 1e-9;
     int code = r->status ? r->status : 499; /* 499: client went away before an answer */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status && !r->err[0])
@@ -510,6 +532,28 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
     *socket_context = NULL;
 }
 
+/* libmicrohttpd 0.9.75's memory for one connection (MHD_OPTION_CONNECTION_MEMORY_LIMIT),
+ * sized so that every header block within max_header_bytes and max_url_bytes reaches the
+ * handler, which measures it and answers 431 or 414 itself. The pool keeps the block as read
+ * (each byte once) and adds a record per header line and per query argument: its struct
+ * MHD_HTTP_Header, 56 bytes, rounded up to the pool's 16-byte alignment. A header line is at
+ * least 4 bytes ("a:" CRLF) and an argument at least 1 ("&"), and the query lies within the
+ * URL, so a block of h bytes whose URL is u bytes makes at most u + (h - u) / 4 records:
+ * h + 64 (u + (h - u) / 4) = 17 h + 48 u bytes. Then the answer's status line and headers,
+ * written into the same pool. Bounded: 372 KiB with the defaults, 20 MiB at the largest
+ * settings; libmicrohttpd zeroes the whole pool between two requests of a connection, so
+ * an idle kept-alive connection holds all of it (docs/security.md). */
+#define MHD_RECORD_BYTES 64
+#define MIN_HEADER_LINE 4
+#define ANSWER_HEADERS_BYTES 4096 /* ours are under 2 KiB: an allowed Origin echoed is 1 KiB */
+
+static size_t pool_bytes(const config *c)
+{
+    size_t h = (size_t)c->max_header_bytes;
+    size_t u = (size_t)c->max_url_bytes < h ? (size_t)c->max_url_bytes : h;
+    return h + MHD_RECORD_BYTES * (u + (h - u) / MIN_HEADER_LINE) + ANSWER_HEADERS_BYTES;
+}
+
 /* The metrics listener's address: its own, or the main one's. */
 static const char *metrics_addr(const server *s)
 {
@@ -556,15 +600,15 @@ static int metrics_start(server *s, char *err, size_t errlen)
     if (listener_listen(fd, metrics_addr(s), s->metrics_port, 0, err, errlen)) return -1;
     struct stat st = {0};
     (void)fstat(fd, &st);
-    size_t mem = (size_t)s->cfg.max_header_bytes + 4096;
+    size_t mem = pool_bytes(&s->cfg);
     s->metrics_fd = -1;
     s->metrics_mhd = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC, 0, NULL, NULL,
         metrics_handler, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)HTTP_METRICS_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)s->cfg.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_URI_LOG_CALLBACK, request_seen, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!s->metrics_mhd) {
         close_if_same(fd, &st);
         snprintf(err, errlen, "cannot serve metrics on %s:%d: libmicrohttpd did not start",
@@ -587,7 +631,7 @@ int http_start(server *s, char *err, size_t errlen)
      * cheap to poll. */
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_POLL | MHD_USE_ITC;
-    size_t mem = (size_t)s->cfg.max_header_bytes + 4096;
+    size_t mem = pool_bytes(&s->cfg);
     /* HTTPS: libmicrohttpd copies the PEM into GnuTLS's credentials at start. */
     struct MHD_OptionItem tls[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls.cert},
@@ -597,14 +641,14 @@ int http_start(server *s, char *err, size_t errlen)
     };
     if (s->tls.cert) flags |= MHD_USE_TLS;
     s->listen_fd = -1; /* MHD's now; MHD_quiesce_daemon gives it back */
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, s, MHD_OPTION_ARRAY,
-                              s->tls.cert ? tls : tls + 3, MHD_OPTION_LISTEN_SOCKET, fd,
-                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout_s,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_NOTIFY_COMPLETED,
-                              completed, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
-                              MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, handler, s, MHD_OPTION_ARRAY, s->tls.cert ? tls : tls + 3,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s, MHD_OPTION_URI_LOG_CALLBACK,
+        request_seen, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!s->mhd) {
         close_if_same(fd, &st);
         snprintf(err, errlen, "cannot serve on %s:%d: libmicrohttpd did not start",

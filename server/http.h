@@ -6,7 +6,9 @@
  * HTTP, for /metrics and /healthz only. http.c is the only file that speaks to
  * libmicrohttpd. When a request's headers are in, it creates the
  * record, matches the route (routes.h) and refuses at the door what the headers already
- * condemn: URL over max_url_bytes (414), no route (404), wrong method (405, with Allow),
+ * condemn: URL over max_url_bytes (414: the request target's bytes as sent, query
+ * included), request line and headers over max_header_bytes (431: the bytes as read, line
+ * ends included), no route (404), wrong method (405, with Allow),
  * unknown model (404), the route's own admission check (infer.c: 503), a Content-Length
  * over max_body_bytes (413). MHD then reads no body and closes. Otherwise the body is
  * accumulated, never past max_body_bytes (a chunked body growing past it closes the
@@ -17,11 +19,12 @@
  * whoever finishes the work calls http_wake, and the route's resume handler answers on an
  * HTTP thread. Handlers and http_send_* return 0, or -1 when the connection must be dropped.
  *
- * Ownership: the record lives in MHD's per-connection pointer from the first call to the
- * request-completed callback, which logs the request, counts it in the metrics and frees
- * the record with everything in it (the body, and the inference state through
- * infer_work_free). See docs/api.md for the endpoints, docs/architecture.md for the path
- * of one request through these files.
+ * Ownership: the record lives in MHD's per-connection pointer from the moment the request
+ * line is read (MHD's URI log callback creates it) to the request-completed callback, which
+ * logs the request, counts it in the metrics and frees the record with everything in it
+ * (the body, and the inference state through infer_work_free); a record whose headers never
+ * came (libmicrohttpd refused them, or the client left) is freed unlogged. See docs/api.md for the
+ * endpoints, docs/architecture.md for the path of one request through these files.
  */
 #ifndef XBN_HTTP_H
 #define XBN_HTTP_H
@@ -41,9 +44,10 @@ typedef struct route route; /* routes.h */
 typedef struct request request;
 
 struct request {
-    server *s;
-    const route *rt; /* the matched route; NULL for none */
-    int model;       /* index into s->models, or -1 */
+    server *s;        /* NULL until the headers are in (http.c request_start) */
+    size_t url_bytes; /* the request target as sent, query included (max_url_bytes) */
+    const route *rt;  /* the matched route; NULL for none */
+    int model;        /* index into s->models, or -1 */
     /* The model version the path names (routes_match); 0 when none: the highest served. */
     long long version;
     char id[72];     /* X-Request-Id: the client's when sane, else a fresh one */

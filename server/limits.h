@@ -90,13 +90,14 @@
 #define CFG_MAX_IMAGES_PER_REQUEST_DEFAULT 64
 #define CFG_MAX_IMAGES_PER_REQUEST_MIN 1
 #define CFG_MAX_IMAGES_PER_REQUEST_MAX 4096
-/* Request line + headers: libmicrohttpd's per-connection memory pool is this + 4 KiB, so it
- * costs every connection. Real clients send under 8 KiB. */
+/* Request line + headers as read, line ends included, 431 above: real clients send under
+ * 8 KiB. libmicrohttpd's per-connection memory is sized from it (17 bytes per byte, for its
+ * records of short header lines; server/http.c pool_bytes), so it costs every connection. */
 #define CFG_MAX_HEADER_BYTES_DEFAULT 16384
 #define CFG_MAX_HEADER_BYTES_MIN 1024
 #define CFG_MAX_HEADER_BYTES_MAX (1 << 20)
-/* URL with its query string, 414 above: our paths and queries are under 100 bytes; 2048 is
- * what browsers and proxies reliably pass. */
+/* URL with its query string as sent (escapes undecoded), 414 above: our paths and queries
+ * are under 100 bytes; 2048 is what browsers and proxies reliably pass. */
 #define CFG_MAX_URL_BYTES_DEFAULT 2048
 #define CFG_MAX_URL_BYTES_MIN 64
 #define CFG_MAX_URL_BYTES_MAX 65536

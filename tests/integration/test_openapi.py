@@ -7,8 +7,8 @@ document the daemon serves.
 2. The daemon (build/xbnserve on loopback ports) answers a request on every route (versioned
    ones, PUT on predict, the V2 binary and classification extensions, the repository index,
    load and unload included), with every status it can be made to give here (200, 400, 401,
-   404, 405, 413, 414, 415, 503 from a full queue, a draining daemon and an unloaded model's
-   readiness, 504; not 500, which takes an engine failure or no memory); openapi-check.js `exchanges` then checks each exchange
+   404, 405, 413, 414, 415, 431, 503 from a full queue, a draining daemon and an unloaded
+   model's readiness, 504; not 500, which takes an engine failure or no memory); openapi-check.js `exchanges` then checks each exchange
    against the document: operation, status, required headers (X-Request-Id, Allow,
    Retry-After) and their values, no undocumented X-Request-Id / Allow / Retry-After,
    Content-Type, response body against its schema, and the successful requests' bodies
@@ -92,7 +92,7 @@ BROKEN_DOCS = [
     ("undeclared-path-parameter", _drop_name_param, [("redocly", "path-parameters-defined")]),
     ("duplicate-operation-id", _dup_operation_id, [("redocly", "operation-operationId-unique")]),
     ("no-4xx", lambda d: [d["paths"]["/healthz"]["get"]["responses"].pop(c)
-                          for c in ("401", "405", "414")],
+                          for c in ("401", "405", "414", "431")],
      [("redocly", "operation-4xx-response")]),
 ]
 
@@ -268,6 +268,7 @@ def exercise_main(rec):
     rec("DELETE", "/v1/models/small")                                             # 405
     rec("GET", "/v1/models/" + "a" * 3000)                                        # 414
     rec("GET", "/healthz?pad=" + "b" * 3000)                                      # 414
+    rec("GET", "/v1/models/small", headers={"X-Pad": "c" * 17000})                 # 431
     return st
 
 
@@ -410,7 +411,7 @@ def check_exchanges(tmp_path, xs, document=DOC, name="exchanges.json"):
 
 def test_every_status_the_test_provokes_was_given(exchanges):
     got = {x["status"] for x in exchanges}
-    assert got == {200, 400, 401, 404, 405, 413, 414, 415, 503, 504}, sorted(got)
+    assert got == {200, 400, 401, 404, 405, 413, 414, 415, 431, 503, 504}, sorted(got)
     by = {(x["method"], x["path"], x["status"]) for x in exchanges}
     for path in ("/readyz", "/v2/health/ready", "/v2/models/small/ready"):
         assert ("GET", path, 503) in by, path

@@ -115,21 +115,30 @@ def test_config_unknown_preprocess_key_elsewhere(tmp_path, how):
     assert "preprocess.cropp: unknown key" in r.stderr, r.stderr
 
 
-ENV_PREPROCESS = "XBNSERVE_PREPROCESS is applied to the models configured when the " \
-    "environment is read, before the --model flags add theirs (server/config.c config_load " \
-    "step 3 vs 4): with models from --model it is neither checked nor applied"
-
-
 def test_env_preprocess_unknown_key_with_flag_models():
     r = run_check(["--model", "a=" + SMALL], env={"XBNSERVE_PREPROCESS": '{"cropp": 224}'})
     assert r.returncode != 0 and "preprocess.cropp: unknown key" in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=ENV_PREPROCESS)
 def test_env_preprocess_applies_to_flag_models():
     r = run_check(["--model", "a=" + SMALL], env={"XBNSERVE_PREPROCESS": '{"crop": 192}'})
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["models"][0]["preprocess_overrides"] is True
+
+
+def test_env_preprocess_serves_like_the_flag(start_server):
+    """XBNSERVE_PREPROCESS with models from --model: the images are cropped as the same
+    --preprocess flag crops them (same scores), not as the model file says (other scores)."""
+    crop = '{"crop": 160}'
+    scores = []
+    for args, env in (([], None), (["--preprocess", crop], None),
+                      ([], {"XBNSERVE_PREPROCESS": crop})):
+        s = start_server("--model", "small=" + SMALL, *args, env=env)
+        st, data = post(s, PREDICT, JPEG, HDR_JPEG)
+        assert st == 200, data
+        scores.append(raw_scores(data))
+    assert scores[2] == scores[1]
+    assert scores[2] != scores[0]
 
 
 # ---- base64 over HTTP: the padding rule (server/api/b64.h) ----------------------------------

@@ -18,8 +18,8 @@ def mutant(id, file, orig, repl, tests, why, compile=False):
 
 # ---- server ----
 mutant("http-cl-ge", "server/http.c",
-       "n > (unsigned long long)s->cfg.max_body_bytes",
-       "n >= (unsigned long long)s->cfg.max_body_bytes",
+       "num_parse_ll(cl, 0, s->cfg.max_body_bytes, &n)",
+       "num_parse_ll(cl, 0, s->cfg.max_body_bytes - 1, &n)",
        ["py:tests/integration/test_limits.py::test_body_content_length_at_limit_and_one_over"],
        "Content-Length exactly at max_body_bytes refused (>= instead of >)")
 mutant("http-chunked-ge", "server/http.c",
@@ -69,6 +69,11 @@ mutant("batcher-max-batch", "server/batcher.c",
        ["unit:test_batcher",
         "py:tests/integration/test_limits.py::test_batches_reach_max_batch_size_and_never_exceed_it"],
        "a full batch takes max_batch - 1 images (off by one)")
+mutant("batcher-full-waits", "server/batcher.c",
+       "b->count > 0 && b->count < c->max_batch && !b->stop",
+       "b->count > 0 && b->count <= c->max_batch && !b->stop",
+       ["unit:test_batcher", "py:tests/integration/test_limits.py::test_queue_size_exact"],
+       "a full batch still waits max_queue_delay_us for one image more (<= instead of <)")
 mutant("queue-depth-gt", "server/infer.c",
        "server_queue_depth(s, m) >= m->cfg->max_queue_size",
        "server_queue_depth(s, m) > m->cfg->max_queue_size",
@@ -122,10 +127,21 @@ mutant("auth-admin-fallback", "server/auth.c",
        ["py:tests/integration/test_security.py -k admin_routes"],
        "with a user token and no admin token, the user token opens the repository routes")
 mutant("url-limit-ge", "server/http.c",
-       "if (ulen > (size_t)s->cfg.max_url_bytes)",
-       "if (ulen >= (size_t)s->cfg.max_url_bytes)",
+       "if (r->url_bytes > (size_t)s->cfg.max_url_bytes)",
+       "if (r->url_bytes >= (size_t)s->cfg.max_url_bytes)",
        ["py:tests/integration/test_limits.py -k url"],
        "a URL exactly max_url_bytes long refused with 414")
+mutant("header-limit-ge", "server/http.c",
+       "if (header_block_bytes(r) > (size_t)s->cfg.max_header_bytes) {",
+       "if (header_block_bytes(r) >= (size_t)s->cfg.max_header_bytes) {",
+       ["py:tests/integration/test_limits.py -k header_block"],
+       "a header block of exactly max_header_bytes refused with 431")
+mutant("pool-without-query", "server/http.c",
+       "MHD_RECORD_BYTES * (u + (h - u) / MIN_HEADER_LINE)",
+       "MHD_RECORD_BYTES * (h / MIN_HEADER_LINE + 0 * u)",
+       ["py:tests/integration/test_limits.py -k shortest_lines"],
+       "libmicrohttpd's pool sized for header lines only, not for the query's arguments too: "
+       "a block at the limit with a query of empty arguments closed unanswered")
 mutant("multipart-boundary-prefix", "server/api/multipart.c",
        "if (len >= dn - 2 && !memcmp(body, delim + 2, dn - 2)) return body + dn - 2;",
        "if (len >= dn - 2 && !memcmp(body, delim + 2, dn - 3)) return body + dn - 2;",
@@ -144,6 +160,12 @@ mutant("config-model-unknown-key", "server/config.c",
        "if (!s) continue;\n        if (!s) {\n            snprintf(err, errlen, \"%s: unknown key\", where);",
        ["unit:test_config", "py:tests/integration/test_strict_parsers.py -k config_unknown_key"],
        "a misspelt key in a model's config object (max_batch for max_batch_size) ignored")
+mutant("config-env-before-models", "server/config.c",
+       "apply_models(c, envp, pairs, np, err, errlen) ||\n        apply_env(c, envp, err, errlen) ||",
+       "apply_env(c, envp, err, errlen) ||\n        apply_models(c, envp, pairs, np, err, errlen) ||",
+       ["unit:test_config", "py:tests/integration/test_strict_parsers.py -k env_preprocess"],
+       "XBNSERVE_* per-model settings applied before the model list is settled: lost for the "
+       "models of --model and XBNSERVE_MODELS")
 mutant("config-range-hi", "server/num.c",
        "if (v < lo || v > hi) return -1;",
        "if (v < lo || v > hi + 1) return -1;",
@@ -179,17 +201,17 @@ mutant("exif-mirror-5", "image/pixmap.c",
        "EXIF orientation 5 (transpose) mapped like 7 (transverse)")
 
 # ---- engine ----
-mutant("gn-eps", "engine/model.c",
+mutant("gn-eps", "engine/build.c",
        ".eps = 1e-5f,",
        ".eps = 1e-3f,",
        ["py:tests/integration/test_oracle.py -k predict_matches_torch"],
        "GroupNorm epsilon 1e-3 instead of PyTorch's 1e-5")
-mutant("bn-fold-eps-outside", "engine/model.c",
-       "scale = gm / sqrt((double)vr + b->bn_eps);",
-       "scale = gm / (sqrt((double)vr) + b->bn_eps);",
+mutant("bn-fold-eps-outside", "engine/build.c",
+       "scale = f32_at(t->gamma, (size_t)oc) / sqrt((double)vr + b->bn_eps);",
+       "scale = f32_at(t->gamma, (size_t)oc) / (sqrt((double)vr) + b->bn_eps);",
        ["py:tests/integration/test_oracle.py -k predict_matches_torch"],
        "BN fold: epsilon added outside the square root")
-mutant("bn-eps-keras", "engine/model.c",
+mutant("bn-eps-keras", "engine/build_mobilenetv2.c",
        "b->bn_eps = keras ? 1e-3f : 1e-5f;",
        "b->bn_eps = 1e-5f;",
        ["py:tests/integration/test_oracle.py -k 'predict_matches_torch and keras'"],

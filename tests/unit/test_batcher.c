@@ -1,6 +1,7 @@
 /* test_batcher.c - the dynamic batcher with a fake engine: every row reassembled in order
- * (copied from job->in or written by job->load), batches never over max_batch, the delay bound,
- * full queue, deadlines, cancel, init failure. */
+ * (copied from job->in or written by job->load), batches never over max_batch, a full batch
+ * exactly max_batch and run at once, the delay bound, full queue, deadlines, cancel, init
+ * failure. */
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,9 +11,13 @@
 
 typedef struct {
     pthread_mutex_t mu;
+    pthread_cond_t cv; /* signals running and hold's release; only where hold is used */
     int max_seen, batches, fail_init, usleep_per_batch;
-    float *buf;     /* the context's own batch buffer (cfg.input), or NULL */
-    int foreign_in; /* runs whose input was not buf */
+    int hold;              /* a run waits while set, after setting running */
+    int running;           /* a run has started */
+    int sizes[16], nsizes; /* each run's batch size, in order (the first 16) */
+    float *buf;            /* the context's own batch buffer (cfg.input), or NULL */
+    int foreign_in;        /* runs whose input was not buf */
 } fake;
 
 static int f_init(void *arg, int w, void **ctx)
@@ -27,6 +32,13 @@ static int f_init(void *arg, int w, void **ctx)
 static int f_run(void *ctx, const float *in, int n, float *out)
 {
     fake *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    if (f->hold) {
+        f->running = 1;
+        pthread_cond_broadcast(&f->cv);
+        while (f->hold) pthread_cond_wait(&f->cv, &f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
     if (f->usleep_per_batch) usleep((useconds_t)f->usleep_per_batch);
     for (int i = 0; i < n; i++) {
         out[2 * i] = in[3 * i] * 2;
@@ -35,6 +47,7 @@ static int f_run(void *ctx, const float *in, int n, float *out)
     pthread_mutex_lock(&f->mu);
     if (f->buf && in != f->buf) f->foreign_in++;
     if (n > f->max_seen) f->max_seen = n;
+    if (f->nsizes < 16) f->sizes[f->nsizes++] = n;
     f->batches++;
     pthread_mutex_unlock(&f->mu);
     return 0;
@@ -170,6 +183,58 @@ static void test_delay_bound_single_image(void **state)
     batcher_free(b);
 }
 
+/* A full batch is exactly max_batch images. While the worker computes a batch, max_batch +
+ * extra one-image jobs queue up; once it is free, the first max_batch run as one batch at
+ * once, not after max_delay_us (1 s), and an extra one runs after them, alone. */
+static void full_batch(int extra)
+{
+    enum { MB = 4 };
+    fake f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    batcher_cfg c = cfg_for(&f, MB, 1, 16, 1000000);
+    batcher *b;
+    static tjob busy, jobs[MB + 1];
+    assert_int_equal(batcher_new(&c, &b), BATCH_OK);
+    pthread_mutex_lock(&f.mu);
+    f.nsizes = 0; /* not the warm-up */
+    f.hold = 1;
+    pthread_mutex_unlock(&f.mu);
+    tjob_init(&busy, MB, 0); /* a full batch itself: taken at once */
+    assert_int_equal(batcher_submit(b, &busy.job), BATCH_OK);
+    pthread_mutex_lock(&f.mu);
+    while (!f.running) pthread_cond_wait(&f.cv, &f.mu);
+    pthread_mutex_unlock(&f.mu);
+    for (int j = 0; j < MB + extra; j++) {
+        tjob_init(&jobs[j], 1, 10.0f * (float)(j + 1));
+        assert_int_equal(batcher_submit(b, &jobs[j].job), BATCH_OK);
+    }
+    assert_int_equal(batcher_depth(b), MB + extra);
+    pthread_mutex_lock(&f.mu);
+    f.hold = 0;
+    pthread_cond_broadcast(&f.cv);
+    pthread_mutex_unlock(&f.mu);
+    long long t0 = batcher_now_ns();
+    for (int j = 0; j < MB; j++) tjob_wait(&jobs[j]);
+    double ms = (double)(batcher_now_ns() - t0) * 1e-6;
+    assert_true(ms < 500); /* the full batch did not wait for the delay */
+    for (int j = 0; j < MB + extra; j++) {
+        if (j == MB) tjob_wait(&jobs[j]);
+        assert_int_equal(atomic_load(&jobs[j].job.status), BATCH_OK);
+        assert_int_equal(atomic_load(&jobs[j].job.max_batch), j < MB ? MB : 1);
+        assert_true(jobs[j].out[0] == 20.0f * (float)(j + 1) && jobs[j].out[1] == 1.0f);
+    }
+    batcher_free(b);
+    int want[] = {MB, MB, 1};
+    assert_int_equal(f.nsizes, 2 + extra);
+    for (int i = 0; i < f.nsizes; i++) assert_int_equal(f.sizes[i], want[i]);
+}
+
+static void test_full_batch_is_max_batch(void **state)
+{
+    (void)state;
+    full_batch(0);
+    full_batch(1);
+}
+
 static void test_full_queue_and_deadline(void **state)
 {
     (void)state;
@@ -250,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_rows_in_order),
         cmocka_unit_test(test_input_from_context),
         cmocka_unit_test(test_delay_bound_single_image),
+        cmocka_unit_test(test_full_batch_is_max_batch),
         cmocka_unit_test(test_full_queue_and_deadline),
         cmocka_unit_test(test_cancel_and_free_finish_everything),
         cmocka_unit_test(test_init_failure),

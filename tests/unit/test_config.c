@@ -101,6 +101,43 @@ static void test_precedence(void **state)
     assert_int_equal(c.port, 9001);
 }
 
+/* The model list is settled before any setting: a per-model variable reaches the models of
+ * XBNSERVE_MODELS whatever the variables' order, and the models of --model flags too; a flag
+ * still wins over the variable. */
+static void test_env_every_model(void **state)
+{
+    (void)state;
+    config c;
+    config_opts o;
+    char err[512];
+    char *env[] = {"XBNSERVE_MAX_BATCH_SIZE=16", "XBNSERVE_PREPROCESS={\"crop\": 192}",
+                   "XBNSERVE_MODELS=a=x.st", NULL};
+    char *argv[] = {"serve", NULL};
+    assert_int_equal(config_load(1, argv, env, &c, &o, err, sizeof err), 0);
+    assert_int_equal(c.nmodels, 1);
+    assert_int_equal(c.models[0].max_batch_size, 16);
+    assert_true((c.models[0].pre_set & PRE_CROP) && c.models[0].pre.crop == 192);
+
+    char *argv2[] = {"serve", "--model", "y=y.st", "--model", "z=z.st", NULL};
+    assert_int_equal(config_load(5, argv2, env, &c, &o, err, sizeof err), 0);
+    assert_int_equal(c.nmodels, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(c.models[i].max_batch_size, 16);
+        assert_true((c.models[i].pre_set & PRE_CROP) && c.models[i].pre.crop == 192);
+        assert_int_equal(c.models[i].pre_set, PRE_CROP);
+    }
+
+    char *argv3[] = {"serve",           "--model",          "z=z.st", "--preprocess",
+                     "{\"crop\": 160}", "--max-batch-size", "4",      NULL};
+    assert_int_equal(config_load(7, argv3, env, &c, &o, err, sizeof err), 0);
+    assert_int_equal(c.models[0].max_batch_size, 4);
+    assert_int_equal(c.models[0].pre.crop, 160);
+
+    char *bad[] = {"XBNSERVE_PREPROCESS={\"crop\": 0}", NULL};
+    assert_int_not_equal(config_load(3, argv3, bad, &c, &o, err, sizeof err), 0);
+    assert_non_null(strstr(err, "XBNSERVE_PREPROCESS"));
+}
+
 static void test_load_errors(void **state)
 {
     (void)state;
@@ -247,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_file),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_env_every_model),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_ranges_and_defaults),
         cmocka_unit_test(test_cpus),
