@@ -157,6 +157,12 @@ mutant("preprocess-exif-key-dropped", "image/preprocess.c",
        compile=True)
 
 # ---- image ----
+mutant("jpeg-coef-budget-ge", "image/jpeg_decode.c",
+       "(long long)sizeof(JCOEF) * per_mcu * px > budget * mcu",
+       "(long long)sizeof(JCOEF) * per_mcu * px >= budget * mcu",
+       ["unit:test_image",
+        "py:tests/integration/test_worst_case.py -k jpeg_progressive_444_at_the_coefficient_limit"],
+       "a progressive JPEG whose coefficients are exactly the budget refused (>= instead of >)")
 mutant("mean-std-order", "image/image.c",
        "float mean = pre->mean[p], std = pre->std[p];",
        "float mean = pre->mean[2 - p], std = pre->std[2 - p];",
