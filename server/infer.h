@@ -34,11 +34,11 @@ typedef struct srv_model srv_model; /* server.h */
 typedef struct {
     srv_model *m; /* the model instance, referenced from admission until infer_work_free */
     int is_v2;
-    long top_k;         /* v1: classes per image to report */
-    v1_form form;       /* v1: the JSON form the answer follows (row for non-JSON bodies) */
-    int nimg;           /* images in the job (also logged) */
-    v2_infer v2;        /* V2: the parsed body */
-    blob *enc;          /* the encoded images (nenc), possibly borrowing the body, until decoded */
+    long top_k;   /* v1: classes per image to report */
+    v1_form form; /* v1: the JSON form the answer follows (row for non-JSON bodies) */
+    int nimg;     /* images in the job (also logged) */
+    v2_infer v2;  /* V2: the parsed body */
+    blob *enc;    /* the encoded images (nenc), possibly borrowing the body, until decoded */
     int nenc;
     float *in;          /* V2 FP32: the preprocessed tensor [nimg, in_elems], or NULL */
     unsigned char *px;  /* otherwise the decoded images, 8-bit planes [nimg, in_elems] */
