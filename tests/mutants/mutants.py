@@ -27,6 +27,11 @@ mutant("http-chunked-ge", "server/http.c",
        "if (r->len + n >= max) {",
        ["py:tests/integration/test_limits.py::test_body_chunked_at_limit_and_one_over"],
        "a chunked body that reaches max_body_bytes exactly dropped (>= instead of >)")
+mutant("admit-v2-decode-queue", "server/infer.c",
+       "return admit(r, 0, why);",
+       "return admit(r, 1, why);",
+       ["py:tests/integration/test_metrics_values.py::test_decode_queue_depth_exact_and_bounded"],
+       "a V2 FP32 request, never decoded, refused at the door because the decode queue is full")
 mutant("metrics-requests-total", "server/metrics.c",
        "if (s) s->n++;",
        "if (s) (void)s->n;",
