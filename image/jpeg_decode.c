@@ -139,6 +139,52 @@ static long long scan_budget(j_decompress_ptr di)
     return blocks > JPEG_SCAN_MIN_BLOCKS ? blocks : JPEG_SCAN_MIN_BLOCKS;
 }
 
+/* A multi-scan file (progressive, or sequential with fewer components in its first scan than
+ * in the frame: libjpeg's has_multiple_scans) is decoded through a buffer of every DCT
+ * coefficient of the image, allocated by jpeg_start_decompress (jdcoefct.c): per component
+ * width_in_blocks x height_in_blocks rounded up to its sampling factors, that is h x v blocks
+ * of 64 JCOEFs per MCU of max_h x max_v blocks. So each pixel costs 2 * sum(h * v) /
+ * (max_h * max_v) bytes (3 at 4:2:0, 6 at 4:4:4), and the file is refused when its pixels
+ * would take more than JPEG_COEF_BYTES_PER_PIXEL bytes per pixel of max_pixels. The image's
+ * own pixels are counted, not the padding to whole MCUs (under one MCU row and column), so
+ * a 4:2:0 image that fits the pixel limit always fits this one. 0, or -1 with the message. */
+static int check_coefficients(j_decompress_ptr di, jdec *d, long max_pixels)
+{
+    if (!di->progressive_mode && di->comps_in_scan >= di->num_components) return 0;
+    /* Sides under 2^16 and at most MAX_COMPONENTS (10) of 16 blocks per MCU: 2 * blocks *
+     * pixels stays under 2^41, which no budget from 2^40 pixels on is exceeded by (and the
+     * budget times 16 blocks per MCU stays far inside a long long below that). */
+    if (max_pixels >= 1L << 40) return 0;
+    long long per_mcu = 0; /* blocks per MCU, of all components */
+    for (int i = 0; i < di->num_components; i++)
+        per_mcu += (long long)di->comp_info[i].h_samp_factor * di->comp_info[i].v_samp_factor;
+    long long mcu = (long long)di->max_h_samp_factor * di->max_v_samp_factor;
+    long long px = (long long)di->image_width * di->image_height;
+    long long budget = JPEG_COEF_BYTES_PER_PIXEL * (long long)max_pixels;
+    /* need = 2 * per_mcu * px / mcu bytes: compared without the division */
+    if ((long long)sizeof(JCOEF) * per_mcu * px > budget * mcu) {
+        double per_px = (double)sizeof(JCOEF) * (double)per_mcu / (double)mcu;
+        double need = per_px * (double)px;
+        char n[32], b[32];
+        if (need < 1e6)
+            snprintf(n, sizeof n, "%.0f bytes", need);
+        else
+            snprintf(n, sizeof n, "%.1f MB", need / 1e6);
+        if (budget < 1000000)
+            snprintf(b, sizeof b, "%lld bytes", budget);
+        else
+            snprintf(b, sizeof b, "%.1f MB", (double)budget / 1e6);
+        snprintf(d->msg, sizeof d->msg,
+                 "%s JPEG %ux%u needs %s of coefficients (%.3g bytes per pixel), over the limit "
+                 "of %s (%d bytes x the pixel limit of %ld)",
+                 di->progressive_mode ? "progressive" : "multi-scan", di->image_width,
+                 di->image_height, n, per_px, b, JPEG_COEF_BYTES_PER_PIXEL, max_pixels);
+        d->status = IMG_ETOOBIG;
+        return -1;
+    }
+    return 0;
+}
+
 static int find_orientation(j_decompress_ptr di)
 {
     for (jpeg_saved_marker_ptr m = di->marker_list; m; m = m->next)
@@ -288,6 +334,7 @@ int jpeg_decode(const unsigned char *data, size_t len, const jpeg_decode_opts *o
         d.status = IMG_ETOOBIG;
         goto fail;
     }
+    if (check_coefficients(&di, &d, o->max_pixels)) goto fail;
     if (choose_colour(&di, &d, &cmyk)) goto fail;
     int orient = o->use_exif ? find_orientation(&di) : 1;
     int denom = o->scale ? o->scale(w, h, orient, o->ctx) : 1;

@@ -9,7 +9,11 @@
  * libjpeg cannot identify, are refused as IMG_EUNSUPPORTED naming what was found.
  *
  * Limits and errors: width * height from the frame header is checked against max_pixels
- * before anything is decoded, then `shape` (if not NULL) with the size and scale chosen.
+ * before anything is decoded; a multi-scan file (progressive, or a scan per component), which
+ * libjpeg decodes through a buffer of all its coefficients (2 bytes per sample), is held to
+ * JPEG_COEF_BYTES_PER_PIXEL bytes of them per pixel of max_pixels (IMG_ETOOBIG: 4:2:0 up to
+ * max_pixels, 4:4:4 up to half of it); then `shape` (if not NULL) with the size and scale
+ * chosen.
  * Progressive files are refused at the start of a scan that would take the blocks walked
  * by all scans so far over JPEG_SCAN_PASSES times the image's blocks (at least
  * JPEG_SCAN_MIN_BLOCKS), or past JPEG_MAX_SCANS scans: a cheap file can otherwise cost

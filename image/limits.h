@@ -12,8 +12,15 @@
  * max_body_bytes. */
 #define IMG_DEFAULT_MAX_BYTES (32u << 20)
 /* width * height of one image, checked from the header: 50 MP covers 48 MP phone photos;
- * decoding one needs about 3 bytes per pixel (150 MB), progressive JPEGs up to twice that. */
+ * decoding one needs about 3 bytes per pixel (150 MB), progressive JPEGs as much (below). */
 #define IMG_DEFAULT_MAX_PIXELS 50000000L
+/* The DCT coefficients a multi-scan JPEG (progressive, or sequential with a scan per
+ * component) keeps while its scans arrive, in bytes per pixel of the pixel limit: libjpeg
+ * holds 2 bytes per sample of every component for the whole image, which is 3 bytes per
+ * pixel at 4:2:0, so every 4:2:0 image the pixel limit allows still decodes, while 4:4:4
+ * (6 bytes per pixel) is held to half the pixel limit and 4-component CMYK (8) to 3/8 of it:
+ * the heaviest decode any JPEG costs is then that of a 4:2:0 one at the limit. */
+#define JPEG_COEF_BYTES_PER_PIXEL 3
 
 /* Scans of a progressive JPEG: each scan re-walks every coefficient, so a few kilobytes of
  * scans can cost minutes of CPU. 500 is the limit libjpeg-turbo's TurboJPEG API uses; real

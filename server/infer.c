@@ -367,7 +367,9 @@ static int dispatch(request *r, srv_model *m, int nimg)
 
 /* ---- the routes ---- */
 
-int infer_admit(request *r, const char **why)
+/* The door check of both routes; `decoded`: the request's images will be decoded, so a full
+ * decode queue refuses it too. */
+static int admit(request *r, int decoded, const char **why)
 {
     server *s = r->s;
     *why = NULL;
@@ -384,9 +386,21 @@ int infer_admit(request *r, const char **why)
                                         : "model is loading";
     else if (server_queue_depth(s, m) >= m->cfg->max_queue_size)
         *why = "queue full, retry later";
-    else if (decodepool_depth(s->decode) >= s->cfg.decode_queue_size)
+    else if (decoded && decodepool_depth(s->decode) >= s->cfg.decode_queue_size)
         *why = "decode queue full, retry later";
     return *why ? 503 : 0;
+}
+
+int infer_admit_v1(request *r, const char **why)
+{
+    return admit(r, 1, why); /* every v1 body is images */
+}
+
+int infer_admit_v2(request *r, const char **why)
+{
+    /* Only the body says whether it holds images (BYTES) or a tensor (FP32): a BYTES request
+     * meets a full decode queue when it is queued (dispatch), an FP32 one never waits there. */
+    return admit(r, 0, why);
 }
 
 int infer_v1(request *r)

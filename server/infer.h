@@ -34,11 +34,11 @@ typedef struct srv_model srv_model; /* server.h */
 typedef struct {
     srv_model *m; /* the model instance, referenced from admission until infer_work_free */
     int is_v2;
-    long top_k;         /* v1: classes per image to report */
-    v1_form form;       /* v1: the JSON form the answer follows (row for non-JSON bodies) */
-    int nimg;           /* images in the job (also logged) */
-    v2_infer v2;        /* V2: the parsed body */
-    blob *enc;          /* the encoded images (nenc), possibly borrowing the body, until decoded */
+    long top_k;   /* v1: classes per image to report */
+    v1_form form; /* v1: the JSON form the answer follows (row for non-JSON bodies) */
+    int nimg;     /* images in the job (also logged) */
+    v2_infer v2;  /* V2: the parsed body */
+    blob *enc;    /* the encoded images (nenc), possibly borrowing the body, until decoded */
     int nenc;
     float *in;          /* V2 FP32: the preprocessed tensor [nimg, in_elems], or NULL */
     unsigned char *px;  /* otherwise the decoded images, 8-bit planes [nimg, in_elems] */
@@ -49,10 +49,13 @@ typedef struct {
 } infer_work;
 
 /* Admission at the door, from the headers alone: 0, or 503 with *why when the model is
- * still loading, its queue or the decode queue is already full (a 503 then costs
- * microseconds, not a read and a decode; the submissions still have the last word), or 404
- * when it was unloaded since its route was matched. */
-int infer_admit(request *r, const char **why);
+ * still loading or its queue is already full, and for v1 (whose body is always images) when
+ * the decode queue is already full too (a 503 then costs microseconds, not a read and a
+ * decode; the submissions still have the last word), or 404 when it was unloaded since its
+ * route was matched. V2 requests are not held to the decode queue at the door: a V2 FP32
+ * tensor is never decoded, and a body of BYTES images is refused when it is queued. */
+int infer_admit_v1(request *r, const char **why);
+int infer_admit_v2(request *r, const char **why);
 
 /* The body is in: parse, queue the decode (or submit), suspend (or answer an error). */
 int infer_v1(request *r);

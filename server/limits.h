@@ -79,9 +79,10 @@
 /* width * height of one image, from its header before decoding, 413 above. 13 MP takes what
  * phone cameras write by default (12-12.5 MP: 4032x3024, 4000x3000, 4080x3072; 13 MP
  * sensors, 4160x3120), and a model sees 224 x 224 of it anyway. A decode holds up to 3 bytes
- * per pixel (PNG RGB, progressive JPEG 4:2:0), 4 (PNG with alpha) or 6 (progressive JPEG
- * 4:4:4) for the whole image: at 13 MP +46, +49 and +83 MB measured (docs/security.md), where
- * the 40 MP allowed before cost up to +235 MB. */
+ * per pixel (PNG RGB, progressive JPEG 4:2:0) or 4 (PNG with alpha) for the whole image, and
+ * a progressive JPEG's coefficients are held to 3 bytes per pixel of this limit
+ * (JPEG_COEF_BYTES_PER_PIXEL, image/limits.h; 4:4:4 to half the pixels): at 13 MP +46 and
+ * +49 MB measured (docs/security.md), where the 40 MP allowed before cost up to +235 MB. */
 #define CFG_MAX_IMAGE_PIXELS_DEFAULT 13000000
 #define CFG_MAX_IMAGE_PIXELS_MIN 1
 #define CFG_MAX_IMAGE_PIXELS_MAX (1LL << 32)

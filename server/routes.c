@@ -36,23 +36,23 @@ static const route table[] = {
     {"/v2/repository/models/", "/unload", "/", "POST", "admin_repository_unload", repository_admit,
      repository_unload, repository_finish},
     /* The name is what precedes the last ":predict", whatever it holds. */
-    {"/v1/models/", ":predict", "", "POST", "v1_predict", infer_admit, infer_v1, infer_finish},
+    {"/v1/models/", ":predict", "", "POST", "v1_predict", infer_admit_v1, infer_v1, infer_finish},
     {"/v1/models/", "", "/:", "GET", "v1_model", NULL, info_v1_model, NULL},
     {"/v1/models/", "/metadata", "/:", "GET", "v1_metadata", NULL, info_v1_metadata, NULL},
     {"/v2/models/", "", "/", "GET", "v2_model", NULL, info_v2_model, NULL},
     {"/v2/models/", "/ready", "/", "GET", "v2_model_ready", NULL, info_v2_model_ready, NULL},
-    {"/v2/models/", "/infer", "/", "POST", "v2_infer", infer_admit, infer_v2, infer_finish},
+    {"/v2/models/", "/infer", "/", "POST", "v2_infer", infer_admit_v2, infer_v2, infer_finish},
 };
 
 /* The versioned paths: "/versions/{v}" sits between the model's name and the suffix (V2, and
  * TF Serving's "/v1/models/{m}/versions/{v}[:predict|/metadata]"). */
 static const route versioned[] = {
-    {"/v1/models/", ":predict", "/:", "POST", "v1_predict", infer_admit, infer_v1, infer_finish},
+    {"/v1/models/", ":predict", "/:", "POST", "v1_predict", infer_admit_v1, infer_v1, infer_finish},
     {"/v1/models/", "", "/:", "GET", "v1_model", NULL, info_v1_model, NULL},
     {"/v1/models/", "/metadata", "/:", "GET", "v1_metadata", NULL, info_v1_metadata, NULL},
     {"/v2/models/", "", "/", "GET", "v2_model", NULL, info_v2_model, NULL},
     {"/v2/models/", "/ready", "/", "GET", "v2_model_ready", NULL, info_v2_model_ready, NULL},
-    {"/v2/models/", "/infer", "/", "POST", "v2_infer", infer_admit, infer_v2, infer_finish},
+    {"/v2/models/", "/infer", "/", "POST", "v2_infer", infer_admit_v2, infer_v2, infer_finish},
 };
 
 /* Does url follow the versioned rt: prefix, name, "/versions/", version, suffix? */

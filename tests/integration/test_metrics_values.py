@@ -20,6 +20,8 @@ from xbn import (JPEG, PNG, SMALL, Server, image_bytes, metric, multipart, parse
                        scrape)
 
 PREDICT = "/v1/models/small:predict"
+V2_INFER = "/v2/models/small/infer"
+JSON = {"Content-Type": "application/json"}
 HDR_JPEG = {"Content-Type": "image/jpeg"}
 HISTOGRAMS = ("xbnserve_request_duration_seconds", "xbnserve_queue_wait_seconds",
               "xbnserve_compute_seconds", "xbnserve_batch_size")
@@ -250,26 +252,28 @@ def test_gauges_under_load_and_back_to_idle():
         assert s.stop() == 0, "".join(s.lines[-30:])
 
 
-def slow_to_decode():
-    """A multipart of three 6300 x 6300 progressive JPEGs: each keeps a decode thread busy for
+def slow_to_decode(n=3):
+    """A multipart of n 6300 x 6300 progressive JPEGs: each keeps a decode thread busy for
     about half a second (libjpeg walks every coefficient of every scan)."""
     x = (np.arange(6300, dtype=np.uint32) * 255 // 6300).astype(np.uint8)
     a = np.empty((6300, 6300, 3), np.uint8)
     a[:] = x[None, :, None]
     b = io.BytesIO()
     Image.fromarray(a, "RGB").save(b, format="JPEG", quality=90, progressive=True)
-    return multipart([(b.getvalue(), "image/jpeg")] * 3)
+    return multipart([(b.getvalue(), "image/jpeg")] * n)
 
 
 def test_decode_queue_depth_exact_and_bounded():
     """One decode thread busy with a slow request: the requests behind it show in
     xbnserve_decode_queue_depth exactly (and in requests_in_flight); with decode_queue_size of
-    them waiting, the next is refused at the door with 503 + Retry-After; once the slow one is
-    decoded every waiting one is served and the gauge is back to 0."""
+    them waiting, the next image request is refused with 503 + Retry-After (a v1 one at the
+    door; a V2 one with images once its body says so), while a V2 FP32 tensor, which is never
+    decoded, is still served; once the slow one is decoded every waiting one is served and
+    the gauge is back to 0."""
     s = Server("--model", "small=" + SMALL, "--decode-threads", "1", "--decode-queue-size", "3",
                "--max-image-pixels", "40000000")
     try:
-        slow, hdr = slow_to_decode()
+        slow, hdr = slow_to_decode(5)
         res = []
 
         def send(body, headers):
@@ -278,7 +282,7 @@ def test_decode_queue_depth_exact_and_bounded():
         ts = [threading.Thread(target=send, args=(slow, hdr))]
         ts[0].start()
         deadline = time.time() + 30
-        # its first image decoded: the thread has two more to go, about a second
+        # its first image decoded: the thread has four more to go, about two seconds
         while metric(scrape(s, settle=False), "xbnserve_preprocess_seconds_count",
                      model="small") < 1:
             assert time.time() < deadline, "the slow request was never decoded"
@@ -297,14 +301,28 @@ def test_decode_queue_depth_exact_and_bounded():
         st, h, j = s.json("POST", PREDICT, JPEG, HDR_JPEG)
         assert st == 503 and j["error"] == "decode queue full, retry later", j
         assert h.get("Retry-After") == "1"
+        fp32 = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 224, 224],
+                            "data": [0.5] * (3 * 224 * 224)}]}
+        st, _, j = s.json("POST", V2_INFER, json.dumps(fp32), JSON)
+        assert st == 200 and j["outputs"][0]["shape"] == [1, 17], j
+        images = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                              "data": [base64.b64encode(JPEG).decode()]}]}
+        st, h, j = s.json("POST", V2_INFER, json.dumps(images), JSON)
+        assert st == 503 and j["error"] == "decode queue full, retry later", j
+        assert h.get("Retry-After") == "1"
+        assert metric(scrape(s, settle=False), "xbnserve_decode_queue_depth") == 3
         for t in ts:
             t.join(timeout=60)
         assert res == [200] * 4
         m = scrape(s)
         assert metric(m, "xbnserve_decode_queue_depth") == 0
         assert metric(m, "xbnserve_requests_in_flight") == 1
-        assert metric(m, "xbnserve_preprocess_seconds_count", model="small") == 6
+        assert metric(m, "xbnserve_preprocess_seconds_count", model="small") == 8
         assert metric(m, "xbnserve_requests_total", model="small", endpoint="v1_predict",
+                      code=503) == 1
+        assert metric(m, "xbnserve_requests_total", model="small", endpoint="v2_infer",
+                      code=200) == 1
+        assert metric(m, "xbnserve_requests_total", model="small", endpoint="v2_infer",
                       code=503) == 1
     finally:
         assert s.stop() == 0, "".join(s.lines[-30:])

@@ -96,14 +96,41 @@ def test_jpeg_progressive_13mp():
     assert grew < 64 * MB
 
 
-def test_jpeg_progressive_444_13mp():
-    """The heaviest input the default limits allow: in 4:4:4 every component has a block per
-    8x8 pixels, 6 bytes per pixel (77 MB at 12.98 MP, 84 MB measured), the one kind over the
-    64 MB aim (docs/security.md)."""
-    body = encode(big_rgb(), "JPEG", quality=90, progressive=True, subsampling=0)
+# The largest progressive 4:4:4 JPEG the default limits allow: in 4:4:4 every component has a
+# block per 8x8 pixels, 6 bytes of coefficients per pixel, and a multi-scan JPEG may hold 3
+# bytes per pixel of max_image_pixels (JPEG_COEF_BYTES_PER_PIXEL): half the pixel limit,
+# 6,500,000 pixels, 39.0 MB of coefficients exactly.
+W444, H444 = 2600, 2500
+
+
+def test_jpeg_progressive_444_at_the_coefficient_limit():
+    """The heaviest JPEG allowed: its coefficients are those of a 4:2:0 one at the pixel
+    limit (4160x3120 4:4:4 was +83 MB)."""
+    body = encode(big_rgb(W444, H444), "JPEG", quality=90, progressive=True, subsampling=0)
     st, grew, ratio = measure(body, HDR_JPEG)
     assert st == 200
-    assert grew < 96 * MB
+    assert grew < 64 * MB
+
+
+@pytest.mark.parametrize("size", [(W444, H444 + 8), (W, H)], ids=["one_block_row_over", "13mp"])
+def test_jpeg_progressive_444_over_the_coefficient_limit_refused(size):
+    """One block row more than the largest allowed, and the 4160x3120 frame (+83 MB when it
+    was decoded): refused 413 from the header, before libjpeg allocates its coefficients."""
+    w, h = size
+    body = encode(big_rgb(w, h), "JPEG", quality=90, progressive=True, subsampling=0)
+    s = Server("--model", "small=" + SMALL)
+    try:
+        st, _, j = s.json("POST", PREDICT, body, HDR_JPEG)
+        need = 6 * w * h / 1e6
+        assert st == 413 and j["error"] == (
+            f"image 0: progressive JPEG {w}x{h} needs {need:.1f} MB of coefficients (6 bytes "
+            "per pixel), over the limit of 39.0 MB (3 bytes x the pixel limit of 13000000)"), j
+    finally:
+        assert s.stop() == 0
+    st, grew, ratio = measure(body, HDR_JPEG)
+    assert st == 413
+    assert grew < 16 * MB
+    assert ratio < 30
 
 
 def test_jpeg_scan_bomb_refused_early():
@@ -191,12 +218,13 @@ def flat(size, alpha=False):
 
 def worst_inputs():
     """(name, body, its small twin or None, status, error text) of the heaviest decodes the
-    default limits allow: progressive JPEG 4:4:4 and PNG with alpha at max_image_pixels, each
-    answered as its 64 x 48 twin is, and the scan bomb, refused by the scan cap."""
+    default limits allow: progressive JPEG 4:4:4 at the coefficient limit and PNG with alpha
+    at max_image_pixels, each answered as its 64 x 48 twin is, and the scan bomb, refused by
+    the scan cap."""
     jpeg = dict(quality=90, progressive=True, subsampling=0)
     return [
-        ("jpeg444", encode(flat((W, H)), "JPEG", **jpeg), encode(flat((64, 48)), "JPEG", **jpeg),
-         200, None),
+        ("jpeg444", encode(flat((W444, H444)), "JPEG", **jpeg),
+         encode(flat((64, 48)), "JPEG", **jpeg), 200, None),
         ("png_alpha", encode(flat((W, H), True), "PNG", compress_level=1),
          encode(flat((64, 48), True), "PNG"), 200, None),
         ("scan_bomb", make_seeds.jpeg_scan_bomb(W, H), None, 413,

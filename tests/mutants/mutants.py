@@ -27,6 +27,11 @@ mutant("http-chunked-ge", "server/http.c",
        "if (r->len + n >= max) {",
        ["py:tests/integration/test_limits.py::test_body_chunked_at_limit_and_one_over"],
        "a chunked body that reaches max_body_bytes exactly dropped (>= instead of >)")
+mutant("admit-v2-decode-queue", "server/infer.c",
+       "return admit(r, 0, why);",
+       "return admit(r, 1, why);",
+       ["py:tests/integration/test_metrics_values.py::test_decode_queue_depth_exact_and_bounded"],
+       "a V2 FP32 request, never decoded, refused at the door because the decode queue is full")
 mutant("metrics-requests-total", "server/metrics.c",
        "if (s) s->n++;",
        "if (s) (void)s->n;",
@@ -179,6 +184,12 @@ mutant("preprocess-exif-key-dropped", "image/preprocess.c",
        compile=True)
 
 # ---- image ----
+mutant("jpeg-coef-budget-ge", "image/jpeg_decode.c",
+       "(long long)sizeof(JCOEF) * per_mcu * px > budget * mcu",
+       "(long long)sizeof(JCOEF) * per_mcu * px >= budget * mcu",
+       ["unit:test_image",
+        "py:tests/integration/test_worst_case.py -k jpeg_progressive_444_at_the_coefficient_limit"],
+       "a progressive JPEG whose coefficients are exactly the budget refused (>= instead of >)")
 mutant("mean-std-order", "image/image.c",
        "float mean = pre->mean[p], std = pre->std[p];",
        "float mean = pre->mean[2 - p], std = pre->std[2 - p];",

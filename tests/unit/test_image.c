@@ -523,8 +523,9 @@ static void test_resize_normalise_and_bgr(void **state)
 /* ---- decoders: encode small files in memory, then break them ------------------------------ */
 
 /* A JPEG of w x h: comps 1 (grey), 3 (YCbCr, luma sampled hs x vs against chroma) or 4 (CMYK);
- * restart interval in MCU rows (0: none); noise > 0 adds that much pseudo-random texture to
- * the gradient. */
+ * progressive 0 (baseline), 1 (libjpeg's progressive script) or 2 (sequential, one scan per
+ * component); restart interval in MCU rows (0: none); noise > 0 adds that much pseudo-random
+ * texture to the gradient. */
 static unsigned char *make_jpeg_ex(int w, int h, int comps, int progressive, int orient, int hs,
                                    int vs, int restart, int noise, unsigned long *len)
 {
@@ -545,7 +546,14 @@ static unsigned char *make_jpeg_ex(int w, int h, int comps, int progressive, int
         c.comp_info[0].v_samp_factor = vs;
     }
     c.restart_in_rows = restart;
-    if (progressive) jpeg_simple_progression(&c);
+    jpeg_scan_info per_comp[4];
+    if (progressive == 1) jpeg_simple_progression(&c);
+    if (progressive == 2) {
+        for (int i = 0; i < comps; i++)
+            per_comp[i] = (jpeg_scan_info){.comps_in_scan = 1, .component_index = {i}, .Se = 63};
+        c.scan_info = per_comp;
+        c.num_scans = comps;
+    }
     jpeg_start_compress(&c, TRUE);
     if (orient) {
         unsigned char app1[6 + 64];
@@ -895,6 +903,76 @@ static void test_hostile_bounded_before_decode(void **state)
     free(j);
 }
 
+/* A multi-scan JPEG keeps every coefficient while its scans arrive, 2 bytes per sample: it is
+ * refused when that comes to more than JPEG_COEF_BYTES_PER_PIXEL (3) bytes per pixel of
+ * max_pixels, from the header. */
+static void test_jpeg_coefficient_budget(void **state)
+{
+    (void)state;
+    char err[256];
+    unsigned long jl;
+    image_limits lim = {.max_pixels = 8192}; /* a budget of 24576 bytes */
+    /* 4:4:4, 6 bytes per pixel: 64 x 64 is the budget exactly; a block column or row more, or
+     * a pixel less of limit, is over it */
+    unsigned char *j = make_jpeg_ex(64, 64, 3, 1, 0, 1, 1, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_OK);
+    lim.max_pixels = 8191;
+    assert_int_equal(run(j, jl, &lim, err), IMG_ETOOBIG);
+    assert_string_equal(err, "progressive JPEG 64x64 needs 24576 bytes of coefficients (6 bytes "
+                             "per pixel), over the limit of 24573 bytes (3 bytes x the pixel "
+                             "limit of 8191)");
+    free(j);
+    lim.max_pixels = 8192;
+    j = make_jpeg_ex(72, 64, 3, 1, 0, 1, 1, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_ETOOBIG);
+    assert_string_equal(err, "progressive JPEG 72x64 needs 27648 bytes of coefficients (6 bytes "
+                             "per pixel), over the limit of 24576 bytes (3 bytes x the pixel "
+                             "limit of 8192)");
+    free(j);
+    j = make_jpeg_ex(64, 72, 3, 1, 0, 1, 1, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_ETOOBIG);
+    free(j);
+    /* the same 72 x 64 in one interleaved scan: no coefficient buffer, only the pixel limit */
+    j = make_jpeg_ex(72, 64, 3, 0, 0, 1, 1, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_OK);
+    free(j);
+    /* sequential with a scan per component: buffered like a progressive file */
+    j = make_jpeg_ex(64, 64, 3, 2, 0, 1, 1, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_OK);
+    free(j);
+    j = make_jpeg_ex(72, 64, 3, 2, 0, 1, 1, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_ETOOBIG);
+    assert_non_null(strstr(err, "multi-scan JPEG 72x64 needs 27648 bytes"));
+    free(j);
+    /* 4:2:0, 3 bytes per pixel: whatever the pixel limit allows, even where libjpeg pads the
+     * buffer to whole 16 x 16 MCUs (100 x 100 as 112 x 112) */
+    lim.max_pixels = 10000;
+    j = make_jpeg_ex(100, 100, 3, 1, 0, 2, 2, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_OK);
+    free(j);
+    /* 4:2:2, 4 bytes per pixel: 3/4 of the pixel limit */
+    lim.max_pixels = 4096;
+    j = make_jpeg_ex(64, 48, 3, 1, 0, 2, 1, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_OK);
+    free(j);
+    j = make_jpeg_ex(64, 56, 3, 1, 0, 2, 1, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_ETOOBIG);
+    assert_non_null(strstr(err, "(4 bytes per pixel)"));
+    free(j);
+    /* CMYK, four components of 2 bytes: 3/8 of the pixel limit */
+    j = make_jpeg_ex(48, 32, 4, 1, 0, 1, 1, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_OK);
+    free(j);
+    j = make_jpeg_ex(56, 32, 4, 1, 0, 1, 1, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_ETOOBIG);
+    assert_non_null(strstr(err, "(8 bytes per pixel)"));
+    free(j);
+    /* grey, 2 bytes per pixel: never over it within the pixel limit */
+    j = make_jpeg_ex(64, 64, 1, 1, 0, 1, 1, 0, 0, &jl);
+    assert_int_equal(run(j, jl, &lim, err), IMG_OK);
+    free(j);
+}
+
 /* A decode running past its deadline stops with IMG_ETIMEOUT; before it, nothing changes. */
 static void test_decode_deadline(void **state)
 {
@@ -976,6 +1054,7 @@ int main(void)
         cmocka_unit_test(test_jpeg_window_exact),
         cmocka_unit_test(test_limits_and_formats),
         cmocka_unit_test(test_hostile_bounded_before_decode),
+        cmocka_unit_test(test_jpeg_coefficient_budget),
         cmocka_unit_test(test_decode_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
