@@ -281,14 +281,10 @@ static void test_name_ok(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_file),
-        cmocka_unit_test(test_file_errors),
-        cmocka_unit_test(test_precedence),
-        cmocka_unit_test(test_env_every_model),
-        cmocka_unit_test(test_load_errors),
-        cmocka_unit_test(test_ranges_and_defaults),
-        cmocka_unit_test(test_cpus),
-        cmocka_unit_test(test_gemm_names),
+        cmocka_unit_test(test_file),        cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_precedence),  cmocka_unit_test(test_env_every_model),
+        cmocka_unit_test(test_load_errors), cmocka_unit_test(test_ranges_and_defaults),
+        cmocka_unit_test(test_cpus),        cmocka_unit_test(test_gemm_names),
         cmocka_unit_test(test_name_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
