@@ -117,11 +117,14 @@ def augment(batch_u8, pad, gen):
     """Random shifts up to `pad` pixels (zero fill: the background is black) and random
     horizontal flips, per image."""
     n, s, _ = batch_u8.shape
-    padded = F.pad(batch_u8, (pad, pad, pad, pad))
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
     flip = torch.rand(n, generator=gen) < 0.5
-    out = torch.stack([padded[i, dy[i]:dy[i] + s, dx[i]:dx[i] + s] for i in range(n)])
+    if pad:
+        padded = F.pad(batch_u8, (pad, pad, pad, pad))
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
+        out = torch.stack([padded[i, dy[i]:dy[i] + s, dx[i]:dx[i] + s] for i in range(n)])
+    else:
+        out = batch_u8.clone()
     out[flip] = out[flip].flip(-1)
     return out
 
@@ -251,7 +254,7 @@ def train(args):
     steps_per_epoch = len(x_train) // args.batch  # the last partial batch is dropped
     total = steps_per_epoch * args.epochs
     warmup = min(total // 10, steps_per_epoch)
-    pad = max(1, round(args.shift * size / 28))
+    pad = round(args.shift * size / 28)
     epochs = []
     step = 0
     for epoch in range(args.epochs):
