@@ -135,9 +135,17 @@ def augment(batch_u8, pad, gen):
 def init_weights(model):
     """The official MobileNetV2 / ResNet initialisation (He normal, fan out; norms 1 and
     0; small classifier), and the last norm of every residual branch at 0 so each block
-    starts as the identity (trains faster in short schedules)."""
+    starts as the identity (trains faster in short schedules).
+
+    Depthwise convolutions take He normal on their true fan-in (9): torch's fan-out of a
+    grouped weight counts every channel, which makes them ~sqrt(C) times too small; the
+    GroupNorm after them hides the scale in the forward pass, but the update of a
+    normalised weight grows as its norm shrinks, and the too-small ones made training
+    unstable at the learning rates that suit the rest of the network."""
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, nn.Conv2d) and m.groups > 1:
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+        elif isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.ones_(m.weight)
