@@ -117,11 +117,14 @@ def augment(batch_u8, pad, gen):
     """Random shifts up to `pad` pixels (zero fill: the background is black) and random
     horizontal flips, per image."""
     n, s, _ = batch_u8.shape
-    padded = F.pad(batch_u8, (pad, pad, pad, pad))
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
     flip = torch.rand(n, generator=gen) < 0.5
-    out = torch.stack([padded[i, dy[i]:dy[i] + s, dx[i]:dx[i] + s] for i in range(n)])
+    if pad:
+        padded = F.pad(batch_u8, (pad, pad, pad, pad))
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
+        out = torch.stack([padded[i, dy[i]:dy[i] + s, dx[i]:dx[i] + s] for i in range(n)])
+    else:
+        out = batch_u8.clone()
     out[flip] = out[flip].flip(-1)
     return out
 
@@ -132,9 +135,17 @@ def augment(batch_u8, pad, gen):
 def init_weights(model):
     """The official MobileNetV2 / ResNet initialisation (He normal, fan out; norms 1 and
     0; small classifier), and the last norm of every residual branch at 0 so each block
-    starts as the identity (trains faster in short schedules)."""
+    starts as the identity (trains faster in short schedules).
+
+    Depthwise convolutions take He normal on their true fan-in (9): torch's fan-out of a
+    grouped weight counts every channel, which makes them ~sqrt(C) times too small; the
+    GroupNorm after them hides the scale in the forward pass, but the update of a
+    normalised weight grows as its norm shrinks, and the too-small ones made training
+    unstable at the learning rates that suit the rest of the network."""
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, nn.Conv2d) and m.groups > 1:
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+        elif isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.ones_(m.weight)
@@ -251,7 +262,7 @@ def train(args):
     steps_per_epoch = len(x_train) // args.batch  # the last partial batch is dropped
     total = steps_per_epoch * args.epochs
     warmup = min(total // 10, steps_per_epoch)
-    pad = max(1, round(args.shift * size / 28))
+    pad = round(args.shift * size / 28)
     epochs = []
     step = 0
     for epoch in range(args.epochs):
