@@ -12,8 +12,8 @@ engine serves, and the file is written by tools/xbnweights.py.
 
 Training sees the images through the preprocessing the model file declares, the one the
 daemon applies to a PNG: gray to RGB, a direct bilinear resize to the input size (PIL),
-then (x / 255 - mean) / std with the training set's mean and std. Augmentation (random
-shifts and horizontal flips) works on the resized 8-bit images. Seeds are fixed and
+then (x / 255 - mean) / std with the training set's mean and std. Augmentation
+(horizontal flips; random shifts with --shift) works on the resized 8-bit images. Seeds are fixed and
 torch runs on 2 threads, so a run on the same machine repeats its result.
 
 The JSON report holds the test accuracy, per-class accuracy, the confusion matrix (rows:
@@ -349,13 +349,13 @@ def main(argv=None):
     ap.add_argument("--arch", choices=xm.ARCHS, default="mobilenetv2")
     ap.add_argument("--width", type=float, default=0.5, help="MobileNetV2 width multiplier")
     ap.add_argument("--input-size", type=int, default=48, help="square input side S")
-    ap.add_argument("--epochs", type=int, default=11)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--opt", choices=("sgd", "adamw"), default="sgd")
-    ap.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
+    ap.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
     ap.add_argument("--wd", type=float, default=5e-4, help="weight decay")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
-    ap.add_argument("--shift", type=float, default=2.0,
+    ap.add_argument("--shift", type=float, default=0.0,
                     help="random shift, in pixels of the 28x28 original")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
