@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from xbn import JPEG, MODELS, Server
+from xbn import JPEG, MODELS, Server, wait_log
 
 F035 = os.path.join(MODELS, "mobilenetv2-keras-035.safetensors")  # 17 classes
 F100 = os.path.join(MODELS, "mobilenetv2-keras-100.safetensors")  # 1000 classes
@@ -30,14 +30,6 @@ def signature(body):
     p = json.loads(body)["predictions"][0]
     return json.dumps(p, sort_keys=True)
 
-
-def wait_log(srv, text, start, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if any(text in l for l in srv.lines[start:]):
-            return time.time()
-        time.sleep(0.05)
-    raise AssertionError("no %r in the log:\n%s" % (text, "".join(srv.lines[start:])))
 
 
 @pytest.fixture(scope="module")

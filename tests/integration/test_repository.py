@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from xbn import JPEG, MODELS, Server, metric, scrape
+from xbn import JPEG, MODELS, Server, metric, scrape, wait_log
 
 F035 = os.path.join(MODELS, "mobilenetv2-keras-035.safetensors")  # 17 classes
 F100 = os.path.join(MODELS, "mobilenetv2-keras-100.safetensors")  # 1000 classes
@@ -54,14 +54,6 @@ def repo(srv, name, what, body=b"", headers=None):
                               dict(JS, **(headers or {})))
     return st, h, json.loads(data)
 
-
-def wait_log(srv, text, start, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if any(text in l for l in srv.lines[start:]):
-            return
-        time.sleep(0.05)
-    raise AssertionError("no %r in the log:\n%s" % (text, "".join(srv.lines[start:])))
 
 
 def index(srv, headers=None):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from xbn import BIN, JPEG, MODELS, Server
+from xbn import BIN, JPEG, MODELS, Server, wait_log
 
 F035 = os.path.join(MODELS, "mobilenetv2-keras-035.safetensors")  # 17 classes
 F100 = os.path.join(MODELS, "mobilenetv2-keras-100.safetensors")  # 1000 classes
@@ -180,14 +180,6 @@ def info_version(srv):
     assert len(found) == 1, body
     return found[0]
 
-
-def wait_log(srv, text, start, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if any(text in l for l in srv.lines[start:]):
-            return
-        time.sleep(0.05)
-    raise AssertionError("no %r in the log:\n%s" % (text, "".join(srv.lines[start:])))
 
 
 def test_sighup_adds_and_drains_versions(tmp_path, refs):

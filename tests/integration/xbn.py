@@ -1,6 +1,7 @@
 """xbn.py - what the integration tests share: a daemon on a free loopback port (Server), a
 real HTTP client on it (Server.request / .json), request bodies (image_bytes, multipart),
-and readers of the answers (raw_scores, parse_metrics, metric, scrape, model_labels).
+and readers of the log and the answers (wait_log, raw_scores, parse_metrics, metric, scrape,
+model_labels).
 Fixtures built on them are in conftest.py. Env: XBN_BIN (binary), XBN_MODELS (build/models)."""
 
 import http.client
@@ -69,6 +70,17 @@ class Server:
         rc = self.proc.wait(timeout=timeout)
         self.reader.join(timeout=5)
         return rc
+
+
+def wait_log(srv, text, start, timeout=120):
+    """Waits for a log line of srv's (from line `start` on) that contains text; returns the
+    time it was seen."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(text in line for line in srv.lines[start:]):
+            return time.time()
+        time.sleep(0.05)
+    raise AssertionError("no %r in the log:\n%s" % (text, "".join(srv.lines[start:])))
 
 
 def image_bytes(seed, fmt="JPEG", size=(96, 80)):
