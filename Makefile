@@ -180,7 +180,7 @@ check-deps:
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)
 
 # ---- npm validators for tests/integration (Kubernetes/KServe manifests, OpenAPI) ----
 # Installed from the committed lock file into build/node (whatever BUILD is); the tests
