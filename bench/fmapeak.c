@@ -16,9 +16,11 @@
  * (session_op_stats: the wall time of every op on the calling thread) at batch 1 and 8 on one
  * thread, and batch 1 on two (at batch 8 two threads take whole samples each, and the profile
  * times only the caller's). Every round first measures the peak on the same thread count and
- * instruction set as the model's kernels, then runs the batch once; a layer's fraction of
- * the peak is its GFLOP/s in that run over the peak measured just before, and the median
- * over the rounds is reported, so the drift of this shared machine cancels in the ratio.
+ * instruction set as the model's kernels, then runs the batch once. Two figures per layer:
+ * the best, each op's fastest round against the highest peak of the rounds (an op lasts
+ * micro- to milliseconds, so on a shared machine it runs undisturbed in some round even when
+ * the whole run does not), and the median over the rounds of the layer's GFLOP/s in that
+ * run over the peak measured just before it, so slower drift cancels in the ratio.
  * Convolutions of the same shape and kind in a model are one row (their times summed).
  * GFLOP/s are useful FLOPs: the direct convolution's 2 x multiply-adds. Winograd layers run
  * fewer multiplications (their GEMMs: (m+2)^2 x tiles x cin x cout), which is what the
@@ -214,9 +216,11 @@ typedef struct {
     char name[64];      /* the first op's name (s.name points into the model, freed early) */
     int ops[MAX_OPS], n_ops;
     double flops, mul_flops; /* per sample, all its ops */
-    /* per configuration: medians over the rounds */
-    double gflops[N_CONFIGS], mul_gflops[N_CONFIGS], pct[N_CONFIGS], pct_max[N_CONFIGS];
-    double share[N_CONFIGS], ms[N_CONFIGS];
+    /* per configuration. best: each op's fastest round, against the highest peak of the
+     * rounds (robust to a busy machine: a short op often runs undisturbed in some round);
+     * median: of the rounds' own ratios, each run against the peak measured just before */
+    double ms[N_CONFIGS], gflops[N_CONFIGS], mul_gflops[N_CONFIGS], pct[N_CONFIGS];
+    double share[N_CONFIGS], pct_median[N_CONFIGS], gflops_median[N_CONFIGS];
 } group;
 
 typedef struct {
@@ -224,8 +228,8 @@ typedef struct {
     const char *gemm;
     int n_groups;
     group g[MAX_GROUPS];
-    double peak[N_CONFIGS];     /* median of the rounds' peaks */
-    double total_ms[N_CONFIGS]; /* median per sample */
+    double peak[N_CONFIGS], peak_median[N_CONFIGS];         /* the rounds' highest, and median */
+    double total_ms[N_CONFIGS], total_ms_median[N_CONFIGS]; /* per sample: best, median */
 } model_report;
 
 static int same_group(const session_op_stats *a, const session_op_stats *b)
@@ -305,27 +309,37 @@ static int measure(model_report *r, const model *m, int ci, int rounds, int mobi
             totals[k] += ms[k][i];
         }
     }
+    double best_ms[MAX_OPS], best_total = 0, best_peak = 0;
+    for (int i = 0; i < n_ops; i++) {
+        best_ms[i] = ms[0][i];
+        for (int k = 1; k < rounds; k++)
+            if (ms[k][i] < best_ms[i]) best_ms[i] = ms[k][i];
+        best_total += best_ms[i];
+    }
+    for (int k = 0; k < rounds; k++)
+        if (peaks[k] > best_peak) best_peak = peaks[k];
     for (int gi = 0; gi < r->n_groups; gi++) {
         group *g = &r->g[gi];
-        double gf[MAX_ROUNDS], mf[MAX_ROUNDS], pct[MAX_ROUNDS], share[MAX_ROUNDS], t_ms[MAX_ROUNDS];
+        double gf[MAX_ROUNDS], pct[MAX_ROUNDS], best = 0;
+        for (int j = 0; j < g->n_ops; j++) best += best_ms[g->ops[j]];
         for (int k = 0; k < rounds; k++) {
             double sum = 0;
             for (int j = 0; j < g->n_ops; j++) sum += ms[k][g->ops[j]];
-            t_ms[k] = sum;
             gf[k] = g->flops / (sum * 1e6);
-            mf[k] = g->mul_flops / (sum * 1e6);
-            pct[k] = 100 * mf[k] / peaks[k];
-            share[k] = 100 * sum / totals[k];
+            pct[k] = 100 * g->mul_flops / (sum * 1e6) / peaks[k];
         }
-        g->ms[ci] = median(t_ms, rounds);
-        g->gflops[ci] = median(gf, rounds);
-        g->mul_gflops[ci] = median(mf, rounds);
-        g->pct[ci] = median(pct, rounds);
-        g->pct_max[ci] = pct[rounds - 1]; /* median() sorted it */
-        g->share[ci] = median(share, rounds);
+        g->ms[ci] = best;
+        g->gflops[ci] = g->flops / (best * 1e6);
+        g->mul_gflops[ci] = g->mul_flops / (best * 1e6);
+        g->pct[ci] = 100 * g->mul_gflops[ci] / best_peak;
+        g->share[ci] = 100 * best / best_total;
+        g->gflops_median[ci] = median(gf, rounds);
+        g->pct_median[ci] = median(pct, rounds);
     }
-    r->peak[ci] = median(peaks, rounds);
-    r->total_ms[ci] = median(totals, rounds);
+    r->peak[ci] = best_peak;
+    r->peak_median[ci] = median(peaks, rounds);
+    r->total_ms[ci] = best_total;
+    r->total_ms_median[ci] = median(totals, rounds);
     free(logits);
     session_free(s);
     return 0;
@@ -347,7 +361,7 @@ static void print_markdown(FILE *f, const model_report *rs, int n)
 {
     fprintf(f, "| model | kernels |");
     for (int ci = 0; ci < N_CONFIGS; ci++)
-        fprintf(f, " b%d t%d: ms per sample, FMA peak GFLOP/s |", configs[ci].batch,
+        fprintf(f, " b%d t%d: ms per sample, FMA peak GFLOP/s (best; median) |", configs[ci].batch,
                 configs[ci].threads);
     fprintf(f, "\n|---|---|");
     for (int ci = 0; ci < N_CONFIGS; ci++) fprintf(f, "---|");
@@ -355,13 +369,14 @@ static void print_markdown(FILE *f, const model_report *rs, int n)
     for (int mi = 0; mi < n; mi++) {
         fprintf(f, "| %s | %s |", rs[mi].name, rs[mi].gemm);
         for (int ci = 0; ci < N_CONFIGS; ci++)
-            fprintf(f, " %.2f, %.1f |", rs[mi].total_ms[ci], rs[mi].peak[ci]);
+            fprintf(f, " %.2f, %.1f (%.2f, %.1f) |", rs[mi].total_ms[ci], rs[mi].peak[ci],
+                    rs[mi].total_ms_median[ci], rs[mi].peak_median[ci]);
         fprintf(f, "\n");
     }
     fprintf(f, "\n");
     fprintf(f, "| model | layer (count) | input, kernel -> cout | kernel |");
     for (int ci = 0; ci < N_CONFIGS; ci++)
-        fprintf(f, " b%d t%d: GFLOP/s | %% peak | %% of net |", configs[ci].batch,
+        fprintf(f, " b%d t%d: GFLOP/s | %% peak (median) | %% of net |", configs[ci].batch,
                 configs[ci].threads);
     fprintf(f, "\n|---|---|---|---|");
     for (int ci = 0; ci < N_CONFIGS; ci++) fprintf(f, "---|---|---|");
@@ -379,7 +394,8 @@ static void print_markdown(FILE *f, const model_report *rs, int n)
                     fprintf(f, " %.0f (mul %.0f) |", g->gflops[ci], g->mul_gflops[ci]);
                 else
                     fprintf(f, " %.0f |", g->gflops[ci]);
-                fprintf(f, " %.0f%% | %.1f%% |", g->pct[ci], g->share[ci]);
+                fprintf(f, " %.0f%% (%.0f%%) | %.1f%% |", g->pct[ci], g->pct_median[ci],
+                        g->share[ci]);
             }
             fprintf(f, "\n");
         }
@@ -402,9 +418,11 @@ static void print_json(FILE *f, const char *cpu, double peaks[][PEAK_THREADS][2]
                 r->gemm);
         for (int ci = 0; ci < N_CONFIGS; ci++)
             fprintf(f,
-                    "%s{\"batch\":%d,\"threads\":%d,\"peak_gflops\":%.1f,\"ms_per_sample\":%.3f}",
+                    "%s{\"batch\":%d,\"threads\":%d,\"peak_gflops\":%.1f,"
+                    "\"peak_gflops_median\":%.1f,\"ms_per_sample\":%.3f,"
+                    "\"ms_per_sample_median\":%.3f}",
                     ci ? "," : "", configs[ci].batch, configs[ci].threads, r->peak[ci],
-                    r->total_ms[ci]);
+                    r->peak_median[ci], r->total_ms[ci], r->total_ms_median[ci]);
         fprintf(f, "],\"layers\":[");
         for (int gi = 0; gi < r->n_groups; gi++) {
             const group *g = &r->g[gi];
@@ -419,10 +437,11 @@ static void print_json(FILE *f, const char *cpu, double peaks[][PEAK_THREADS][2]
             for (int ci = 0; ci < N_CONFIGS; ci++)
                 fprintf(f,
                         "%s{\"batch\":%d,\"threads\":%d,\"ms_per_sample\":%.4f,\"gflops\":%.2f,"
-                        "\"mul_gflops\":%.2f,\"pct_peak_median\":%.1f,\"pct_peak_max\":%.1f,"
-                        "\"pct_of_net\":%.2f}",
+                        "\"mul_gflops\":%.2f,\"pct_peak\":%.1f,\"pct_of_net\":%.2f,"
+                        "\"gflops_median\":%.2f,\"pct_peak_median\":%.1f}",
                         ci ? "," : "", configs[ci].batch, configs[ci].threads, g->ms[ci],
-                        g->gflops[ci], g->mul_gflops[ci], g->pct[ci], g->pct_max[ci], g->share[ci]);
+                        g->gflops[ci], g->mul_gflops[ci], g->pct[ci], g->share[ci],
+                        g->gflops_median[ci], g->pct_median[ci]);
             fprintf(f, "]}");
         }
         fprintf(f, "]}");
