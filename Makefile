@@ -1,4 +1,5 @@
-# xbnserve - see README.md. `make` builds build/xbnserve; `make test` runs every test.
+# xbnserve - see README.md. `make` builds build/xbnserve (and the benchmarks build/fmapeak and
+# build/ab_inproc); `make test` runs every test.
 CC      ?= gcc
 PY      := /usr/bin/python3
 BUILD   := build
@@ -29,7 +30,7 @@ MODELS  := $(BUILD)/models
 
 .PHONY: FORCE bench all deps run test unit pytest asan asan-unit asan-pytest format lint clean models fuzzers fuzz-build \
         fuzz-smoke fuzz container-test check-deps mutants
-all: $(BUILD)/xbnserve
+all: $(BUILD)/xbnserve $(BUILD)/fmapeak $(BUILD)/ab_inproc
 
 deps:
 	@scripts/deps.sh all
@@ -82,6 +83,17 @@ $(BUILD)/web/assets.o: $(BUILD)/web/assets.c
 
 $(BUILD)/xbnserve: $(BUILD)/cli/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# The FMA peak and the per-layer report (bench/fmapeak.c, docs/benchmarks.md): built with the
+# program's baseline flags, its peak loops by target attribute as the kernels' AVX-512 ones.
+$(BUILD)/fmapeak: bench/fmapeak.c $(LIB_OBJ)
+	$(CC) $(CFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
+
+# A/B of engine builds in one process (bench/ab_inproc.c): it links no engine, it loads the
+# builds bench/engine_so.sh makes.
+$(BUILD)/ab_inproc: bench/ab_inproc.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ -ldl
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)

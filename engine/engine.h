@@ -105,6 +105,26 @@ void session_print_plan(const session *s, FILE *f);
  * line per op with ms summed over the runs, share and GFLOP/s per sample (bench --profile). */
 int session_profile(session *s, int on);
 void session_print_profile(const session *s, FILE *f);
+/* One op of the plan and its share of the profiled runs, for tools that report per layer
+ * (bench/fmapeak.c): session_op_count ops, numbered as session_print_plan numbers them. */
+typedef struct {
+    const char *name; /* the op's weights prefix */
+    const char *kind; /* "conv", "dwconv", "groupnorm", "maxpool", "avgpool" or "dense" */
+    int k, stride, cin, cout;
+    int h, w, oh, ow;  /* input and output map of one sample */
+    int wino;          /* conv: Winograd's output tile side m, 0 when computed directly */
+    int residual;      /* conv: adds a residual before storing */
+    int gn_fused;      /* conv: applies the GroupNorm before it as it reads its rows */
+    int tail;          /* run op by op on the whole batch (docs/engine.md, Threads) */
+    double flops;      /* per sample: 2 x the direct computation's multiply-adds */
+    double mul_flops;  /* per sample: 2 x the multiply-adds the kernels run (Winograd's GEMMs) */
+    double ms;         /* profiled runs (session_profile): wall time on the calling thread */
+    long long samples; /* samples in the profiled runs */
+} session_op_stats;
+int session_op_count(const session *s);
+/* Op i (0 <= i < session_op_count) -> *out; 0, or XBN_EINVAL for a bad i. ms is 0 unless
+ * profiling is on. */
+int session_op_stats_get(const session *s, int i, session_op_stats *out);
 /* Samples the team finished together since the session began: a member that runs out of
  * samples helps the last one still in a sample with the rest of it. */
 long long session_joins(const session *s);

@@ -949,9 +949,13 @@ double session_flops_per_sample(const session *s)
     return f;
 }
 
+/* op_kind's names, as inspect, the profile and session_op_stats print them */
+static const char *const op_kinds[] = {"conv",    "dwconv",  "groupnorm",
+                                       "maxpool", "avgpool", "dense"};
+
 void session_print_plan(const session *s, FILE *f)
 {
-    static const char *kinds[] = {"conv", "dwconv", "groupnorm", "maxpool", "avgpool", "dense"};
+    const char *const *kinds = op_kinds;
     static const char *acts[] = {"", "+relu", "+relu6"};
     double total = 0;
     size_t total_params = 0, p;
@@ -991,9 +995,48 @@ int session_profile(session *s, int on)
     return on && !s->op_ns ? XBN_ENOMEM : 0;
 }
 
+int session_op_count(const session *s)
+{
+    return s->net->n_ops;
+}
+
+int session_op_stats_get(const session *s, int i, session_op_stats *out)
+{
+    if (i < 0 || i >= s->net->n_ops) return XBN_EINVAL;
+    const op *o = &s->net->ops[i];
+    const conv_geom *g = &s->p[i].g;
+    const tensor_plan *t = &s->t[o->out];
+    size_t p;
+    double flops = 2 * op_macs(s, i, &p), mul = flops;
+    if (o->kind == OP_CONV && o->wino) /* (m+2)^2 GEMMs of [tiles x cin] . [cin x cout] */
+        mul = 2.0 * (o->wino + 2) * (o->wino + 2) * wino_tiles(o->wino, t->h, t->w) * o->cin *
+              o->cout;
+    *out = (session_op_stats){
+        .name = o->name,
+        .kind = op_kinds[o->kind],
+        .k = o->k,
+        .stride = o->stride,
+        .cin = o->cin,
+        .cout = o->cout,
+        .h = g->h,
+        .w = g->w,
+        .oh = t->h,
+        .ow = t->w,
+        .wino = o->kind == OP_CONV ? o->wino : 0,
+        .residual = o->res >= 0,
+        .gn_fused = o->kind == OP_CONV && i > 0 && s->p[i - 1].gn_into,
+        .tail = i >= s->tail_from,
+        .flops = flops,
+        .mul_flops = mul,
+        .ms = s->op_ns ? s->op_ns[i] / 1e6 : 0,
+        .samples = s->profiled_samples,
+    };
+    return 0;
+}
+
 void session_print_profile(const session *s, FILE *f)
 {
-    static const char *kinds[] = {"conv", "dwconv", "groupnorm", "maxpool", "avgpool", "dense"};
+    const char *const *kinds = op_kinds;
     if (!s->op_ns) return;
     long long total = 0, by_kind[6] = {0};
     for (int i = 0; i < s->net->n_ops; i++) total += s->op_ns[i];

@@ -144,6 +144,53 @@ static void test_threads_packed(void **state)
     model_free(m);
 }
 
+/* Profiling (session_op_stats, what bench/fmapeak.c reports per layer) observes and changes
+ * nothing: the logits of a profiled run are the bits of an unprofiled one, every op is
+ * described, the FLOPs add up to the network's, and Winograd's multiplications are fewer. */
+static void test_op_stats(void **state)
+{
+    (void)state;
+    char path[512], err[ENGINE_ERR_BYTES];
+    model *m = NULL;
+    session *s = NULL;
+    if (model_load(test_model_path(path, sizeof path, "resnet50-torch.safetensors"), NULL, &m, err,
+                   sizeof err) ||
+        session_new_threads(m, SIZE, SIZE, 2, 2, &s, err, sizeof err))
+        fail_msg("%s", err);
+    int classes = model_get_info(m)->classes;
+    float *x = malloc(sizeof(float) * 2 * 3 * SIZE * SIZE);
+    float *plain = malloc(sizeof(float) * 2 * classes),
+          *profiled = malloc(sizeof(float) * 2 * classes);
+    test_rng r = {99};
+    rng_fill(&r, x, (size_t)2 * 3 * SIZE * SIZE, 2.0f);
+    assert_int_equal(session_run(s, x, 2, plain), 0);
+    assert_int_equal(session_profile(s, 1), 0);
+    assert_int_equal(session_run(s, x, 2, profiled), 0);
+    assert_memory_equal(plain, profiled, sizeof(float) * 2 * classes);
+    double flops = 0;
+    int wino = 0, tail = 0;
+    session_op_stats st;
+    for (int i = 0; i < session_op_count(s); i++) {
+        assert_int_equal(session_op_stats_get(s, i, &st), 0);
+        assert_non_null(st.name);
+        assert_int_equal(st.samples, 2);
+        assert_true(st.ms >= 0 && st.flops >= 0);
+        flops += st.flops;
+        wino += st.wino > 0, tail += st.tail;
+        if (st.wino)
+            assert_true(st.mul_flops < st.flops);
+        else
+            assert_true(st.mul_flops == st.flops);
+    }
+    assert_true(fabs(flops - session_flops_per_sample(s)) <= 1e-9 * flops);
+    assert_true(wino > 0 && tail > 0); /* the test size puts layer3-4 in the tail */
+    assert_int_equal(session_op_stats_get(s, session_op_count(s), &st), XBN_EINVAL);
+    assert_int_equal(session_op_stats_get(s, -1, &st), XBN_EINVAL);
+    session_free(s);
+    model_free(m);
+    free(x), free(plain), free(profiled);
+}
+
 /* One table forced (the test's state): the load takes it and names it in model_info.gemm, and
  * two networks keep batch invariance on it. */
 static void test_forced_table(void **state)
@@ -239,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_mobilenetv2_torch),
         cmocka_unit_test(test_mobilenetv2_keras),
         cmocka_unit_test(test_threads_packed),
+        cmocka_unit_test(test_op_stats),
         FORCED(avx512),
         FORCED(avx2),
         FORCED(blas),
