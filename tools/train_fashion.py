@@ -113,9 +113,11 @@ def to_input(planes_u8, mean, std):
     return x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
 
 
-def augment(batch_u8, pad, gen):
-    """Random shifts up to `pad` pixels (zero fill: the background is black) and random
-    horizontal flips, per image."""
+def augment(batch_u8, pad, erase, fill, gen):
+    """Random shifts up to `pad` pixels (zero fill: the background is black), random
+    horizontal flips, and with probability `erase` a random rectangle (2-25% of the image,
+    aspect 0.3-3.3) set to `fill`, the mean pixel (random erasing, Zhong et al. 2017),
+    per image."""
     n, s, _ = batch_u8.shape
     flip = torch.rand(n, generator=gen) < 0.5
     if pad:
@@ -126,6 +128,17 @@ def augment(batch_u8, pad, gen):
     else:
         out = batch_u8.clone()
     out[flip] = out[flip].flip(-1)
+    if erase:
+        u = torch.rand(n, 5, generator=gen).tolist()
+        for i in range(n):
+            if u[i][0] >= erase:
+                continue
+            area = s * s * (0.02 + 0.23 * u[i][1])
+            aspect = math.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * u[i][2])
+            h = min(s, max(1, round(math.sqrt(area * aspect))))
+            w = min(s, max(1, round(math.sqrt(area / aspect))))
+            y0, x0 = int(u[i][3] * (s - h + 1)), int(u[i][4] * (s - w + 1))
+            out[i, y0:y0 + h, x0:x0 + w] = fill
     return out
 
 
@@ -263,6 +276,7 @@ def train(args):
     total = steps_per_epoch * args.epochs
     warmup = min(total // 10, steps_per_epoch)
     pad = round(args.shift * size / 28)
+    fill = round(mean * 255)
     epochs = []
     step = 0
     for epoch in range(args.epochs):
@@ -272,7 +286,7 @@ def train(args):
         loss_sum, correct, seen = 0.0, 0, 0
         for b in range(steps_per_epoch):
             idx = order[b * args.batch:(b + 1) * args.batch]
-            x = to_input(augment(x_train[idx], pad, gen), mean, std)
+            x = to_input(augment(x_train[idx], pad, args.erase, fill, gen), mean, std)
             y = y_train[idx]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, warmup, args.lr)
@@ -327,8 +341,8 @@ def train(args):
                          "optimizer": args.opt, "lr": args.lr, "weight_decay": args.wd,
                          "schedule": "linear warm-up %d steps, cosine to 0" % warmup,
                          "label_smoothing": args.label_smoothing,
-                         "augmentation": "random shift up to %d px (of %d), horizontal flip"
-                                         % (pad, size),
+                         "augmentation": "random shift up to %d px (of %d), horizontal flip, "
+                                         "random erasing p %g" % (pad, size, args.erase),
                          "threads": args.threads, "torch": torch.__version__},
             "machine": {"cpu": cpu_name(), "cpus": os.cpu_count()},
             "date": time.strftime("%Y-%m-%d"),
@@ -357,6 +371,8 @@ def main(argv=None):
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--shift", type=float, default=0.0,
                     help="random shift, in pixels of the 28x28 original")
+    ap.add_argument("--erase", type=float, default=0.0,
+                    help="probability of random erasing per training image")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train-subset", type=int, default=0, help="trials: use N training images")
