@@ -38,4 +38,5 @@ else
     done
 fi
 for p in "${pids[@]}"; do wait "$p"; done
+mkdir -p "$(dirname "$out")"
 cc -shared -o "$out" "$objs"/*.o $(pkg-config --libs libcjson openblas) -lm -pthread
