@@ -9,6 +9,11 @@ ratio B / A measured in the same minutes, because this shared machine drifts by 
 one minute to the next. Every cell runs --rounds alternating pairs (A then B, then B then A,
 ...) and prints the ratio of each pair with their minimum and median.
 
+Each `xbnserve bench` process settles at a speed of its own: at batch 1 on two threads the
+same binary against itself gave pairs from 0.86 to 1.19 on the Zen 3 machine (docs/
+benchmarks.md), so a few pairs resolve only large differences there. For a change to the
+engine, build/ab_inproc (bench/ab_inproc.c) alternates the builds run by run in one process.
+
 Engine: `xbnserve bench` of each build, same model, batch and threads. HTTP: each build
 serves the model in turn while wrk POSTs a photo at concurrency 32 for --seconds; the
 requests each daemon answered with 200 in that time (wrk's count) make the ratio. Both talk
