@@ -149,7 +149,9 @@ static size_t weights_floats(const st_file *f, int packed)
         cap += (size_t)(sh[1] * sh[2] * sh[3] * (GEMM_PANEL_COLS - 1));
         if (sh[2] == 3 && sh[3] == 3) cap += (size_t)(sh[1] * 27 * (sh[0] + GEMM_PANEL_COLS - 1));
     }
-    return cap;
+    /* every tensor starts on a line: at most two allocations per tensor of the file (a
+     * convolution's weights and bias), each with up to a line of padding */
+    return cap + (size_t)2 * MODEL_WEIGHTS_ALIGN * (f->n_tensors + 1);
 }
 
 int model_load(const char *path, const model_load_opts *opts, model **out, char *err, size_t errlen)
@@ -173,7 +175,8 @@ int model_load(const char *path, const model_load_opts *opts, model **out, char 
     m->info.gemm = kt->name;
     if ((rc = parse_meta(&b))) goto fail;
     b.cap = weights_floats(&f, kt->gemm != NULL);
-    if (!(b.weights = m->weights = malloc(b.cap * sizeof(float) + 1)) || build_tensor(&b, 3) < 0) {
+    size_t bytes = (b.cap * sizeof(float) + 63) / 64 * 64 + 64; /* a whole number of lines */
+    if (!(b.weights = m->weights = aligned_alloc(64, bytes)) || build_tensor(&b, 3) < 0) {
         rc = berr(&b, "out of memory");
         goto fail;
     }

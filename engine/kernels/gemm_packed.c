@@ -253,6 +253,21 @@ static void prefetch_tile(const float *c, const float *res, int r0, int th, int 
     }
 }
 
+/* Rows of the tile at row r0 of m, for tiles of th rows. A tile of R rows keeps 2R chains of
+ * FMAs in flight (two accumulators per row, AVX2 and AVX-512 alike); with fewer than
+ * TILE_BUSY_ROWS rows the chains do not cover the FMA latency (4 cycles on 2 pipes: 8 chains),
+ * and a k-step costs as much as at TILE_BUSY_ROWS rows. So the last th + 1..3 rows are not
+ * run as a full tile and a short one but as two of about half (AVX2, 49 rows: 6 + 1 -> 4 + 3,
+ * 8 cycles a k-step instead of 10). An element's arithmetic is the same in any tile. */
+#define TILE_BUSY_ROWS 4
+
+static inline int tile_height(int r0, int m, int th)
+{
+    int left = m - r0;
+    if (left > th && left < th + TILE_BUSY_ROWS) return (left + 1) / 2;
+    return left < th ? left : th;
+}
+
 /* Every tile (th rows, the instruction set's tile_panel) of rows [0, m) against panels [p_lo,
  * p_hi); `rows_of` fills the tile's row pointers, as `taps` runs of `run` floats, or as `taps /
  * merge` runs of `run * merge` floats when it returns 1 (consecutive taps that are consecutive
@@ -271,8 +286,8 @@ run_tiles(tile_panel_fn *tile_panel, int th, int m, int taps, int run, int merge
     const float *ap[AP_STRIDE * KERNEL_MAX_TAPS];
     ENGINE_ASSERT(taps >= 1 && taps <= KERNEL_MAX_TAPS && th >= 1 && th <= AP_STRIDE);
     if (k * PANEL * sizeof(float) * (p_hi - p_lo) <= GEMM_TILES_OUTER_BYTES) {
-        for (int r0 = 0; r0 < m; r0 += th) {
-            int rows = m - r0 < th ? m - r0 : th;
+        for (int r0 = 0, rows; r0 < m; r0 += rows) {
+            rows = tile_height(r0, m, th);
             int merged = rows_of(arg, r0, rows, ap);
             for (int p = p_lo; p < p_hi; p++) {
                 if (r0 + 2 * th <= m) prefetch_tile(c, e->res, r0 + th, th, n, p);
@@ -283,8 +298,8 @@ run_tiles(tile_panel_fn *tile_panel, int th, int m, int taps, int run, int merge
         return;
     }
     for (int p = p_lo; p < p_hi; p++)
-        for (int r0 = 0; r0 < m; r0 += th) {
-            int rows = m - r0 < th ? m - r0 : th;
+        for (int r0 = 0, rows; r0 < m; r0 += rows) {
+            rows = tile_height(r0, m, th);
             int merged = rows_of(arg, r0, rows, ap);
             tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run, k,
                        packed, n, p, c, e);

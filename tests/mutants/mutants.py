@@ -228,9 +228,9 @@ mutant("bn-eps-keras", "engine/build_mobilenetv2.c",
        ["py:tests/integration/test_oracle.py -k 'predict_matches_torch and keras'"],
        "Keras MobileNetV2 checkpoints folded with PyTorch's BN epsilon")
 mutant("gemm-row-tail", "engine/kernels/gemm_packed.c",
-       "for (int r0 = 0; r0 < m; r0 += th) {\n            int rows = m - r0 < th ? m - r0 : th;\n"
+       "for (int r0 = 0, rows; r0 < m; r0 += rows) {\n            rows = tile_height(r0, m, th);\n"
        "            int merged = rows_of(arg, r0, rows, ap);\n            for (int p = p_lo;",
-       "for (int r0 = 0; r0 + th <= m; r0 += th) {\n            int rows = m - r0 < th ? m - r0 : th;\n"
+       "for (int r0 = 0, rows; r0 + th <= m; r0 += rows) {\n            rows = tile_height(r0, m, th);\n"
        "            int merged = rows_of(arg, r0, rows, ap);\n            for (int p = p_lo;",
        ["unit:test_kernels"],
        "GEMM (small weights, tiles outside): the last partial tile of rows never computed")
