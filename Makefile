@@ -28,7 +28,7 @@ TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test
 C_FILES := $(foreach d,$(SRC_DIRS) tests/unit tests/fuzz,$(wildcard $(d)/*.[ch]))
 MODELS  := $(BUILD)/models
 
-.PHONY: FORCE bench all deps run test unit pytest asan asan-unit asan-pytest format lint clean models fuzzers fuzz-build \
+.PHONY: FORCE bench bench-ort-configs all deps run test unit pytest asan asan-unit asan-pytest format lint clean models fuzzers fuzz-build \
         fuzz-smoke fuzz container-test check-deps mutants
 all: $(BUILD)/xbnserve $(BUILD)/fmapeak $(BUILD)/ab_inproc
 
@@ -164,6 +164,9 @@ container-test:
 	timeout -k 30 1800 tests/container/run.sh
 
 # ---- benchmarks (docs/benchmarks.md); never part of `make test` ----
+# The targets' cells (2 threads, batches 1 and 8, 5 xbnserve / ONNX Runtime pairs each), the
+# HTTP runs, the plots and bench/layout.c: about 15 minutes on 2 cores. ONNX Runtime runs the
+# configurations `make bench-ort-configs` found fastest on this machine, where it has run.
 # --avx512 unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the benchmark's own processes.
 bench: all models
 	@scripts/deps.sh bench
@@ -178,6 +181,12 @@ bench: all models
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O3 $(KERNEL_ARCHFLAGS) -ffp-contract=fast bench/layout.c -o $(BUILD)/bench/layout \
 	    $(shell pkg-config --cflags --libs openblas) -lm && $(BUILD)/bench/layout
+
+# ONNX Runtime's fastest configuration per model and batch (bench/ort_configs.py): about 20
+# minutes on 2 cores; run it on the machine and in the quiet that `make bench` will have.
+bench-ort-configs: all models
+	@scripts/deps.sh bench
+	$(PY) bench/ort_configs.py --out $(BUILD)/bench/ort-configs.json
 
 format:
 	clang-format -i $(C_FILES)

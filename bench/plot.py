@@ -3,7 +3,11 @@
 usage: /usr/bin/python3 bench/plot.py [DIR | FILE.json ...]     (default: build/bench)
 
 - bench/run.py's results (engine.json: "cells") -> engine.png: images/s against batch size,
-  one panel per model, xbnserve against ONNX Runtime and PyTorch, one line per thread count.
+  one panel per model, xbnserve against ONNX Runtime and PyTorch (each the median of its
+  rounds), one line per thread count; and, where the cells carry their pairs' ratios,
+  engine-ratio.png: per cell, xbnserve / ONNX Runtime images/s (every pair a dot, a bar from
+  the minimum to the median) and p50 latency (a bar from the median to the worst), against
+  parity and the targets.
 - bench/http_bench.py's results (http-*.json: "runs") -> http-*.png: the latency
   distribution over HTTP under load (wrk's percentiles, one curve per concurrency, on a
   "nines" axis so the tail is readable) and the batch sizes the batcher formed.
@@ -27,6 +31,11 @@ HTTP_SIZE = (12, 5)  # 1200 x 500 px
 PEERS = [("xbnserve", "xbnserve", "C0"), ("onnxruntime", "ONNX Runtime", "C1"),
          ("pytorch", "PyTorch eager", "C2")]
 THREAD_STYLE = {1: ":", 2: "-"}  # more threads: the solid line
+# the targets (docs/benchmarks.md): images/s >= 1.2x ONNX Runtime's, batch-1 p50 <= 0.9x
+RATIO_PANELS = [("img_per_s", "min", "images/s: xbnserve / ONNX Runtime (higher is better)",
+                 1.2, "target", "C0"),
+                ("p50_ms", "max", "p50 latency: xbnserve / ONNX Runtime (lower is better)",
+                 0.9, "batch-1 target", "C3")]
 
 
 def plot_engine(res, out):
@@ -62,6 +71,42 @@ def plot_engine(res, out):
         ax.set_visible(False)
     fig.suptitle("Engine throughput: xbnserve and its peers on the same weights%s" % (
         " (OpenBLAS AVX-512 kernels)" if res.get("avx512") else ""))
+    fig.tight_layout()
+    fig.savefig(out, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_ratios(res, out):
+    """xbnserve / ONNX Runtime per cell: every pair's ratio, the median and the worst pair."""
+    cells = res["cells"]
+    fig, axes = plt.subplots(1, 2, figsize=ENGINE_SIZE, dpi=DPI, sharey=True)
+    ys = range(len(cells))
+    for ax, (key, worst, title, target, target_name, color) in zip(axes, RATIO_PANELS):
+        for y, c in zip(ys, cells):
+            r = c["ratio"][key]
+            ax.plot([r[worst], r["median"]], [y, y], color=color, linewidth=6, alpha=0.35,
+                    solid_capstyle="butt")
+            ax.plot(r["pairs"], [y] * len(r["pairs"]), "o", color=color, markersize=3,
+                    alpha=0.5)
+            ax.plot(r["median"], y, "D", color=color, markersize=7)
+            ax.annotate("%.2f (%s %.2f)" % (r["median"], worst, r[worst]),
+                        (max(r["pairs"]), y), xytext=(6, 0), textcoords="offset points",
+                        va="center", fontsize=8)
+        ax.axvline(1.0, color="0.3", linewidth=1)
+        ax.axvline(target, color="0.3", linewidth=1, linestyle="--")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("ratio (solid: parity, dashed: %s %.1f)" % (target_name, target))
+        ax.grid(True, axis="x", alpha=0.3)
+        # parity and the target always in view, and room on the right for the labels
+        vals = [v for c in cells for v in c["ratio"][key]["pairs"]] + [1.0, target]
+        span = max(vals) - min(vals)
+        ax.set_xlim(min(vals) - 0.05 * span, max(vals) + 0.3 * span)
+    axes[0].set_yticks(list(ys))
+    axes[0].set_yticklabels(["%s b%d t%d" % (c["model"], c["batch"], c["threads"])
+                             for c in cells], fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle("xbnserve / ONNX Runtime, %d pairs per cell: diamond the median, dots the "
+                 "pairs, bar from the median to the worst pair" % len(cells[0]["rounds"]))
     fig.tight_layout()
     fig.savefig(out, dpi=DPI)
     plt.close(fig)
@@ -128,20 +173,24 @@ def plot_http(res, out):
 
 
 def plot_file(path):
-    """Write the PNG for one results file; returns its path, or None if the kind is unknown."""
+    """Write the PNGs for one results file beside it."""
     with open(path) as f:
         res = json.load(f)
-    out = os.path.splitext(path)[0] + ".png"
+    base = os.path.splitext(path)[0]
     if isinstance(res, dict) and "cells" in res:
-        plot_engine(res, out)
+        plots = [(plot_engine, base + ".png")]
+        # results from before the pairs' ratios were kept have no ratio plot
+        if res["cells"] and all("ratio" in c for c in res["cells"]):
+            plots.append((plot_ratios, base + "-ratio.png"))
     elif isinstance(res, dict) and "runs" in res:
-        plot_http(res, out)
+        plots = [(plot_http, base + ".png")]
     else:
         print("plot.py: %s is not a bench/run.py or bench/http_bench.py result, skipped" % path,
               file=sys.stderr)
-        return None
-    print("plot.py: wrote %s" % out)
-    return out
+        return
+    for plot, out in plots:
+        plot(res, out)
+        print("plot.py: wrote %s" % out)
 
 
 def main(argv):

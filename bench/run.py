@@ -1,27 +1,44 @@
 """Engine benchmark: xbnserve against ONNX Runtime and PyTorch eager, same weights, same run.
 
-usage: /usr/bin/python3 bench/run.py [--seconds S] [--batches 1,4,8,16] [--threads 1,2]
-                                     [--models resnet50-torch,...] [--rounds R] [--avx512]
-                                     [--out FILE]
+usage: /usr/bin/python3 bench/run.py [--seconds 3] [--batches 1,8] [--threads 2] [--rounds 5]
+                                     [--models resnet50-torch,...] [--no-torch] [--avx512]
+                                     [--ort-configs FILE] [--out FILE]
 
-For every model, batch size and thread count it runs `xbnserve bench`, then the ONNX
-Runtime peer (bench/ort/ort_bench.js on an ONNX export of the same weights) and PyTorch
-eager (bench/torch_bench.py), one after the other so they never share the cores (with
---rounds R, R xbnserve / ONNX Runtime pairs, reporting the pair with the median ratio), and
-prints a Markdown table of images/s, p50 latency and the ratio xbnserve / peer. The machine's
-sgemm ceiling is measured in the same run. --avx512 unsets OPENBLAS_CORETYPE and
-OPENBLAS_L2_SIZE for every process (OpenBLAS then picks its AVX-512 kernels); say so when
-reporting. Results also go to --out as JSON (default build/bench/engine.json).
+For every model, batch size and thread count it runs --rounds pairs of `xbnserve bench` then
+the ONNX Runtime peer (bench/ort/ort_bench.js on an ONNX export of the same weights), one
+after the other so they never share the cores, then PyTorch eager once (bench/torch_bench.py;
+context, not a target; --no-torch skips it). This shared machine drifts by 10-20% between
+minutes and less within a pair, so each pair gives a ratio, and a cell reports the MEDIAN and
+the MINIMUM of its pairs' xbnserve / ONNX Runtime images/s, and the median and the WORST
+(maximum) of xbnserve p50 / ONNX Runtime p50 latency (lower is better). The per-peer figures
+of the table are the medians of that peer's rounds; every round's raw figures stay in the JSON.
+
+ONNX Runtime runs, per model, batch and thread count, the configuration bench/ort_configs.py
+found fastest on this machine (--ort-configs, default build/bench/ort-configs.json); a cell it
+did not search, or a run without that file, gets ORT_DEFAULT: the opset-13 export, graph
+optimisation 'all', intra-op spinning on (ONNX Runtime's own defaults).
+
+Above the table it prints the CPU (model name; avx2, fma, avx512f from /proc/cpuinfo), the
+sgemm ceiling (bench/sgemm_ceiling.c, OpenBLAS) and the FMA peak (build/fmapeak) for each
+thread count. --avx512 unsets OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for every process
+(OpenBLAS then picks its AVX-512 kernels; the ceiling and PyTorch change, xbnserve does not);
+say so when reporting. Results also go to --out as JSON (default build/bench/engine.json).
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PY = "/usr/bin/python3"
+BENCH = os.path.join(ROOT, "build", "bench")
 MODELS = ["resnet50-torch", "resnet50-keras", "mobilenetv2-torch", "mobilenetv2-keras-100"]
+# ONNX exports bench/export_onnx.py writes, by the name a configuration gives them
+ONNX_OPSETS = {"opset13": 13, "opset17": 17, "opset21-gn": 21}
+ORT_DEFAULT = {"onnx": "opset13", "graph_optimization_level": "all", "allow_spinning": "1"}
+ISA_FLAGS = ("avx2", "fma", "avx512f")
 
 
 def run_json(cmd, env):
@@ -31,87 +48,193 @@ def run_json(cmd, env):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def cpu_info():
+    """The model name and the ISA flags that decide which kernels run, from /proc/cpuinfo."""
+    info = {"model": "unknown", "flags": set()}
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and info["model"] == "unknown":
+                info["model"] = value.strip()
+            elif key.strip() == "flags" and not info["flags"]:
+                info["flags"] = set(value.split())
+    return {"model": info["model"], **{flag: flag in info["flags"] for flag in ISA_FLAGS}}
+
+
+def install_ort(env):
+    ort_dir = os.path.join(ROOT, "bench", "ort")
+    if not os.path.isdir(os.path.join(ort_dir, "node_modules", "onnxruntime-node")):
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=ort_dir, check=True,
+                       env=dict(env, ONNXRUNTIME_NODE_INSTALL="skip"))
+
+
+def onnx_file(name, variant, models_dir):
+    """The model's ONNX export for a configuration's "onnx" variant, exported when missing
+    or older than the model file or the exporter."""
+    src = os.path.join(models_dir, name + ".safetensors")
+    out = os.path.join(BENCH, "%s-%s.onnx" % (name, variant))
+    exporter = os.path.join(ROOT, "bench", "export_onnx.py")
+    if not os.path.exists(out) or os.path.getmtime(out) < max(os.path.getmtime(src),
+                                                              os.path.getmtime(exporter)):
+        # torch's exporter warns at length on every export: shown only when it fails
+        r = subprocess.run([PY, exporter, src, out, "--opset", str(ONNX_OPSETS[variant])],
+                           cwd=ROOT, capture_output=True, text=True)
+        if r.returncode:
+            raise SystemExit("export of %s (%s) failed:\n%s" % (name, variant, r.stderr))
+    return out
+
+
+def ort_run(onnx, batch, threads, seconds, config, env):
+    return run_json(["node", "bench/ort/ort_bench.js", onnx, str(batch), str(threads),
+                     str(seconds), "224", config["graph_optimization_level"],
+                     config["allow_spinning"]], env)
+
+
+def describe(config):
+    return "%s, %s, spin %s" % (config["onnx"], config["graph_optimization_level"],
+                                config["allow_spinning"])
+
+
+def load_ort_configs(path):
+    """{(model, batch, threads): best configuration} from bench/ort_configs.py's JSON."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        search = json.load(f)
+    return {(c["model"], c["batch"], c["threads"]): c["best"] for c in search["cells"]}
+
+
+def fma_peaks(env):
+    """build/fmapeak's peak alone: [{isa, threads, gflops_max, gflops_median}], 1 and 2 threads."""
+    out = os.path.join(BENCH, "fmapeak-peak.json")
+    subprocess.run([os.path.join(ROOT, "build", "fmapeak"), "--seconds", "2", "--json", out],
+                   check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    with open(out) as f:
+        return json.load(f)["peak"]
+
+
+def sgemm_ceilings(threads, env):
+    sgemm = os.path.join(BENCH, "sgemm_ceiling")
+    subprocess.run(["cc", "-O2", "-o", sgemm, "bench/sgemm_ceiling.c"] +
+                   subprocess.check_output(["pkg-config", "--cflags", "--libs", "openblas"],
+                                           text=True).split(), check=True, cwd=ROOT)
+    return [run_json([sgemm, str(t)], env) for t in threads]
+
+
+def ratios(rounds):
+    """The per-pair ratios of a cell and their median and min (images/s, higher is better)
+    or median and max (p50 latency, lower is better)."""
+    ips = [r["xbnserve"]["img_per_s"] / r["onnxruntime"]["img_per_s"] for r in rounds]
+    p50 = [r["xbnserve"]["p50_ms"] / r["onnxruntime"]["p50_ms"] for r in rounds]
+    return {"img_per_s": {"pairs": ips, "median": statistics.median(ips), "min": min(ips)},
+            "p50_ms": {"pairs": p50, "median": statistics.median(p50), "max": max(p50)}}
+
+
+def medians(runs, keys):
+    return {k: statistics.median(r[k] for r in runs) for k in keys}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3)
-    ap.add_argument("--batches", default="1,4,8,16")
-    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--threads", default="2")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--models-dir", default=os.path.join(ROOT, "build", "models"))
     ap.add_argument("--avx512", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="xbnserve / ONNX Runtime pairs per cell; the pair with the median "
-                    "ratio is reported (use an odd number)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench", "engine.json"))
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="xbnserve / ONNX Runtime pairs per cell (at least 5 for a claim)")
+    ap.add_argument("--ort-configs", default=os.path.join(BENCH, "ort-configs.json"),
+                    help="bench/ort_configs.py's results; '' runs ORT_DEFAULT everywhere")
+    ap.add_argument("--out", default=os.path.join(BENCH, "engine.json"))
     a = ap.parse_args()
     env = dict(os.environ)
     if a.avx512:
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    sgemm = os.path.join(ROOT, "build", "bench", "sgemm_ceiling")
-    os.makedirs(os.path.dirname(sgemm), exist_ok=True)
-    subprocess.run(["cc", "-O2", "-o", sgemm, "bench/sgemm_ceiling.c"] +
-                   subprocess.check_output(["pkg-config", "--cflags", "--libs", "openblas"],
-                                           text=True).split(), check=True, cwd=ROOT)
-    ort_dir = os.path.join(ROOT, "bench", "ort")
-    if not os.path.isdir(os.path.join(ort_dir, "node_modules", "onnxruntime-node")):
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=ort_dir, check=True,
-                       env=dict(env, ONNXRUNTIME_NODE_INSTALL="skip"))
+    os.makedirs(BENCH, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    install_ort(env)
     threads = [int(t) for t in a.threads.split(",")]
-    results = {"ceiling": [run_json([sgemm, str(t)], env) for t in threads], "cells": []}
-    for c in results["ceiling"]:
-        print("sgemm ceiling, %d thread(s): %.1f GFLOP/s (%s)" % (c["threads"], c["sgemm_gflops"],
-                                                               c["blas_kernel"]), file=sys.stderr)
+    best = load_ort_configs(a.ort_configs)
+    results = {"cpu": cpu_info(), "ceiling": sgemm_ceilings(threads, env),
+               "fma_peak": fma_peaks(env),
+               "avx512": a.avx512, "seconds": a.seconds, "rounds": a.rounds,
+               "ort_configs": a.ort_configs if best else None, "cells": []}
+    print_header(results, sys.stderr)
     for name in a.models.split(","):
         path = os.path.join(a.models_dir, name + ".safetensors")
-        onnx = os.path.join(ROOT, "build", "bench", name + ".onnx")
-        if not os.path.exists(onnx) or os.path.getmtime(onnx) < os.path.getmtime(path):
-            subprocess.run([PY, "bench/export_onnx.py", path, onnx], check=True, cwd=ROOT)
         for t in threads:
             for b in [int(x) for x in a.batches.split(",")]:
-                cell = {"model": name, "batch": b, "threads": t, "rounds": []}
+                config = best.get((name, b, t), ORT_DEFAULT)
+                onnx = onnx_file(name, config["onnx"], a.models_dir)
+                cell = {"model": name, "batch": b, "threads": t, "ort_config": config,
+                        "rounds": []}
                 for _ in range(a.rounds):
                     x = run_json(["build/xbnserve", "bench", "--model", path, "--batch", str(b),
                                   "--threads", str(t), "--seconds", str(a.seconds)], env)
-                    o = run_json(["node", "bench/ort/ort_bench.js", onnx, str(b), str(t),
-                                  str(a.seconds), "224"], env)
+                    o = ort_run(onnx, b, t, a.seconds, config, env)
                     cell["rounds"].append({"xbnserve": x, "onnxruntime": o})
-                # the pair with the median ratio (the machine drifts between pairs, less within)
-                mid = sorted(cell["rounds"], key=lambda r: r["xbnserve"]["img_per_s"] /
-                             r["onnxruntime"]["img_per_s"])[len(cell["rounds"]) // 2]
-                cell.update(mid)
+                cell["ratio"] = ratios(cell["rounds"])
+                cell["xbnserve"] = dict(medians([r["xbnserve"] for r in cell["rounds"]],
+                                                ("img_per_s", "p50_ms", "p99_ms", "gflops")),
+                                        gemm=cell["rounds"][0]["xbnserve"]["gemm"])
+                cell["onnxruntime"] = medians([r["onnxruntime"] for r in cell["rounds"]],
+                                              ("img_per_s", "p50_ms", "p99_ms"))
                 if not a.no_torch:
                     cell["pytorch"] = run_json([PY, "bench/torch_bench.py", path, str(b), str(t),
                                                 str(a.seconds)], env)
                 results["cells"].append(cell)
-                x = cell["xbnserve"]
-                line = "%-22s b=%-2d t=%d  xbnserve %7.2f img/s p50 %7.2f ms  %5.1f GFLOP/s" % (
-                    name, b, t, x["img_per_s"], x["p50_ms"], x["gflops"])
-                for peer in ("onnxruntime", "pytorch"):
-                    if peer in cell:
-                        line += "  | %s %7.2f img/s (x%.2f)" % (
-                            peer, cell[peer]["img_per_s"], x["img_per_s"] / cell[peer]["img_per_s"])
-                print(line, file=sys.stderr)
-    results["avx512"] = a.avx512
+                r = cell["ratio"]
+                print("%-22s b=%-2d t=%d  x ORT img/s median %.2f min %.2f (%s)  "
+                      "p50 / ORT median %.2f max %.2f  [ORT %s]" % (
+                          name, b, t, r["img_per_s"]["median"], r["img_per_s"]["min"],
+                          " ".join("%.2f" % v for v in r["img_per_s"]["pairs"]),
+                          r["p50_ms"]["median"], r["p50_ms"]["max"], describe(config)),
+                      file=sys.stderr)
     with open(a.out, "w") as f:
         json.dump(results, f, indent=1)
+    print_header(results, sys.stdout)
     print_table(results)
+
+
+def print_header(res, out):
+    cpu = res["cpu"]
+    print("CPU: %s; %s" % (cpu["model"], ", ".join(
+        "%s %s" % (flag, "yes" if cpu[flag] else "no") for flag in ISA_FLAGS)), file=out)
+    for c in res["ceiling"]:
+        print("sgemm ceiling, %d thread(s): %.1f GFLOP/s (OpenBLAS %s kernels%s)" % (
+            c["threads"], c["sgemm_gflops"], c["blas_kernel"],
+            ", --avx512" if res["avx512"] else ""), file=out)
+    for p in res["fma_peak"]:
+        print("FMA peak %s, %d thread(s): %.1f GFLOP/s (median %.1f)" % (
+            p["isa"], p["threads"], p["gflops_max"], p["gflops_median"]), file=out)
+    print("%d pairs per cell, %g s each; ONNX Runtime configurations: %s" % (
+        res["rounds"], res["seconds"], res["ort_configs"] or "the default (%s)" % describe(
+            ORT_DEFAULT)), file=out)
+    print(file=out)
 
 
 def print_table(res):
     ceil = {c["threads"]: c["sgemm_gflops"] for c in res["ceiling"]}
-    print("| model | batch | threads | xbnserve img/s | p50 ms | p99 ms | GFLOP/s (% of sgemm) "
-          "| ORT img/s | ORT p50 ms | x ORT | PyTorch img/s | x PyTorch |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    peak = {(p["isa"], p["threads"]): p["gflops_max"] for p in res["fma_peak"]}
+    print("| model | batch | threads | xbnserve img/s | ORT img/s | x ORT median | x ORT min "
+          "| xbnserve p50 ms | ORT p50 ms | p50 / ORT median | p50 / ORT max "
+          "| GFLOP/s (% sgemm, % FMA peak) | ORT configuration | PyTorch img/s | x PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in res["cells"]:
-        x, o, p = c["xbnserve"], c["onnxruntime"], c.get("pytorch")
-        print("| %s | %d | %d | %.1f | %.1f | %.1f | %.1f (%.0f%%) | %.1f | %.1f | %.2f | %s | %s |" % (
-            c["model"], c["batch"], c["threads"], x["img_per_s"], x["p50_ms"], x["p99_ms"],
-            x["gflops"], 100 * x["gflops"] / ceil[c["threads"]], o["img_per_s"], o["p50_ms"],
-            x["img_per_s"] / o["img_per_s"], "%.1f" % p["img_per_s"] if p else "-",
-            "%.2f" % (x["img_per_s"] / p["img_per_s"]) if p else "-"))
+        x, o, p, r = c["xbnserve"], c["onnxruntime"], c.get("pytorch"), c["ratio"]
+        fma = peak.get((x["gemm"], c["threads"]))
+        print("| %s | %d | %d | %.1f | %.1f | %.2f | %.2f | %.1f | %.1f | %.2f | %.2f "
+              "| %.1f (%.0f%%, %s) | %s | %s | %s |" % (
+                  c["model"], c["batch"], c["threads"], x["img_per_s"], o["img_per_s"],
+                  r["img_per_s"]["median"], r["img_per_s"]["min"], x["p50_ms"], o["p50_ms"],
+                  r["p50_ms"]["median"], r["p50_ms"]["max"], x["gflops"],
+                  100 * x["gflops"] / ceil[c["threads"]], "%.0f%%" % (100 * x["gflops"] / fma)
+                  if fma else "-", describe(c["ort_config"]),
+                  "%.1f" % p["img_per_s"] if p else "-",
+                  "%.2f" % (x["img_per_s"] / p["img_per_s"]) if p else "-"))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 # `test` and `all` include Node.js and npm for the validators in tests/integration/node.
 # `container` is only what `make container-test` needs (podman, runc, debootstrap); `bench`
 # adds the HTTP load generator to the build set (`make bench`; Node.js for ONNX Runtime is
-# the machine's own).
+# the machine's own) and python3-onnx, with which bench/export_onnx.py writes the
+# GroupNormalization variant that bench/ort_configs.py tries.
 # `prometheus` is for its promtool and its server binary, which the metrics and dashboard tests
 # run on their own ports; the system service it installs is stopped and disabled again.
 # Installs only what is missing. As root it runs apt-get; otherwise it prints the
@@ -24,7 +25,7 @@ test_pkgs=(libcmocka-dev python3-pytest python3-torchvision python3-pil python3-
 # ships npm inside its nodejs package, which Debian's npm would conflict with).
 command -v npm >/dev/null 2>&1 || test_pkgs+=(nodejs npm)
 container_pkgs=(podman runc debootstrap)
-bench_pkgs=(wrk)
+bench_pkgs=(wrk python3-onnx)
 
 want=("${build_pkgs[@]}")
 case "${1:-all}" in

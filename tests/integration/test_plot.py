@@ -1,6 +1,6 @@
 """tests/integration/test_plot.py - bench/plot.py on small result files written here, in the
-formats bench/run.py and bench/http_bench.py write: a PNG comes out beside each JSON,
-decodes, has the size plot.py promises and is not blank; other JSON is skipped."""
+formats bench/run.py and bench/http_bench.py write: PNGs come out beside each JSON,
+each decodes, has the size plot.py promises and is not blank; other JSON is skipped."""
 import json
 import os
 import struct
@@ -16,7 +16,8 @@ pytest.importorskip("matplotlib", reason="python3-matplotlib missing (scripts/de
 from PIL import Image  # noqa: E402
 
 
-def engine_results():
+def engine_results(with_pairs=True):
+    """bench/run.py's shape; without pairs, that of results from before it kept their ratios."""
     cells = []
     for model in ("resnet50-torch", "mobilenetv2-torch", "mobilenetv2-keras-100"):
         for t in (1, 2):
@@ -28,6 +29,15 @@ def engine_results():
                         "onnxruntime": {"img_per_s": x / 1.2, "p50_ms": 1.2e3 * b / x}}
                 if model != "mobilenetv2-keras-100":  # a cell without the PyTorch peer
                     cell["pytorch"] = {"img_per_s": x / 2, "p50_ms": 2e3 * b / x}
+                if with_pairs:
+                    ips = [1.2 + 0.03 * k * (-1) ** k for k in range(5)]
+                    cell["rounds"] = [{"xbnserve": cell["xbnserve"], "onnxruntime": {
+                                          "img_per_s": x / r, "p50_ms": r * 1e3 * b / x}}
+                                      for r in ips]
+                    p50 = [1 / r for r in ips]
+                    cell["ratio"] = {
+                        "img_per_s": {"pairs": ips, "median": sorted(ips)[2], "min": min(ips)},
+                        "p50_ms": {"pairs": p50, "median": sorted(p50)[2], "max": max(p50)}}
                 cells.append(cell)
     return {"ceiling": [{"threads": 1, "sgemm_gflops": 60.0, "blas_kernel": "Haswell"}],
             "cells": cells, "avx512": False}
@@ -71,18 +81,22 @@ def run_plot(*args):
 
 def test_plots_beside_the_json(tmp_path):
     (tmp_path / "engine.json").write_text(json.dumps(engine_results()))
+    (tmp_path / "engine-old.json").write_text(json.dumps(engine_results(with_pairs=False)))
     (tmp_path / "http-mobilenetv2-torch.json").write_text(json.dumps(http_results()))
     (tmp_path / "http-old.json").write_text(json.dumps(http_results(with_distribution=False)))
     (tmp_path / "other.json").write_text(json.dumps({"something": "else"}))
     r = run_plot(str(tmp_path))
     assert r.returncode == 0, r.stderr
     check_png(tmp_path / "engine.png", (1200, 800))
+    check_png(tmp_path / "engine-ratio.png", (1200, 800))
+    check_png(tmp_path / "engine-old.png", (1200, 800))  # no pairs: no ratio plot
     check_png(tmp_path / "http-mobilenetv2-torch.png", (1200, 500))
     check_png(tmp_path / "http-old.png", (1200, 500))  # p50 / p99 / p99.9 only
     assert not (tmp_path / "other.png").exists()
     assert "other.json is not a bench/run.py or bench/http_bench.py result" in r.stderr
     assert sorted(p.name for p in tmp_path.glob("*.png")) == [
-        "engine.png", "http-mobilenetv2-torch.png", "http-old.png"]
+        "engine-old.png", "engine-ratio.png", "engine.png", "http-mobilenetv2-torch.png",
+        "http-old.png"]
 
 
 def test_single_file_and_errors(tmp_path):
