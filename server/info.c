@@ -61,17 +61,19 @@ int info_metrics(request *r)
 {
     server *s = r->s;
     if (!s->cfg.metrics) return http_send_error(r, 404, "metrics are disabled (metrics: false)");
-    long depth[CFG_MAX_MODELS];
-    int rd[CFG_MAX_MODELS];
-    for (int i = 0; i < s->nmodels; i++) {
+    /* every slot so far; one the main thread adds meanwhile is in the next scrape */
+    metrics_model_state st[CFG_MAX_MODELS];
+    int ns = atomic_load_explicit(&s->nslots, memory_order_acquire);
+    for (int i = 0; i < ns; i++) {
         srv_model *m = server_acquire(s, i);
-        rd[i] = m != NULL;
-        depth[i] = m ? server_queue_depth(s, m) : 0;
+        st[i].listed = atomic_load(&s->slots[i].listed);
+        st[i].ready = m != NULL;
+        st[i].queue_depth = m ? server_queue_depth(s, m) : 0;
         server_release(s, m);
     }
     sbuf b;
     sbuf_init(&b, HTTP_RESPONSE_MAX);
-    metrics_render(s->met, &b, depth, rd, atomic_load(&s->inflight), decodepool_depth(s->decode));
+    metrics_render(s->met, &b, st, ns, atomic_load(&s->inflight), decodepool_depth(s->decode));
     return http_send(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
 }
 

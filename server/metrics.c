@@ -41,7 +41,7 @@ typedef struct {
 } ep_series;
 
 typedef struct {
-    char *name;
+    char name[CFG_NAME_MAX]; /* "" until metrics_model_add: no series */
     hist pre, wait, compute, batch;
     unsigned long long images;
     double load_s;
@@ -51,36 +51,33 @@ typedef struct {
 
 struct metrics {
     pthread_mutex_t mu;
-    int nmodels;
-    model_m *models;
+    int cap;         /* entries in models, fixed by metrics_new */
+    model_m *models; /* by index; names under mu */
     series *req;
     int nreq;
     ep_series *ep;
     int nep;
 };
 
-metrics *metrics_new(int nmodels, const char *const *names)
+metrics *metrics_new(int capacity)
 {
     metrics *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     pthread_mutex_init(&m->mu, NULL);
-    m->nmodels = nmodels;
-    m->models = calloc((size_t)nmodels + 1, sizeof *m->models);
+    m->cap = capacity > 0 ? capacity : 0;
+    m->models = calloc((size_t)m->cap + 1, sizeof *m->models);
     m->req = calloc(METRICS_MAX_SERIES, sizeof *m->req);
     m->ep = calloc(METRICS_MAX_SERIES, sizeof *m->ep);
-    if (!m->models || !m->req || !m->ep) goto fail;
-    for (int i = 0; i < nmodels; i++)
-        if (!(m->models[i].name = strdup(names[i]))) goto fail;
+    if (!m->models || !m->req || !m->ep) {
+        metrics_free(m);
+        return NULL;
+    }
     return m;
-fail:
-    metrics_free(m);
-    return NULL;
 }
 
 void metrics_free(metrics *m)
 {
     if (!m) return;
-    for (int i = 0; m->models && i < m->nmodels; i++) free(m->models[i].name);
     free(m->models);
     free(m->req);
     free(m->ep);
@@ -111,10 +108,27 @@ static void observe(hist *h, const double *bk, size_t nb, double v)
     h->sum += v;
 }
 
-/* Indices outside the registered models are requests not addressed to one. */
+int metrics_model_add(metrics *m, int idx, const char *name)
+{
+    if (!m || idx < 0 || idx >= m->cap || !name[0]) return -1;
+    pthread_mutex_lock(&m->mu);
+    model_m *mm = &m->models[idx];
+    int ok = !mm->name[0];
+    if (ok) snprintf(mm->name, sizeof mm->name, "%s", name);
+    pthread_mutex_unlock(&m->mu);
+    return ok ? 0 : -1;
+}
+
+/* Is mod a named model's index? Locked. */
+static int named(const metrics *m, int mod)
+{
+    return mod >= 0 && mod < m->cap && m->models[mod].name[0];
+}
+
+/* Indices of no named model are requests not addressed to one. Locked. */
 static int model_or_none(const metrics *m, int mod)
 {
-    return mod >= 0 && mod < m->nmodels ? mod : -1;
+    return named(m, mod) ? mod : -1;
 }
 
 /* The (model, endpoint) entry, created on first use; NULL once the table is full. Locked. */
@@ -145,8 +159,8 @@ static series *req_of(metrics *m, int mod, const char *endpoint, int code)
 void metrics_request(metrics *m, int mod, const char *endpoint, int code, double seconds)
 {
     if (!m) return;
-    mod = model_or_none(m, mod);
     pthread_mutex_lock(&m->mu);
+    mod = model_or_none(m, mod);
     series *s = req_of(m, mod, endpoint, code);
     if (s) s->n++;
     ep_series *e = metrics_is_probe(endpoint) ? NULL : ep_of(m, mod, endpoint);
@@ -157,8 +171,8 @@ void metrics_request(metrics *m, int mod, const char *endpoint, int code, double
 static void add_bytes(metrics *m, int mod, const char *endpoint, size_t bytes, int out)
 {
     if (!m) return;
-    mod = model_or_none(m, mod);
     pthread_mutex_lock(&m->mu);
+    mod = model_or_none(m, mod);
     ep_series *e = ep_of(m, mod, endpoint);
     if (e) *(out ? &e->bytes_out : &e->bytes_in) += bytes;
     pthread_mutex_unlock(&m->mu);
@@ -176,38 +190,44 @@ void metrics_response_bytes(metrics *m, int mod, const char *endpoint, size_t by
 
 void metrics_preprocess(metrics *m, int mod, double seconds)
 {
-    if (!m || mod < 0 || mod >= m->nmodels) return;
+    if (!m) return;
     pthread_mutex_lock(&m->mu);
-    observe(&m->models[mod].pre, time_buckets, NTB, seconds);
+    if (named(m, mod)) observe(&m->models[mod].pre, time_buckets, NTB, seconds);
     pthread_mutex_unlock(&m->mu);
 }
 
 void metrics_batch(metrics *m, int mod, int n, double compute_s, const double *waits_s)
 {
-    if (!m || mod < 0 || mod >= m->nmodels) return;
+    if (!m) return;
     pthread_mutex_lock(&m->mu);
-    model_m *mm = &m->models[mod];
-    observe(&mm->compute, time_buckets, NTB, compute_s);
-    observe(&mm->batch, size_buckets, NSB, n);
-    for (int i = 0; i < n; i++) observe(&mm->wait, time_buckets, NTB, waits_s[i]);
-    mm->images += (unsigned long long)n;
+    if (named(m, mod)) {
+        model_m *mm = &m->models[mod];
+        observe(&mm->compute, time_buckets, NTB, compute_s);
+        observe(&mm->batch, size_buckets, NSB, n);
+        for (int i = 0; i < n; i++) observe(&mm->wait, time_buckets, NTB, waits_s[i]);
+        mm->images += (unsigned long long)n;
+    }
     pthread_mutex_unlock(&m->mu);
 }
 
 void metrics_model_loaded(metrics *m, int mod, double seconds)
 {
-    if (!m || mod < 0 || mod >= m->nmodels) return;
+    if (!m) return;
     pthread_mutex_lock(&m->mu);
-    m->models[mod].load_s = seconds;
+    if (named(m, mod)) m->models[mod].load_s = seconds;
     pthread_mutex_unlock(&m->mu);
 }
 
 void metrics_model_info(metrics *m, int mod, const char *version, const model_info *info)
 {
-    if (!m || mod < 0 || mod >= m->nmodels) return;
+    if (!m) return;
     char width[32] = "";
     if (info->arch == ARCH_MOBILENETV2) snprintf(width, sizeof width, "%g", info->width);
     pthread_mutex_lock(&m->mu);
+    if (!named(m, mod)) {
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
     model_m *mm = &m->models[mod];
     snprintf(mm->info, sizeof mm->info,
              "version=\"%.32s\",arch=\"%s\",flavour=\"%s\",width=\"%s\",classes=\"%d\","
@@ -220,10 +240,9 @@ void metrics_model_info(metrics *m, int mod, const char *version, const model_in
 
 void metrics_model_gone(metrics *m, int mod)
 {
-    if (!m || mod < 0 || mod >= m->nmodels) return;
+    if (!m) return;
     pthread_mutex_lock(&m->mu);
-    m->models[mod].info[0] = 0;
-    m->models[mod].gemm[0] = 0;
+    if (named(m, mod)) m->models[mod].info[0] = m->models[mod].gemm[0] = 0;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -253,12 +272,13 @@ static const char *model_label(const metrics *m, int mod)
     return mod >= 0 ? m->models[mod].name : "";
 }
 
-/* One histogram per model; `field` is the offset of the hist in model_m. */
+/* One histogram per named model; `field` is the offset of the hist in model_m. */
 static void render_model_hists(sbuf *b, const metrics *m, const char *name, size_t field,
                                const double *bk, size_t nb)
 {
     char lab[128];
-    for (int i = 0; i < m->nmodels; i++) {
+    for (int i = 0; i < m->cap; i++) {
+        if (!m->models[i].name[0]) continue;
         snprintf(lab, sizeof lab, "model=\"%s\"", m->models[i].name);
         render_hist(b, name, lab, (const hist *)((const char *)&m->models[i] + field), bk, nb);
     }
@@ -292,7 +312,13 @@ static void render_requests(sbuf *b, const metrics *m)
                     model_label(m, m->ep[i].model), m->ep[i].endpoint, m->ep[i].bytes_out);
 }
 
-static void render_models(sbuf *b, const metrics *m, const long *depth, const int *ready)
+/* Is model i named and, as the caller says, in the model set? */
+static int listed(const metrics *m, const metrics_model_state *st, int nst, int i)
+{
+    return m->models[i].name[0] && i < nst && st[i].listed;
+}
+
+static void render_models(sbuf *b, const metrics *m, const metrics_model_state *st, int nst)
 {
     head(b, "xbnserve_preprocess_seconds", "histogram",
          "Per image: decode and preprocessing to the input pixels.");
@@ -307,23 +333,28 @@ static void render_models(sbuf *b, const metrics *m, const long *depth, const in
     head(b, "xbnserve_batch_size", "histogram", "Images per engine batch.");
     render_model_hists(b, m, "xbnserve_batch_size", offsetof(model_m, batch), size_buckets, NSB);
     head(b, "xbnserve_images_total", "counter", "Images computed.");
-    for (int i = 0; i < m->nmodels; i++)
-        sbuf_printf(b, "xbnserve_images_total{model=\"%s\"} %llu\n", m->models[i].name,
-                    m->models[i].images);
+    for (int i = 0; i < m->cap; i++)
+        if (m->models[i].name[0])
+            sbuf_printf(b, "xbnserve_images_total{model=\"%s\"} %llu\n", m->models[i].name,
+                        m->models[i].images);
+    /* the gauges of a model's present state: for the models in the model set only */
     head(b, "xbnserve_queue_depth", "gauge", "Images waiting for a worker.");
-    for (int i = 0; i < m->nmodels; i++)
-        sbuf_printf(b, "xbnserve_queue_depth{model=\"%s\"} %ld\n", m->models[i].name,
-                    depth ? depth[i] : 0);
+    for (int i = 0; i < m->cap; i++)
+        if (listed(m, st, nst, i))
+            sbuf_printf(b, "xbnserve_queue_depth{model=\"%s\"} %ld\n", m->models[i].name,
+                        st[i].queue_depth);
     head(b, "xbnserve_model_ready", "gauge", "1 once loaded and warmed up.");
-    for (int i = 0; i < m->nmodels; i++)
-        sbuf_printf(b, "xbnserve_model_ready{model=\"%s\"} %d\n", m->models[i].name,
-                    ready ? ready[i] : 0);
+    for (int i = 0; i < m->cap; i++)
+        if (listed(m, st, nst, i))
+            sbuf_printf(b, "xbnserve_model_ready{model=\"%s\"} %d\n", m->models[i].name,
+                        st[i].ready);
     head(b, "xbnserve_model_load_seconds", "gauge", "Time to load and warm up the model.");
-    for (int i = 0; i < m->nmodels; i++)
-        sbuf_printf(b, "xbnserve_model_load_seconds{model=\"%s\"} %.6f\n", m->models[i].name,
-                    m->models[i].load_s);
+    for (int i = 0; i < m->cap; i++)
+        if (listed(m, st, nst, i))
+            sbuf_printf(b, "xbnserve_model_load_seconds{model=\"%s\"} %.6f\n", m->models[i].name,
+                        m->models[i].load_s);
     head(b, "xbnserve_model_info", "gauge", "1 per loaded model; its description in the labels.");
-    for (int i = 0; i < m->nmodels; i++)
+    for (int i = 0; i < m->cap; i++)
         if (m->models[i].info[0])
             sbuf_printf(b, "xbnserve_model_info{model=\"%s\",%s} 1\n", m->models[i].name,
                         m->models[i].info);
@@ -333,7 +364,7 @@ static void render_models(sbuf *b, const metrics *m, const long *depth, const in
 static void gemm_set(const metrics *m, char *out, size_t outlen)
 {
     out[0] = 0;
-    for (int i = 0; i < m->nmodels; i++) {
+    for (int i = 0; i < m->cap; i++) {
         const char *g = m->models[i].gemm;
         int seen = !g[0];
         for (int j = 0; j < i && !seen; j++) seen = !strcmp(m->models[j].gemm, g);
@@ -352,12 +383,12 @@ static void render_build_info(sbuf *b, const metrics *m)
     sbuf_printf(b, "xbnserve_build_info{version=\"%s\",gemm=\"%s\"} 1\n", metrics_version(), gemm);
 }
 
-void metrics_render(metrics *m, sbuf *b, const long *depth, const int *ready, long in_flight,
-                    long decode_depth)
+void metrics_render(metrics *m, sbuf *b, const metrics_model_state *state, int nstate,
+                    long in_flight, long decode_depth)
 {
     pthread_mutex_lock(&m->mu);
     render_requests(b, m);
-    render_models(b, m, depth, ready);
+    render_models(b, m, state, nstate);
     render_build_info(b, m);
     pthread_mutex_unlock(&m->mu);
     head(b, "xbnserve_requests_in_flight", "gauge", "Requests accepted and not yet answered.");

@@ -1,9 +1,16 @@
 /* metrics.h - the daemon's Prometheus metrics, rendered as text exposition format 0.0.4.
  *
  * A `metrics` owns every counter and histogram behind one mutex (updates are a few adds;
- * contention is negligible next to a forward pass). Models are registered at start and
- * referred to by index. Gauges that belong to other modules (queue depths, in-flight) are
- * passed to metrics_render by the caller. docs/api.md lists every metric with its meaning.
+ * contention is negligible next to a forward pass). Models are referred to by index: a
+ * fixed table of `capacity` model entries is allocated by metrics_new, and each index gets
+ * its name once, by metrics_model_add (under the same mutex, so HTTP, decode and worker
+ * threads that count or render never see a half-named entry). The server's indexes are its
+ * slots (server.h): a slot is created once per model name, on the main thread, when the
+ * name is first configured (at start, by a SIGHUP reload or by a repository load), and a
+ * name removed and added again gets its old slot back, so its counters go on from where
+ * they were: they are monotonic for the process's life. Gauges that belong to other modules
+ * (ready, queue depths, in-flight) are passed to metrics_render by the caller. docs/api.md
+ * lists every metric with its meaning.
  *
  *   xbnserve_requests_total{model,endpoint,code}       counter
  *   xbnserve_request_duration_seconds{model,endpoint}  histogram (arrival to response), API
@@ -30,14 +37,23 @@
 #include <stddef.h>
 
 #include "engine/engine.h"
+#include "server/limits.h"
 #include "server/sbuf.h"
 
 #define METRICS_MAX_SERIES 1024 /* distinct (model, endpoint, code) request series */
 
 typedef struct metrics metrics;
 
-metrics *metrics_new(int nmodels, const char *const *model_names);
+/* Room for `capacity` models, indexes 0 to capacity - 1, none named yet. The daemon passes
+ * CFG_MAX_MODELS (server/limits.h), its bound on the model names it serves. */
+metrics *metrics_new(int capacity);
 void metrics_free(metrics *m); /* accepts NULL */
+
+/* Index idx is the model `name` (copied; at most CFG_NAME_MAX - 1 bytes kept) from now on,
+ * for the life of m: its per-model series are rendered from this call on. 0, or -1 when idx
+ * is outside the capacity or already named: that index then has no per-model series (its
+ * requests count under model="", its other updates are dropped). Any thread. */
+int metrics_model_add(metrics *m, int idx, const char *name);
 
 /* The version in xbnserve_build_info: the Makefile's XBN_VERSION (git describe). */
 const char *metrics_version(void);
@@ -47,7 +63,8 @@ const char *metrics_version(void);
  * the API's; they are still counted in xbnserve_requests_total. */
 int metrics_is_probe(const char *endpoint);
 
-/* model: index or -1 for requests not addressed to a model. endpoint: a static string. */
+/* model: index or -1 for requests not addressed to a model (an index never named counts as
+ * -1). endpoint: a static string. */
 void metrics_request(metrics *m, int model, const char *endpoint, int code, double seconds);
 /* Body bytes received with a request / sent in its answer (headers not counted). */
 void metrics_request_bytes(metrics *m, int model, const char *endpoint, size_t bytes);
@@ -64,10 +81,18 @@ void metrics_model_info(metrics *m, int model, const char *version, const model_
  * metrics_model_info. */
 void metrics_model_gone(metrics *m, int model);
 
-/* Append the exposition text. queue_depth[nmodels], ready[nmodels]; decode_depth: requests
- * waiting for a decode thread. */
-void metrics_render(metrics *m, sbuf *b, const long *queue_depth, const int *ready, long in_flight,
-                    long decode_depth);
+/* What the caller knows of a model at a scrape (server.h's slot). */
+typedef struct {
+    int listed;       /* in the model set: loaded, loading, failed or unloaded; 0 once removed
+                       * by a reload, and then no ready, queue depth or load time series */
+    int ready;        /* serves an instance */
+    long queue_depth; /* images waiting for a worker */
+} metrics_model_state;
+
+/* Append the exposition text. state[0, nstate) by model index; a named index at or beyond
+ * nstate is taken as not listed. decode_depth: requests waiting for a decode thread. */
+void metrics_render(metrics *m, sbuf *b, const metrics_model_state *state, int nstate,
+                    long in_flight, long decode_depth);
 
 /* ---- process_* metrics, split so the parsing can be tested on fixed text ---- */
 typedef struct {

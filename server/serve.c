@@ -356,19 +356,17 @@ static void block_signals(sigset_t *sigs)
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* One slot per configured model, nothing loaded yet, and the metrics. 0, or -1 out of
- * memory. */
+/* The metrics, with room for as many models as there are slots, and one slot per
+ * configured model, nothing loaded yet. 0, or -1 out of memory. */
 static int models_init(server *s)
 {
-    const char *names[CFG_MAX_MODELS];
+    if (!(s->met = metrics_new(CFG_MAX_MODELS))) return -1;
     s->nmodels = s->cfg.nmodels;
     for (int i = 0; i < s->nmodels; i++) {
-        names[i] = s->cfg.models[i].name;
-        server_slot(s, names[i]); /* slot i: names are unique (config_validate) */
+        server_slot(s, s->cfg.models[i].name); /* slot i: names are unique (config_validate) */
         atomic_store(&s->slots[i].listed, 1);
     }
-    s->met = metrics_new(s->nmodels, names);
-    return s->met ? 0 : -1;
+    return 0;
 }
 
 /* Load the models in turn while HTTP already answers the probes. 0 when every one is ready;

@@ -105,6 +105,11 @@ int server_slot(server *s, const char *name)
         if (!strcmp(s->slots[i].name, name)) return i;
     if (ns == CFG_MAX_MODELS) return -1;
     snprintf(s->slots[ns].name, sizeof s->slots[ns].name, "%s", name);
+    /* its metrics series from now on, before any request can reach it; once per name, and
+     * so once per process, since a slot is never given up */
+    if (metrics_model_add(s->met, ns, name))
+        log_msg(&s->log, LOG_WARN,
+                "model %s: no room for its metrics: served without per-model series", name);
     atomic_store_explicit(&s->nslots, ns + 1, memory_order_release);
     return ns;
 }

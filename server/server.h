@@ -123,7 +123,7 @@ typedef struct server {
     metrics *met;
     srv_slot slots[CFG_MAX_MODELS];
     atomic_int nslots;
-    int nmodels;    /* models at start: the metrics' series (a model added later has none) */
+    int nmodels;    /* models at start, slots 0 to nmodels - 1 */
     srv_model *all; /* under mu: every instance (srv_model.next) */
     int http_threads;
     int decode_threads;
@@ -166,8 +166,10 @@ int server_versions(server *s, int slot, long long *out);
 /* The slot's last load error into buf ("" if none). */
 void server_last_error(server *s, int slot, char *buf, size_t n);
 
-/* Main thread. The slot named name, or a new one (not listed until server_publish); -1 when
- * all are taken. */
+/* Main thread. The slot named name, or a new one (not listed until server_publish), whose
+ * index is also its index in s->met, named there as it is created (metrics_model_add); -1 when
+ * all are taken. A slot is never given up: a name removed and configured again gets its
+ * slot, and so its metrics series, back. */
 int server_slot(server *s, const char *name);
 /* Main thread. Make m (loaded, ready; NULL to remove the model) the slot's current instance
  * and retire the one it replaces; err (may be NULL) becomes the slot's last_error. */

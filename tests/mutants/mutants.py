@@ -152,6 +152,16 @@ mutant("multipart-boundary-prefix", "server/api/multipart.c",
        "if (len >= dn - 2 && !memcmp(body, delim + 2, dn - 3)) return body + dn - 2;",
        ["unit:test_parsers", "py:tests/integration/test_strict_parsers.py -k multipart"],
        "the body's first delimiter matched without its boundary's last byte")
+mutant("metrics-added-model-unnamed", "server/server.c",
+       "if (metrics_model_add(s->met, ns, name))",
+       "if (ns >= s->nmodels || metrics_model_add(s->met, ns, name))",
+       ["py:tests/integration/test_metrics_reload.py::test_sighup_added_model_counted_removed_and_back"],
+       "a model added after the start (SIGHUP, repository load) served without per-model series")
+mutant("metrics-removed-still-listed", "server/info.c",
+       "st[i].listed = atomic_load(&s->slots[i].listed);",
+       "st[i].listed = 1;",
+       ["py:tests/integration/test_metrics_reload.py::test_sighup_added_model_counted_removed_and_back"],
+       "a model removed by a reload keeps its ready, queue depth and load time series")
 
 # ---- config ----
 mutant("preprocess-unknown-key", "image/preprocess.c",

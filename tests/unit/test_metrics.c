@@ -1,8 +1,11 @@
 /* test_metrics.c - the Prometheus exposition, line by line: exact counter values and
  * cumulative histogram buckets after exact observations, probes kept out of the latency
  * histogram, body byte counters, the preprocess histogram, model and build info, the series
- * cap, and the process_* metrics parsed from fixed /proc text and read live. */
+ * cap, the table of models (named while others count and render, up to its capacity and not
+ * one more; the gauges of a removed model gone, its counters kept), and the process_*
+ * metrics parsed from fixed /proc text and read live. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -18,9 +21,10 @@ typedef struct {
 
 static int setup(void **state)
 {
-    static const char *const names[] = {"a", "b"};
     fixture *f = calloc(1, sizeof *f);
-    if (!f || !(f->m = metrics_new(2, names))) return -1;
+    if (!f || !(f->m = metrics_new(2)) || metrics_model_add(f->m, 0, "a") ||
+        metrics_model_add(f->m, 1, "b"))
+        return -1;
     sbuf_init(&f->b, 1 << 22);
     *state = f;
     return 0;
@@ -38,11 +42,11 @@ static int teardown(void **state)
 /* Render afresh; the text stays valid until the next call. */
 static const char *render(fixture *f)
 {
-    static const long depth[] = {3, 0};
-    static const int ready[] = {1, 0};
+    static const metrics_model_state st[] = {{.listed = 1, .ready = 1, .queue_depth = 3},
+                                             {.listed = 1, .ready = 0, .queue_depth = 0}};
     sbuf_free(&f->b);
     sbuf_init(&f->b, 1 << 22);
-    metrics_render(f->m, &f->b, depth, ready, 5, 2);
+    metrics_render(f->m, &f->b, st, 2, 5, 2);
     assert_false(f->b.err);
     return f->b.p;
 }
@@ -252,6 +256,183 @@ static void test_series_cap(void **state)
                    "1035");
 }
 
+/* The table of models: every index up to the capacity takes a name once, and not one more;
+ * a model's series appear when it is named (a model added after the start) and stay; the
+ * gauges of its present state are rendered while the caller says it is listed. */
+static void test_model_table(void **state)
+{
+    (void)state;
+    metrics *m = metrics_new(3);
+    assert_non_null(m);
+    sbuf b;
+    assert_int_equal(metrics_model_add(m, 0, "x"), 0);
+    metrics_preprocess(m, 1, 0.001);                 /* not named yet: dropped */
+    metrics_request(m, 1, "v1_predict", 404, 0.001); /* and counted as no model */
+    metrics_request_bytes(m, 1, "v1_predict", 10);
+    assert_int_equal(metrics_model_add(m, 1, "y"), 0);  /* a model added by a reload */
+    assert_int_equal(metrics_model_add(m, 2, "z"), 0);  /* exactly the capacity */
+    assert_int_equal(metrics_model_add(m, 3, "w"), -1); /* one more */
+    assert_int_equal(metrics_model_add(m, -1, "w"), -1);
+    assert_int_equal(metrics_model_add(m, 1, "y2"), -1); /* an index is named once */
+    assert_int_equal(metrics_model_add(m, 1, "y"), -1);
+    metrics_preprocess(m, 1, 0.001);
+    metrics_preprocess(m, 1, 0.002);
+    metrics_preprocess(m, 3, 0.002); /* beyond the table: dropped */
+    metrics_request(m, 1, "v1_predict", 200, 0.001);
+    metrics_request(m, 3, "v1_predict", 200, 0.001);
+    metrics_request_bytes(m, 1, "v1_predict", 7);
+    static const double waits[] = {0.001, 0.001};
+    metrics_batch(m, 1, 2, 0.01, waits);
+    metrics_batch(m, 3, 2, 0.01, waits);
+    model_info yi = {.arch = ARCH_RESNET50, .flavour = FLAVOUR_TORCH, .classes = 5, .gemm = "blas"};
+    metrics_model_info(m, 1, "1", &yi);
+    metrics_model_loaded(m, 1, 0.5);
+    /* x ready with 2 queued, y unloaded (listed, serving nothing), z beyond the state passed */
+    metrics_model_state st[] = {{1, 1, 2}, {1, 0, 0}};
+    sbuf_init(&b, 1 << 20);
+    metrics_render(m, &b, st, 2, 1, 0);
+    const char *t = b.p;
+    assert_line(t, "xbnserve_preprocess_seconds_count{model=\"y\"} 2");
+    assert_line(t, "xbnserve_requests_total{model=\"y\",endpoint=\"v1_predict\",code=\"200\"} 1");
+    assert_line(t, "xbnserve_requests_total{model=\"\",endpoint=\"v1_predict\",code=\"404\"} 1");
+    assert_line(t, "xbnserve_requests_total{model=\"\",endpoint=\"v1_predict\",code=\"200\"} 1");
+    assert_line(t, "xbnserve_request_bytes_total{model=\"y\",endpoint=\"v1_predict\"} 7");
+    assert_line(t, "xbnserve_request_bytes_total{model=\"\",endpoint=\"v1_predict\"} 10");
+    assert_line(t, "xbnserve_images_total{model=\"y\"} 2");
+    assert_line(t, "xbnserve_batch_size_count{model=\"y\"} 1");
+    assert_line(t, "xbnserve_preprocess_seconds_count{model=\"z\"} 0");
+    assert_line(t, "xbnserve_images_total{model=\"z\"} 0");
+    assert_line(t, "xbnserve_queue_depth{model=\"x\"} 2");
+    assert_line(t, "xbnserve_model_ready{model=\"x\"} 1");
+    assert_line(t, "xbnserve_model_ready{model=\"y\"} 0");
+    assert_line(t, "xbnserve_model_load_seconds{model=\"y\"} 0.500000");
+    assert_int_equal(count_substr(t, "xbnserve_model_info{model=\"y\",version=\"1\""), 1);
+    assert_int_equal(count_substr(t, "xbnserve_model_ready{model=\"z\""), 0);
+    assert_int_equal(count_substr(t, "xbnserve_queue_depth{model=\"z\""), 0);
+    assert_int_equal(count_substr(t, "model=\"w\""), 0);
+    assert_int_equal(count_substr(t, "model=\"y2\""), 0);
+    sbuf_free(&b);
+
+    /* y removed by a reload: its present-state gauges go, its counters stay */
+    metrics_model_gone(m, 1);
+    st[1].listed = 0;
+    sbuf_init(&b, 1 << 20);
+    metrics_render(m, &b, st, 2, 1, 0);
+    t = b.p;
+    assert_int_equal(count_substr(t, "xbnserve_model_ready{model=\"y\""), 0);
+    assert_int_equal(count_substr(t, "xbnserve_queue_depth{model=\"y\""), 0);
+    assert_int_equal(count_substr(t, "xbnserve_model_load_seconds{model=\"y\""), 0);
+    assert_int_equal(count_substr(t, "xbnserve_model_info{model=\"y\""), 0);
+    assert_line(t, "xbnserve_preprocess_seconds_count{model=\"y\"} 2");
+    assert_line(t, "xbnserve_requests_total{model=\"y\",endpoint=\"v1_predict\",code=\"200\"} 1");
+    assert_line(t, "xbnserve_images_total{model=\"y\"} 2");
+    assert_line(t, "xbnserve_model_ready{model=\"x\"} 1");
+    sbuf_free(&b);
+
+    /* and added back: the same index, so its counters go on from where they were */
+    metrics_request(m, 1, "v1_predict", 200, 0.001);
+    metrics_preprocess(m, 1, 0.001);
+    st[1] = (metrics_model_state){1, 1, 0};
+    sbuf_init(&b, 1 << 20);
+    metrics_render(m, &b, st, 2, 1, 0);
+    t = b.p;
+    assert_line(t, "xbnserve_requests_total{model=\"y\",endpoint=\"v1_predict\",code=\"200\"} 2");
+    assert_line(t, "xbnserve_preprocess_seconds_count{model=\"y\"} 3");
+    assert_line(t, "xbnserve_model_ready{model=\"y\"} 1");
+    sbuf_free(&b);
+    metrics_free(m);
+}
+
+/* Threads count on every index and render while the models are named one by one: once all
+ * are named, every later count lands on its model. Run under ThreadSanitizer, no report. */
+#define RACE_MODELS 8
+#define RACE_ROUNDS 2000
+
+typedef struct {
+    metrics *m;
+} race_arg;
+
+static void *race_count(void *p)
+{
+    race_arg *a = p;
+    static const double waits[] = {0.001};
+    for (int r = 0; r < RACE_ROUNDS; r++)
+        for (int i = 0; i < RACE_MODELS; i++) {
+            metrics_request(a->m, i, "v1_predict", 200, 0.001);
+            metrics_preprocess(a->m, i, 0.001);
+            metrics_batch(a->m, i, 1, 0.001, waits);
+        }
+    return NULL;
+}
+
+static void *race_render(void *p)
+{
+    race_arg *a = p;
+    metrics_model_state st[RACE_MODELS];
+    for (int i = 0; i < RACE_MODELS; i++) st[i] = (metrics_model_state){1, 1, 0};
+    for (int r = 0; r < 50; r++) {
+        sbuf b;
+        sbuf_init(&b, 1 << 22);
+        metrics_render(a->m, &b, st, RACE_MODELS, 1, 0);
+        assert_false(b.err);
+        sbuf_free(&b);
+    }
+    return NULL;
+}
+
+static void test_models_named_while_counting(void **state)
+{
+    (void)state;
+    race_arg a = {metrics_new(RACE_MODELS)};
+    assert_non_null(a.m);
+    pthread_t t[3];
+    assert_int_equal(pthread_create(&t[0], NULL, race_count, &a), 0);
+    assert_int_equal(pthread_create(&t[1], NULL, race_count, &a), 0);
+    assert_int_equal(pthread_create(&t[2], NULL, race_render, &a), 0);
+    char name[16];
+    for (int i = 0; i < RACE_MODELS; i++) {
+        snprintf(name, sizeof name, "m%d", i);
+        assert_int_equal(metrics_model_add(a.m, i, name), 0);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    sbuf b;
+    sbuf_init(&b, 1 << 22);
+    metrics_model_state st[RACE_MODELS] = {{0, 0, 0}};
+    metrics_render(a.m, &b, st, RACE_MODELS, 1, 0);
+    /* every count lands on its model or, before the name, on none: never lost twice, never
+     * on another model; so each model's count plus no model's is the total */
+    unsigned long long total = 0, n;
+    const char *p;
+    for (int i = 0; i < RACE_MODELS; i++) {
+        char key[96];
+        snprintf(key, sizeof key,
+                 "xbnserve_requests_total{model=\"m%d\",endpoint=\"v1_predict\",code=\"200\"} ", i);
+        p = strstr(b.p, key);
+        n = p ? strtoull(p + strlen(key), NULL, 10) : 0;
+        assert_true(n <= 2 * RACE_ROUNDS);
+        total += n;
+    }
+    static const char none[] =
+        "xbnserve_requests_total{model=\"\",endpoint=\"v1_predict\",code=\"200\"} ";
+    p = strstr(b.p, none);
+    total += p ? strtoull(p + strlen(none), NULL, 10) : 0;
+    assert_true(total == 2ULL * RACE_ROUNDS * RACE_MODELS);
+    /* all named: each count is its model's, exactly */
+    metrics_request(a.m, 3, "v1_predict", 200, 0.001);
+    sbuf c;
+    sbuf_init(&c, 1 << 22);
+    metrics_render(a.m, &c, st, RACE_MODELS, 1, 0);
+    static const char m3[] =
+        "xbnserve_requests_total{model=\"m3\",endpoint=\"v1_predict\",code=\"200\"} ";
+    const char *p3 = strstr(b.p, m3), *q3 = strstr(c.p, m3);
+    assert_non_null(q3);
+    assert_true(strtoull(q3 + strlen(m3), NULL, 10) ==
+                (p3 ? strtoull(p3 + strlen(m3), NULL, 10) : 0) + 1);
+    sbuf_free(&b);
+    sbuf_free(&c);
+    metrics_free(a.m);
+}
+
 /* A /proc/self/stat line whose command name holds spaces and parentheses. */
 static const char stat_text[] =
     "4242 (xbn (serve) x) S 1 4242 4242 0 -1 4194560 18446744073709551615 0 12 0 "
@@ -326,6 +507,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_preprocess_and_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_and_build_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_series_cap, setup, teardown),
+        cmocka_unit_test(test_model_table),
+        cmocka_unit_test(test_models_named_while_counting),
         cmocka_unit_test(test_proc_parse),
         cmocka_unit_test(test_proc_read_live),
     };
