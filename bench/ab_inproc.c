@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/timing.h"
 #include "engine/engine.h"
 
 #define MAX_BUILDS 8
@@ -52,19 +53,6 @@ typedef struct {
     double *t;             /* seconds of each round's run */
     double op_best[MAX_OPS];
 } build;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* The q-quantile of v[0..n), v left unchanged. */
 static double quantile(const double *v, int n, double q)

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/timing.h"
 #include "engine/engine.h"
 
 #define MAX_ROUNDS 64
@@ -46,19 +47,6 @@
 #define PEAK_SAMPLE_S                                                                              \
     0.02               /* one peak sample: long against timer and wake-up, short against drift */
 #define PEAK_SAMPLES 3 /* per peak measurement: the best is the machine's */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static double median(double *v, int n)
 {
