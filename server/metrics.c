@@ -68,11 +68,11 @@ metrics *metrics_new(int capacity)
     m->models = calloc((size_t)m->cap + 1, sizeof *m->models);
     m->req = calloc(METRICS_MAX_SERIES, sizeof *m->req);
     m->ep = calloc(METRICS_MAX_SERIES, sizeof *m->ep);
-    if (!m->models || !m->req || !m->ep) {
-        metrics_free(m);
-        return NULL;
-    }
+    if (!m->models || !m->req || !m->ep) goto fail;
     return m;
+fail:
+    metrics_free(m);
+    return NULL;
 }
 
 void metrics_free(metrics *m)
