@@ -396,12 +396,12 @@ def main(argv=None):
     ap.add_argument("--arch", choices=xm.ARCHS, default="mobilenetv2")
     ap.add_argument("--width", type=float, default=0.5, help="MobileNetV2 width multiplier")
     ap.add_argument("--input-size", type=int, default=48, help="square input side S")
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=19)
+    ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--opt", choices=("sgd", "adamw"), default="sgd")
-    ap.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
+    ap.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
     ap.add_argument("--wd", type=float, default=5e-4, help="weight decay")
-    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--shift", type=float, default=0.0,
                     help="random shift, in pixels of the 28x28 original")
     ap.add_argument("--erase", type=float, default=0.0,

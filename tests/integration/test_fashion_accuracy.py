@@ -10,7 +10,7 @@ PNG bytes as the model file declares it:
   - the daemon's top class equals PyTorch's on every image, except where PyTorch's top-2
     logit margin is below 1e-4 (a near-tie, where float rounding may choose; counted);
   - the accuracy is the one models/fashion-report.json records from training (up to the
-    near-ties), and not below MIN_ACCURACY, a floor just under the shipped model's.
+    near-ties), and not below MIN_ACCURACY, the 0.93 asked of the shipped model.
 
 Skipped (not passed) when the data set package is not installed (scripts/deps.sh test
 installs it). The README's quick start shows the daemon's answer for the shipped sample,
@@ -44,7 +44,7 @@ REPORT = os.path.join(ROOT, "models", "fashion-report.json")
 CLIENTS = 8
 NEAR_TIE = 1e-4   # PyTorch top-2 logit margin under which the two top classes may swap
 PROB_TOL = 1e-4   # largest |daemon - PyTorch| allowed on a printed probability
-MIN_ACCURACY = 0.92  # just under the shipped model's accuracy: a file that lost its training fails
+MIN_ACCURACY = 0.93  # the accuracy asked of the shipped model: a file that lost its training fails
 
 torch.set_num_threads(2)
 
