@@ -25,6 +25,13 @@
 #define PANEL GEMM_PANEL_COLS
 #define AP_STRIDE GEMM_MAX_TILE_ROWS
 
+/* A tile's sums may be taken in parts over k (run_tiles): a part after the first starts from
+ * the sums the part before stored in c, and a part before the last stores its sums as they are,
+ * no epilogue. A stored float reloads exactly, so every element gets the same FMA sequence as
+ * in one part. */
+#define PART_CONTINUE 1
+#define PART_MORE 2
+
 void gemm_pack_b(const float *b, int k, int n, float *packed)
 {
     for (int p = 0; p < (n + PANEL - 1) / PANEL; p++) {
@@ -46,10 +53,16 @@ void gemm_pack_b(const float *b, int k, int n, float *packed)
 #define TILE(R)                                                                                    \
     __attribute__((target("avx512f"))) static void tile_##R(                                       \
         const float *const *ap, int taps, int run, const float *bp, float *c, size_t ldc,          \
-        const gemm_epilogue *e, const float *bias, const float *res, __mmask16 m0, __mmask16 m1)   \
+        const gemm_epilogue *e, const float *bias, const float *res, __mmask16 m0, __mmask16 m1,   \
+        int part)                                                                                  \
     {                                                                                              \
         __m512 acc0[R], acc1[R];                                                                   \
         for (int r = 0; r < R; r++) acc0[r] = _mm512_setzero_ps(), acc1[r] = _mm512_setzero_ps();  \
+        if (part & PART_CONTINUE)                                                                  \
+            for (int r = 0; r < R; r++) {                                                          \
+                acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);                                  \
+                acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);                             \
+            }                                                                                      \
         for (int t = 0; t < taps; t++) {                                                           \
             const float *a[R];                                                                     \
             for (int r = 0; r < R; r++) a[r] = ap[t * AP_STRIDE + r];                              \
@@ -63,6 +76,13 @@ void gemm_pack_b(const float *b, int k, int n, float *packed)
                     acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);                                    \
                 }                                                                                  \
             }                                                                                      \
+        }                                                                                          \
+        if (part & PART_MORE) {                                                                    \
+            for (int r = 0; r < R; r++) {                                                          \
+                _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);                                   \
+                _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);                              \
+            }                                                                                      \
+            return;                                                                                \
         }                                                                                          \
         __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);                             \
         __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();               \
@@ -93,7 +113,8 @@ TILE(6)
 TILE(7)
 
 typedef void tile_fn(const float *const *, int, int, const float *, float *, size_t,
-                     const gemm_epilogue *, const float *, const float *, __mmask16, __mmask16);
+                     const gemm_epilogue *, const float *, const float *, __mmask16, __mmask16,
+                     int);
 static tile_fn *const tiles[9] = {NULL,   tile_1, tile_2, tile_3, tile_4,
                                   tile_5, tile_6, tile_7, tile_8};
 
@@ -145,12 +166,25 @@ store_row(__m256 acc0, __m256 acc1, float *cr, const float *rr, const gemm_epilo
     store_row(x##r##0, x##r##1, c + (size_t)r * ldc, res ? res + (size_t)r * ldc : NULL, e, bias0, \
               bias1, m0, m1, cols);
 
+#define ROW_LOAD(r)                                                                                \
+    x##r##0 = _mm256_maskload_ps(c + (size_t)r * ldc, m0);                                         \
+    x##r##1 = _mm256_maskload_ps(c + (size_t)r * ldc + 8, m1);
+#define ROW_SAVE(r)                                                                                \
+    _mm256_maskstore_ps(c + (size_t)r * ldc, m0, x##r##0);                                         \
+    _mm256_maskstore_ps(c + (size_t)r * ldc + 8, m1, x##r##1);
+
 #define BLOCK(R)                                                                                   \
     static inline __attribute__((always_inline, target("avx2,fma"))) void block_##R(               \
         const float *const *ap, int taps, int run, const float *bp, float *c, size_t ldc,          \
-        const gemm_epilogue *e, const float *bias, const float *res, int cols)                     \
+        const gemm_epilogue *e, const float *bias, const float *res, int cols, int part)           \
     {                                                                                              \
+        __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);                                  \
+        __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);                            \
+        __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane);                        \
         ROWS_##R(ROW_DECL);                                                                        \
+        if (part & PART_CONTINUE) {                                                                \
+            ROWS_##R(ROW_LOAD);                                                                    \
+        }                                                                                          \
         for (int t = 0; t < taps; t++) {                                                           \
             ROWS_##R(ROW_PTR);                                                                     \
             const float *b = bp + (size_t)t * run * PANEL;                                         \
@@ -160,9 +194,10 @@ store_row(__m256 acc0, __m256 acc1, float *cr, const float *rr, const gemm_epilo
                 ROWS_##R(ROW_FMA);                                                                 \
             }                                                                                      \
         }                                                                                          \
-        __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);                                  \
-        __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);                            \
-        __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane);                        \
+        if (part & PART_MORE) {                                                                    \
+            ROWS_##R(ROW_SAVE);                                                                    \
+            return;                                                                                \
+        }                                                                                          \
         __m256 bias0 = bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();                  \
         __m256 bias1 = bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();              \
         ROWS_##R(ROW_STORE);                                                                       \
@@ -179,11 +214,11 @@ BLOCK(6)
 #define TILE_AVX2(R)                                                                               \
     __attribute__((target("avx2,fma"))) static void tile2_##R(                                     \
         const float *const *ap, int taps, int run, const float *bp, float *c, size_t ldc,          \
-        const gemm_epilogue *e, const float *bias, const float *res, int cols)                     \
+        const gemm_epilogue *e, const float *bias, const float *res, int cols, int part)           \
     {                                                                                              \
         for (int h = 0; h < cols; h += 16)                                                         \
             block_##R(ap, taps, run, bp + h, c + h, ldc, e, bias ? bias + h : NULL,                \
-                      res ? res + h : NULL, cols - h < 16 ? cols - h : 16);                        \
+                      res ? res + h : NULL, cols - h < 16 ? cols - h : 16, part);                  \
     }
 
 TILE_AVX2(1)
@@ -194,7 +229,7 @@ TILE_AVX2(5)
 TILE_AVX2(6)
 
 typedef void tile2_fn(const float *const *, int, int, const float *, float *, size_t,
-                      const gemm_epilogue *, const float *, const float *, int);
+                      const gemm_epilogue *, const float *, const float *, int, int);
 static tile2_fn *const tiles2[7] = {NULL, tile2_1, tile2_2, tile2_3, tile2_4, tile2_5, tile2_6};
 
 /* Where the tile at row r0 of the call meets panel p: its weights, bias, residual, output,
@@ -214,26 +249,32 @@ static inline tile_at locate(int r0, size_t k, const float *packed, int n, int p
     return t;
 }
 
-/* One tile (rows r0.. of the call, `rows` of them, pointers in ap) against panel p. */
+/* One tile (rows r0.. of the call, `rows` of them, pointers in ap) against panel p, from its
+ * row k0 on (a part, `part` saying which: see PART_CONTINUE). */
 typedef void tile_panel_fn(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
-                           const float *packed, int n, int p, float *c, const gemm_epilogue *e);
+                           size_t k0, const float *packed, int n, int p, float *c,
+                           const gemm_epilogue *e, int part);
 
 static void tile_panel_avx512(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
-                              const float *packed, int n, int p, float *c, const gemm_epilogue *e)
+                              size_t k0, const float *packed, int n, int p, float *c,
+                              const gemm_epilogue *e, int part)
 {
     tile_at t = locate(r0, k, packed, n, p, c, e);
+    t.b += k0 * PANEL;
     __mmask16 m0 = t.cols >= 16 ? 0xffff : (__mmask16)((1u << t.cols) - 1);
     __mmask16 m1 = t.cols <= 16   ? 0
                    : t.cols >= 32 ? 0xffff
                                   : (__mmask16)((1u << (t.cols - 16)) - 1);
-    tiles[rows](ap, taps, run, t.b, t.c, (size_t)n, e, t.bias, t.res, m0, m1);
+    tiles[rows](ap, taps, run, t.b, t.c, (size_t)n, e, t.bias, t.res, m0, m1, part);
 }
 
 static void tile_panel_avx2(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
-                            const float *packed, int n, int p, float *c, const gemm_epilogue *e)
+                            size_t k0, const float *packed, int n, int p, float *c,
+                            const gemm_epilogue *e, int part)
 {
     tile_at t = locate(r0, k, packed, n, p, c, e);
-    tiles2[rows](ap, taps, run, t.b, t.c, (size_t)n, e, t.bias, t.res, t.cols);
+    t.b += k0 * PANEL;
+    tiles2[rows](ap, taps, run, t.b, t.c, (size_t)n, e, t.bias, t.res, t.cols, part);
 }
 
 /* Ask for the output (to write) and residual lines of tile (r0, p) a tile ahead. With small
@@ -292,17 +333,27 @@ run_tiles(tile_panel_fn *tile_panel, int th, int m, int taps, int run, int merge
             for (int p = p_lo; p < p_hi; p++) {
                 if (r0 + 2 * th <= m) prefetch_tile(c, e->res, r0 + th, th, n, p);
                 tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run,
-                           k, packed, n, p, c, e);
+                           k, 0, packed, n, p, c, e, 0);
             }
         }
         return;
     }
+    /* taps per part: whole kernel rows (merge taps), as many as fit GEMM_PART_BYTES */
+    int part_taps = (int)(GEMM_PART_BYTES / ((size_t)run * merge * PANEL * sizeof(float))) * merge;
+    if (part_taps < merge) part_taps = merge;
+    if (part_taps > taps) part_taps = taps;
     for (int p = p_lo; p < p_hi; p++)
-        for (int r0 = 0, rows; r0 < m; r0 += rows) {
-            rows = tile_height(r0, m, th);
-            int merged = rows_of(arg, r0, rows, ap);
-            tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run, k,
-                       packed, n, p, c, e);
+        for (int t0 = 0; t0 < taps; t0 += part_taps) {
+            int t1 = taps - t0 < part_taps ? taps : t0 + part_taps;
+            int part = (t0 > 0 ? PART_CONTINUE : 0) | (t1 < taps ? PART_MORE : 0);
+            for (int r0 = 0, rows; r0 < m; r0 += rows) {
+                rows = tile_height(r0, m, th);
+                int merged = rows_of(arg, r0, rows, ap);
+                const float *const *at = ap + (size_t)(merged ? t0 / merge : t0) * AP_STRIDE;
+                tile_panel(at, r0, rows, merged ? (t1 - t0) / merge : t1 - t0,
+                           merged ? run * merge : run, k, (size_t)t0 * run, packed, n, p, c, e,
+                           part);
+            }
         }
 }
 

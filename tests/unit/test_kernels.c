@@ -63,6 +63,8 @@ static const conv_case conv_cases[] = {
     {7, 9, 12, 5, 3, 2, 1, 1, 1, 1},    {8, 6, 10, 12, 3, 2, 0, 0, 1, 1},  /* TF, even */
     {7, 5, 10, 12, 3, 2, 1, 1, 1, 1},   {11, 9, 24, 20, 1, 2, 0, 0, 0, 0}, /* 1x1 / 2 */
     {4, 4, 1, 1, 3, 1, 1, 1, 1, 1},
+    /* panels of 9 x 528 x 32 floats (608 KB) are taken in three parts of a kernel row */
+    {9, 9, 528, 40, 3, 2, 1, 1, 1, 1},
 };
 #define N_CONV_CASES (sizeof conv_cases / sizeof conv_cases[0])
 
@@ -160,7 +162,9 @@ static void test_conv_packed(void **state)
         kt->conv(d.in, &d.g, c->k, c->stride, 0, mid, zeros, wp, c->cout, 0, np, direct, &e);
         kt->conv(d.in, &d.g, c->k, c->stride, mid, rows, zeros, wp, c->cout, 0, np,
                  direct + (size_t)mid * c->cout, &e);
-        expect_close(direct, d.ref, (size_t)rows * c->cout, 1e-5, 1e-5, "conv_packed");
+        /* float rounding grows with the length of the sum (4752 terms: 1.8e-5 measured) */
+        double tol = 1e-5 * sqrt(kk / 256.0 + 1);
+        expect_close(direct, d.ref, (size_t)rows * c->cout, tol, 1e-5, "conv_packed");
         assert_memory_equal(direct, out, sizeof(float) * rows * c->cout);
         free(wp), free(zeros), free(bias), free(direct), free(col), free(out);
         conv_data_free(&d);
