@@ -62,11 +62,12 @@ static const conv_case conv_cases[] = {
     {13, 11, 17, 33, 3, 1, 1, 1, 1, 1}, {15, 15, 3, 16, 7, 2, 3, 3, 3, 3},
     {7, 9, 12, 5, 3, 2, 1, 1, 1, 1},    {8, 6, 10, 12, 3, 2, 0, 0, 1, 1},  /* TF, even */
     {7, 5, 10, 12, 3, 2, 1, 1, 1, 1},   {11, 9, 24, 20, 1, 2, 0, 0, 0, 0}, /* 1x1 / 2 */
-    {4, 4, 1, 1, 3, 1, 1, 1, 1, 1},
-    /* panels of 9 x 528 x 32 floats (608 KB) are taken in three parts of a kernel row */
-    {9, 9, 528, 40, 3, 2, 1, 1, 1, 1},
+    {4, 4, 1, 1, 3, 1, 1, 1, 1, 1},     {9, 9, 528, 40, 3, 2, 1, 1, 1, 1}, /* in parts */
 };
 #define N_CONV_CASES (sizeof conv_cases / sizeof conv_cases[0])
+
+/* The last case's panels, 9 x 528 x 32 floats (608 KB), are taken in three parts of a kernel
+ * row each (GEMM_PART_BYTES). */
 
 /* Case t's input, weights in the layout model.c produces, and the reference output. */
 typedef struct {
