@@ -20,6 +20,7 @@
 #include "engine/kernels/kernel_table.h"
 #include "engine/limits.h"
 #include "engine/net.h"
+#include "engine/pages.h"
 #include "engine/safetensors.h"
 
 struct model {
@@ -176,7 +177,7 @@ int model_load(const char *path, const model_load_opts *opts, model **out, char 
     if ((rc = parse_meta(&b))) goto fail;
     b.cap = weights_floats(&f, kt->gemm != NULL);
     size_t bytes = (b.cap * sizeof(float) + 63) / 64 * 64 + 64; /* a whole number of lines */
-    if (!(b.weights = m->weights = aligned_alloc(64, bytes)) || build_tensor(&b, 3) < 0) {
+    if (!(b.weights = m->weights = pages_alloc(bytes)) || build_tensor(&b, 3) < 0) {
         rc = berr(&b, "out of memory");
         goto fail;
     }

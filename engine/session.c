@@ -30,6 +30,7 @@
 #include "engine/kernels/kernel_table.h"
 #include "engine/limits.h"
 #include "engine/net.h"
+#include "engine/pages.h"
 
 typedef struct {
     int h, w, c; /* per-sample shape */
@@ -361,8 +362,7 @@ static int plan_arena(session *s, const size_t *slot_size)
     total += scratch + lines((size_t)s->zeros_floats) + s->gn_stride * gn_regions;
     total += s->chan_stride * s->threads + lines((size_t)s->max_batch * 3 * s->h * s->w);
     s->arena_floats = total;
-    if (!(s->arena = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63)))
-        return XBN_ENOMEM;
+    if (!(s->arena = pages_alloc(total * sizeof(float)))) return XBN_ENOMEM;
     /* Each sample owns a fixed region of every slot, so samples may be at different ops at the
      * same time (the packed path runs samples on different threads). */
     float *at = s->arena;
