@@ -22,22 +22,14 @@ static int build_err(builder *b, const char *fmt, ...)
     return XBN_EFORMAT;
 }
 
-/* n floats of the weights allocation, starting `skew` floats past a cache line
- * (MODEL_WEIGHTS_ALIGN; limits.h): 0 for most tensors, the kernel table's pack_skew for packed
- * weights. */
-static float *take_at(builder *b, size_t n, int skew)
+/* n floats of the weights allocation, starting on a cache line (MODEL_WEIGHTS_ALIGN; limits.h). */
+static float *take(builder *b, size_t n)
 {
-    b->used =
-        (b->used + MODEL_WEIGHTS_ALIGN - 1) / MODEL_WEIGHTS_ALIGN * MODEL_WEIGHTS_ALIGN + skew;
+    b->used = (b->used + MODEL_WEIGHTS_ALIGN - 1) / MODEL_WEIGHTS_ALIGN * MODEL_WEIGHTS_ALIGN;
     if (b->used + n > b->cap) return NULL;
     float *p = b->weights + b->used;
     b->used += n;
     return p;
-}
-
-static float *take(builder *b, size_t n)
-{
-    return take_at(b, n, 0);
 }
 
 /* Fetch tensor `name` and check its shape; marks it used. */
@@ -179,8 +171,8 @@ int build_conv(builder *b, int in, conv_spec s)
     /* Packed weights are built from the plain layout in a temporary buffer. */
     float *w = packed ? malloc(kk * cout * sizeof *w) : take(b, kk * cout);
     float *wp = !packed ? w
-                : wino  ? take_at(b, wino_weight_floats(wino, cin, cout), kt->pack_skew)
-                        : take_at(b, gemm_packed_floats((int)kk, cout), kt->pack_skew);
+                : wino  ? take(b, wino_weight_floats(wino, cin, cout))
+                        : take(b, gemm_packed_floats((int)kk, cout));
     float *bias = take(b, (size_t)cout); /* zeros without bias or BN */
     if (out < 0 || !o || !w || !wp || !bias) {
         build_err(b, "out of memory");
@@ -203,7 +195,7 @@ int build_conv(builder *b, int in, conv_spec s)
               .b = bias};
     snprintf(o->name, sizeof o->name, "%.*s", (int)(strlen(s.w) - strlen(".weight")), s.w);
     if (conv_fold(b, &s, &t, cin, w, bias)) goto fail;
-    if (wino && kt->wino_pack(wino, w, cin, cout, wp)) {
+    if (wino && kt->wino_pack(wino, w, cin, cout, kt->pack, wp)) {
         build_err(b, "out of memory");
         goto fail;
     }

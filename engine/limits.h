@@ -81,9 +81,9 @@
 #define GEMM_PART_BYTES (192 << 10)
 
 /* A cache line in floats (64 bytes): every tensor of a model's weights allocation starts on
- * one, packed weights at the kernel table's pack_skew past one (gemm_packed.h). Where malloc
- * had put them, 16 bytes past a line, every other 32-byte load of the AVX2 GEMM straddled two
- * lines: 3-5% slower on most of ResNet50's shapes (Zen 3, same process, interleaved). */
+ * one (gemm_packed.h). Where malloc had put them, 16 bytes past a line, every other 32-byte
+ * load of the AVX2 GEMM straddled two lines: 3-5% slower on most of ResNet50's shapes (Zen 3,
+ * same process, interleaved). */
 #define MODEL_WEIGHTS_ALIGN 16
 
 /* ---- messages ---- */

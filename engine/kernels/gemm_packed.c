@@ -1,10 +1,11 @@
 /* gemm_packed.c - the engine's own GEMM for convolutions, on AVX-512 or AVX2 + FMA, with
  * weights packed once at load. See gemm_packed.h for why it exists.
  *
- * Layout: b [k][n] is packed into panels of 32 columns, panel p = [k][32] floats (zero beyond
- * n). The AVX-512 micro-kernel computes 8 rows x 32 columns in 16 zmm accumulators: per k, two
- * loads of the panel row, eight broadcasts of a[r][k], sixteen FMAs. AVX2 has 16 registers,
- * not 32, so there a tile is 6 rows, run as two 6x16 blocks of 12 ymm accumulators.
+ * Layout: b [k][n] is packed into panels of 32 columns (zero beyond n). The AVX-512
+ * micro-kernel computes 8 rows x 32 columns in 16 zmm accumulators: per k, two loads of the
+ * panel row ([k][32]), eight broadcasts of a[r][k], sixteen FMAs. AVX2 has 16 registers, not
+ * 32, so there a tile is 6 rows, run as two 6x16 blocks of 12 ymm accumulators, one per half
+ * of the panel, each half packed on its own ([k][16]) so a block reads one line per k.
  * Every output element is acc = fma(a[r][k], b[k][j], acc) for k = 0..K-1 from zero, then the
  * epilogue, whatever the tile, the tail, the number of rows in the call or the instruction
  * set: that is what makes one GEMM over a whole batch batch-invariant, and an AVX2 machine
@@ -24,6 +25,8 @@
 /* The panel width and the tiles' row-pointer stride, as the macros below spell them. */
 #define PANEL GEMM_PANEL_COLS
 #define AP_STRIDE GEMM_MAX_TILE_ROWS
+/* The AVX2 tile's width: half a panel, packed on its own (gemm_pack_b_halves). */
+#define HALF 16
 
 /* A tile's sums may be taken in parts over k (run_tiles): a part after the first starts from
  * the sums the part before stored in c, and a part before the last stores its sums as they are,
@@ -32,16 +35,31 @@
 #define PART_CONTINUE 1
 #define PART_MORE 2
 
-void gemm_pack_b(const float *b, int k, int n, float *packed)
+/* Panels of `width` columns (32, or 16 for the AVX2 halves), each [k][width], zero beyond n. */
+static void pack_panels(const float *b, int k, int n, int width, float *packed)
 {
-    for (int p = 0; p < (n + PANEL - 1) / PANEL; p++) {
-        float *dst = packed + (size_t)p * k * PANEL;
-        int cols = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
+    for (int p = 0; p < (n + width - 1) / width; p++) {
+        float *dst = packed + (size_t)p * k * width;
+        int cols = n - p * width < width ? n - p * width : width;
         for (int kk = 0; kk < k; kk++) {
-            memcpy(dst + (size_t)kk * PANEL, b + (size_t)kk * n + p * PANEL, cols * sizeof(float));
-            memset(dst + (size_t)kk * PANEL + cols, 0, (PANEL - cols) * sizeof(float));
+            memcpy(dst + (size_t)kk * width, b + (size_t)kk * n + p * width, cols * sizeof(float));
+            memset(dst + (size_t)kk * width + cols, 0, (width - cols) * sizeof(float));
         }
     }
+}
+
+void gemm_pack_b(const float *b, int k, int n, float *packed)
+{
+    pack_panels(b, k, n, PANEL, packed);
+}
+
+void gemm_pack_b_halves(const float *b, int k, int n, float *packed)
+{
+    /* a panel of 32 columns is its two halves of 16, [k][16] each, one after the other */
+    int panels = (n + PANEL - 1) / PANEL;
+    pack_panels(b, k, n, HALF, packed);
+    if (n % PANEL && n % PANEL <= HALF) /* the last panel's empty half */
+        memset(packed + ((size_t)panels * PANEL - HALF) * k, 0, (size_t)k * HALF * sizeof(float));
 }
 
 /* Rows [0, R) of one 8x32 tile, epilogue included; R is a compile-time constant at each call
@@ -187,10 +205,10 @@ store_row(__m256 acc0, __m256 acc1, float *cr, const float *rr, const gemm_epilo
         }                                                                                          \
         for (int t = 0; t < taps; t++) {                                                           \
             ROWS_##R(ROW_PTR);                                                                     \
-            const float *b = bp + (size_t)t * run * PANEL;                                         \
+            const float *b = bp + (size_t)t * run * HALF;                                          \
             for (int kk = 0; kk < run; kk++) {                                                     \
-                __m256 b0 = _mm256_loadu_ps(b + (size_t)kk * PANEL);                               \
-                __m256 b1 = _mm256_loadu_ps(b + (size_t)kk * PANEL + 8);                           \
+                __m256 b0 = _mm256_loadu_ps(b + (size_t)kk * HALF);                                \
+                __m256 b1 = _mm256_loadu_ps(b + (size_t)kk * HALF + 8);                            \
                 ROWS_##R(ROW_FMA);                                                                 \
             }                                                                                      \
         }                                                                                          \
@@ -214,11 +232,12 @@ BLOCK(6)
 #define TILE_AVX2(R)                                                                               \
     __attribute__((target("avx2,fma"))) static void tile2_##R(                                     \
         const float *const *ap, int taps, int run, const float *bp, float *c, size_t ldc,          \
-        const gemm_epilogue *e, const float *bias, const float *res, int cols, int part)           \
+        const gemm_epilogue *e, const float *bias, const float *res, int cols, int part,           \
+        size_t half)                                                                               \
     {                                                                                              \
-        for (int h = 0; h < cols; h += 16)                                                         \
-            block_##R(ap, taps, run, bp + h, c + h, ldc, e, bias ? bias + h : NULL,                \
-                      res ? res + h : NULL, cols - h < 16 ? cols - h : 16, part);                  \
+        for (int h = 0; h < cols; h += HALF)                                                       \
+            block_##R(ap, taps, run, bp + (h ? half : 0), c + h, ldc, e, bias ? bias + h : NULL,   \
+                      res ? res + h : NULL, cols - h < HALF ? cols - h : HALF, part);              \
     }
 
 TILE_AVX2(1)
@@ -229,7 +248,7 @@ TILE_AVX2(5)
 TILE_AVX2(6)
 
 typedef void tile2_fn(const float *const *, int, int, const float *, float *, size_t,
-                      const gemm_epilogue *, const float *, const float *, int, int);
+                      const gemm_epilogue *, const float *, const float *, int, int, size_t);
 static tile2_fn *const tiles2[7] = {NULL, tile2_1, tile2_2, tile2_3, tile2_4, tile2_5, tile2_6};
 
 /* Where the tile at row r0 of the call meets panel p: its weights, bias, residual, output,
@@ -273,8 +292,8 @@ static void tile_panel_avx2(const float *const *ap, int r0, int rows, int taps, 
                             const gemm_epilogue *e, int part)
 {
     tile_at t = locate(r0, k, packed, n, p, c, e);
-    t.b += k0 * PANEL;
-    tiles2[rows](ap, taps, run, t.b, t.c, (size_t)n, e, t.bias, t.res, t.cols, part);
+    t.b += k0 * HALF; /* the first half's rows from k0; the second half's k * HALF floats on */
+    tiles2[rows](ap, taps, run, t.b, t.c, (size_t)n, e, t.bias, t.res, t.cols, part, k * HALF);
 }
 
 /* Ask for the output (to write) and residual lines of tile (r0, p) a tile ahead. With small

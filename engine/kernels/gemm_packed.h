@@ -17,8 +17,9 @@
 
 #include <stddef.h>
 
-/* Packed weights: b [k][n] in panels of GEMM_PANEL_COLS columns, panel p = [k][32] floats
- * (zero beyond n); the same layout for every instruction set. */
+/* Packed weights: b [k][n] in panels of GEMM_PANEL_COLS columns, panel p = k * 32 floats (zero
+ * beyond n): [k][32] for AVX-512, two halves [k][16] one after the other for AVX2, whose tile
+ * is 16 columns wide (the table's pack function). */
 #define GEMM_PANEL_COLS 32
 /* Rows of one micro-kernel tile: AVX-512 holds 8 rows x 32 columns in 16 of its 32 zmm
  * registers; AVX2, with 16 ymm registers in all, 6 rows x 16 columns in 12, run twice per
@@ -26,16 +27,6 @@
 #define GEMM_AVX512_TILE_ROWS 8
 #define GEMM_AVX2_TILE_ROWS 6
 #define GEMM_MAX_TILE_ROWS 8
-/* Where packed weights start, in floats past a 64-byte cache line (the weights allocation is
- * line-aligned: limits.h). AVX-512 reads a panel row (128 bytes) as two 64-byte loads: from a
- * line boundary. AVX2 reads it in two passes of 16 columns, each taking 64 bytes of every row
- * as two 32-byte loads. From 32 bytes into a line no load straddles two lines and each pass
- * reads every line of the panel in order; from a line boundary each pass reads every other
- * line, a stride the prefetchers follow less well. Zen 3, same process, interleaved: Winograd
- * F(2x2) on 14x14x256 150 GFLOP/s from a line, 161 from 32 bytes in (157 from 16, where every
- * other load straddles); the 1x1 convolutions within -1% and +5% of line-aligned. */
-#define GEMM_AVX512_PACK_SKEW 0
-#define GEMM_AVX2_PACK_SKEW 8
 
 /* Floats needed to pack a [k][n] matrix: k * n rounded up to whole panels. */
 static inline size_t gemm_packed_floats(int k, int n)
@@ -71,7 +62,10 @@ typedef void conv_packed_fn(const float *in, const conv_geom *g, int k, int stri
                             const float *zeros, const float *packed, int n, int p_lo, int p_hi,
                             float *out, const gemm_epilogue *e);
 
-gemm_pack_fn gemm_pack_b; /* plain C, but built with the kernels: reached through the table */
+/* Plain C, but built with the kernels: reached through the table. gemm_pack_b: panels [k][32];
+ * gemm_pack_b_halves (the AVX2 table's): each panel as its two halves [k][16], one after the
+ * other, so that the AVX2 tile, 16 columns wide, reads a whole cache line per k. */
+gemm_pack_fn gemm_pack_b, gemm_pack_b_halves;
 gemm_packed_fn gemm_packed_avx512, gemm_packed_avx2;
 conv_packed_fn conv_packed_avx512, conv_packed_avx2;
 

@@ -8,7 +8,7 @@
  *           AVX2 build of kernels.c. Needs AVX-512F, AVX2 and FMA.
  *   avx2    6x16 AVX2 + FMA tiles, transforms 8 lanes wide, the AVX2 build of kernels.c.
  *           Needs AVX2 and FMA. The same bits as avx512 (the same FMA sequence everywhere);
- *           its packed weights start half a cache line in (pack_skew, gemm_packed.h).
+ *           its packed panels are two halves of 16 columns (gemm_pack_b_halves).
  *   blas    no packed GEMM: convolutions are BLAS calls on im2col rows (blas.h); the baseline
  *           build of kernels.c. Any x86-64 CPU; its last bits differ from the packed tables'.
  * A table is immutable and static: a model holds a pointer to one.
@@ -29,7 +29,6 @@ typedef struct kernel_table {
     /* The packed GEMM and Winograd; all NULL in the BLAS table. */
     int tile_rows;  /* rows of one micro-kernel tile: a team splits a GEMM's rows in multiples */
     int panel_cols; /* columns of one packed panel: a team splits a GEMM's columns in panels */
-    int pack_skew;  /* floats past a cache line where packed weights start (gemm_packed.h) */
     gemm_pack_fn *pack;          /* at load: a weight matrix into panels */
     wino_pack_fn *wino_pack;     /* at load: Winograd's transformed weights, packed */
     gemm_packed_fn *gemm;        /* a . packed b, with the epilogue */

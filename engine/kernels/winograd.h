@@ -62,7 +62,7 @@ void wino_gemm(const struct kernel_table *kt, const float *v, int rows, int cin,
  * double and rounded once; 0, or -1 when out of memory. wino_input transforms tiles [t_lo,
  * t_hi) into rows t - row0 of v; wino_output turns rows t - row0 of prod into tiles [t_lo,
  * t_hi) of out. m is 2 or 4. */
-typedef int wino_pack_fn(int m, const float *w, int cin, int cout, float *u);
+typedef int wino_pack_fn(int m, const float *w, int cin, int cout, gemm_pack_fn *pack, float *u);
 typedef void wino_input_fn(int m, const float *in, int h, int w, int cin, int t_lo, int t_hi,
                            int row0, int rows, float *v);
 typedef void wino_output_fn(int m, const float *prod, int row0, int rows, int h, int w, int cout,

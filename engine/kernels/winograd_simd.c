@@ -19,7 +19,7 @@
 #include <immintrin.h>
 #include <stdlib.h>
 
-int wino_pack_weights(int m, const float *w, int cin, int cout, float *u)
+int wino_pack_weights(int m, const float *w, int cin, int cout, gemm_pack_fn *pack, float *u)
 {
     static const double g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     static const double g4[6][3] = {{1 / 4., 0, 0},
@@ -43,7 +43,7 @@ int wino_pack_weights(int m, const float *w, int cin, int cout, float *u)
                         acc += g[p][ky] * g[q][kx] * w[(size_t)(ky * 3 + kx) * plane + i];
                 tmp[i] = (float)acc;
             }
-            gemm_pack_b(tmp, cin, cout, u + (size_t)(p * a + q) * gemm_packed_floats(cin, cout));
+            pack(tmp, cin, cout, u + (size_t)(p * a + q) * gemm_packed_floats(cin, cout));
         }
     free(tmp);
     return 0;

@@ -207,7 +207,7 @@ static void test_winograd(void **state)
             float v = ref[i] + bias[i % cout];
             ref[i] = v < 0 ? 0 : v > 6 ? 6 : v;
         }
-        assert_int_equal(kt->wino_pack(m, wg, cin, cout, u), 0);
+        assert_int_equal(kt->wino_pack(m, wg, cin, cout, kt->pack, u), 0);
         gemm_epilogue e = {bias, NULL, 0.0f, 6.0f, 0};
         wino_conv(kt, m, in, h, w, cin, u, cout, &e, 0, tiles, scratch, out);
         /* F(4x4)'s points +-2, +-1/2 round about 10x worse than F(2x2) (measured here at
