@@ -35,12 +35,14 @@
 #define PART_CONTINUE 1
 #define PART_MORE 2
 
-/* Panels of `width` columns (32, or 16 for the AVX2 halves), each [k][width], zero beyond n. */
-static void pack_panels(const float *b, int k, int n, int width, float *packed)
+/* `count` panels of `width` columns (32, or 16 for the AVX2 halves), each [k][width], zero
+ * beyond n (a panel wholly past n is all zeros). */
+static void pack_panels(const float *b, int k, int n, int width, int count, float *packed)
 {
-    for (int p = 0; p < (n + width - 1) / width; p++) {
+    for (int p = 0; p < count; p++) {
         float *dst = packed + (size_t)p * k * width;
         int cols = n - p * width < width ? n - p * width : width;
+        if (cols < 0) cols = 0;
         for (int kk = 0; kk < k; kk++) {
             memcpy(dst + (size_t)kk * width, b + (size_t)kk * n + p * width, cols * sizeof(float));
             memset(dst + (size_t)kk * width + cols, 0, (width - cols) * sizeof(float));
@@ -50,16 +52,13 @@ static void pack_panels(const float *b, int k, int n, int width, float *packed)
 
 void gemm_pack_b(const float *b, int k, int n, float *packed)
 {
-    pack_panels(b, k, n, PANEL, packed);
+    pack_panels(b, k, n, PANEL, (n + PANEL - 1) / PANEL, packed);
 }
 
 void gemm_pack_b_halves(const float *b, int k, int n, float *packed)
 {
     /* a panel of 32 columns is its two halves of 16, [k][16] each, one after the other */
-    int panels = (n + PANEL - 1) / PANEL;
-    pack_panels(b, k, n, HALF, packed);
-    if (n % PANEL && n % PANEL <= HALF) /* the last panel's empty half */
-        memset(packed + ((size_t)panels * PANEL - HALF) * k, 0, (size_t)k * HALF * sizeof(float));
+    pack_panels(b, k, n, HALF, (n + PANEL - 1) / PANEL * 2, packed);
 }
 
 /* Rows [0, R) of one 8x32 tile, epilogue included; R is a compile-time constant at each call
