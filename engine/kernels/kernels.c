@@ -25,42 +25,74 @@ static inline float clamp(float v, float lo, float hi)
     return v > hi ? hi : v;
 }
 
-/* The valid taps of one output pixel, channels [i, i+8) in one vector register. */
-static inline void dw_pixel8(const float *in, int w, int c, const float *wt, int y0, int x0,
-                             int ky0, int ky1, int kx0, int kx1, int i, float *o)
+/* A run of P horizontally adjacent output pixels, channels [i, i+8): the run reads input
+ * columns x0 .. x0 + (P - 1) * stride + 2, each loaded once per kernel row and fed to the (up
+ * to three) sums that use it, so a run of eight keeps eight sums in flight for
+ * (P - 1) * stride + 6 loads per 3P multiply-adds. Columns outside [m_lo, m_hi) and rows
+ * outside [ky0, ky1) are padding and skipped. Every sum takes its taps in the plain order,
+ * rows then columns left to right, whatever the run: the bits do not depend on where a pixel
+ * falls. Always inlined with constant arguments (dw_run_fns): the loops unroll completely and
+ * the sums live in registers. */
+static inline __attribute__((always_inline)) void dw_run(const float *in, int w, int c,
+                                                         const float *wt, int y0, int x0,
+                                                         int stride, int ky0, int ky1, int m_lo,
+                                                         int m_hi, int P, int i, float *o)
 {
-    f8 acc = {0};
-    for (int ky = ky0; ky < ky1; ky++)
-        for (int kx = kx0; kx < kx1; kx++)
-            acc += f8_load(in + ((size_t)(y0 + ky) * w + x0 + kx) * c + i) *
-                   f8_load(wt + (size_t)(ky * 3 + kx) * c + i);
-    f8_store(o + i, acc);
-}
-
-/* Four horizontally adjacent output pixels whose three columns of taps are all inside the
- * input: each weight vector is loaded once for the four. Same sums in the same order as
- * dw_pixel8. */
-static inline void dw_quad8(const float *in, int w, int c, const float *wt, int y0, int x0,
-                            int stride, int ky0, int ky1, int i, float *o)
-{
-    f8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-    size_t step = (size_t)stride * c;
-    for (int ky = ky0; ky < ky1; ky++)
-        for (int kx = 0; kx < 3; kx++) {
-            f8 k = f8_load(wt + (size_t)(ky * 3 + kx) * c + i);
-            const float *p = in + ((size_t)(y0 + ky) * w + x0 + kx) * c + i;
-            a0 += f8_load(p) * k;
-            a1 += f8_load(p + step) * k;
-            a2 += f8_load(p + 2 * step) * k;
-            a3 += f8_load(p + 3 * step) * k;
+    f8 acc[8];
+    memset(acc, 0, sizeof acc);
+    for (int ky = ky0; ky < ky1; ky++) {
+        const float *row = in + ((size_t)(y0 + ky) * w + x0) * c + i;
+        const float *k = wt + (size_t)ky * 3 * c + i;
+        f8 k0 = f8_load(k), k1 = f8_load(k + c), k2 = f8_load(k + 2 * (size_t)c);
+#pragma GCC unroll 32
+        for (int m = 0; m < (P - 1) * stride + 3; m++) {
+            if (m < m_lo || m >= m_hi) continue;
+            f8 v = f8_load(row + (size_t)m * c); /* column m is tap m - j * stride of pixel j */
+            if (m % stride == 0 && m / stride < P) acc[m / stride] += v * k0;
+            if (m >= 1 && (m - 1) % stride == 0 && (m - 1) / stride < P)
+                acc[(m - 1) / stride] += v * k1;
+            if (m >= 2 && (m - 2) % stride == 0 && (m - 2) / stride < P)
+                acc[(m - 2) / stride] += v * k2;
         }
-    f8_store(o + i, a0);
-    f8_store(o + c + i, a1);
-    f8_store(o + 2 * (size_t)c + i, a2);
-    f8_store(o + 3 * (size_t)c + i, a3);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < P; j++) f8_store(o + (size_t)j * c + i, acc[j]);
 }
 
-/* The same for channels [i, c) when c is not a multiple of 8. */
+/* One run over channels [0, c8), in a function per stride and run length: the constant
+ * version for a run whose three rows and all columns are inside the input, the general one
+ * for the edges. */
+typedef void dw_run_fn(const float *in, int w, int c8, int c, const float *wt, int y0, int x0,
+                       int ky0, int ky1, float *o);
+#define DW_RUN_FN(S, P)                                                                            \
+    static void dw_run_##S##_##P(const float *in, int w, int c8, int c, const float *wt, int y0,   \
+                                 int x0, int ky0, int ky1, float *o)                               \
+    {                                                                                              \
+        int cols = (P - 1) * S + 3, m_lo = x0 < 0 ? -x0 : 0;                                       \
+        int m_hi = x0 + cols > w ? w - x0 : cols;                                                  \
+        if (ky0 == 0 && ky1 == 3 && m_lo == 0 && m_hi == cols)                                     \
+            for (int i = 0; i < c8; i += 8)                                                        \
+                dw_run(in, w, c, wt, y0, x0, S, 0, 3, 0, cols, P, i, o);                           \
+        else                                                                                       \
+            for (int i = 0; i < c8; i += 8)                                                        \
+                dw_run(in, w, c, wt, y0, x0, S, ky0, ky1, m_lo, m_hi, P, i, o);                    \
+    }
+DW_RUN_FN(1, 8)
+DW_RUN_FN(1, 4)
+DW_RUN_FN(1, 2)
+DW_RUN_FN(1, 1)
+DW_RUN_FN(2, 8)
+DW_RUN_FN(2, 4)
+DW_RUN_FN(2, 2)
+DW_RUN_FN(2, 1)
+#undef DW_RUN_FN
+/* [stride - 1][log2 P] */
+static dw_run_fn *const dw_run_fns[2][4] = {
+    {dw_run_1_1, dw_run_1_2, dw_run_1_4, dw_run_1_8},
+    {dw_run_2_1, dw_run_2_2, dw_run_2_4, dw_run_2_8},
+};
+
+/* One pixel's channels [i, c) when c is not a multiple of 8, taps in the same order. */
 static void dw_pixel_tail(const float *in, int w, int c, const float *wt, int y0, int x0, int ky0,
                           int ky1, int kx0, int kx1, int i, float *o)
 {
@@ -79,21 +111,18 @@ void KNAME(dwconv3x3)(const float *in, const conv_geom *g, int stride, const flo
     for (int oy = 0; oy < g->oh; oy++) {
         int y0 = oy * stride - g->pt;
         int ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + 3 > g->h ? g->h - y0 : 3;
-        for (int ox = 0; ox < g->ow;) {
+        float *o = out + (size_t)oy * g->ow * c;
+        /* runs of 8, then 4, 2 and 1 for what is left of the row */
+        for (int ox = 0, lg; ox < g->ow; ox += 1 << lg) {
+            int left = g->ow - ox;
+            lg = left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
+            dw_run_fns[stride - 1][lg](in, g->w, c8, c, w, y0, ox * stride - g->pl, ky0, ky1,
+                                       o + (size_t)ox * c);
+        }
+        for (int ox = 0; c8 < c && ox < g->ow; ox++) {
             int x0 = ox * stride - g->pl;
-            float *o = out + ((size_t)oy * g->ow + ox) * c;
-            /* four interior pixels at once when the last of them still has all three columns */
-            if (c8 == c && x0 >= 0 && ox + 3 < g->ow && x0 + 3 * stride + 2 < g->w) {
-                for (int i = 0; i < c; i += 8)
-                    dw_quad8(in, g->w, c, w, y0, x0, stride, ky0, ky1, i, o);
-                ox += 4;
-                continue;
-            }
             int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + 3 > g->w ? g->w - x0 : 3;
-            for (int i = 0; i < c8; i += 8)
-                dw_pixel8(in, g->w, c, w, y0, x0, ky0, ky1, kx0, kx1, i, o);
-            if (c8 < c) dw_pixel_tail(in, g->w, c, w, y0, x0, ky0, ky1, kx0, kx1, c8, o);
-            ox++;
+            dw_pixel_tail(in, g->w, c, w, y0, x0, ky0, ky1, kx0, kx1, c8, o + (size_t)ox * c);
         }
     }
 }

@@ -21,7 +21,7 @@ typedef struct conv_geom {
     int pt, pl;  /* padding before (top, left); after is implied by oh, ow */
 } conv_geom;
 
-/* Depthwise 3x3: in [h][w][c], w [9][c] -> out [oh][ow][c]. */
+/* Depthwise 3x3, stride 1 or 2: in [h][w][c], w [9][c] -> out [oh][ow][c]. */
 typedef void dwconv3x3_fn(const float *in, const conv_geom *g, int stride, const float *w,
                           float *out);
 

@@ -352,6 +352,8 @@ static void test_dwconv(void **state)
         {7, 9, 5, 5, 3, 2, 1, 1, 1, 1},    {1, 1, 3, 3, 3, 1, 1, 1, 1, 1},
         {6, 5, 40, 40, 3, 1, 1, 1, 1, 1},  {10, 13, 16, 16, 3, 1, 1, 1, 1, 1}, /* 4-pixel path */
         {9, 17, 24, 24, 3, 2, 0, 0, 1, 1}, {11, 19, 32, 32, 3, 2, 1, 1, 1, 1},
+        {5, 23, 16, 16, 3, 1, 1, 1, 1, 1}, {6, 36, 8, 8, 3, 2, 1, 1, 1, 1}, /* runs 8, 4, 2, 1 */
+        {7, 34, 12, 12, 3, 2, 0, 0, 1, 1}, {4, 31, 20, 20, 3, 2, 1, 1, 1, 1},
     };
     test_rng r = {3};
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
@@ -379,6 +381,15 @@ static void test_dwconv(void **state)
                 }
         kt->dwconv3x3(in, &g, c->stride, w9, out);
         expect_close(out, ref, (size_t)n_out, 1e-5, 1e-5, "dwconv3x3");
+        /* each pixel alone (a map of one output pixel) has the bits it has in the whole map */
+        for (int oy = 0; oy < g.oh; oy++)
+            for (int ox = 0; ox < g.ow; ox++) {
+                conv_geom one = g;
+                one.oh = one.ow = 1;
+                one.pt = g.pt - oy * c->stride, one.pl = g.pl - ox * c->stride;
+                kt->dwconv3x3(in, &one, c->stride, w9, ref);
+                assert_memory_equal(ref, out + ((size_t)oy * g.ow + ox) * C, sizeof(float) * C);
+            }
         free(in), free(out), free(ref);
     }
 }
