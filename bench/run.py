@@ -1,14 +1,17 @@
 """Engine benchmark: xbnserve against ONNX Runtime and PyTorch eager, same weights, same run.
 
-usage: /usr/bin/python3 bench/run.py [--seconds 3] [--batches 1,8] [--threads 2] [--rounds 5]
-                                     [--models resnet50-torch,...] [--no-torch] [--avx512]
-                                     [--ort-configs FILE] [--out FILE]
+usage: /usr/bin/python3 bench/run.py [--seconds 3] [--slices 6] [--batches 1,8] [--threads 2]
+                                     [--rounds 5] [--models resnet50-torch,...] [--no-torch]
+                                     [--avx512] [--ort-configs FILE] [--out FILE]
 
-For every model, batch size and thread count it runs --rounds pairs of `xbnserve bench` then
-the ONNX Runtime peer (bench/ort/ort_bench.js on an ONNX export of the same weights), one
-after the other so they never share the cores, then PyTorch eager once (bench/torch_bench.py;
-context, not a target; --no-torch skips it). This shared machine drifts by 10-20% between
-minutes and less within a pair, so each pair gives a ratio, and a cell reports the MEDIAN and
+For every model, batch size and thread count it runs --rounds pairs of `xbnserve bench` and
+the ONNX Runtime peer (bench/ort/ort_bench.js on an ONNX export of the same weights), then
+PyTorch eager once (bench/torch_bench.py; context, not a target; --no-torch skips it). In a
+pair both engines are loaded and warm, and they take turns: --seconds each, in --slices
+slices, the order alternating (x o, o x, x o, ...), never both at once; each slice starts with
+one untimed batch. This shared machine drifts by 10-20% between minutes (a 7 ms network's
+3-second runs one after the other gave pairs 1.04-2.49x apart in one run), so each pair gives
+a ratio of two measurements taken over the same seconds, and a cell reports the MEDIAN and
 the MINIMUM of its pairs' xbnserve / ONNX Runtime images/s, and the median and the WORST
 (maximum) of xbnserve p50 / ONNX Runtime p50 latency (lower is better). The per-peer figures
 of the table are the medians of that peer's rounds; every round's raw figures stay in the JSON.
@@ -30,6 +33,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PY = "/usr/bin/python3"
@@ -84,10 +88,55 @@ def onnx_file(name, variant, models_dir):
     return out
 
 
+def ort_cmd(onnx, batch, threads, seconds, config, slices=0):
+    return ["node", "bench/ort/ort_bench.js", onnx, str(batch), str(threads), str(seconds),
+            "224", config["graph_optimization_level"], config["allow_spinning"], str(slices)]
+
+
 def ort_run(onnx, batch, threads, seconds, config, env):
-    return run_json(["node", "bench/ort/ort_bench.js", onnx, str(batch), str(threads),
-                     str(seconds), "224", config["graph_optimization_level"],
-                     config["allow_spinning"]], env)
+    return run_json(ort_cmd(onnx, batch, threads, seconds, config), env)
+
+
+def sliced_pair(cmds, slices, env):
+    """Start every command of cmds (each with --slices support), wait until all are loaded and
+    warm, then give them `slices` turns each, the order reversed every turn; returns each
+    one's last JSON line."""
+    procs = []
+    try:
+        for cmd in cmds:
+            err = tempfile.TemporaryFile(mode="w+")
+            procs.append((subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=err, text=True, cwd=ROOT, env=env), err, cmd))
+
+        def expect(p, key):
+            line = p[0].stdout.readline()
+            if not line.startswith('{"%s"' % key):
+                p[1].seek(0)
+                raise SystemExit("failed: %s\n%s%s" % (" ".join(p[2]), line, p[1].read()))
+
+        for p in procs:
+            expect(p, "ready")
+        for k in range(slices):
+            for p in (procs if k % 2 == 0 else procs[::-1]):
+                p[0].stdin.write("go\n")
+                p[0].stdin.flush()
+                expect(p, "slice")
+        outs = []
+        for p in procs:
+            p[0].stdin.close()
+            out = p[0].stdout.read()  # not communicate(): readline() may hold the last line
+            p[0].wait(timeout=300)
+            if p[0].returncode or not out.strip():
+                p[1].seek(0)
+                raise SystemExit("failed (%s): %s\n%s" % (p[0].returncode, " ".join(p[2]), p[1].read()))
+            outs.append(json.loads(out.strip().splitlines()[-1]))
+        return outs
+    finally:
+        for p in procs:
+            if p[0].poll() is None:
+                p[0].kill()
+                p[0].wait()
+            p[1].close()
 
 
 def describe(config):
@@ -136,7 +185,8 @@ def medians(runs, keys):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=3)
+    ap.add_argument("--seconds", type=float, default=3, help="each engine's time per pair")
+    ap.add_argument("--slices", type=int, default=6, help="turns per engine in a pair")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--threads", default="2")
     ap.add_argument("--models", default=",".join(MODELS))
@@ -160,7 +210,8 @@ def main():
     best = load_ort_configs(a.ort_configs)
     results = {"cpu": cpu_info(), "ceiling": sgemm_ceilings(threads, env),
                "fma_peak": fma_peaks(env),
-               "avx512": a.avx512, "seconds": a.seconds, "rounds": a.rounds,
+               "avx512": a.avx512, "seconds": a.seconds, "slices": a.slices,
+               "rounds": a.rounds,
                "ort_configs": a.ort_configs if best else None, "cells": []}
     print_header(results, sys.stderr)
     for name in a.models.split(","):
@@ -171,10 +222,12 @@ def main():
                 onnx = onnx_file(name, config["onnx"], a.models_dir)
                 cell = {"model": name, "batch": b, "threads": t, "ort_config": config,
                         "rounds": []}
+                xcmd = ["build/xbnserve", "bench", "--model", path, "--batch", str(b),
+                        "--threads", str(t), "--seconds", str(a.seconds), "--slices",
+                        str(a.slices)]
+                ocmd = ort_cmd(onnx, b, t, a.seconds, config, a.slices)
                 for _ in range(a.rounds):
-                    x = run_json(["build/xbnserve", "bench", "--model", path, "--batch", str(b),
-                                  "--threads", str(t), "--seconds", str(a.seconds)], env)
-                    o = ort_run(onnx, b, t, a.seconds, config, env)
+                    x, o = sliced_pair([xcmd, ocmd], a.slices, env)
                     cell["rounds"].append({"xbnserve": x, "onnxruntime": o})
                 cell["ratio"] = ratios(cell["rounds"])
                 cell["xbnserve"] = dict(medians([r["xbnserve"] for r in cell["rounds"]],
@@ -210,9 +263,10 @@ def print_header(res, out):
     for p in res["fma_peak"]:
         print("FMA peak %s, %d thread(s): %.1f GFLOP/s (median %.1f)" % (
             p["isa"], p["threads"], p["gflops_max"], p["gflops_median"]), file=out)
-    print("%d pairs per cell, %g s each; ONNX Runtime configurations: %s" % (
-        res["rounds"], res["seconds"], res["ort_configs"] or "the default (%s)" % describe(
-            ORT_DEFAULT)), file=out)
+    print("%d pairs per cell, %g s each engine in %d alternating slices; ONNX Runtime "
+          "configurations: %s" % (res["rounds"], res["seconds"], res["slices"],
+                                  res["ort_configs"] or "the default (%s)" % describe(
+                                      ORT_DEFAULT)), file=out)
     print(file=out)
 
 

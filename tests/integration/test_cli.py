@@ -102,6 +102,9 @@ def test_values_at_their_bounds(tmp_path, jpeg):
                 "option --profile takes no value")
     usage_error(run("bench", "--model", SMALL, "extra"), "bench", "unexpected argument 'extra'")
     usage_error(run("bench"), "bench", "--model is required")
+    for bad in ("0", "1001"):
+        usage_error(run("bench", "--model", SMALL, "--slices", bad), "bench",
+                    f"bad value for --slices: '{bad}' (expected an integer in [1, 1000])")
     usage_error(run("predict", "--model", SMALL), "predict", "no INPUT given")
     usage_error(run("inspect"), "inspect", "no MODEL given")
     usage_error(run("inspect", SMALL, SMALL), "inspect", "one model at a time")
@@ -217,3 +220,36 @@ def test_daemon_override_is_the_cli_spec(tmp_path, jpeg):
     p = run("predict", "--model", SMALL, "--top-k", "0", jpeg)
     own = {t["index"]: t["score"] for t in json.loads(p.stdout)["results"][0]["top"]}
     assert own != served
+
+
+def test_bench_slices():
+    """--slices N: a ready line after the warm-up, then nothing until a line arrives on stdin,
+    one slice line per line read, and the last line sums every slice; stdin ending early is
+    an error, exit 1."""
+    p = subprocess.Popen([BIN, "bench", "--model", SMALL, "--seconds", "0.3", "--slices", "3"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert json.loads(p.stdout.readline()) == {"ready": True}
+        slices = []
+        for k in range(3):
+            time.sleep(0.2)  # the slice waits for its line: its time excludes this pause
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            slices.append(json.loads(p.stdout.readline()))
+            assert slices[-1]["slice"] == k and slices[-1]["iterations"] >= 3
+            assert 0.1 <= slices[-1]["seconds"] < 0.19
+        p.stdin.close()
+        total = json.loads(p.stdout.read())
+        assert p.wait(timeout=30) == 0
+    finally:
+        p.kill()
+    assert total["iterations"] == sum(s["iterations"] for s in slices)
+    seconds = sum(s["seconds"] for s in slices)
+    assert total["img_per_s"] == pytest.approx(total["iterations"] / seconds, rel=1e-3)
+    p = subprocess.run([BIN, "bench", "--model", SMALL, "--seconds", "0.2", "--slices", "2"],
+                       input="go\n", capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert p.stderr == "bench: stdin ended after 1 of 2 slices\n"
+    assert [json.loads(line) for line in p.stdout.splitlines()][0] == {"ready": True}
+    assert len(p.stdout.splitlines()) == 2
