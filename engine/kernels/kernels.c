@@ -41,13 +41,14 @@ static inline __attribute__((always_inline)) void dw_run(const float *in, int w,
     f8 acc[8];
     memset(acc, 0, sizeof acc);
     for (int ky = ky0; ky < ky1; ky++) {
-        const float *row = in + ((size_t)(y0 + ky) * w + x0) * c + i;
+        const float *row = in + (size_t)(y0 + ky) * w * c + i;
         const float *k = wt + (size_t)ky * 3 * c + i;
         f8 k0 = f8_load(k), k1 = f8_load(k + c), k2 = f8_load(k + 2 * (size_t)c);
 #pragma GCC unroll 32
         for (int m = 0; m < (P - 1) * stride + 3; m++) {
             if (m < m_lo || m >= m_hi) continue;
-            f8 v = f8_load(row + (size_t)m * c); /* column m is tap m - j * stride of pixel j */
+            /* input column x0 + m is tap m - j * stride of pixel j */
+            f8 v = f8_load(row + (size_t)(x0 + m) * c);
             if (m % stride == 0 && m / stride < P) acc[m / stride] += v * k0;
             if (m >= 1 && (m - 1) % stride == 0 && (m - 1) / stride < P)
                 acc[(m - 1) / stride] += v * k1;
