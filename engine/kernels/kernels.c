@@ -60,22 +60,22 @@ static inline __attribute__((always_inline)) void dw_run(const float *in, int w,
     for (int j = 0; j < P; j++) f8_store(o + (size_t)j * c + i, acc[j]);
 }
 
-/* One run over channels [0, c8), in a function per stride and run length: the constant
+/* One run over the channels in whole vectors, in a function per stride and run length: the constant
  * version for a run whose three rows and all columns are inside the input, the general one
  * for the edges. */
-typedef void dw_run_fn(const float *in, int w, int c8, int c, const float *wt, int y0, int x0,
-                       int ky0, int ky1, float *o);
+typedef void dw_run_fn(const float *in, int w, int c, const float *wt, int y0, int x0, int ky0,
+                       int ky1, float *o);
 #define DW_RUN_FN(S, P)                                                                            \
-    static void dw_run_##S##_##P(const float *in, int w, int c8, int c, const float *wt, int y0,   \
-                                 int x0, int ky0, int ky1, float *o)                               \
+    static void dw_run_##S##_##P(const float *in, int w, int c, const float *wt, int y0, int x0,   \
+                                 int ky0, int ky1, float *o)                                       \
     {                                                                                              \
         int cols = (P - 1) * S + 3, m_lo = x0 < 0 ? -x0 : 0;                                       \
         int m_hi = x0 + cols > w ? w - x0 : cols;                                                  \
         if (ky0 == 0 && ky1 == 3 && m_lo == 0 && m_hi == cols)                                     \
-            for (int i = 0; i < c8; i += 8)                                                        \
+            for (int i = 0; i + 8 <= c; i += 8)                                                    \
                 dw_run(in, w, c, wt, y0, x0, S, 0, 3, 0, cols, P, i, o);                           \
         else                                                                                       \
-            for (int i = 0; i < c8; i += 8)                                                        \
+            for (int i = 0; i + 8 <= c; i += 8)                                                    \
                 dw_run(in, w, c, wt, y0, x0, S, ky0, ky1, m_lo, m_hi, P, i, o);                    \
     }
 DW_RUN_FN(1, 8)
@@ -117,7 +117,7 @@ void KNAME(dwconv3x3)(const float *in, const conv_geom *g, int stride, const flo
         for (int ox = 0, lg; ox < g->ow; ox += 1 << lg) {
             int left = g->ow - ox;
             lg = left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
-            dw_run_fns[stride - 1][lg](in, g->w, c8, c, w, y0, ox * stride - g->pl, ky0, ky1,
+            dw_run_fns[stride - 1][lg](in, g->w, c, w, y0, ox * stride - g->pl, ky0, ky1,
                                        o + (size_t)ox * c);
         }
         for (int ox = 0; c8 < c && ox < g->ow; ox++) {
