@@ -299,8 +299,8 @@ static void tile_panel_avx2(const float *const *ap, int r0, int rows, int taps, 
  * weights the time goes to these streams (ResNet50's 56x56 convolutions write 3.2 MB per
  * sample and read as much residual), which the hardware prefetcher alone does not hide:
  * ResNet50 batch 8 measured ~3% faster with this. Panel by panel, a tile's rows are a row
- * stride apart (4-8 KB in ResNet50's layer3 and 4), a pattern the prefetcher does not follow
- * at all: ask there too (196x256 -> 1024 with residual alone, one thread: 1.7-5% faster;
+ * stride apart (4-8 KB in ResNet50's layer3 and 4), a pattern the prefetcher follows badly:
+ * ask there too (196x256 -> 1024 with residual alone, one thread: 1.7-5% faster;
  * ResNet50's residual 1x1s ~1.5% faster against its other 1x1s, one thread). */
 static void prefetch_tile(const float *c, const float *res, int r0, int th, int n, int p)
 {
