@@ -44,7 +44,10 @@ static void pack_panels(const float *b, int k, int n, int width, int count, floa
         int cols = n - p * width < width ? n - p * width : width;
         if (cols < 0) cols = 0;
         for (int kk = 0; kk < k; kk++) {
-            memcpy(dst + (size_t)kk * width, b + (size_t)kk * n + p * width, cols * sizeof(float));
+            /* a panel past n has no source columns: b + p * width would point beyond b */
+            if (cols)
+                memcpy(dst + (size_t)kk * width, b + (size_t)kk * n + p * width,
+                       cols * sizeof(float));
             memset(dst + (size_t)kk * width + cols, 0, (width - cols) * sizeof(float));
         }
     }
