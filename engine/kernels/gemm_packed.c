@@ -165,7 +165,9 @@ store_row(__m256 acc0, __m256 acc1, float *cr, const float *rr, const gemm_epilo
  * 15 of the 16 registers; 8 loads per 12 FMAs), the same sums and epilogue as the AVX-512
  * tile. The accumulators are named variables, one pair per row (ROWS_R expands X for rows
  * 0..R-1): as arrays, with 16 registers, GCC stored them to the stack on every step, which
- * halved the speed (the AVX-512 tile, with 32 registers, keeps its arrays in registers). */
+ * halved the speed (the AVX-512 tile, with 32 registers, keeps its arrays in registers).
+ * GCC does not unroll the k-loop at -O3; unrolled four times, ResNet50 ran 1.02-1.04x faster
+ * (in one process against the loop as written; twice or eight times measured the same). */
 #define ROWS_1(X) X(0)
 #define ROWS_2(X) ROWS_1(X) X(1)
 #define ROWS_3(X) ROWS_2(X) X(2)
@@ -208,7 +210,8 @@ store_row(__m256 acc0, __m256 acc1, float *cr, const float *rr, const gemm_epilo
         for (int t = 0; t < taps; t++) {                                                           \
             ROWS_##R(ROW_PTR);                                                                     \
             const float *b = bp + (size_t)t * run * HALF;                                          \
-            for (int kk = 0; kk < run; kk++) {                                                     \
+            _Pragma("GCC unroll 4") for (int kk = 0; kk < run; kk++)                               \
+            {                                                                                      \
                 __m256 b0 = _mm256_loadu_ps(b + (size_t)kk * HALF);                                \
                 __m256 b1 = _mm256_loadu_ps(b + (size_t)kk * HALF + 8);                            \
                 ROWS_##R(ROW_FMA);                                                                 \
