@@ -58,16 +58,19 @@ static void conv_geom_for(const conv_case *c, conv_geom *g)
 }
 
 static const conv_case conv_cases[] = {
-    {9, 7, 3, 7, 3, 2, 1, 1, 1, 1},     {1, 1, 5, 9, 1, 1, 0, 0, 0, 0},
-    {13, 11, 17, 33, 3, 1, 1, 1, 1, 1}, {15, 15, 3, 16, 7, 2, 3, 3, 3, 3},
-    {7, 9, 12, 5, 3, 2, 1, 1, 1, 1},    {8, 6, 10, 12, 3, 2, 0, 0, 1, 1},  /* TF, even */
-    {7, 5, 10, 12, 3, 2, 1, 1, 1, 1},   {11, 9, 24, 20, 1, 2, 0, 0, 0, 0}, /* 1x1 / 2 */
-    {4, 4, 1, 1, 3, 1, 1, 1, 1, 1},     {9, 9, 528, 40, 3, 2, 1, 1, 1, 1}, /* in parts */
+    {9, 7, 3, 7, 3, 2, 1, 1, 1, 1},       {1, 1, 5, 9, 1, 1, 0, 0, 0, 0},
+    {13, 11, 17, 33, 3, 1, 1, 1, 1, 1},   {15, 15, 3, 16, 7, 2, 3, 3, 3, 3},
+    {7, 9, 12, 5, 3, 2, 1, 1, 1, 1},      {8, 6, 10, 12, 3, 2, 0, 0, 1, 1},  /* TF, even */
+    {7, 5, 10, 12, 3, 2, 1, 1, 1, 1},     {11, 9, 24, 20, 1, 2, 0, 0, 0, 0}, /* 1x1 / 2 */
+    {4, 4, 1, 1, 3, 1, 1, 1, 1, 1},       {9, 9, 528, 40, 3, 2, 1, 1, 1, 1}, /* in parts */
+    {14, 14, 512, 160, 1, 2, 0, 0, 0, 0}, /* 49 rows, 320 KB: asks for the next panel */
 };
 #define N_CONV_CASES (sizeof conv_cases / sizeof conv_cases[0])
 
-/* The last case's panels, 9 x 528 x 32 floats (608 KB), are taken in three parts of a kernel
- * row each (GEMM_PART_BYTES). */
+/* The 9x9x528 case's panels, 9 x 528 x 32 floats (608 KB), are taken in three parts of a
+ * kernel row each (GEMM_PART_BYTES); the last case's weights, over GEMM_TILES_OUTER_BYTES, go
+ * panel by panel, with few enough rows that the tiles ask for the next panel's lines
+ * (NEXT_PANEL_MAX_ROWS in gemm_packed.c). */
 
 /* Case t's input, weights in the layout model.c produces, and the reference output. */
 typedef struct {
