@@ -31,12 +31,13 @@
 #define LINE 64
 
 /* GEMMs of up to this many rows (ResNet50 at batch 1: the 7x7 layers' 49, layer4's Winograd
- * GEMMs' 16) read each panel from memory for a few row tiles only, so the first tile waits on
- * every line: its weights are 4-17 MB per op, and the hardware prefetcher starts anew at each
- * panel. There the AVX2 tiles of a panel ask for the next panel's lines into L2 as they go, one
- * every n_tiles k-steps between FMAs (not in a burst: that held up the tiles' own loads, 0.85-
- * 0.97x). Zen 3, one process alternating builds: layer4's Winograd convolutions 1.22-1.29x,
- * its 1x1s 1.07-1.11x; ResNet50 batch 1 1.02x; batch 8 and MobileNetV2 unchanged. */
+ * GEMMs' 16, the GroupNorm-fused steps of about 48) read each panel from memory for a few row
+ * tiles only, so the first tile waits on its lines (layer4 streams 4-17 MB of weights per op).
+ * There the AVX2 tiles of a panel ask for the next panel's lines into L2 as they go, one every
+ * n_tiles k-steps between FMAs (not in a burst: that held up the tiles' own loads, 0.85-0.97x).
+ * Zen 3, batch 1, two threads, one process alternating builds: layer4's Winograd convolutions
+ * 1.22-1.30x, its 1x1s 1.07-1.12x, layer3's GroupNorm-fused 1x1s 1.03-1.05x; ResNet50
+ * 1.01-1.02x; batch 8 and MobileNetV2 unchanged. */
 #define NEXT_PANEL_MAX_ROWS 64
 
 /* A tile's sums may be taken in parts over k (run_tiles): a part after the first starts from
@@ -315,7 +316,7 @@ static void tile_panel_avx512(const float *const *ap, int r0, int rows, int taps
                               size_t k0, const float *packed, int n, int p, float *c,
                               const gemm_epilogue *e, int part, const char *pf, int pf_every)
 {
-    (void)pf, (void)pf_every; /* measured on AVX2 only: no AVX-512 machine here since */
+    (void)pf, (void)pf_every; /* AVX2 only: not measured with the AVX-512 tile */
     tile_at t = locate(r0, k, packed, n, p, c, e);
     t.b += k0 * PANEL;
     __mmask16 m0 = t.cols >= 16 ? 0xffff : (__mmask16)((1u << t.cols) - 1);
