@@ -268,18 +268,13 @@ BLOCK(6)
                       PF ? pf + (h ? lines * LINE : 0) : NULL, pf_every);                          \
     }
 
-TILE_AVX2(1, tile2_1, 0)
-TILE_AVX2(2, tile2_2, 0)
-TILE_AVX2(3, tile2_3, 0)
-TILE_AVX2(4, tile2_4, 0)
-TILE_AVX2(5, tile2_5, 0)
-TILE_AVX2(6, tile2_6, 0)
-TILE_AVX2(1, tile2pf_1, 1)
-TILE_AVX2(2, tile2pf_2, 1)
-TILE_AVX2(3, tile2pf_3, 1)
-TILE_AVX2(4, tile2pf_4, 1)
-TILE_AVX2(5, tile2pf_5, 1)
-TILE_AVX2(6, tile2pf_6, 1)
+#define TILES_AVX2(R) TILE_AVX2(R, tile2_##R, 0) TILE_AVX2(R, tile2pf_##R, 1)
+TILES_AVX2(1)
+TILES_AVX2(2)
+TILES_AVX2(3)
+TILES_AVX2(4)
+TILES_AVX2(5)
+TILES_AVX2(6)
 
 typedef void tile2_fn(const float *const *, int, int, const float *, float *, size_t,
                       const gemm_epilogue *, const float *, const float *, int, int, size_t,
