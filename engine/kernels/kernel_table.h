@@ -27,7 +27,7 @@ typedef struct kernel_table {
     const char *name; /* model_info.gemm: "avx512", "avx2" or "blas" */
 
     /* The packed GEMM and Winograd; all NULL in the BLAS table. */
-    int tile_rows;  /* rows of one micro-kernel tile: Winograd's steps take whole tiles of rows */
+    int tile_rows;  /* rows of one micro-kernel tile: Winograd, GroupNorm steps take whole tiles */
     int panel_cols; /* columns of one packed panel: a team splits a GEMM's columns in panels */
     gemm_pack_fn *pack;          /* at load: a weight matrix into panels */
     wino_pack_fn *wino_pack;     /* at load: Winograd's transformed weights, packed */
