@@ -33,11 +33,12 @@
 /* GEMMs of up to this many rows (ResNet50 at batch 1: the 7x7 layers' 49, layer4's Winograd
  * GEMMs' 16, the GroupNorm-fused steps of about 48) read each panel from memory for a few row
  * tiles only, so the first tile waits on its lines (layer4 streams 4-17 MB of weights per op).
- * There the AVX2 tiles of a panel ask for the next panel's lines into L2 as they go, one every
- * n_tiles k-steps between FMAs (not in a burst: that held up the tiles' own loads, 0.85-0.97x).
- * Zen 3, batch 1, two threads, one process alternating builds: layer4's Winograd convolutions
- * 1.22-1.30x, its 1x1s 1.07-1.12x, layer3's GroupNorm-fused 1x1s 1.03-1.05x; ResNet50
- * 1.01-1.02x; batch 8 and MobileNetV2 unchanged. */
+ * There the tiles of a panel ask for the next panel's lines into L2 as they go, one panel row
+ * every n_tiles k-steps between FMAs (not in a burst: that held up the tiles' own loads,
+ * 0.85-0.97x). Batch 1, two threads, one process alternating builds: on Zen 3 (AVX2) layer4's
+ * Winograd convolutions 1.22-1.30x, its 1x1s 1.07-1.12x, ResNet50 1.01-1.02x; on an Emerald
+ * Rapids Xeon (AVX-512) layer4 1.35-1.50x, layer3's GroupNorm-fused 1x1s 1.22-1.28x,
+ * ResNet50 1.07-1.10x; batch 8 and MobileNetV2 within 1-3%. */
 #define NEXT_PANEL_MAX_ROWS 64
 
 /* A tile's sums may be taken in parts over k (run_tiles): a part after the first starts from
@@ -82,12 +83,13 @@ void gemm_pack_b_halves(const float *b, int k, int n, float *packed)
  * convolution: one run of Cin floats per kernel tap, straight from the input, or from a zero
  * run where the tap falls in the padding). Element (r, j) is summed over t, then the run, in
  * order: the same sequence as over the rows of an im2col matrix. */
-#define TILE(R)                                                                                    \
-    __attribute__((target("avx512f"))) static void tile_##R(                                       \
+#define TILE(R, NAME, PF)                                                                          \
+    __attribute__((target("avx512f"))) static void NAME(                                           \
         const float *const *ap, int taps, int run, const float *bp, float *c, size_t ldc,          \
         const gemm_epilogue *e, const float *bias, const float *res, __mmask16 m0, __mmask16 m1,   \
-        int part)                                                                                  \
+        int part, const char *pf, int pf_every)                                                    \
     {                                                                                              \
+        int pf_left = pf_every;                                                                    \
         __m512 acc0[R], acc1[R];                                                                   \
         for (int r = 0; r < R; r++) acc0[r] = _mm512_setzero_ps(), acc1[r] = _mm512_setzero_ps();  \
         if (part & PART_CONTINUE)                                                                  \
@@ -100,6 +102,12 @@ void gemm_pack_b_halves(const float *b, int k, int n, float *packed)
             for (int r = 0; r < R; r++) a[r] = ap[t * AP_STRIDE + r];                              \
             const float *b = bp + (size_t)t * run * PANEL;                                         \
             for (int kk = 0; kk < run; kk++) {                                                     \
+                if (PF && --pf_left == 0) { /* a panel row is two lines */                         \
+                    pf_left = pf_every;                                                            \
+                    _mm_prefetch(pf, _MM_HINT_T1);                                                 \
+                    _mm_prefetch(pf + LINE, _MM_HINT_T1);                                          \
+                    pf += 2 * LINE;                                                                \
+                }                                                                                  \
                 __m512 b0 = _mm512_loadu_ps(b + (size_t)kk * PANEL);                               \
                 __m512 b1 = _mm512_loadu_ps(b + (size_t)kk * PANEL + 16);                          \
                 for (int r = 0; r < R; r++) {                                                      \
@@ -135,20 +143,24 @@ void gemm_pack_b_halves(const float *b, int k, int n, float *packed)
         }                                                                                          \
     }
 
-TILE(8)
-TILE(1)
-TILE(2)
-TILE(3)
-TILE(4)
-TILE(5)
-TILE(6)
-TILE(7)
+/* Each height twice: the prefetching variant (PF 1) also asks, across its k-steps, for lines
+ * of weights a later tile will read (run_tiles); the other's k-loop has no test. */
+#define TILES(R) TILE(R, tile_##R, 0) TILE(R, tilepf_##R, 1)
+TILES(1)
+TILES(2)
+TILES(3)
+TILES(4)
+TILES(5)
+TILES(6)
+TILES(7)
+TILES(8)
 
 typedef void tile_fn(const float *const *, int, int, const float *, float *, size_t,
-                     const gemm_epilogue *, const float *, const float *, __mmask16, __mmask16,
-                     int);
-static tile_fn *const tiles[9] = {NULL,   tile_1, tile_2, tile_3, tile_4,
-                                  tile_5, tile_6, tile_7, tile_8};
+                     const gemm_epilogue *, const float *, const float *, __mmask16, __mmask16, int,
+                     const char *, int);
+static tile_fn *const tiles[2][9] = {
+    {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6, tile_7, tile_8},
+    {NULL, tilepf_1, tilepf_2, tilepf_3, tilepf_4, tilepf_5, tilepf_6, tilepf_7, tilepf_8}};
 
 /* AVX2: the epilogue of one row of a block, `cols` (1..16) columns at cr. */
 static inline __attribute__((always_inline, target("avx2,fma"))) void
@@ -311,14 +323,14 @@ static void tile_panel_avx512(const float *const *ap, int r0, int rows, int taps
                               size_t k0, const float *packed, int n, int p, float *c,
                               const gemm_epilogue *e, int part, const char *pf, int pf_every)
 {
-    (void)pf, (void)pf_every; /* AVX2 only: not measured with the AVX-512 tile */
     tile_at t = locate(r0, k, packed, n, p, c, e);
     t.b += k0 * PANEL;
     __mmask16 m0 = t.cols >= 16 ? 0xffff : (__mmask16)((1u << t.cols) - 1);
     __mmask16 m1 = t.cols <= 16   ? 0
                    : t.cols >= 32 ? 0xffff
                                   : (__mmask16)((1u << (t.cols - 16)) - 1);
-    tiles[rows](ap, taps, run, t.b, t.c, (size_t)n, e, t.bias, t.res, m0, m1, part);
+    tiles[pf != NULL][rows](ap, taps, run, t.b, t.c, (size_t)n, e, t.bias, t.res, m0, m1, part, pf,
+                            pf_every);
 }
 
 static void tile_panel_avx2(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
