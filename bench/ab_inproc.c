@@ -1,7 +1,7 @@
 /* ab_inproc.c - A/B of engine builds in one process, interleaved run by run.
  *
  * usage: build/ab_inproc --model FILE [--batch B] [--threads T] [--runs N] [--block K]
- *                        [--profile] NAME=LIB.so NAME=LIB.so ...
+ *                        [--gemm auto|avx512|avx2|blas] [--profile] NAME=LIB.so NAME=LIB.so ...
  *
  * Each LIB.so is one build of the engine (bench/engine_so.sh TREE OUT.so builds a tree's
  * engine with that tree's flags), loaded with dlopen into a namespace of its own, with its
@@ -15,7 +15,9 @@
  * rounds, with the minimum and median over the blocks (docs/benchmarks.md asks for at least
  * 5 pairs: N/K blocks). --profile also times every convolution (session_op_stats, builds
  * that have it) and prints each one's fastest run per build, the same op of the builds
- * being the same index (the op lists of the networks have not changed).
+ * being the same index (the op lists of the networks have not changed). --gemm picks the
+ * kernels, as `xbnserve --gemm` does (builds that have the option): the AVX2 ones can then be
+ * measured on an AVX-512 machine.
  *
  * The first builds of the tree (before 2026-12-07) take model_load(path, &m, err, len); later
  * ones model_load(path, opts, &m, err, len), told apart by engine_gemm_parse, which came with
@@ -36,6 +38,7 @@
 
 typedef int load_old_fn(const char *, model **, char *, size_t);
 typedef int load_fn(const char *, const model_load_opts *, model **, char *, size_t);
+typedef int gemm_parse_fn(const char *, engine_gemm *);
 typedef const model_info *info_fn(const model *);
 typedef int session_new_fn(const model *, int, int, int, int, session **, char *, size_t);
 typedef int run_fn(session *, const float *, int, float *);
@@ -66,7 +69,8 @@ static double quantile(const double *v, int n, double q)
     return r;
 }
 
-static int open_build(build *b, const char *spec, const char *path, int batch, int threads)
+static int open_build(build *b, const char *spec, const char *path, const char *gemm, int batch,
+                      int threads)
 {
     char lib[512], err[512];
     const char *eq = strchr(spec, '=');
@@ -82,9 +86,14 @@ static int open_build(build *b, const char *spec, const char *path, int batch, i
         return -1;
     }
     model *m = NULL;
-    int rc = dlsym(h, "engine_gemm_parse")
-                 ? ((load_fn *)dlsym(h, "model_load"))(path, NULL, &m, err, sizeof err)
-                 : ((load_old_fn *)dlsym(h, "model_load"))(path, &m, err, sizeof err);
+    model_load_opts opts = {0};
+    gemm_parse_fn *parse = (gemm_parse_fn *)dlsym(h, "engine_gemm_parse");
+    if (gemm && (!parse || parse(gemm, &opts.gemm))) {
+        fprintf(stderr, "ab_inproc: %s: no kernels named '%s'\n", b->name, gemm);
+        return -1;
+    }
+    int rc = parse ? ((load_fn *)dlsym(h, "model_load"))(path, &opts, &m, err, sizeof err)
+                   : ((load_old_fn *)dlsym(h, "model_load"))(path, &m, err, sizeof err);
     int size = rc ? 0 : ((info_fn *)dlsym(h, "model_get_info"))(m)->input_size;
     if (rc || ((session_new_fn *)dlsym(h, "session_new_threads"))(m, size, size, batch, threads,
                                                                   &b->s, err, sizeof err)) {
@@ -102,12 +111,12 @@ static int open_build(build *b, const char *spec, const char *path, int batch, i
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ab_inproc --model FILE [--batch B] [--threads T] [--runs N] [--block K]\n"
-               "                 [--profile] NAME=LIB.so NAME=LIB.so ...\n");
+               "                 [--gemm auto|avx512|avx2|blas] [--profile] NAME=LIB.so ...\n");
 }
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path = NULL, *gemm = NULL;
     int batch = 1, threads = 1, runs = 200, block = 20, profile = 0, n = 0;
     static build builds[MAX_BUILDS];
     const char *specs[MAX_BUILDS];
@@ -127,6 +136,8 @@ int main(int argc, char **argv)
             i++;
             if (!strcmp(a, "--model"))
                 path = v;
+            else if (!strcmp(a, "--gemm"))
+                gemm = v;
             else if (!strcmp(a, "--batch"))
                 batch = atoi(v);
             else if (!strcmp(a, "--threads"))
@@ -148,7 +159,7 @@ int main(int argc, char **argv)
     }
     int size = 0;
     for (int i = 0; i < n; i++) {
-        int s = open_build(&builds[i], specs[i], path, batch, threads);
+        int s = open_build(&builds[i], specs[i], path, gemm, batch, threads);
         if (s <= 0) return 1;
         if (size && s != size) {
             fprintf(stderr, "ab_inproc: the builds disagree on the input size\n");
