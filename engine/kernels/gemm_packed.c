@@ -384,9 +384,14 @@ static inline int tile_height(int r0, int m, int th)
  * in memory: the same sums in the same order, fewer and longer runs). The loop order only
  * changes what stays in cache, never an element's arithmetic: with small weights, tiles outside
  * and panels inside (a tile's rows are read and its pointers made once, the weights come from
- * L2: ResNet50's 56x56 1x1 convolutions and the stem); with large weights, panels outside (one
- * panel, k x 32 floats, stays in cache while the rows stream past it). Inlined into each entry
- * point, so tile_panel, th and rows_of are constants there. */
+ * L2: ResNet50's 56x56 1x1 convolutions and the stem); with large weights, or few rows, panels
+ * outside (one panel, k x 32 floats, stays in cache while the rows stream past it, and the
+ * next one is asked for: NEXT_PANEL_MAX_ROWS). With few rows the rows are the smaller stream:
+ * ResNet50's Winograd GEMMs at batch 1 (49 rows, 128-256 KB of weights per position, each
+ * position's weights read once per sample) ran 1.22-1.39x faster panels outside on an Emerald
+ * Rapids Xeon (AVX-512), 1.10-1.27x with its AVX2 kernels; the network 1.03-1.05x (AVX-512),
+ * 1.00x (AVX2). Inlined into each entry point, so tile_panel, th and rows_of are constants
+ * there. */
 static inline __attribute__((always_inline)) void
 run_tiles(tile_panel_fn *tile_panel, int th, int m, int taps, int run, int merge,
           const float *packed, int n, int p_lo, int p_hi, float *c, const gemm_epilogue *e,
@@ -395,7 +400,8 @@ run_tiles(tile_panel_fn *tile_panel, int th, int m, int taps, int run, int merge
     size_t k = (size_t)taps * run;
     const float *ap[AP_STRIDE * KERNEL_MAX_TAPS];
     ENGINE_ASSERT(taps >= 1 && taps <= KERNEL_MAX_TAPS && th >= 1 && th <= AP_STRIDE);
-    if (k * PANEL * sizeof(float) * (p_hi - p_lo) <= GEMM_TILES_OUTER_BYTES) {
+    if (m > NEXT_PANEL_MAX_ROWS &&
+        k * PANEL * sizeof(float) * (p_hi - p_lo) <= GEMM_TILES_OUTER_BYTES) {
         for (int r0 = 0, rows; r0 < m; r0 += rows) {
             rows = tile_height(r0, m, th);
             int merged = rows_of(arg, r0, rows, ap);
