@@ -30,7 +30,11 @@ import socket
 import statistics
 import subprocess
 import tempfile
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import avx512_env  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 WRK_LUA = r"""
@@ -126,10 +130,7 @@ def main():
     stem = os.path.basename(a.model[0]).split(".")[0]
     a.out = a.out or os.path.join(ROOT, "build", "bench", "http-%s%s.json" % (
         stem, "-client%d" % a.client_resize if a.client_resize else ""))
-    env = dict(os.environ)
-    if a.avx512:
-        env.pop("OPENBLAS_CORETYPE", None)
-        env.pop("OPENBLAS_L2_SIZE", None)
+    env = avx512_env(os.environ) if a.avx512 else dict(os.environ)
     tmp = tempfile.mkdtemp()
     image = a.image
     if not image:  # a real photo shipped by a Debian package, else a generated one
