@@ -17,8 +17,8 @@ engine, build/ab_inproc (bench/ab_inproc.c) alternates the builds run by run in 
 Engine: `xbnserve bench` of each build, same model, batch and threads. HTTP: each build
 serves the model in turn while wrk POSTs a photo at concurrency 32 for --seconds; the
 requests each daemon answered with 200 in that time (wrk's count) make the ratio. Both talk
-to 127.0.0.1 only and stop by themselves. --avx512 unsets OPENBLAS_CORETYPE and
-OPENBLAS_L2_SIZE for every process, as bench/run.py does.
+to 127.0.0.1 only and stop by themselves. --avx512 sets OpenBLAS up for every
+process as bench/run.py does (avx512_env).
 """
 import argparse
 import json
@@ -31,6 +31,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from http_bench import WRK_LUA, free_port, get  # noqa: E402
+from run import avx512_env  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PHOTO = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg"
@@ -116,10 +117,7 @@ def main():
     ap.add_argument("--http-model", default="mobilenetv2-torch", help="'' skips the HTTP part")
     ap.add_argument("--avx512", action="store_true")
     a = ap.parse_args()
-    env = dict(os.environ)
-    if a.avx512:
-        env.pop("OPENBLAS_CORETYPE", None)
-        env.pop("OPENBLAS_L2_SIZE", None)
+    env = avx512_env(os.environ) if a.avx512 else dict(os.environ)
     bins = {"a": a.a, "b": a.b}
     print("CPU: %s, %d rounds of alternating pairs, %d s each" % (cpu_model(), a.rounds,
                                                                   a.seconds))
