@@ -31,15 +31,20 @@
 #define LINE 64
 
 /* GEMMs of up to this many rows (ResNet50 at batch 1: the 7x7 layers' 49, layer4's Winograd
- * GEMMs' 16, the GroupNorm-fused steps of about 48) read each panel from memory for a few row
- * tiles only, so the first tile waits on its lines (layer4 streams 4-17 MB of weights per op).
- * There the tiles of a panel ask for the next panel's lines into L2 as they go, one panel row
- * every n_tiles k-steps between FMAs (not in a burst: that held up the tiles' own loads,
- * 0.85-0.97x). Batch 1, two threads, one process alternating builds: on Zen 3 (AVX2) layer4's
- * Winograd convolutions 1.22-1.30x, its 1x1s 1.07-1.12x, ResNet50 1.01-1.02x; on an Emerald
- * Rapids Xeon (AVX-512) layer4 1.35-1.50x, layer3's GroupNorm-fused 1x1s 1.22-1.28x,
- * ResNet50 1.07-1.10x; batch 8 and MobileNetV2 within 1-3%. */
-#define NEXT_PANEL_MAX_ROWS 64
+ * GEMMs' 16, the GroupNorm-fused steps of about 48, a two-thread team's 98 rows of the 14x14
+ * layers) read each panel from memory for a few row tiles only, so the first tile waits on its
+ * lines (layer4 streams 4-17 MB of weights per op). There the tiles of a panel ask for the
+ * next part's lines into L2 as they go (the next panel's, or the rest of this one's when it
+ * is taken in parts), one panel row every few k-steps between FMAs (not in a burst: that held
+ * up the tiles' own loads, 0.85-0.97x). Batch 1, two threads, one process alternating builds,
+ * up to 64 rows: on Zen 3 (AVX2) layer4's Winograd convolutions 1.22-1.30x, its 1x1s
+ * 1.07-1.12x, ResNet50 1.01-1.02x; on an Emerald Rapids Xeon (AVX-512) layer4 1.35-1.50x,
+ * layer3's GroupNorm-fused 1x1s 1.22-1.28x, ResNet50 1.07-1.10x; batch 8 and MobileNetV2
+ * within 1-3%. Across parts (torch's 3x3/2 layer4.0.conv2, 49 rows) and up to 128 rows, on the
+ * Xeon: layer4.0.conv2 1.43-1.46x, layer3's 1x1s from 1024 channels 1.20-1.25x, ResNet50
+ * 1.018-1.033x, MobileNetV2 1.005-1.015x (AVX2 kernels: those ops 1.05-1.20x, the network
+ * 0.996x). */
+#define NEXT_PANEL_MAX_ROWS 128
 
 /* A tile's sums may be taken in parts over k (run_tiles): a part after the first starts from
  * the sums the part before stored in c, and a part before the last stores its sums as they are,
@@ -265,19 +270,19 @@ BLOCK(5)
 BLOCK(6)
 
 /* Rows [0, R) of one 6x32 tile on AVX2: each 16-column half of the panel. The prefetching
- * variant (PF 1) also asks, across its k-steps, for lines of weights a later tile will read
- * (run_tiles); the other gets a constant NULL, so its k-loop has no test. */
+ * variant (PF 1) also asks, across its k-steps, for rows of weights a later tile will read
+ * (run_tiles), each half's block for its half (`half` floats on); the other gets a constant
+ * NULL, so its k-loop has no test. */
 #define TILE_AVX2(R, NAME, PF)                                                                     \
     __attribute__((target("avx2,fma"))) static void NAME(                                          \
         const float *const *ap, int taps, int run, const float *bp, float *c, size_t ldc,          \
         const gemm_epilogue *e, const float *bias, const float *res, int cols, int part,           \
-        size_t half, const char *pf, int pf_every)                                                 \
+        size_t half, const float *pf, int pf_every)                                                \
     {                                                                                              \
-        size_t lines = PF ? (size_t)taps * run / pf_every : 0; /* each half asks for */            \
         for (int h = 0; h < cols; h += HALF)                                                       \
             block_##R(ap, taps, run, bp + (h ? half : 0), c + h, ldc, e, bias ? bias + h : NULL,   \
                       res ? res + h : NULL, cols - h < HALF ? cols - h : HALF, part,               \
-                      PF ? pf + (h ? lines * LINE : 0) : NULL, pf_every);                          \
+                      PF ? (const char *)(pf + (h ? half : 0)) : NULL, pf_every);                  \
     }
 
 #define TILES_AVX2(R) TILE_AVX2(R, tile2_##R, 0) TILE_AVX2(R, tile2pf_##R, 1)
@@ -290,7 +295,7 @@ TILES_AVX2(6)
 
 typedef void tile2_fn(const float *const *, int, int, const float *, float *, size_t,
                       const gemm_epilogue *, const float *, const float *, int, int, size_t,
-                      const char *, int);
+                      const float *, int);
 static tile2_fn *const tiles2[2][7] = {
     {NULL, tile2_1, tile2_2, tile2_3, tile2_4, tile2_5, tile2_6},
     {NULL, tile2pf_1, tile2pf_2, tile2pf_3, tile2pf_4, tile2pf_5, tile2pf_6}};
@@ -313,16 +318,20 @@ static inline tile_at locate(int r0, size_t k, const float *packed, int n, int p
 }
 
 /* One tile (rows r0.. of the call, `rows` of them, pointers in ap) against panel p, from its
- * row k0 on (a part, `part` saying which: see PART_CONTINUE); unless pf is NULL, asking for
- * the lines from pf on into L2, one every pf_every k-steps (NEXT_PANEL_MAX_ROWS). */
+ * row k0 on (a part, `part` saying which: see PART_CONTINUE); unless pf_panel is NULL, asking
+ * for that packed panel's rows from pf_k0 on into L2, one every pf_every k-steps
+ * (NEXT_PANEL_MAX_ROWS). */
 typedef void tile_panel_fn(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
                            size_t k0, const float *packed, int n, int p, float *c,
-                           const gemm_epilogue *e, int part, const char *pf, int pf_every);
+                           const gemm_epilogue *e, int part, const float *pf_panel, size_t pf_k0,
+                           int pf_every);
 
 static void tile_panel_avx512(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
                               size_t k0, const float *packed, int n, int p, float *c,
-                              const gemm_epilogue *e, int part, const char *pf, int pf_every)
+                              const gemm_epilogue *e, int part, const float *pf_panel, size_t pf_k0,
+                              int pf_every)
 {
+    const char *pf = pf_panel ? (const char *)(pf_panel + pf_k0 * PANEL) : NULL;
     tile_at t = locate(r0, k, packed, n, p, c, e);
     t.b += k0 * PANEL;
     __mmask16 m0 = t.cols >= 16 ? 0xffff : (__mmask16)((1u << t.cols) - 1);
@@ -335,10 +344,12 @@ static void tile_panel_avx512(const float *const *ap, int r0, int rows, int taps
 
 static void tile_panel_avx2(const float *const *ap, int r0, int rows, int taps, int run, size_t k,
                             size_t k0, const float *packed, int n, int p, float *c,
-                            const gemm_epilogue *e, int part, const char *pf, int pf_every)
+                            const gemm_epilogue *e, int part, const float *pf_panel, size_t pf_k0,
+                            int pf_every)
 {
     tile_at t = locate(r0, k, packed, n, p, c, e);
     t.b += k0 * HALF; /* the first half's rows from k0; the second half's k * HALF floats on */
+    const float *pf = pf_panel ? pf_panel + pf_k0 * HALF : NULL;
     tiles2[pf != NULL][rows](ap, taps, run, t.b, t.c, (size_t)n, e, t.bias, t.res, t.cols, part,
                              k * HALF, pf, pf_every);
 }
@@ -408,7 +419,7 @@ run_tiles(tile_panel_fn *tile_panel, int th, int m, int taps, int run, int merge
             for (int p = p_lo; p < p_hi; p++) {
                 if (r0 + 2 * th <= m) prefetch_tile(c, e->res, r0 + th, th, n, p);
                 tile_panel(ap, r0, rows, merged ? taps / merge : taps, merged ? run * merge : run,
-                           k, 0, packed, n, p, c, e, 0, NULL, 0);
+                           k, 0, packed, n, p, c, e, 0, NULL, 0, 0);
             }
         }
         return;
@@ -417,19 +428,23 @@ run_tiles(tile_panel_fn *tile_panel, int th, int m, int taps, int run, int merge
     int part_taps = (int)(GEMM_PART_BYTES / ((size_t)run * merge * PANEL * sizeof(float))) * merge;
     if (part_taps < merge) part_taps = merge;
     if (part_taps > taps) part_taps = taps;
-    /* With few rows, each tile also asks for its share of the next panel's weights, one line
-     * every n_tiles k-steps (NEXT_PANEL_MAX_ROWS); not across parts */
+    /* With few rows, each tile also asks for its share of the weights the next part reads
+     * (the rest of the panel's taps, or the next panel's first part), spread over its own
+     * k-steps (NEXT_PANEL_MAX_ROWS) */
     int n_tiles = 0;
-    if (m <= NEXT_PANEL_MAX_ROWS && part_taps == taps)
+    if (m <= NEXT_PANEL_MAX_ROWS)
         for (int r0 = 0; r0 < m; r0 += tile_height(r0, m, th)) n_tiles++;
-    size_t share = n_tiles ? k / n_tiles * PANEL * sizeof(float) : 0; /* bytes per tile */
     for (int p = p_lo; p < p_hi; p++)
         for (int t0 = 0; t0 < taps; t0 += part_taps) {
-            const char *next = n_tiles && p + 1 < p_hi
-                                   ? (const char *)(packed + (size_t)(p + 1) * k * PANEL)
-                                   : NULL;
             int t1 = taps - t0 < part_taps ? taps : t0 + part_taps;
             int part = (t0 > 0 ? PART_CONTINUE : 0) | (t1 < taps ? PART_MORE : 0);
+            int next_p = t1 < taps ? p : p + 1, next_t0 = t1 < taps ? t1 : 0;
+            int next_t1 = taps - next_t0 < part_taps ? taps : next_t0 + part_taps;
+            size_t share = n_tiles && next_p < p_hi ? (size_t)(next_t1 - next_t0) * run / n_tiles
+                                                    : 0; /* rows per tile */
+            const float *next = share ? packed + (size_t)next_p * k * PANEL : NULL;
+            int every = share ? (int)((size_t)(t1 - t0) * run / share) : 1;
+            if (every < 1) every = 1;
             for (int r0 = 0, rows, i = 0; r0 < m; r0 += rows, i++) {
                 rows = tile_height(r0, m, th);
                 int merged = rows_of(arg, r0, rows, ap);
@@ -438,7 +453,7 @@ run_tiles(tile_panel_fn *tile_panel, int th, int m, int taps, int run, int merge
                     prefetch_tile(c, e->res, r0 + rows, th, n, p);
                 tile_panel(at, r0, rows, merged ? (t1 - t0) / merge : t1 - t0,
                            merged ? run * merge : run, k, (size_t)t0 * run, packed, n, p, c, e,
-                           part, next ? next + i * share : NULL, n_tiles);
+                           part, next, (size_t)next_t0 * run + i * share, every);
             }
         }
 }
