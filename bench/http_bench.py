@@ -29,8 +29,8 @@ import signal
 import socket
 import statistics
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

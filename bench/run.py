@@ -25,7 +25,8 @@ Above the table it prints the CPU (model name, family and model numbers; avx2, f
 from /proc/cpuinfo), the sgemm ceiling (bench/sgemm_ceiling.c, OpenBLAS) and the FMA peak
 (build/fmapeak) for each thread count. --avx512 unsets OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 for every process and, on a CPU with AVX-512F, names OpenBLAS's AVX-512 kernels (avx512_env:
-the ceiling and PyTorch change, xbnserve does not); say so when reporting. Results also go to --out as JSON (default build/bench/engine.json).
+the ceiling and PyTorch change, xbnserve does not); say so when reporting. Results also go to
+--out as JSON (default build/bench/engine.json).
 """
 import argparse
 import json
