@@ -389,6 +389,12 @@ static inline int tile_height(int r0, int m, int th)
     return left < th ? left : th;
 }
 
+/* The tap after the part of a panel that starts at tap t0. */
+static inline int part_end(int t0, int taps, int part_taps)
+{
+    return taps - t0 < part_taps ? taps : t0 + part_taps;
+}
+
 /* Every tile (th rows, the instruction set's tile_panel) of rows [0, m) against panels [p_lo,
  * p_hi); `rows_of` fills the tile's row pointers, as `taps` runs of `run` floats, or as `taps /
  * merge` runs of `run * merge` floats when it returns 1 (consecutive taps that are consecutive
@@ -436,15 +442,16 @@ run_tiles(tile_panel_fn *tile_panel, int th, int m, int taps, int run, int merge
         for (int r0 = 0; r0 < m; r0 += tile_height(r0, m, th)) n_tiles++;
     for (int p = p_lo; p < p_hi; p++)
         for (int t0 = 0; t0 < taps; t0 += part_taps) {
-            int t1 = taps - t0 < part_taps ? taps : t0 + part_taps;
+            int t1 = part_end(t0, taps, part_taps);
             int part = (t0 > 0 ? PART_CONTINUE : 0) | (t1 < taps ? PART_MORE : 0);
             int next_p = t1 < taps ? p : p + 1, next_t0 = t1 < taps ? t1 : 0;
-            int next_t1 = taps - next_t0 < part_taps ? taps : next_t0 + part_taps;
-            size_t share = n_tiles && next_p < p_hi ? (size_t)(next_t1 - next_t0) * run / n_tiles
-                                                    : 0; /* rows per tile */
+            size_t share =
+                n_tiles && next_p < p_hi /* rows per tile */
+                    ? (size_t)(part_end(next_t0, taps, part_taps) - next_t0) * run / n_tiles
+                    : 0;
             const float *next = share ? packed + (size_t)next_p * k * PANEL : NULL;
-            int every = share ? (int)((size_t)(t1 - t0) * run / share) : 1;
-            if (every < 1) every = 1;
+            size_t steps = (size_t)(t1 - t0) * run; /* this part's k-steps */
+            int every = share && steps > share ? (int)(steps / share) : 1;
             for (int r0 = 0, rows, i = 0; r0 < m; r0 += rows, i++) {
                 rows = tile_height(r0, m, th);
                 int merged = rows_of(arg, r0, rows, ap);
