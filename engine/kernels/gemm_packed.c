@@ -87,8 +87,7 @@ void gemm_pack_b_halves(const float *b, int k, int n, float *packed)
  * (zeroed with `rep stos`, loaded before it, stored after it, reloaded for the epilogue): about
  * 150 cycles a call, which small k pays most for. Named, on a Zen 5 EPYC (one process
  * alternating builds, 2 threads): ResNet50 batch 1 1.06x (torch) / 1.08x (keras), batch 8
- * 1.04x, MobileNetV2 1.12-1.16x; a 3136 x 64 -> 256 GEMM 1.17-1.31x. The AVX2 tile, with 16
- * registers, had stored its arrays on every k-step. */
+ * 1.04x, MobileNetV2 1.12-1.16x; a 3136 x 64 -> 256 GEMM 1.17-1.31x. */
 #define ROWS_1(X) X(0)
 #define ROWS_2(X) ROWS_1(X) X(1)
 #define ROWS_3(X) ROWS_2(X) X(2)
@@ -220,9 +219,8 @@ store_row(__m256 acc0, __m256 acc1, float *cr, const float *rr, const gemm_epilo
 /* AVX2: rows [0, R) (R <= 6) of one tile against `cols` (1..16) columns of the panel starting
  * at bp / c / bias / res: up to 12 ymm accumulators (with two panel vectors and a broadcast,
  * 15 of the 16 registers; 8 loads per 12 FMAs), the same sums and epilogue as the AVX-512
- * tile. The accumulators are named variables, one pair per row (ROWS_R expands X for rows
- * 0..R-1): as arrays, with 16 registers, GCC stored them to the stack on every step, which
- * halved the speed (the AVX-512 tile, with 32 registers, keeps its arrays in registers).
+ * tile. The accumulators are named variables, one pair per row (ROWS_R): as arrays, with 16
+ * registers, GCC stored them to the stack on every step, which halved the speed.
  * GCC does not unroll the k-loop at -O3; unrolled four times, ResNet50 ran 1.02-1.04x faster
  * (in one process against the loop as written; twice or eight times measured the same). */
 #define ROW_DECL(r)                                                                                \
